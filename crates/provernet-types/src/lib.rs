@@ -1,0 +1,26 @@
+//! Ids, quantities with units, resources, the canonical codec, keys and transactions.
+//!
+//! This is layer 0: everything above shares these types, and nothing here does I/O.
+
+pub mod codec;
+pub mod crypto;
+pub mod ids;
+pub mod limits;
+pub mod resources;
+pub mod tx;
+pub mod units;
+
+pub use codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, Encode, Reader};
+pub use crypto::{Keypair, Signature, SignatureError};
+pub use ids::{
+    domain_hash, AccountId, BlobHash, BlockHash, JobId, ProgramId, ProverId, StateRoot, TxHash,
+};
+pub use resources::{BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources};
+pub use tx::{
+    AttemptOutcome, JobSpec, MechanismKind, ProgramManifest, SignedTx, Transaction, TxBody,
+    TxDecodeError, Usage, VerifiedTx, VerifierSpec,
+};
+pub use units::{
+    Blocks, Bytes, GpuCount, Height, MicroCredits, MilliCores, Millis, Nonce, ParseUnitError,
+    Seconds,
+};

@@ -1,0 +1,466 @@
+//! Transactions: what accounts, provers and validators sign and the chain orders.
+//!
+//! Bytes from the network become a [`SignedTx`] through [`SignedTx::decode`] (bounded, no
+//! trailing bytes), then a [`VerifiedTx`] through [`SignedTx::verify`]. The ledger only accepts
+//! [`VerifiedTx`], so it cannot be handed a transaction whose signature nobody checked; the
+//! (expensive) signature check can run at mempool admission or in parallel before execution.
+
+use crate::codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, Encode, Reader};
+use crate::crypto::{verify, Keypair, Signature, SignatureError, TX_DOMAIN};
+use crate::ids::{AccountId, BlobHash, JobId, ProgramId, TxHash};
+use crate::limits::*;
+use crate::resources::{BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources};
+use crate::units::{Bytes, MicroCredits, Millis, Nonce, Seconds};
+use crate::{codec_struct, codec_unit_enum};
+
+/// How a program's proofs are checked.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VerifierSpec {
+    /// A verifier executable run by a committee of provers.
+    Program(BlobRef),
+    /// A proof system the validators check natively.
+    Builtin(BuiltinVerifier),
+}
+
+impl Encode for VerifierSpec {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            VerifierSpec::Program(b) => {
+                out.push(0);
+                b.encode_to(out);
+            }
+            VerifierSpec::Builtin(k) => {
+                out.push(1);
+                k.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for VerifierSpec {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8("verifier")? {
+            0 => Ok(VerifierSpec::Program(Decode::decode_from(r)?)),
+            1 => Ok(VerifierSpec::Builtin(Decode::decode_from(r)?)),
+            tag => Err(CodecError::InvalidTag { what: "verifier", tag }),
+        }
+    }
+}
+
+/// A program's manifest. Its hash is the [`ProgramId`], so a program is immutable: changing any
+/// byte of either executable makes a different program.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ProgramManifest {
+    pub name: FileName,
+    pub prover: BlobRef,
+    pub verifier: VerifierSpec,
+    pub default_resources: Resources,
+    pub default_time_limit: Seconds,
+    /// Labels a prover must carry to run this program (e.g. `cpu=x86-64-v3`).
+    pub requires: BoundedVec<Label, REQUIRED_LABELS_MAX>,
+}
+codec_struct!(ProgramManifest {
+    name,
+    prover,
+    verifier,
+    default_resources,
+    default_time_limit,
+    requires
+});
+
+impl ProgramManifest {
+    pub fn id(&self) -> ProgramId {
+        ProgramId(crate::ids::domain_hash("provernet program manifest v1", &[&self.encode()]))
+    }
+}
+
+/// The allocation mechanism a job asks for.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub enum MechanismKind {
+    /// A uniformly random eligible prover per attempt, a fresh one after each failure.
+    #[default]
+    RandomWithFallback,
+}
+codec_unit_enum!(MechanismKind { RandomWithFallback = 0 });
+
+/// What a requester asks for when submitting a job.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct JobSpec {
+    pub program: ProgramId,
+    pub inputs: BoundedVec<NamedBlob, JOB_INPUTS_MAX>,
+    /// `None` takes the program's default resources.
+    pub resources: Option<Resources>,
+    pub time_limit: Seconds,
+    /// Provers running the job at once (1 to [`REDUNDANCY_MAX`]).
+    pub redundancy: u8,
+    pub prover_set: ProverSet,
+    pub mechanism: MechanismKind,
+    /// The most the requester will pay; must cover the quote. The quote, not this, is charged.
+    pub max_fee: MicroCredits,
+}
+codec_struct!(JobSpec {
+    program,
+    inputs,
+    resources,
+    time_limit,
+    redundancy,
+    prover_set,
+    mechanism,
+    max_fee
+});
+
+/// What a prover measured while running an attempt.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Usage {
+    pub wall: Millis,
+    pub cpu: Millis,
+    pub peak_memory: Bytes,
+}
+codec_struct!(Usage { wall, cpu, peak_memory });
+
+/// How an attempt ended, as its prover reports it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum AttemptOutcome {
+    /// The prover exited 0 and these are its proof files.
+    Proof(BoundedVec<NamedBlob, PROOF_FILES_MAX>),
+    /// The prover program failed: its exit code and the tail of its stderr.
+    ProgramError { exit_code: u32, reason: BoundedString<REASON_BYTES_MAX> },
+}
+
+impl Encode for AttemptOutcome {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            AttemptOutcome::Proof(files) => {
+                out.push(0);
+                files.encode_to(out);
+            }
+            AttemptOutcome::ProgramError { exit_code, reason } => {
+                out.push(1);
+                exit_code.encode_to(out);
+                reason.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for AttemptOutcome {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8("attempt outcome")? {
+            0 => Ok(AttemptOutcome::Proof(Decode::decode_from(r)?)),
+            1 => Ok(AttemptOutcome::ProgramError {
+                exit_code: Decode::decode_from(r)?,
+                reason: Decode::decode_from(r)?,
+            }),
+            tag => Err(CodecError::InvalidTag { what: "attempt outcome", tag }),
+        }
+    }
+}
+
+/// Everything a transaction can do.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum TxBody {
+    /// Move credits to another account (created if new).
+    Transfer { to: AccountId, amount: MicroCredits },
+    /// Register an immutable program.
+    RegisterProgram { manifest: ProgramManifest },
+    /// Register the signer as a prover with a declared capacity, staking `stake`.
+    RegisterProver {
+        capacity: Resources,
+        labels: BoundedVec<Label, PROVER_LABELS_MAX>,
+        stake: MicroCredits,
+    },
+    /// Announce exit; the stake returns after the exit delay once no work is held.
+    DeregisterProver,
+    /// Submit a proof job; the quote is escrowed.
+    SubmitJob(JobSpec),
+    /// Cancel a job that no prover is running yet.
+    CancelJob { job: JobId },
+    /// The assigned prover takes attempt `attempt` of `job`.
+    AcceptJob { job: JobId, attempt: u8 },
+    /// The assigned prover declines (quota-limited, not penalised).
+    DeclineJob { job: JobId, attempt: u8 },
+    /// The assigned prover reports the outcome of a running attempt.
+    PostResult { job: JobId, attempt: u8, outcome: AttemptOutcome, usage: Usage },
+    /// Any eligible prover posts a proof for a job in its open race.
+    PostRaceProof { job: JobId, files: BoundedVec<NamedBlob, PROOF_FILES_MAX>, usage: Usage },
+    /// A committee member's verdict on an attempt's proof.
+    Vote { job: JobId, attempt: u8, valid: bool },
+}
+
+impl Encode for TxBody {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            TxBody::Transfer { to, amount } => {
+                out.push(1);
+                to.encode_to(out);
+                amount.encode_to(out);
+            }
+            TxBody::RegisterProgram { manifest } => {
+                out.push(2);
+                manifest.encode_to(out);
+            }
+            TxBody::RegisterProver { capacity, labels, stake } => {
+                out.push(3);
+                capacity.encode_to(out);
+                labels.encode_to(out);
+                stake.encode_to(out);
+            }
+            TxBody::DeregisterProver => out.push(4),
+            TxBody::SubmitJob(spec) => {
+                out.push(5);
+                spec.encode_to(out);
+            }
+            TxBody::CancelJob { job } => {
+                out.push(6);
+                job.encode_to(out);
+            }
+            TxBody::AcceptJob { job, attempt } => {
+                out.push(7);
+                job.encode_to(out);
+                attempt.encode_to(out);
+            }
+            TxBody::DeclineJob { job, attempt } => {
+                out.push(8);
+                job.encode_to(out);
+                attempt.encode_to(out);
+            }
+            TxBody::PostResult { job, attempt, outcome, usage } => {
+                out.push(9);
+                job.encode_to(out);
+                attempt.encode_to(out);
+                outcome.encode_to(out);
+                usage.encode_to(out);
+            }
+            TxBody::PostRaceProof { job, files, usage } => {
+                out.push(10);
+                job.encode_to(out);
+                files.encode_to(out);
+                usage.encode_to(out);
+            }
+            TxBody::Vote { job, attempt, valid } => {
+                out.push(11);
+                job.encode_to(out);
+                attempt.encode_to(out);
+                valid.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for TxBody {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        use Decode as D;
+        Ok(match r.u8("transaction kind")? {
+            1 => TxBody::Transfer { to: D::decode_from(r)?, amount: D::decode_from(r)? },
+            2 => TxBody::RegisterProgram { manifest: D::decode_from(r)? },
+            3 => TxBody::RegisterProver {
+                capacity: D::decode_from(r)?,
+                labels: D::decode_from(r)?,
+                stake: D::decode_from(r)?,
+            },
+            4 => TxBody::DeregisterProver,
+            5 => TxBody::SubmitJob(D::decode_from(r)?),
+            6 => TxBody::CancelJob { job: D::decode_from(r)? },
+            7 => TxBody::AcceptJob { job: D::decode_from(r)?, attempt: D::decode_from(r)? },
+            8 => TxBody::DeclineJob { job: D::decode_from(r)?, attempt: D::decode_from(r)? },
+            9 => TxBody::PostResult {
+                job: D::decode_from(r)?,
+                attempt: D::decode_from(r)?,
+                outcome: D::decode_from(r)?,
+                usage: D::decode_from(r)?,
+            },
+            10 => TxBody::PostRaceProof {
+                job: D::decode_from(r)?,
+                files: D::decode_from(r)?,
+                usage: D::decode_from(r)?,
+            },
+            11 => TxBody::Vote {
+                job: D::decode_from(r)?,
+                attempt: D::decode_from(r)?,
+                valid: D::decode_from(r)?,
+            },
+            tag => return Err(CodecError::InvalidTag { what: "transaction kind", tag }),
+        })
+    }
+}
+
+impl TxBody {
+    /// A short stable name for logs, receipts and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TxBody::Transfer { .. } => "transfer",
+            TxBody::RegisterProgram { .. } => "register_program",
+            TxBody::RegisterProver { .. } => "register_prover",
+            TxBody::DeregisterProver => "deregister_prover",
+            TxBody::SubmitJob(_) => "submit_job",
+            TxBody::CancelJob { .. } => "cancel_job",
+            TxBody::AcceptJob { .. } => "accept_job",
+            TxBody::DeclineJob { .. } => "decline_job",
+            TxBody::PostResult { .. } => "post_result",
+            TxBody::PostRaceProof { .. } => "post_race_proof",
+            TxBody::Vote { .. } => "vote",
+        }
+    }
+}
+
+/// An unsigned transaction: who, which sequence number, what.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transaction {
+    pub signer: AccountId,
+    /// Must equal the signer's next nonce; a used nonce can never apply again.
+    pub nonce: Nonce,
+    pub body: TxBody,
+}
+codec_struct!(Transaction { signer, nonce, body });
+
+impl Transaction {
+    pub fn sign(self, key: &Keypair, chain_id: &str) -> SignedTx {
+        debug_assert_eq!(key.account(), self.signer, "signing with another account's key");
+        let signature = key.sign(TX_DOMAIN, chain_id, &self.encode());
+        SignedTx { tx: self, signature }
+    }
+}
+
+/// A transaction with its signature, as carried in blocks and over the API.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SignedTx {
+    pub tx: Transaction,
+    pub signature: Signature,
+}
+codec_struct!(SignedTx { tx, signature });
+
+/// Why transaction bytes were refused before execution.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxDecodeError {
+    #[error("transaction is {len} bytes, above the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("malformed transaction: {0}")]
+    Malformed(#[from] CodecError),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+impl SignedTx {
+    /// Decodes untrusted bytes, enforcing the size limit and every field bound.
+    pub fn decode(bytes: &[u8]) -> Result<SignedTx, TxDecodeError> {
+        if bytes.len() > TX_BYTES_MAX {
+            return Err(TxDecodeError::TooLarge { len: bytes.len(), max: TX_BYTES_MAX });
+        }
+        Ok(decode_exact(bytes, "transaction")?)
+    }
+
+    pub fn hash(&self) -> TxHash {
+        TxHash(*blake3::hash(&self.encode()).as_bytes())
+    }
+
+    /// Checks the signature for `chain_id`.
+    pub fn verify(self, chain_id: &str) -> Result<VerifiedTx, TxDecodeError> {
+        verify(&self.tx.signer, TX_DOMAIN, chain_id, &self.tx.encode(), &self.signature)?;
+        let hash = self.hash();
+        Ok(VerifiedTx { tx: self, hash })
+    }
+}
+
+/// A transaction whose signature has been checked. Only [`SignedTx::verify`] makes one.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VerifiedTx {
+    tx: SignedTx,
+    hash: TxHash,
+}
+
+impl VerifiedTx {
+    pub fn signed(&self) -> &SignedTx {
+        &self.tx
+    }
+    pub fn tx(&self) -> &Transaction {
+        &self.tx.tx
+    }
+    pub fn hash(&self) -> TxHash {
+        self.hash
+    }
+}
+
+/// The id a submitted job gets: derived from the submitting account and nonce, so it is known
+/// before the transaction is included and no two jobs can share one.
+pub fn job_id(requester: &AccountId, nonce: Nonce) -> JobId {
+    JobId(crate::ids::domain_hash("provernet job id v1", &[&requester.0, &nonce.0.to_le_bytes()]))
+}
+
+/// Convenience for tests and tools: a blob reference for known bytes.
+pub fn blob_ref(bytes: &[u8]) -> BlobRef {
+    BlobRef { hash: BlobHash::of(bytes), size: Bytes(bytes.len() as u64) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::{GpuCount, MilliCores};
+
+    fn sample() -> Transaction {
+        let key = Keypair::insecure_from_label("alice");
+        Transaction {
+            signer: key.account(),
+            nonce: Nonce(3),
+            body: TxBody::SubmitJob(JobSpec {
+                program: ProgramId([7; 32]),
+                inputs: BoundedVec::try_from_vec(vec![NamedBlob {
+                    name: "digest".parse().unwrap(),
+                    blob: blob_ref(b"abc"),
+                }])
+                .unwrap(),
+                resources: Some(Resources {
+                    cores: MilliCores(2000),
+                    memory: Bytes::gib(2),
+                    gpus: GpuCount(0),
+                }),
+                time_limit: Seconds(60),
+                redundancy: 1,
+                prover_set: ProverSet::Any,
+                mechanism: MechanismKind::RandomWithFallback,
+                max_fee: MicroCredits(10_000),
+            }),
+        }
+    }
+
+    #[test]
+    fn sign_encode_decode_verify() {
+        let key = Keypair::insecure_from_label("alice");
+        let signed = sample().sign(&key, "devnet");
+        let bytes = signed.encode();
+        let decoded = SignedTx::decode(&bytes).unwrap();
+        assert_eq!(decoded, signed);
+        let verified = decoded.verify("devnet").unwrap();
+        assert_eq!(verified.hash(), signed.hash());
+        assert!(SignedTx::decode(&bytes).unwrap().verify("other-chain").is_err());
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let key = Keypair::insecure_from_label("alice");
+        let mut signed = sample().sign(&key, "devnet");
+        signed.tx.nonce = Nonce(4);
+        assert!(matches!(signed.verify("devnet"), Err(TxDecodeError::Signature(_))));
+    }
+
+    #[test]
+    fn oversized_and_trailing_bytes_are_refused() {
+        let key = Keypair::insecure_from_label("alice");
+        let mut bytes = sample().sign(&key, "devnet").encode();
+        bytes.push(0);
+        assert!(matches!(
+            SignedTx::decode(&bytes),
+            Err(TxDecodeError::Malformed(CodecError::TrailingBytes { .. }))
+        ));
+        let big = vec![0u8; TX_BYTES_MAX + 1];
+        assert!(matches!(SignedTx::decode(&big), Err(TxDecodeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let key = Keypair::insecure_from_label("alice");
+        let bytes = sample().sign(&key, "devnet").encode();
+        for cut in 0..bytes.len() {
+            assert!(SignedTx::decode(&bytes[..cut]).is_err());
+        }
+    }
+}
