@@ -80,8 +80,12 @@ pub trait Allocator {
 
     /// Picks the prover for one attempt from `candidates` (in ascending id order), or `None`
     /// when none is eligible.
-    fn select(&self, seed: Seed, request: &Request<'_>, candidates: &[Candidate<'_>])
-        -> Option<ProverId>;
+    fn select(
+        &self,
+        seed: Seed,
+        request: &Request<'_>,
+        candidates: &[Candidate<'_>],
+    ) -> Option<ProverId>;
 }
 
 /// The default: every eligible prover is equally likely; after a failure the ledger asks again
@@ -134,7 +138,11 @@ mod tests {
     use provernet_types::{Bytes, GpuCount, MilliCores};
 
     fn res(cores: u32, gib: u64, gpus: u16) -> Resources {
-        Resources { cores: MilliCores::from_cores(cores), memory: Bytes::gib(gib), gpus: GpuCount(gpus) }
+        Resources {
+            cores: MilliCores::from_cores(cores),
+            memory: Bytes::gib(gib),
+            gpus: GpuCount(gpus),
+        }
     }
 
     fn cands(labels: &[Label]) -> Vec<Candidate<'_>> {
@@ -157,13 +165,31 @@ mod tests {
         for i in 0..200u32 {
             let seed = Seed::derive(&[0; 32], "test", &[&i.to_le_bytes()]);
             // 8 cores and a GPU: only provers 7 and 9 fit; 9 is excluded.
-            let req = Request { resources: res(8, 1, 1), bond: MicroCredits(1), prover_set: &any, requires: &[], exclude: &exclude };
+            let req = Request {
+                resources: res(8, 1, 1),
+                bond: MicroCredits(1),
+                prover_set: &any,
+                requires: &[],
+                exclude: &exclude,
+            };
             assert_eq!(RandomWithFallback.select(seed, &req, &c), Some(ProverId([7; 32])));
             // The program requires the GPU label: only prover 9 has it.
-            let req = Request { resources: res(1, 1, 0), bond: MicroCredits(1), prover_set: &any, requires: &gpu, exclude: &[] };
+            let req = Request {
+                resources: res(1, 1, 0),
+                bond: MicroCredits(1),
+                prover_set: &any,
+                requires: &gpu,
+                exclude: &[],
+            };
             assert_eq!(RandomWithFallback.select(seed, &req, &c), Some(ProverId([9; 32])));
             // Nobody has the stake.
-            let req = Request { resources: res(1, 1, 0), bond: MicroCredits(2_000_000), prover_set: &any, requires: &[], exclude: &[] };
+            let req = Request {
+                resources: res(1, 1, 0),
+                bond: MicroCredits(2_000_000),
+                prover_set: &any,
+                requires: &[],
+                exclude: &[],
+            };
             assert_eq!(RandomWithFallback.select(seed, &req, &c), None);
         }
     }
@@ -172,7 +198,13 @@ mod tests {
     fn selection_is_close_to_uniform() {
         let c = cands(&[]);
         let any = ProverSet::Any;
-        let req = Request { resources: res(1, 1, 0), bond: MicroCredits(0), prover_set: &any, requires: &[], exclude: &[] };
+        let req = Request {
+            resources: res(1, 1, 0),
+            bond: MicroCredits(0),
+            prover_set: &any,
+            requires: &[],
+            exclude: &[],
+        };
         let mut counts = [0u32; 10];
         let n = 20_000u32;
         for i in 0..n {

@@ -22,6 +22,12 @@ pub struct PriceTable {
     pub gpu_pico_per_s: u64,
 }
 
+provernet_types::codec_struct!(PriceTable {
+    core_pico_per_s,
+    memory_pico_per_gib_s,
+    gpu_pico_per_s
+});
+
 impl Default for PriceTable {
     /// Calibrated to ZkCloud's published rates (seed 001): a fully used CPU node (96 cores,
     /// 768 GB) costs $0.61/h, a fully used GPU node (2 GPUs, 64 cores, 380 GB) $0.84/h, so half
@@ -41,11 +47,10 @@ impl PriceTable {
     fn scaled(&self, r: &Resources, time: Seconds) -> u128 {
         let secs = u128::from(time.0);
         let cores = u128::from(r.cores.0) * u128::from(self.core_pico_per_s) * BYTES_PER_GIB;
-        let memory = u128::from(r.memory.0) * u128::from(self.memory_pico_per_gib_s) * MILLI_PER_CORE;
-        let gpus = u128::from(r.gpus.0)
-            * u128::from(self.gpu_pico_per_s)
-            * MILLI_PER_CORE
-            * BYTES_PER_GIB;
+        let memory =
+            u128::from(r.memory.0) * u128::from(self.memory_pico_per_gib_s) * MILLI_PER_CORE;
+        let gpus =
+            u128::from(r.gpus.0) * u128::from(self.gpu_pico_per_s) * MILLI_PER_CORE * BYTES_PER_GIB;
         (cores + memory + gpus) * secs
     }
 

@@ -184,8 +184,14 @@ impl<A: Decode, B: Decode> Decode for (A, B) {
 }
 
 /// A vector with at most `MAX` items, enforced on construction and on decode.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BoundedVec<T, const MAX: usize>(Vec<T>);
+
+impl<T, const MAX: usize> Default for BoundedVec<T, MAX> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
 
 impl<T, const MAX: usize> BoundedVec<T, MAX> {
     pub const MAX: usize = MAX;

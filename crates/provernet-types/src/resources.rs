@@ -18,7 +18,8 @@ pub struct Resources {
 codec_struct!(Resources { cores, memory, gpus });
 
 impl Resources {
-    pub const ZERO: Resources = Resources { cores: MilliCores(0), memory: Bytes(0), gpus: GpuCount(0) };
+    pub const ZERO: Resources =
+        Resources { cores: MilliCores(0), memory: Bytes(0), gpus: GpuCount(0) };
 
     /// Whether `self` fits inside `capacity` in every dimension.
     pub fn fits_in(&self, capacity: &Resources) -> bool {
@@ -260,7 +261,9 @@ impl Decode for ProverSet {
 }
 
 /// Verifiers the validators run natively instead of a committee of provers.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub enum BuiltinVerifier {
     /// Groth16 over BN254 (arkworks).
     Groth16Bn254,

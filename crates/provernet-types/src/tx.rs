@@ -9,7 +9,9 @@ use crate::codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, 
 use crate::crypto::{verify, Keypair, Signature, SignatureError, TX_DOMAIN};
 use crate::ids::{AccountId, BlobHash, JobId, ProgramId, TxHash};
 use crate::limits::*;
-use crate::resources::{BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources};
+use crate::resources::{
+    BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,
+};
 use crate::units::{Bytes, MicroCredits, Millis, Nonce, Seconds};
 use crate::{codec_struct, codec_unit_enum};
 

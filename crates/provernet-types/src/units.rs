@@ -188,8 +188,7 @@ fn parse_decimal(s: &str, scale: u32) -> Option<u64> {
     if int.is_empty() && frac.is_empty() {
         return None;
     }
-    if frac.len() > scale as usize || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
-    {
+    if frac.len() > scale as usize || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
     let int: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
@@ -348,7 +347,13 @@ impl FromStr for Seconds {
                 'm' => 60,
                 'h' => 3600,
                 'd' => 86_400,
-                _ => return Err(unit_err(WHAT, input, format!("unknown unit `{c}`; use s, m, h, d"))),
+                _ => {
+                    return Err(unit_err(
+                        WHAT,
+                        input,
+                        format!("unknown unit `{c}`; use s, m, h, d"),
+                    ))
+                }
             };
             let n: u64 = digits
                 .parse()

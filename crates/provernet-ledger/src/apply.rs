@@ -1,0 +1,1148 @@
+//! The state machine: `apply_block(state, context, txs)`.
+//!
+//! # Protocol
+//!
+//! Transactions apply in block order; each either applies whole or is rejected with a
+//! [`TxError`] and changes nothing. Then the *end-of-block rules* run over every job and prover
+//! whose wake-up height has come (a job wakes in the block where a transaction touched it and at
+//! its next deadline):
+//!
+//! 1. **Timeouts.** An attempt still `Assigned` at its accept deadline becomes `MissedAccept`;
+//!    one still `Running` at its result deadline (accept height + time limit in blocks + grace)
+//!    becomes `MissedDeadline`. Both slash the prover and free its capacity and bond.
+//! 2. **Verification.** A newly `Proven` attempt gets a committee: the validators for built-in
+//!    verifiers, else `committee_size` random active provers other than the attempt's prover
+//!    (the validators when there are none). It is accepted once ≥ 2/3 of the committee vote
+//!    valid and rejected once that can no longer happen. At the vote deadline without a quorum a
+//!    new committee is drawn; in the last round the votes cast decide, and with none cast the
+//!    attempt is `Unverifiable` (nobody paid, nobody punished).
+//! 3. **Settlement of an attempt.** Accepted: the prover is paid the attempt's fee less the
+//!    verifier share, which goes to the members who voted valid; the first accepted attempt
+//!    makes the job `Verified`, and if any earlier attempt failed through a prover's fault the
+//!    requester gets `fallback_refund_bps` of the fee back from the treasury (which holds the
+//!    slashes). Rejected: the prover is slashed; members who voted invalid share the verifier
+//!    reward, paid from the treasury.
+//! 4. **Fallback.** While a job is not final and fewer than `redundancy` attempts are live, new
+//!    attempts go to fresh provers picked by the job's mechanism, excluding every prover that
+//!    already held one, until `redundancy + fallback_attempts_max` attempts were made. Then, or
+//!    when no eligible prover remains, the job opens a race: any eligible prover may post a proof
+//!    for one time limit; the first proof accepted wins. A race with no accepted proof ends
+//!    `Failed(no proof)` with a full refund. Program errors from `program_error_quorum` distinct
+//!    provers end the job `Failed(program)`: the requester is charged one attempt's fee, shared
+//!    by those provers, and nobody is punished. A job never assigned within `pending_timeout`
+//!    `Expired`.
+//! 5. **Settlement of a job.** Once a job is final and no attempt of it is live, the rest of its
+//!    escrow returns to the requester. Every path conserves credits: balances + stakes +
+//!    escrows + treasury + burned always equals the genesis supply.
+//!
+//! Randomness for assignment and committees comes from the block context (the consensus
+//! engine's threshold beacon), bound to the job, the attempt and the purpose, so the order in
+//! which a proposer puts transactions cannot steer who is picked.
+
+use crate::entities::*;
+use crate::error::TxError;
+use crate::events::{Event, Fault, PaymentKind, Receipt};
+use crate::overlay::Overlay;
+use crate::params::Genesis;
+use crate::state::{ChangeSet, Meta, State};
+use provernet_mechanism::{allocator, pick_committee, Candidate, Request, Seed};
+use provernet_types::limits::*;
+use provernet_types::tx::job_id;
+use provernet_types::{
+    AccountId, AttemptOutcome, BoundedVec, Height, JobId, JobSpec, MicroCredits, Millis, Nonce,
+    ProgramManifest, ProverId, ProverSet, Resources, StateRoot, TxBody, Usage, VerifiedTx,
+    VerifierSpec,
+};
+
+/// What the consensus layer tells the ledger about the block being applied.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BlockContext {
+    pub height: Height,
+    /// Unbiasable randomness for this block (the threshold-signature beacon).
+    pub randomness: [u8; 32],
+    /// The block's timestamp, for display only: every timeout is counted in blocks.
+    pub time: Millis,
+}
+
+/// What applying a block produced.
+#[derive(Clone, Debug)]
+pub struct BlockOutput {
+    pub receipts: Vec<Receipt>,
+    pub events: Vec<Event>,
+    pub root: StateRoot,
+    pub changes: ChangeSet,
+}
+
+/// Why a block could not be applied at all (a bug in the caller, not a bad transaction).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block height {got} does not follow the state's height {state}")]
+    WrongHeight { state: Height, got: Height },
+    #[error("block has {got} transactions, above the limit of {max}")]
+    TooManyTxs { got: usize, max: usize },
+}
+
+/// Why a genesis description was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("invalid chain parameters: {0}")]
+    Params(String),
+    #[error("account {0} appears twice")]
+    DuplicateAccount(AccountId),
+    #[error("genesis program `{name}` is invalid: {reason}")]
+    Program { name: String, reason: String },
+    #[error("the probe program {0} is not among the genesis programs")]
+    MissingProbeProgram(provernet_types::ProgramId),
+    #[error("the genesis supply overflows")]
+    Overflow,
+}
+
+/// The state at height 0.
+pub fn genesis(g: &Genesis) -> Result<State, GenesisError> {
+    g.params.validate().map_err(GenesisError::Params)?;
+    let mut supply: u64 = 0;
+    let mut state = State::empty(Meta {
+        height: Height(0),
+        supply: MicroCredits(0),
+        treasury: MicroCredits(0),
+        burned: MicroCredits(0),
+        params: g.params.clone(),
+    });
+    for (id, amount) in g.accounts.iter() {
+        if state.account(id).is_some() {
+            return Err(GenesisError::DuplicateAccount(*id));
+        }
+        supply = supply.checked_add(amount.0).ok_or(GenesisError::Overflow)?;
+        state.put_account(*id, Account { balance: *amount, nonce: Nonce(0) });
+    }
+    for v in g.params.validators.iter() {
+        if state.account(v).is_none() {
+            state.put_account(*v, Account::default());
+        }
+    }
+    for m in g.programs.iter() {
+        let ov = Overlay::new(&state, Height(0));
+        check_manifest(&ov, m).map_err(|e| GenesisError::Program {
+            name: m.name.to_string(),
+            reason: e.to_string(),
+        })?;
+        state.put_program(
+            m.id(),
+            Program { manifest: m.clone(), owner: AccountId::default(), registered_at: Height(0) },
+        );
+    }
+    if let Some(probe) = &g.params.probe {
+        if state.program(&probe.program).is_none() {
+            return Err(GenesisError::MissingProbeProgram(probe.program));
+        }
+    }
+    state.meta.supply = MicroCredits(supply);
+    state.put_meta();
+    state.commit();
+    Ok(state)
+}
+
+/// Applies a block: its transactions in order, then the end-of-block rules, then commits.
+pub fn apply_block(
+    state: &mut State,
+    ctx: &BlockContext,
+    txs: &[VerifiedTx],
+) -> Result<BlockOutput, BlockError> {
+    let expected = Height(state.height().0 + 1);
+    if ctx.height != expected {
+        return Err(BlockError::WrongHeight { state: state.height(), got: ctx.height });
+    }
+    if txs.len() > BLOCK_TXS_MAX {
+        return Err(BlockError::TooManyTxs { got: txs.len(), max: BLOCK_TXS_MAX });
+    }
+    state.meta.height = ctx.height;
+    state.put_meta();
+    let mut receipts = Vec::with_capacity(txs.len());
+    let mut events = Vec::new();
+    for tx in txs {
+        let mut ov = Overlay::new(state, ctx.height);
+        let result = apply_tx(&mut ov, tx);
+        if result.is_ok() {
+            let (writes, evs) = ov.finish();
+            writes.apply(state);
+            events.extend(evs);
+        }
+        receipts.push(Receipt { tx: tx.hash(), result });
+    }
+    let mut ov = Overlay::new(state, ctx.height);
+    end_of_block(&mut ov, ctx);
+    let (writes, evs) = ov.finish();
+    writes.apply(state);
+    events.extend(evs);
+    let (root, changes) = state.commit();
+    Ok(BlockOutput { receipts, events, root, changes })
+}
+
+fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
+    let tx = vtx.tx();
+    let signer = tx.signer;
+    let account = ov.account(&signer).ok_or(TxError::UnknownAccount(signer))?;
+    if account.nonce != tx.nonce {
+        return Err(TxError::BadNonce { expected: account.nonce, got: tx.nonce });
+    }
+    match &tx.body {
+        TxBody::Transfer { to, amount } => transfer(ov, signer, *to, *amount)?,
+        TxBody::RegisterProgram { manifest } => register_program(ov, signer, manifest)?,
+        TxBody::RegisterProver { capacity, labels, stake } => {
+            register_prover(ov, signer, tx.nonce, capacity, labels, *stake)?
+        }
+        TxBody::DeregisterProver => deregister_prover(ov, signer.into())?,
+        TxBody::SubmitJob(spec) => submit_job(ov, signer, tx.nonce, spec)?,
+        TxBody::CancelJob { job } => cancel_job(ov, signer, *job)?,
+        TxBody::AcceptJob { job, attempt } => accept_job(ov, signer.into(), *job, *attempt)?,
+        TxBody::DeclineJob { job, attempt } => decline_job(ov, signer.into(), *job, *attempt)?,
+        TxBody::PostResult { job, attempt, outcome, usage } => {
+            post_result(ov, signer.into(), *job, *attempt, outcome, *usage)?
+        }
+        TxBody::PostRaceProof { job, files, usage } => {
+            post_race_proof(ov, signer.into(), *job, files, *usage)?
+        }
+        TxBody::Vote { job, attempt, valid } => vote(ov, signer, *job, *attempt, *valid)?,
+    }
+    let a = ov.account_mut(signer);
+    a.nonce = Nonce(a.nonce.0 + 1);
+    Ok(())
+}
+
+fn debit(ov: &mut Overlay<'_>, who: AccountId, amount: MicroCredits) -> Result<(), TxError> {
+    let have = ov.account(&who).map(|a| a.balance).unwrap_or_default();
+    let left =
+        have.checked_sub(amount).ok_or(TxError::InsufficientBalance { need: amount, have })?;
+    ov.account_mut(who).balance = left;
+    Ok(())
+}
+
+/// Credits `amount` to `to`. Balances cannot overflow: every credit comes from the fixed
+/// supply, which fits in a `u64`.
+fn credit(ov: &mut Overlay<'_>, to: AccountId, amount: MicroCredits) {
+    let a = ov.account_mut(to);
+    a.balance = MicroCredits(a.balance.0 + amount.0);
+}
+
+fn pay(
+    ov: &mut Overlay<'_>,
+    to: AccountId,
+    job: Option<JobId>,
+    kind: PaymentKind,
+    amount: MicroCredits,
+) {
+    if amount.0 == 0 {
+        return;
+    }
+    credit(ov, to, amount);
+    ov.events.push(Event::Paid { to, job, kind, amount });
+}
+
+fn transfer(
+    ov: &mut Overlay<'_>,
+    from: AccountId,
+    to: AccountId,
+    amount: MicroCredits,
+) -> Result<(), TxError> {
+    if amount.0 == 0 {
+        return Err(TxError::ZeroAmount);
+    }
+    debit(ov, from, amount)?;
+    credit(ov, to, amount);
+    Ok(())
+}
+
+fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> {
+    m.default_resources.check_bounds().map_err(TxError::BadResources)?;
+    check_time_limit(m.default_time_limit)?;
+    if m.prover.size.0 == 0 || m.prover.size > BLOB_BYTES_MAX {
+        return Err(TxError::BadManifest("prover executable size must be 1 byte to 64 GiB"));
+    }
+    if let VerifierSpec::Program(v) = &m.verifier {
+        if v.size.0 == 0 || v.size > BLOB_BYTES_MAX {
+            return Err(TxError::BadManifest("verifier executable size must be 1 byte to 64 GiB"));
+        }
+    }
+    if !m.requires.windows(2).all(|w| w[0] < w[1]) {
+        return Err(TxError::BadManifest("required labels must be sorted and unique"));
+    }
+    let id = m.id();
+    if ov.program(&id).is_some() {
+        return Err(TxError::ProgramExists(id));
+    }
+    if ov.base().program_by_name(m.name.as_str()).is_some() {
+        return Err(TxError::ProgramNameTaken(m.name.clone()));
+    }
+    Ok(())
+}
+
+fn check_time_limit(t: provernet_types::Seconds) -> Result<(), TxError> {
+    if t < TIME_LIMIT_MIN || t > TIME_LIMIT_MAX {
+        return Err(TxError::BadTimeLimit { got: t, min: TIME_LIMIT_MIN, max: TIME_LIMIT_MAX });
+    }
+    Ok(())
+}
+
+fn register_program(
+    ov: &mut Overlay<'_>,
+    owner: AccountId,
+    m: &ProgramManifest,
+) -> Result<(), TxError> {
+    check_manifest(ov, m)?;
+    let id = m.id();
+    ov.put_program(id, Program { manifest: m.clone(), owner, registered_at: ov.height });
+    ov.events.push(Event::ProgramRegistered { program: id });
+    Ok(())
+}
+
+fn register_prover(
+    ov: &mut Overlay<'_>,
+    signer: AccountId,
+    nonce: Nonce,
+    capacity: &Resources,
+    labels: &BoundedVec<provernet_types::Label, PROVER_LABELS_MAX>,
+    stake: MicroCredits,
+) -> Result<(), TxError> {
+    let id = ProverId::from(signer);
+    if ov.prover(&id).is_some() {
+        return Err(TxError::ProverExists(id));
+    }
+    capacity.check_bounds().map_err(TxError::BadResources)?;
+    let min = ov.params().min_prover_stake;
+    if stake < min {
+        return Err(TxError::StakeTooLow { need: min, have: stake });
+    }
+    debit(ov, signer, stake)?;
+    let mut sorted = labels.clone().into_vec();
+    sorted.sort();
+    sorted.dedup();
+    let labels = BoundedVec::try_from_vec(sorted).map_err(|_| TxError::Overflow)?;
+    let h = ov.height;
+    let mut prover = Prover {
+        capacity: *capacity,
+        labels,
+        stake,
+        bonded: MicroCredits(0),
+        used: Resources::ZERO,
+        status: ProverStatus::Active,
+        faults: 0,
+        completed: 0,
+        decline_window: 0,
+        declines_in_window: 0,
+        registered_at: h,
+    };
+    ov.events.push(Event::ProverRegistered { prover: id });
+    match ov.params().probe.clone() {
+        None => ov.events.push(Event::ProverActivated { prover: id }),
+        Some(probe) => {
+            // The probe runs with the prover's full declared capacity: passing it shows the
+            // machine delivers what it claims. It is free and goes to this prover only.
+            let job_id = job_id(&signer, nonce);
+            let attempt = new_attempt(id, h, h.plus(ov.params().accept_timeout), false);
+            let job = Job {
+                requester: signer,
+                program: probe.program,
+                inputs: probe.inputs,
+                resources: *capacity,
+                time_limit: probe.time_limit,
+                redundancy: 1,
+                prover_set: ProverSet::Allow(
+                    BoundedVec::try_from_vec(vec![id]).map_err(|_| TxError::Overflow)?,
+                ),
+                mechanism: Default::default(),
+                fee_per_prover: MicroCredits(0),
+                escrow: MicroCredits(0),
+                status: JobStatus::Assigned,
+                attempts: BoundedVec::try_from_vec(vec![attempt]).map_err(|_| TxError::Overflow)?,
+                submitted_at: h,
+                finished_at: None,
+                winner: None,
+                probe_for: Some(id),
+                race_until: None,
+                fallback_refund: MicroCredits(0),
+                settled: false,
+                wake: Some(h.plus(ov.params().accept_timeout)),
+            };
+            prover.used = *capacity;
+            prover.status = ProverStatus::Probing { probe: job_id };
+            ov.events.push(Event::JobSubmitted {
+                job: job_id,
+                requester: signer,
+                fee_per_prover: MicroCredits(0),
+            });
+            ov.events.push(Event::AttemptAssigned { job: job_id, attempt: 0, prover: id });
+            ov.put_job(job_id, job);
+        }
+    }
+    ov.put_prover(id, Some(prover));
+    Ok(())
+}
+
+fn deregister_prover(ov: &mut Overlay<'_>, id: ProverId) -> Result<(), TxError> {
+    let until = ov.height.plus(ov.params().exit_delay);
+    let p = ov.prover_mut(&id).ok_or(TxError::UnknownProver(id))?;
+    if matches!(p.status, ProverStatus::Exiting { .. }) {
+        return Err(TxError::ProverExiting(id));
+    }
+    p.status = ProverStatus::Exiting { until, ejected: false };
+    ov.events.push(Event::ProverExiting { prover: id, ejected: false });
+    Ok(())
+}
+
+fn new_attempt(prover: ProverId, h: Height, deadline: Height, race: bool) -> Attempt {
+    Attempt {
+        prover,
+        state: if race { AttemptState::Proven } else { AttemptState::Assigned },
+        race,
+        assigned_at: h,
+        deadline,
+        proof: BoundedVec::new(),
+        usage: Usage::default(),
+        exit_code: None,
+        committee: BoundedVec::new(),
+        votes: BoundedVec::new(),
+        verify_round: 0,
+    }
+}
+
+fn submit_job(
+    ov: &mut Overlay<'_>,
+    requester: AccountId,
+    nonce: Nonce,
+    spec: &JobSpec,
+) -> Result<(), TxError> {
+    let program = ov.program(&spec.program).ok_or(TxError::UnknownProgram(spec.program))?;
+    let resources = spec.resources.unwrap_or(program.manifest.default_resources);
+    resources.check_bounds().map_err(TxError::BadResources)?;
+    check_time_limit(spec.time_limit)?;
+    if spec.redundancy == 0 || spec.redundancy > REDUNDANCY_MAX {
+        return Err(TxError::BadRedundancy(spec.redundancy));
+    }
+    let mut names: Vec<_> = spec.inputs.iter().map(|i| &i.name).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(TxError::DuplicateName(w[0].clone()));
+    }
+    if spec.inputs.iter().any(|i| i.blob.size > BLOB_BYTES_MAX) {
+        return Err(TxError::BadResources("an input is larger than the 64 GiB blob limit"));
+    }
+    let fee = ov.params().prices.quote(&resources, spec.time_limit);
+    let quote =
+        MicroCredits(fee.0.checked_mul(u64::from(spec.redundancy)).ok_or(TxError::Overflow)?);
+    if spec.max_fee < quote {
+        return Err(TxError::FeeBelowQuote { quote, max_fee: spec.max_fee });
+    }
+    // Refuse work no registered prover could ever run, rather than let it expire.
+    let requires = &program.manifest.requires;
+    let fits = ov.base().provers().any(|(id, p)| {
+        !matches!(p.status, ProverStatus::Exiting { .. })
+            && resources.fits_in(&p.capacity)
+            && spec.prover_set.admits(id, &p.labels)
+            && requires.iter().all(|l| p.labels.contains(l))
+    });
+    if !fits {
+        return Err(TxError::NoProverCanFit(resources));
+    }
+    debit(ov, requester, quote)?;
+    let id = job_id(&requester, nonce);
+    let h = ov.height;
+    let job = Job {
+        requester,
+        program: spec.program,
+        inputs: spec.inputs.clone(),
+        resources,
+        time_limit: spec.time_limit,
+        redundancy: spec.redundancy,
+        prover_set: spec.prover_set.clone(),
+        mechanism: spec.mechanism,
+        fee_per_prover: fee,
+        escrow: quote,
+        status: JobStatus::Pending,
+        attempts: BoundedVec::new(),
+        submitted_at: h,
+        finished_at: None,
+        winner: None,
+        probe_for: None,
+        race_until: None,
+        fallback_refund: MicroCredits(0),
+        settled: false,
+        wake: Some(h),
+    };
+    ov.events.push(Event::JobSubmitted { job: id, requester, fee_per_prover: fee });
+    ov.put_job(id, job);
+    Ok(())
+}
+
+fn load_job(ov: &Overlay<'_>, id: JobId) -> Result<Job, TxError> {
+    ov.job(&id).ok_or(TxError::UnknownJob(id))
+}
+
+fn load_attempt(job: &Job, id: JobId, attempt: u8) -> Result<&Attempt, TxError> {
+    job.attempts.get(usize::from(attempt)).ok_or(TxError::UnknownAttempt { job: id, attempt })
+}
+
+/// The attempt `attempt` of `job`, which must belong to `prover` and be in `want`.
+fn own_attempt(
+    job: &Job,
+    id: JobId,
+    attempt: u8,
+    prover: ProverId,
+    want: AttemptState,
+    expected: &'static str,
+) -> Result<(), TxError> {
+    let a = load_attempt(job, id, attempt)?;
+    if a.prover != prover {
+        return Err(TxError::NotAssignedProver { job: id, attempt });
+    }
+    if a.state != want {
+        return Err(TxError::WrongAttemptState { job: id, attempt, state: a.state, expected });
+    }
+    Ok(())
+}
+
+fn set_attempt(ov: &mut Overlay<'_>, job_id: JobId, job: &mut Job, i: usize, state: AttemptState) {
+    job.attempts.as_mut_slice()[i].state = state;
+    ov.events.push(Event::AttemptChanged { job: job_id, attempt: i as u8, state });
+}
+
+/// Frees what an attempt held on its prover: capacity while assigned or running, the bond while
+/// live. Call before changing the attempt's state.
+fn release(ov: &mut Overlay<'_>, job: &Job, a: &Attempt) {
+    let (resources, bond) = (job.resources, job.fee_per_prover);
+    if let Some(p) = ov.prover_mut(&a.prover) {
+        if a.state.holds_capacity() {
+            p.used = p.used.saturating_sub(&resources);
+        }
+        if a.state.is_live() {
+            p.bonded = p.bonded.saturating_sub(bond);
+        }
+    }
+}
+
+fn cancel_job(ov: &mut Overlay<'_>, signer: AccountId, id: JobId) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    if job.requester != signer || job.probe_for.is_some() {
+        return Err(TxError::NotRequester(id));
+    }
+    if !matches!(job.status, JobStatus::Pending | JobStatus::Assigned) {
+        return Err(TxError::WrongJobState {
+            job: id,
+            status: job.status,
+            expected: "Pending or Assigned",
+        });
+    }
+    for i in 0..job.attempts.len() {
+        let a = job.attempts[i].clone();
+        if a.state.is_live() {
+            release(ov, &job, &a);
+            set_attempt(ov, id, &mut job, i, AttemptState::Cancelled);
+        }
+    }
+    finish_job(ov, id, &mut job, JobStatus::Cancelled);
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
+    Ok(())
+}
+
+fn accept_job(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    attempt: u8,
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    own_attempt(&job, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
+    let i = usize::from(attempt);
+    if ov.height > job.attempts[i].deadline {
+        return Err(TxError::DeadlinePassed { deadline: job.attempts[i].deadline });
+    }
+    let p = ov.params();
+    let run = p.time_limit_blocks(job.time_limit);
+    let deadline = ov.height.plus(run).plus(p.result_grace);
+    job.attempts.as_mut_slice()[i].deadline = deadline;
+    set_attempt(ov, id, &mut job, i, AttemptState::Running);
+    refresh_status(ov, id, &mut job);
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
+    Ok(())
+}
+
+fn decline_job(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    attempt: u8,
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    own_attempt(&job, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
+    let window = ov.height.0 / ov.params().decline_window.0;
+    let quota = ov.params().decline_quota;
+    let p = ov.prover_mut(&prover).ok_or(TxError::UnknownProver(prover))?;
+    if p.decline_window != window {
+        p.decline_window = window;
+        p.declines_in_window = 0;
+    }
+    if p.declines_in_window >= quota {
+        return Err(TxError::DeclineQuotaExhausted(prover));
+    }
+    p.declines_in_window += 1;
+    let i = usize::from(attempt);
+    let a = job.attempts[i].clone();
+    release(ov, &job, &a);
+    set_attempt(ov, id, &mut job, i, AttemptState::Declined);
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
+    Ok(())
+}
+
+fn check_proof_files(files: &[provernet_types::NamedBlob]) -> Result<(), TxError> {
+    if files.is_empty() {
+        return Err(TxError::EmptyProof);
+    }
+    if !Job::proof_name_is_unique(files) {
+        let mut names: Vec<_> = files.iter().map(|f| &f.name).collect();
+        names.sort();
+        let dup = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0].clone());
+        return Err(TxError::DuplicateName(dup.unwrap_or_else(|| files[0].name.clone())));
+    }
+    if files.iter().any(|f| f.blob.size > BLOB_BYTES_MAX) {
+        return Err(TxError::BadResources("a proof file is larger than the 64 GiB blob limit"));
+    }
+    Ok(())
+}
+
+fn post_result(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    attempt: u8,
+    outcome: &AttemptOutcome,
+    usage: Usage,
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    own_attempt(&job, id, attempt, prover, AttemptState::Running, "Running")?;
+    let i = usize::from(attempt);
+    if ov.height > job.attempts[i].deadline {
+        return Err(TxError::DeadlinePassed { deadline: job.attempts[i].deadline });
+    }
+    let a = job.attempts[i].clone();
+    match outcome {
+        AttemptOutcome::Proof(files) => {
+            check_proof_files(files)?;
+            // The work is done: free the capacity, keep the bond until the verdict.
+            if let Some(p) = ov.prover_mut(&prover) {
+                p.used = p.used.saturating_sub(&job.resources);
+            }
+            let slot = &mut job.attempts.as_mut_slice()[i];
+            slot.proof = files.clone();
+            slot.usage = usage;
+            slot.deadline = ov.height;
+            set_attempt(ov, id, &mut job, i, AttemptState::Proven);
+        }
+        AttemptOutcome::ProgramError { exit_code, .. } => {
+            release(ov, &job, &a);
+            let slot = &mut job.attempts.as_mut_slice()[i];
+            slot.usage = usage;
+            slot.exit_code = Some(*exit_code);
+            set_attempt(ov, id, &mut job, i, AttemptState::ProgramError);
+        }
+    }
+    refresh_status(ov, id, &mut job);
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
+    Ok(())
+}
+
+fn post_race_proof(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    files: &BoundedVec<provernet_types::NamedBlob, PROOF_FILES_MAX>,
+    usage: Usage,
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    if job.status != JobStatus::Race {
+        return Err(TxError::WrongJobState { job: id, status: job.status, expected: "Race" });
+    }
+    if job.race_until.is_some_and(|until| ov.height > until) {
+        return Err(TxError::DeadlinePassed { deadline: job.race_until.unwrap_or_default() });
+    }
+    check_proof_files(files)?;
+    let racing = job.attempts.iter().filter(|a| a.race && a.state.is_live()).count();
+    if racing >= RACE_PROOFS_MAX || job.attempts.len() >= ATTEMPTS_MAX {
+        return Err(TxError::RaceFull(id));
+    }
+    let not_eligible = TxError::NotEligible { job: id, prover };
+    let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
+    let requires =
+        ov.program(&job.program).map(|p| p.manifest.requires.clone()).unwrap_or_default();
+    let barred = job
+        .attempts
+        .iter()
+        .any(|a| a.prover == prover && (a.state.is_fault() || (a.race && a.state.is_live())));
+    if !p.is_active()
+        || barred
+        || !job.prover_set.admits(&prover, &p.labels)
+        || !requires.iter().all(|l| p.labels.contains(l))
+        || p.free_stake() < job.fee_per_prover
+    {
+        return Err(not_eligible);
+    }
+    let fee = job.fee_per_prover;
+    if let Some(p) = ov.prover_mut(&prover) {
+        p.bonded = MicroCredits(p.bonded.0 + fee.0);
+    }
+    let mut a = new_attempt(prover, ov.height, ov.height, true);
+    a.proof = files.clone();
+    a.usage = usage;
+    let index = job.attempts.len() as u8;
+    job.attempts.try_push(a).map_err(|_| TxError::RaceFull(id))?;
+    ov.events.push(Event::AttemptChanged { job: id, attempt: index, state: AttemptState::Proven });
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
+    Ok(())
+}
+
+fn vote(
+    ov: &mut Overlay<'_>,
+    voter: AccountId,
+    id: JobId,
+    attempt: u8,
+    valid: bool,
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    let a = load_attempt(&job, id, attempt)?;
+    if a.state != AttemptState::Proven || a.committee.is_empty() {
+        return Err(TxError::WrongAttemptState {
+            job: id,
+            attempt,
+            state: a.state,
+            expected: "Proven with a committee",
+        });
+    }
+    let seat = a.committee.iter().position(|m| *m == voter).ok_or(TxError::NotCommitteeMember {
+        job: id,
+        attempt,
+        voter,
+    })?;
+    if a.votes[seat].is_some() {
+        return Err(TxError::AlreadyVoted { job: id, attempt, voter });
+    }
+    job.attempts.as_mut_slice()[usize::from(attempt)].votes.as_mut_slice()[seat] = Some(valid);
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// End of block
+// ---------------------------------------------------------------------------------------------
+
+fn end_of_block(ov: &mut Overlay<'_>, ctx: &BlockContext) {
+    let h = ctx.height;
+    let provers: Vec<ProverId> =
+        ov.base().prover_wake.range(..=(h, ProverId([0xff; 32]))).map(|(_, id)| *id).collect();
+    for id in provers {
+        finish_exit(ov, id, h);
+    }
+    let jobs: Vec<JobId> =
+        ov.base().job_wake.range(..=(h, JobId([0xff; 32]))).map(|(_, id)| *id).collect();
+    for id in jobs {
+        tick_job(ov, ctx, id);
+    }
+}
+
+fn finish_exit(ov: &mut Overlay<'_>, id: ProverId, h: Height) {
+    let Some(p) = ov.prover(&id).cloned() else { return };
+    if p.bonded.0 > 0 || p.used != Resources::ZERO {
+        // Still holds work: look again next block.
+        if let Some(p) = ov.prover_mut(&id) {
+            if let ProverStatus::Exiting { ejected, .. } = p.status {
+                p.status = ProverStatus::Exiting { until: Height(h.0 + 1), ejected };
+            }
+        }
+        return;
+    }
+    pay(ov, id.into(), None, PaymentKind::StakeReturned, p.stake);
+    ov.put_prover(id, None);
+    ov.events.push(Event::ProverRemoved { prover: id });
+}
+
+fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId) {
+    let Some(mut job) = ov.job(&id) else { return };
+    let h = ctx.height;
+    for i in 0..job.attempts.len() {
+        tick_attempt(ov, ctx, id, &mut job, i);
+    }
+    if !job.status.is_final() {
+        advance_job(ov, ctx, id, &mut job);
+    }
+    if job.status.is_final() {
+        // Attempts not yet running are no longer needed.
+        for i in 0..job.attempts.len() {
+            let a = job.attempts[i].clone();
+            let stale_race = a.race && a.state == AttemptState::Proven && job.winner.is_some();
+            if a.state == AttemptState::Assigned || stale_race {
+                release(ov, &job, &a);
+                set_attempt(ov, id, &mut job, i, AttemptState::Superseded);
+            }
+        }
+        if job.live_attempts() == 0 && !job.settled {
+            let rest = job.escrow;
+            job.escrow = MicroCredits(0);
+            job.settled = true;
+            pay(ov, job.requester, Some(id), PaymentKind::EscrowRefund, rest);
+        }
+    }
+    job.wake = next_wake(&job, h);
+    ov.put_job(id, job);
+}
+
+/// When the job next needs the end-of-block rules: its earliest live deadline, the end of its
+/// race, or the next block while it waits for a prover or a committee.
+fn next_wake(job: &Job, h: Height) -> Option<Height> {
+    if job.settled {
+        return None;
+    }
+    let next = Height(h.0 + 1);
+    let mut wake: Option<Height> = None;
+    let mut at = |w: Height| wake = Some(wake.map_or(w, |x| x.min(w)).max(next));
+    for a in job.attempts.iter().filter(|a| a.state.is_live()) {
+        if a.state == AttemptState::Proven && a.committee.is_empty() {
+            at(next);
+        } else {
+            at(a.deadline);
+        }
+    }
+    if !job.status.is_final() {
+        if let Some(until) = job.race_until {
+            at(until);
+        }
+        if job.live_attempts() < usize::from(job.redundancy) && job.status != JobStatus::Race {
+            at(next);
+        }
+    }
+    Some(wake.unwrap_or(next))
+}
+
+fn tick_attempt(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job, i: usize) {
+    let h = ctx.height;
+    let a = job.attempts[i].clone();
+    match a.state {
+        AttemptState::Assigned if h >= a.deadline => {
+            release(ov, job, &a);
+            set_attempt(ov, id, job, i, AttemptState::MissedAccept);
+            slash(ov, a.prover, id, job.fee_per_prover, Fault::MissedAccept);
+        }
+        AttemptState::Running if h >= a.deadline => {
+            release(ov, job, &a);
+            set_attempt(ov, id, job, i, AttemptState::MissedDeadline);
+            slash(ov, a.prover, id, job.fee_per_prover, Fault::MissedDeadline);
+        }
+        AttemptState::Proven if a.committee.is_empty() => draw_committee(ov, ctx, id, job, i),
+        AttemptState::Proven => {
+            let n = a.votes.len();
+            let valid = a.votes.iter().filter(|v| **v == Some(true)).count();
+            let invalid = a.votes.iter().filter(|v| **v == Some(false)).count();
+            let cast = valid + invalid;
+            let verdict = if 3 * valid >= 2 * n {
+                Some(true)
+            } else if 3 * invalid > n {
+                Some(false)
+            } else if h < a.deadline {
+                None
+            } else if a.verify_round + 1 < ov.params().verify_rounds_max {
+                // No quorum in time: ask a fresh committee.
+                job.attempts.as_mut_slice()[i].verify_round += 1;
+                job.attempts.as_mut_slice()[i].committee = BoundedVec::new();
+                job.attempts.as_mut_slice()[i].votes = BoundedVec::new();
+                draw_committee(ov, ctx, id, job, i);
+                None
+            } else if cast > 0 {
+                Some(3 * valid >= 2 * cast)
+            } else {
+                release(ov, job, &a);
+                set_attempt(ov, id, job, i, AttemptState::Unverifiable);
+                None
+            };
+            match verdict {
+                Some(true) => accept_attempt(ov, id, job, i),
+                Some(false) => reject_attempt(ov, id, job, i),
+                None => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+fn draw_committee(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job, i: usize) {
+    let a = &job.attempts[i];
+    let seed = Seed::derive(&ctx.randomness, "committee", &[&id.0, &[i as u8, a.verify_round]]);
+    let builtin = ov
+        .program(&job.program)
+        .is_some_and(|p| matches!(p.manifest.verifier, VerifierSpec::Builtin(_)));
+    let validators: Vec<ProverId> =
+        ov.params().validators.iter().map(|v| ProverId::from(*v)).collect();
+    let k = usize::from(ov.params().committee_size);
+    let members = if builtin {
+        pick_committee(seed, &validators, validators.len().min(COMMITTEE_MAX))
+    } else {
+        let pool: Vec<ProverId> = ov
+            .active_provers()
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .filter(|pid| *pid != a.prover)
+            .collect();
+        if pool.is_empty() {
+            pick_committee(seed, &validators, k.min(validators.len()))
+        } else {
+            pick_committee(seed, &pool, k)
+        }
+    };
+    let members: Vec<AccountId> = members.into_iter().map(AccountId::from).collect();
+    let slot = &mut job.attempts.as_mut_slice()[i];
+    slot.votes = BoundedVec::try_from_vec(vec![None; members.len()]).unwrap_or_default();
+    slot.committee = BoundedVec::try_from_vec(members.clone()).unwrap_or_default();
+    slot.deadline = ctx.height.plus(ov.params().vote_timeout);
+    ov.events.push(Event::CommitteeDrawn { job: id, attempt: i as u8, members });
+}
+
+/// Splits `pool` equally between `members`; the indivisible rest is burned.
+fn pay_members(ov: &mut Overlay<'_>, id: JobId, members: &[AccountId], pool: MicroCredits) {
+    if members.is_empty() {
+        ov.meta().burned.0 += pool.0;
+        return;
+    }
+    let each = pool.0 / members.len() as u64;
+    for m in members {
+        pay(ov, *m, Some(id), PaymentKind::VerifierReward, MicroCredits(each));
+    }
+    ov.meta().burned.0 += pool.0 - each * members.len() as u64;
+}
+
+fn voters(a: &Attempt, verdict: bool) -> Vec<AccountId> {
+    a.committee
+        .iter()
+        .zip(a.votes.iter())
+        .filter(|(_, v)| **v == Some(verdict))
+        .map(|(m, _)| *m)
+        .collect()
+}
+
+fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
+    let a = job.attempts[i].clone();
+    release(ov, job, &a);
+    set_attempt(ov, id, job, i, AttemptState::Verified);
+    let paid = job.fee_per_prover.min(job.escrow);
+    job.escrow = MicroCredits(job.escrow.0 - paid.0);
+    let verifier_pool = paid.mul_bps(ov.params().verifier_reward_bps);
+    pay(
+        ov,
+        a.prover.into(),
+        Some(id),
+        PaymentKind::ProverReward,
+        MicroCredits(paid.0 - verifier_pool.0),
+    );
+    pay_members(ov, id, &voters(&a, true), verifier_pool);
+    if let Some(p) = ov.prover_mut(&a.prover) {
+        p.completed += 1;
+    }
+    if job.status.is_final() {
+        return;
+    }
+    job.winner = Some(i as u8);
+    if job.had_fault() {
+        let want = job.fee_per_prover.mul_bps(ov.params().fallback_refund_bps);
+        let refund = want.min(ov.meta().treasury);
+        ov.meta().treasury.0 -= refund.0;
+        job.fallback_refund = refund;
+        pay(ov, job.requester, Some(id), PaymentKind::FallbackRefund, refund);
+    }
+    if let Some(prover) = job.probe_for {
+        if let Some(p) = ov.prover_mut(&prover) {
+            if matches!(p.status, ProverStatus::Probing { .. }) {
+                p.status = ProverStatus::Active;
+                ov.events.push(Event::ProverActivated { prover });
+            }
+        }
+    }
+    finish_job(ov, id, job, JobStatus::Verified);
+}
+
+fn reject_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
+    let a = job.attempts[i].clone();
+    release(ov, job, &a);
+    set_attempt(ov, id, job, i, AttemptState::Rejected);
+    slash(ov, a.prover, id, job.fee_per_prover, Fault::InvalidProof);
+    let want = job.fee_per_prover.mul_bps(ov.params().verifier_reward_bps);
+    let reward = want.min(ov.meta().treasury);
+    ov.meta().treasury.0 -= reward.0;
+    pay_members(ov, id, &voters(&a, false), reward);
+}
+
+/// Takes `fee × rate`, doubled per earlier fault (at most 16×), from the prover's stake into
+/// the treasury; ejects the prover after too many faults or when its stake runs low.
+fn slash(ov: &mut Overlay<'_>, prover: ProverId, job: JobId, fee: MicroCredits, fault: Fault) {
+    let params = ov.params();
+    let rate = match fault {
+        Fault::MissedAccept => params.slash_missed_accept_bps,
+        Fault::MissedDeadline => params.slash_missed_deadline_bps,
+        Fault::InvalidProof => params.slash_invalid_proof_bps,
+    };
+    let (to_eject, min_stake, until) =
+        (params.faults_to_eject, params.min_prover_stake, ov.height.plus(params.exit_delay));
+    let Some(p) = ov.prover_mut(&prover) else { return };
+    let factor = 1u64 << p.faults.min(4);
+    let amount = MicroCredits(fee.mul_bps(rate).0.saturating_mul(factor)).min(p.stake);
+    p.stake = MicroCredits(p.stake.0 - amount.0);
+    p.faults += 1;
+    let eject = (p.faults >= to_eject || p.stake < min_stake)
+        && !matches!(p.status, ProverStatus::Exiting { .. });
+    if eject {
+        p.status = ProverStatus::Exiting { until, ejected: true };
+    }
+    ov.meta().treasury.0 += amount.0;
+    ov.events.push(Event::Slashed { prover, job, fault, amount });
+    if eject {
+        ov.events.push(Event::ProverExiting { prover, ejected: true });
+    }
+}
+
+fn finish_job(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, status: JobStatus) {
+    job.status = status;
+    job.finished_at = Some(ov.height);
+    ov.events.push(Event::JobStatusChanged { job: id, status });
+}
+
+/// Sets a non-final job's status from its attempts.
+fn refresh_status(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
+    if job.status.is_final() {
+        return;
+    }
+    let has = |s: AttemptState| job.attempts.iter().any(|a| a.state == s);
+    let status = if job.race_until.is_some() {
+        JobStatus::Race
+    } else if has(AttemptState::Proven) {
+        JobStatus::Proven
+    } else if has(AttemptState::Running) {
+        JobStatus::Running
+    } else if has(AttemptState::Assigned) {
+        JobStatus::Assigned
+    } else {
+        JobStatus::Pending
+    };
+    if status != job.status {
+        job.status = status;
+        ov.events.push(Event::JobStatusChanged { job: id, status });
+    }
+}
+
+fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) {
+    let h = ctx.height;
+    let params = ov.params();
+    // A probe is all or nothing: any failed attempt fails the probe and ejects the prover.
+    if let Some(prover) = job.probe_for {
+        if job.live_attempts() == 0 {
+            finish_job(ov, id, job, JobStatus::Failed(FailReason::NoProof));
+            let until = h.plus(params.exit_delay);
+            if let Some(p) = ov.prover_mut(&prover) {
+                if !matches!(p.status, ProverStatus::Exiting { .. }) {
+                    p.status = ProverStatus::Exiting { until, ejected: true };
+                    ov.events.push(Event::ProverExiting { prover, ejected: true });
+                }
+            }
+        }
+        return;
+    }
+    let errors: Vec<ProverId> = job
+        .attempts
+        .iter()
+        .filter(|a| a.state == AttemptState::ProgramError)
+        .map(|a| a.prover)
+        .collect();
+    if errors.len() >= usize::from(params.program_error_quorum) {
+        // The program fails wherever it runs: the requester's fault. One attempt's fee is
+        // shared by the provers that ran it; nobody is punished.
+        let charge = job.fee_per_prover.min(job.escrow);
+        job.escrow = MicroCredits(job.escrow.0 - charge.0);
+        let each = charge.0 / errors.len() as u64;
+        for p in &errors {
+            pay(ov, (*p).into(), Some(id), PaymentKind::ProgramErrorCharge, MicroCredits(each));
+        }
+        ov.meta().burned.0 += charge.0 - each * errors.len() as u64;
+        finish_job(ov, id, job, JobStatus::Failed(FailReason::Program));
+        return;
+    }
+    if job.status == JobStatus::Race {
+        let racing = job.attempts.iter().any(|a| a.race && a.state.is_live());
+        if job.race_until.is_some_and(|until| h >= until) && !racing {
+            finish_job(ov, id, job, JobStatus::Failed(FailReason::NoProof));
+        }
+        return;
+    }
+    let max_attempts = usize::from(job.redundancy) + usize::from(params.fallback_attempts_max);
+    while job.live_attempts() < usize::from(job.redundancy)
+        && job.assigned_attempts() < max_attempts
+    {
+        if !assign(ov, ctx, id, job) {
+            break;
+        }
+    }
+    if job.live_attempts() == 0 {
+        if job.assigned_attempts() == 0 {
+            if h >= job.submitted_at.plus(params.pending_timeout) {
+                finish_job(ov, id, job, JobStatus::Expired);
+            }
+            return;
+        }
+        // Attempts exhausted, or no fresh prover left: open the race.
+        let run = params.time_limit_blocks(job.time_limit);
+        job.race_until = Some(h.plus(run).plus(params.result_grace));
+        ov.events.push(Event::RaceOpened { job: id });
+    }
+    refresh_status(ov, id, job);
+}
+
+/// Assigns one new attempt. Returns false when no eligible prover exists.
+fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) -> bool {
+    let index = job.attempts.len();
+    if index >= ATTEMPTS_MAX {
+        return false;
+    }
+    let exclude = job.provers();
+    let requires =
+        ov.program(&job.program).map(|p| p.manifest.requires.clone()).unwrap_or_default();
+    let seed = Seed::derive(&ctx.randomness, "assign", &[&id.0, &[index as u8]]);
+    let picked = {
+        let active = ov.active_provers();
+        let candidates: Vec<Candidate<'_>> = active
+            .iter()
+            .map(|(pid, p)| Candidate {
+                id: *pid,
+                free: p.free(),
+                free_stake: p.free_stake(),
+                labels: &p.labels,
+            })
+            .collect();
+        let request = Request {
+            resources: job.resources,
+            bond: job.fee_per_prover,
+            prover_set: &job.prover_set,
+            requires: &requires,
+            exclude: &exclude,
+        };
+        allocator(job.mechanism).select(seed, &request, &candidates)
+    };
+    let Some(prover) = picked else { return false };
+    let (resources, bond) = (job.resources, job.fee_per_prover);
+    if let Some(p) = ov.prover_mut(&prover) {
+        p.used = p.used.checked_add(&resources).unwrap_or(p.capacity);
+        p.bonded = MicroCredits(p.bonded.0 + bond.0);
+    }
+    let deadline = ctx.height.plus(ov.params().accept_timeout);
+    if job.attempts.try_push(new_attempt(prover, ctx.height, deadline, false)).is_err() {
+        return false;
+    }
+    ov.events.push(Event::AttemptAssigned { job: id, attempt: index as u8, prover });
+    true
+}

@@ -1,0 +1,384 @@
+//! The records the ledger keeps: accounts, programs, provers and jobs with their attempts.
+
+use provernet_types::limits::*;
+use provernet_types::{
+    codec_struct, codec_unit_enum, AccountId, BoundedVec, CodecError, Decode, Encode, FileName,
+    Height, JobId, Label, MechanismKind, MicroCredits, NamedBlob, Nonce, ProgramId,
+    ProgramManifest, ProverId, ProverSet, Reader, Resources, Seconds, Usage,
+};
+
+/// Most attempts one job can have: the redundant ones, the fallbacks and the race proofs.
+pub const ATTEMPTS_MAX: usize = 32;
+/// Most proofs accepted in one job's open race.
+pub const RACE_PROOFS_MAX: usize = 8;
+
+const _: () = assert!(
+    REDUNDANCY_MAX as usize + u8::MAX as usize > 0
+        && ATTEMPTS_MAX >= REDUNDANCY_MAX as usize + 16 + RACE_PROOFS_MAX
+);
+
+/// A holder of credits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Account {
+    pub balance: MicroCredits,
+    /// The nonce the account's next transaction must carry.
+    pub nonce: Nonce,
+}
+codec_struct!(Account { balance, nonce });
+
+/// A registered program.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Program {
+    pub manifest: ProgramManifest,
+    pub owner: AccountId,
+    pub registered_at: Height,
+}
+codec_struct!(Program { manifest, owner, registered_at });
+
+/// Where a prover is in its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProverStatus {
+    /// Registered; running its probe job. Takes no other work.
+    Probing { probe: JobId },
+    /// Takes work.
+    Active,
+    /// Takes no new work; its stake returns at `until` once it holds no work.
+    Exiting { until: Height, ejected: bool },
+}
+
+impl Encode for ProverStatus {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            ProverStatus::Probing { probe } => {
+                out.push(0);
+                probe.encode_to(out);
+            }
+            ProverStatus::Active => out.push(1),
+            ProverStatus::Exiting { until, ejected } => {
+                out.push(2);
+                until.encode_to(out);
+                ejected.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for ProverStatus {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8("prover status")? {
+            0 => Ok(ProverStatus::Probing { probe: Decode::decode_from(r)? }),
+            1 => Ok(ProverStatus::Active),
+            2 => Ok(ProverStatus::Exiting {
+                until: Decode::decode_from(r)?,
+                ejected: Decode::decode_from(r)?,
+            }),
+            tag => Err(CodecError::InvalidTag { what: "prover status", tag }),
+        }
+    }
+}
+
+/// A registered prover node.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Prover {
+    pub capacity: Resources,
+    /// Sorted and deduplicated.
+    pub labels: BoundedVec<Label, PROVER_LABELS_MAX>,
+    pub stake: MicroCredits,
+    /// Part of the stake bonded to attempts it holds.
+    pub bonded: MicroCredits,
+    /// Capacity held by attempts it is assigned or running.
+    pub used: Resources,
+    pub status: ProverStatus,
+    pub faults: u32,
+    pub completed: u64,
+    pub decline_window: u64,
+    pub declines_in_window: u32,
+    pub registered_at: Height,
+}
+codec_struct!(Prover {
+    capacity,
+    labels,
+    stake,
+    bonded,
+    used,
+    status,
+    faults,
+    completed,
+    decline_window,
+    declines_in_window,
+    registered_at
+});
+
+impl Prover {
+    pub fn free(&self) -> Resources {
+        self.capacity.saturating_sub(&self.used)
+    }
+
+    pub fn free_stake(&self) -> MicroCredits {
+        self.stake.saturating_sub(self.bonded)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == ProverStatus::Active
+    }
+}
+
+/// Why a job failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FailReason {
+    /// The program failed on enough distinct provers: the requester's fault; charged.
+    Program,
+    /// No valid proof arrived by the end of the open race; refunded.
+    NoProof,
+}
+codec_unit_enum!(FailReason { Program = 0, NoProof = 1 });
+
+/// Where a job is. The last four are final.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum JobStatus {
+    /// Waiting for a prover to be assigned.
+    Pending,
+    /// A prover is assigned and has not accepted yet.
+    Assigned,
+    /// A prover accepted and is proving.
+    Running,
+    /// A proof is posted and being verified.
+    Proven,
+    /// Attempts are exhausted: any eligible prover may post a proof until the race ends.
+    Race,
+    Verified,
+    Failed(FailReason),
+    Cancelled,
+    Expired,
+}
+
+impl JobStatus {
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            JobStatus::Verified | JobStatus::Failed(_) | JobStatus::Cancelled | JobStatus::Expired
+        )
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobStatus::Pending => "Pending",
+            JobStatus::Assigned => "Assigned",
+            JobStatus::Running => "Running",
+            JobStatus::Proven => "Proven",
+            JobStatus::Race => "Race",
+            JobStatus::Verified => "Verified",
+            JobStatus::Failed(FailReason::Program) => "Failed(program)",
+            JobStatus::Failed(FailReason::NoProof) => "Failed(no proof)",
+            JobStatus::Cancelled => "Cancelled",
+            JobStatus::Expired => "Expired",
+        }
+    }
+}
+
+impl Encode for JobStatus {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            JobStatus::Pending => out.push(0),
+            JobStatus::Assigned => out.push(1),
+            JobStatus::Running => out.push(2),
+            JobStatus::Proven => out.push(3),
+            JobStatus::Race => out.push(4),
+            JobStatus::Verified => out.push(5),
+            JobStatus::Failed(r) => {
+                out.push(6);
+                r.encode_to(out);
+            }
+            JobStatus::Cancelled => out.push(7),
+            JobStatus::Expired => out.push(8),
+        }
+    }
+}
+
+impl Decode for JobStatus {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(match r.u8("job status")? {
+            0 => JobStatus::Pending,
+            1 => JobStatus::Assigned,
+            2 => JobStatus::Running,
+            3 => JobStatus::Proven,
+            4 => JobStatus::Race,
+            5 => JobStatus::Verified,
+            6 => JobStatus::Failed(Decode::decode_from(r)?),
+            7 => JobStatus::Cancelled,
+            8 => JobStatus::Expired,
+            tag => return Err(CodecError::InvalidTag { what: "job status", tag }),
+        })
+    }
+}
+
+/// Where one attempt is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AttemptState {
+    /// Waiting for the prover to accept by `deadline`.
+    Assigned,
+    /// Accepted; the result is due by `deadline`.
+    Running,
+    /// A proof is posted; the committee votes by `deadline`.
+    Proven,
+    Verified,
+    /// The committee found the proof invalid.
+    Rejected,
+    MissedAccept,
+    MissedDeadline,
+    Declined,
+    /// The prover reported that the program failed.
+    ProgramError,
+    /// Cancelled with its job.
+    Cancelled,
+    /// The job was decided by another attempt first.
+    Superseded,
+    /// No committee voted in any round; nobody is paid or punished.
+    Unverifiable,
+}
+codec_unit_enum!(AttemptState {
+    Assigned = 0,
+    Running = 1,
+    Proven = 2,
+    Verified = 3,
+    Rejected = 4,
+    MissedAccept = 5,
+    MissedDeadline = 6,
+    Declined = 7,
+    ProgramError = 8,
+    Cancelled = 9,
+    Superseded = 10,
+    Unverifiable = 11
+});
+
+impl AttemptState {
+    /// Whether the attempt still holds its prover's bond.
+    pub fn is_live(&self) -> bool {
+        matches!(self, AttemptState::Assigned | AttemptState::Running | AttemptState::Proven)
+    }
+
+    /// Whether the attempt holds its prover's capacity.
+    pub fn holds_capacity(&self) -> bool {
+        matches!(self, AttemptState::Assigned | AttemptState::Running)
+    }
+
+    /// Whether the attempt ended through a fault of its prover.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            AttemptState::MissedAccept | AttemptState::MissedDeadline | AttemptState::Rejected
+        )
+    }
+}
+
+/// One assignment of a job to one prover, or one proof posted in the open race.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Attempt {
+    pub prover: ProverId,
+    pub state: AttemptState,
+    /// Posted in the open race rather than assigned.
+    pub race: bool,
+    pub assigned_at: Height,
+    /// When the current state times out (accept, result or vote deadline).
+    pub deadline: Height,
+    pub proof: BoundedVec<NamedBlob, PROOF_FILES_MAX>,
+    pub usage: Usage,
+    pub exit_code: Option<u32>,
+    pub committee: BoundedVec<AccountId, COMMITTEE_MAX>,
+    /// Votes in committee order: `None` until the member votes.
+    pub votes: BoundedVec<Option<bool>, COMMITTEE_MAX>,
+    pub verify_round: u8,
+}
+codec_struct!(Attempt {
+    prover,
+    state,
+    race,
+    assigned_at,
+    deadline,
+    proof,
+    usage,
+    exit_code,
+    committee,
+    votes,
+    verify_round
+});
+
+/// A proof job.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Job {
+    pub requester: AccountId,
+    pub program: ProgramId,
+    pub inputs: BoundedVec<NamedBlob, JOB_INPUTS_MAX>,
+    pub resources: Resources,
+    pub time_limit: Seconds,
+    pub redundancy: u8,
+    pub prover_set: ProverSet,
+    pub mechanism: MechanismKind,
+    /// The posted price of one attempt: resources × time limit. Each paid prover gets this.
+    pub fee_per_prover: MicroCredits,
+    /// Credits still held for this job.
+    pub escrow: MicroCredits,
+    pub status: JobStatus,
+    pub attempts: BoundedVec<Attempt, ATTEMPTS_MAX>,
+    pub submitted_at: Height,
+    pub finished_at: Option<Height>,
+    /// The attempt whose proof decided the job.
+    pub winner: Option<u8>,
+    /// Set for a probe job: the prover it tests.
+    pub probe_for: Option<ProverId>,
+    pub race_until: Option<Height>,
+    /// The requester's 50% refund, once paid.
+    pub fallback_refund: MicroCredits,
+    /// All attempts are resolved and the escrow is empty.
+    pub settled: bool,
+    /// The height at which end-of-block processing next looks at this job.
+    pub wake: Option<Height>,
+}
+codec_struct!(Job {
+    requester,
+    program,
+    inputs,
+    resources,
+    time_limit,
+    redundancy,
+    prover_set,
+    mechanism,
+    fee_per_prover,
+    escrow,
+    status,
+    attempts,
+    submitted_at,
+    finished_at,
+    winner,
+    probe_for,
+    race_until,
+    fallback_refund,
+    settled,
+    wake
+});
+
+impl Job {
+    pub fn live_attempts(&self) -> usize {
+        self.attempts.iter().filter(|a| a.state.is_live()).count()
+    }
+
+    /// Attempts made by assignment (not race proofs).
+    pub fn assigned_attempts(&self) -> usize {
+        self.attempts.iter().filter(|a| !a.race).count()
+    }
+
+    pub fn had_fault(&self) -> bool {
+        self.attempts.iter().any(|a| a.state.is_fault())
+    }
+
+    /// Every prover that ever held an attempt of this job.
+    pub fn provers(&self) -> Vec<ProverId> {
+        self.attempts.iter().map(|a| a.prover).collect()
+    }
+
+    pub fn proof_name_is_unique(files: &[NamedBlob]) -> bool {
+        let mut names: Vec<&FileName> = files.iter().map(|f| &f.name).collect();
+        names.sort();
+        names.windows(2).all(|w| w[0] != w[1])
+    }
+}

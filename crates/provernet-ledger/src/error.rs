@@ -1,0 +1,116 @@
+//! Why a transaction was rejected. A rejected transaction changes nothing, not even its
+//! signer's nonce.
+
+use crate::entities::{AttemptState, JobStatus};
+use provernet_types::{
+    AccountId, FileName, Height, JobId, MicroCredits, Nonce, ProgramId, ProverId, Resources,
+    Seconds,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("account {0} does not exist; fund it with a transfer first")]
+    UnknownAccount(AccountId),
+    #[error("nonce {got} is not the account's next nonce {expected}")]
+    BadNonce { expected: Nonce, got: Nonce },
+    #[error("balance {have} is below the {need} needed")]
+    InsufficientBalance { need: MicroCredits, have: MicroCredits },
+    #[error("amount must be above zero")]
+    ZeroAmount,
+    #[error("program {0} is already registered")]
+    ProgramExists(ProgramId),
+    #[error("a program named `{0}` is already registered")]
+    ProgramNameTaken(FileName),
+    #[error("program {0} is not registered")]
+    UnknownProgram(ProgramId),
+    #[error("invalid resources: {0}")]
+    BadResources(&'static str),
+    #[error("time limit {got} is outside {min}..={max}")]
+    BadTimeLimit { got: Seconds, min: Seconds, max: Seconds },
+    #[error("account {0} is already a prover")]
+    ProverExists(ProverId),
+    #[error("prover {0} is not registered")]
+    UnknownProver(ProverId),
+    #[error("stake {have} is below the minimum {need}")]
+    StakeTooLow { need: MicroCredits, have: MicroCredits },
+    #[error("prover {0} is already exiting")]
+    ProverExiting(ProverId),
+    #[error("job {0} does not exist")]
+    UnknownJob(JobId),
+    #[error("redundancy {0} is outside 1..=3")]
+    BadRedundancy(u8),
+    #[error("max fee {max_fee} is below the quote {quote}")]
+    FeeBelowQuote { quote: MicroCredits, max_fee: MicroCredits },
+    #[error("no registered prover has the capacity for {0} within the job's prover set")]
+    NoProverCanFit(Resources),
+    #[error("name `{0}` appears twice")]
+    DuplicateName(FileName),
+    #[error("the program's manifest is invalid: {0}")]
+    BadManifest(&'static str),
+    #[error("job {job} is {status:?}; this needs it to be {expected}")]
+    WrongJobState { job: JobId, status: JobStatus, expected: &'static str },
+    #[error("job {job} has no attempt {attempt}")]
+    UnknownAttempt { job: JobId, attempt: u8 },
+    #[error("attempt {attempt} of job {job} is {state:?}; this needs it to be {expected}")]
+    WrongAttemptState { job: JobId, attempt: u8, state: AttemptState, expected: &'static str },
+    #[error("attempt {attempt} of job {job} is assigned to another prover")]
+    NotAssignedProver { job: JobId, attempt: u8 },
+    #[error("only the requester may cancel job {0}")]
+    NotRequester(JobId),
+    #[error("{voter} is not on the committee of attempt {attempt} of job {job}")]
+    NotCommitteeMember { job: JobId, attempt: u8, voter: AccountId },
+    #[error("{voter} already voted on attempt {attempt} of job {job}")]
+    AlreadyVoted { job: JobId, attempt: u8, voter: AccountId },
+    #[error("prover {0} has used its decline quota for this window")]
+    DeclineQuotaExhausted(ProverId),
+    #[error("prover {prover} may not take part in job {job}")]
+    NotEligible { job: JobId, prover: ProverId },
+    #[error("job {0} has as many race proofs under verification as allowed")]
+    RaceFull(JobId),
+    #[error("the result must name at least one proof file")]
+    EmptyProof,
+    #[error("the deadline at height {deadline} has passed")]
+    DeadlinePassed { deadline: Height },
+    #[error("amount overflow")]
+    Overflow,
+}
+
+impl TxError {
+    /// A stable machine-readable code, for receipts and the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::UnknownAccount(_) => "unknown_account",
+            TxError::BadNonce { .. } => "bad_nonce",
+            TxError::InsufficientBalance { .. } => "insufficient_balance",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::ProgramExists(_) => "program_exists",
+            TxError::ProgramNameTaken(_) => "program_name_taken",
+            TxError::UnknownProgram(_) => "unknown_program",
+            TxError::BadResources(_) => "bad_resources",
+            TxError::BadTimeLimit { .. } => "bad_time_limit",
+            TxError::ProverExists(_) => "prover_exists",
+            TxError::UnknownProver(_) => "unknown_prover",
+            TxError::StakeTooLow { .. } => "stake_too_low",
+            TxError::ProverExiting(_) => "prover_exiting",
+            TxError::UnknownJob(_) => "unknown_job",
+            TxError::BadRedundancy(_) => "bad_redundancy",
+            TxError::FeeBelowQuote { .. } => "fee_below_quote",
+            TxError::NoProverCanFit(_) => "no_prover_can_fit",
+            TxError::DuplicateName(_) => "duplicate_name",
+            TxError::BadManifest(_) => "bad_manifest",
+            TxError::WrongJobState { .. } => "wrong_job_state",
+            TxError::UnknownAttempt { .. } => "unknown_attempt",
+            TxError::WrongAttemptState { .. } => "wrong_attempt_state",
+            TxError::NotAssignedProver { .. } => "not_assigned_prover",
+            TxError::NotRequester(_) => "not_requester",
+            TxError::NotCommitteeMember { .. } => "not_committee_member",
+            TxError::AlreadyVoted { .. } => "already_voted",
+            TxError::DeclineQuotaExhausted(_) => "decline_quota_exhausted",
+            TxError::NotEligible { .. } => "not_eligible",
+            TxError::RaceFull(_) => "race_full",
+            TxError::EmptyProof => "empty_proof",
+            TxError::DeadlinePassed { .. } => "deadline_passed",
+            TxError::Overflow => "overflow",
+        }
+    }
+}

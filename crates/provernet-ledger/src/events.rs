@@ -1,0 +1,92 @@
+//! What a block did, for receipts, the API's event streams and prover nodes.
+
+use crate::entities::{AttemptState, JobStatus};
+use crate::error::TxError;
+use provernet_types::{AccountId, JobId, MicroCredits, ProgramId, ProverId, TxHash};
+
+/// The outcome of one transaction in a block.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Receipt {
+    pub tx: TxHash,
+    pub result: Result<(), TxError>,
+}
+
+/// Why credits moved.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PaymentKind {
+    ProverReward,
+    VerifierReward,
+    ProgramErrorCharge,
+    FallbackRefund,
+    EscrowRefund,
+    StakeReturned,
+}
+
+/// Why a prover was slashed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fault {
+    MissedAccept,
+    MissedDeadline,
+    InvalidProof,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Event {
+    ProgramRegistered {
+        program: ProgramId,
+    },
+    ProverRegistered {
+        prover: ProverId,
+    },
+    ProverActivated {
+        prover: ProverId,
+    },
+    ProverExiting {
+        prover: ProverId,
+        ejected: bool,
+    },
+    ProverRemoved {
+        prover: ProverId,
+    },
+    JobSubmitted {
+        job: JobId,
+        requester: AccountId,
+        fee_per_prover: MicroCredits,
+    },
+    /// An attempt was assigned; `prover` must accept by the attempt's deadline.
+    AttemptAssigned {
+        job: JobId,
+        attempt: u8,
+        prover: ProverId,
+    },
+    AttemptChanged {
+        job: JobId,
+        attempt: u8,
+        state: AttemptState,
+    },
+    /// A committee was drawn; its members must vote.
+    CommitteeDrawn {
+        job: JobId,
+        attempt: u8,
+        members: Vec<AccountId>,
+    },
+    RaceOpened {
+        job: JobId,
+    },
+    JobStatusChanged {
+        job: JobId,
+        status: JobStatus,
+    },
+    Slashed {
+        prover: ProverId,
+        job: JobId,
+        fault: Fault,
+        amount: MicroCredits,
+    },
+    Paid {
+        to: AccountId,
+        job: Option<JobId>,
+        kind: PaymentKind,
+        amount: MicroCredits,
+    },
+}

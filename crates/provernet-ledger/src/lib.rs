@@ -1,0 +1,26 @@
+//! Apply transactions to ledger state deterministically.
+//!
+//! The ledger knows accounts, programs, provers and jobs, and moves every job through its
+//! lifecycle (see [`apply`] for the protocol). It is pure: no I/O, no clock, no floating point,
+//! no unordered iteration. The same state and the same blocks give the same state root on every
+//! machine.
+
+pub mod apply;
+pub mod entities;
+pub mod error;
+pub mod events;
+mod overlay;
+pub mod params;
+pub mod state;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use apply::{apply_block, genesis, BlockContext, BlockError, BlockOutput, GenesisError};
+pub use entities::*;
+pub use error::TxError;
+pub use events::{Event, Fault, PaymentKind, Receipt};
+pub use params::{ChainParams, Genesis, ProbeSpec};
+pub use state::{ChangeSet, LoadError, Meta, State, StateKey, Table};
+
+#[cfg(test)]
+mod tests;

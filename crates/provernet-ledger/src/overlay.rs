@@ -1,0 +1,160 @@
+//! Copy-on-write view of the state used while applying one transaction or the end-of-block
+//! rules. Handlers read through it and change copies; [`Overlay::finish`] hands back the
+//! changed records, which are written only if the handler succeeded. A failed transaction
+//! drops its overlay, so nothing it did is half-applied.
+
+use crate::entities::{Account, Job, Program, Prover};
+use crate::events::Event;
+use crate::params::ChainParams;
+use crate::state::{Meta, State};
+use provernet_types::{AccountId, Height, JobId, ProgramId, ProverId};
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub(crate) struct Overlay<'s> {
+    base: &'s State,
+    pub(crate) height: Height,
+    meta: Option<Meta>,
+    accounts: BTreeMap<AccountId, Account>,
+    programs: BTreeMap<ProgramId, Program>,
+    provers: BTreeMap<ProverId, Option<Prover>>,
+    jobs: BTreeMap<JobId, Job>,
+    pub(crate) events: Vec<Event>,
+}
+
+/// The records an overlay changed.
+#[derive(Debug, Default)]
+pub(crate) struct Writes {
+    meta: Option<Meta>,
+    accounts: BTreeMap<AccountId, Account>,
+    programs: BTreeMap<ProgramId, Program>,
+    provers: BTreeMap<ProverId, Option<Prover>>,
+    jobs: BTreeMap<JobId, Job>,
+}
+
+impl<'s> Overlay<'s> {
+    pub(crate) fn new(base: &'s State, height: Height) -> Self {
+        Overlay {
+            base,
+            height,
+            meta: None,
+            accounts: BTreeMap::new(),
+            programs: BTreeMap::new(),
+            provers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn base(&self) -> &'s State {
+        self.base
+    }
+
+    pub(crate) fn params(&self) -> &'s ChainParams {
+        &self.base.meta.params
+    }
+
+    pub(crate) fn meta(&mut self) -> &mut Meta {
+        self.meta.get_or_insert_with(|| self.base.meta.clone())
+    }
+
+    pub(crate) fn account(&self, id: &AccountId) -> Option<Account> {
+        self.accounts.get(id).or_else(|| self.base.accounts.get(id)).copied()
+    }
+
+    /// The account, created empty if it does not exist yet.
+    pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
+        let base = self.base;
+        self.accounts
+            .entry(id)
+            .or_insert_with(|| base.accounts.get(&id).copied().unwrap_or_default())
+    }
+
+    pub(crate) fn program(&self, id: &ProgramId) -> Option<&Program> {
+        self.programs.get(id).or_else(|| self.base.programs.get(id))
+    }
+
+    pub(crate) fn put_program(&mut self, id: ProgramId, p: Program) {
+        self.programs.insert(id, p);
+    }
+
+    pub(crate) fn prover(&self, id: &ProverId) -> Option<&Prover> {
+        match self.provers.get(id) {
+            Some(p) => p.as_ref(),
+            None => self.base.provers.get(id),
+        }
+    }
+
+    pub(crate) fn prover_mut(&mut self, id: &ProverId) -> Option<&mut Prover> {
+        if !self.provers.contains_key(id) {
+            let p = self.base.provers.get(id)?.clone();
+            self.provers.insert(*id, Some(p));
+        }
+        self.provers.get_mut(id).and_then(Option::as_mut)
+    }
+
+    pub(crate) fn put_prover(&mut self, id: ProverId, p: Option<Prover>) {
+        self.provers.insert(id, p);
+    }
+
+    /// A copy of the job to change and [`Overlay::put_job`] back.
+    pub(crate) fn job(&self, id: &JobId) -> Option<Job> {
+        self.jobs.get(id).or_else(|| self.base.jobs.get(id)).cloned()
+    }
+
+    pub(crate) fn put_job(&mut self, id: JobId, job: Job) {
+        self.jobs.insert(id, job);
+    }
+
+    /// Active provers in ascending id order, seen through the overlay.
+    pub(crate) fn active_provers(&self) -> Vec<(ProverId, &Prover)> {
+        let mut out: BTreeMap<ProverId, &Prover> = self
+            .base
+            .provers
+            .iter()
+            .filter(|(id, p)| p.is_active() && !self.provers.contains_key(id))
+            .map(|(id, p)| (*id, p))
+            .collect();
+        for (id, p) in &self.provers {
+            if let Some(p) = p.as_ref().filter(|p| p.is_active()) {
+                out.insert(*id, p);
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    pub(crate) fn finish(self) -> (Writes, Vec<Event>) {
+        let writes = Writes {
+            meta: self.meta,
+            accounts: self.accounts,
+            programs: self.programs,
+            provers: self.provers,
+            jobs: self.jobs,
+        };
+        (writes, self.events)
+    }
+}
+
+impl Writes {
+    pub(crate) fn apply(self, state: &mut State) {
+        if let Some(meta) = self.meta {
+            state.meta = meta;
+            state.put_meta();
+        }
+        for (id, a) in self.accounts {
+            state.put_account(id, a);
+        }
+        for (id, p) in self.programs {
+            state.put_program(id, p);
+        }
+        for (id, p) in self.provers {
+            match p {
+                Some(p) => state.put_prover(id, p),
+                None => state.remove_prover(&id),
+            }
+        }
+        for (id, j) in self.jobs {
+            state.put_job(id, j);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Chain parameters and the genesis description.
+
+use provernet_mechanism::PriceTable;
+use provernet_types::limits::*;
+use provernet_types::{
+    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, MicroCredits, NamedBlob, ProgramId,
+    ProgramManifest, Seconds,
+};
+
+/// A job the chain sends to every new prover before it may take real work: a known program with
+/// known inputs, run with the prover's full declared capacity within `time_limit`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ProbeSpec {
+    pub program: ProgramId,
+    pub inputs: BoundedVec<NamedBlob, JOB_INPUTS_MAX>,
+    pub time_limit: Seconds,
+}
+codec_struct!(ProbeSpec { program, inputs, time_limit });
+
+/// Everything the protocol leaves to configuration. Fixed at genesis.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChainParams {
+    pub chain_id: BoundedString<CHAIN_ID_BYTES_MAX>,
+    /// The target block interval, used to turn a job's time limit into blocks.
+    pub block_time_ms: u64,
+    pub prices: PriceTable,
+    /// Blocks an assigned prover has to accept.
+    pub accept_timeout: Blocks,
+    /// Blocks after the time limit for uploading the proof and posting the result.
+    pub result_grace: Blocks,
+    /// Blocks a committee has to vote.
+    pub vote_timeout: Blocks,
+    /// Committees drawn for one attempt before it is given up as unverifiable.
+    pub verify_rounds_max: u8,
+    /// Blocks a job may wait for its first prover before it expires.
+    pub pending_timeout: Blocks,
+    /// Fallback attempts after the first `redundancy` ones before the open race.
+    pub fallback_attempts_max: u8,
+    /// Program errors from distinct provers that make a job Failed(program).
+    pub program_error_quorum: u8,
+    /// Provers on a verification committee.
+    pub committee_size: u8,
+    /// Share of an attempt's fee paid to the committee members who voted with the outcome.
+    pub verifier_reward_bps: u32,
+    /// Share of the fee returned to the requester when a fallback was needed.
+    pub fallback_refund_bps: u32,
+    /// Slashes as a share of the attempt's fee (may exceed 100%), doubled for each earlier
+    /// fault of the prover (at most 16×) and capped at its stake.
+    pub slash_missed_accept_bps: u32,
+    pub slash_missed_deadline_bps: u32,
+    pub slash_invalid_proof_bps: u32,
+    /// Faults after which a prover is ejected.
+    pub faults_to_eject: u32,
+    pub min_prover_stake: MicroCredits,
+    /// Blocks between announcing exit (or ejection) and the stake's return.
+    pub exit_delay: Blocks,
+    /// Declines a prover may make per window.
+    pub decline_quota: u32,
+    pub decline_window: Blocks,
+    /// The probe every new prover must pass; `None` activates provers at registration (tests).
+    pub probe: Option<ProbeSpec>,
+    /// Validator accounts: the committee for built-in verifiers.
+    pub validators: BoundedVec<AccountId, VALIDATORS_MAX>,
+}
+
+codec_struct!(ChainParams {
+    chain_id,
+    block_time_ms,
+    prices,
+    accept_timeout,
+    result_grace,
+    vote_timeout,
+    verify_rounds_max,
+    pending_timeout,
+    fallback_attempts_max,
+    program_error_quorum,
+    committee_size,
+    verifier_reward_bps,
+    fallback_refund_bps,
+    slash_missed_accept_bps,
+    slash_missed_deadline_bps,
+    slash_invalid_proof_bps,
+    faults_to_eject,
+    min_prover_stake,
+    exit_delay,
+    decline_quota,
+    decline_window,
+    probe,
+    validators
+});
+
+impl ChainParams {
+    /// Defaults for a devnet with one block per second.
+    pub fn devnet(validators: Vec<AccountId>) -> ChainParams {
+        ChainParams {
+            chain_id: BoundedString::try_new("provernet-devnet").expect("short"),
+            block_time_ms: 1000,
+            prices: PriceTable::default(),
+            accept_timeout: Blocks(3),
+            result_grace: Blocks(5),
+            vote_timeout: Blocks(10),
+            verify_rounds_max: 2,
+            pending_timeout: Blocks(600),
+            fallback_attempts_max: 2,
+            program_error_quorum: 2,
+            committee_size: 3,
+            verifier_reward_bps: 500,
+            fallback_refund_bps: 5_000,
+            // Each fault funds its own consequences: a missed accept or deadline pays for the
+            // requester's 50% fallback refund; an invalid proof also pays the verifiers who
+            // caught it.
+            slash_missed_accept_bps: 5_000,
+            slash_missed_deadline_bps: 10_000,
+            slash_invalid_proof_bps: 20_000,
+            faults_to_eject: 5,
+            min_prover_stake: MicroCredits(10 * MicroCredits::PER_CREDIT),
+            exit_delay: Blocks(100),
+            decline_quota: 5,
+            decline_window: Blocks(600),
+            probe: None,
+            validators: BoundedVec::try_from_vec(validators).expect("within VALIDATORS_MAX"),
+        }
+    }
+
+    /// A job's time limit in blocks, rounded up.
+    pub fn time_limit_blocks(&self, time_limit: Seconds) -> Blocks {
+        Blocks(time_limit.0.saturating_mul(1000).div_ceil(self.block_time_ms.max(1)))
+    }
+
+    /// The most blocks a job with `time_limit` and `redundancy` can take from submission to a
+    /// final state with its escrow settled, whatever provers do. Property tests hold the ledger
+    /// to this bound.
+    pub fn job_lifetime_bound(&self, time_limit: Seconds, redundancy: u8) -> Blocks {
+        let run = self.time_limit_blocks(time_limit).0 + self.result_grace.0;
+        let verify = self.vote_timeout.0 * u64::from(self.verify_rounds_max) + 2;
+        let attempt = self.accept_timeout.0 + run + verify + 2;
+        let attempts = u64::from(redundancy) + u64::from(self.fallback_attempts_max);
+        let race = run + verify + 2;
+        Blocks(self.pending_timeout.0 + attempts * attempt + race + 2)
+    }
+
+    /// Checks that the parameters are usable; run at genesis.
+    pub fn validate(&self) -> Result<(), String> {
+        let shares = [
+            ("verifier_reward_bps", self.verifier_reward_bps, 10_000),
+            ("fallback_refund_bps", self.fallback_refund_bps, 10_000),
+            ("slash_missed_accept_bps", self.slash_missed_accept_bps, 100_000),
+            ("slash_missed_deadline_bps", self.slash_missed_deadline_bps, 100_000),
+            ("slash_invalid_proof_bps", self.slash_invalid_proof_bps, 100_000),
+        ];
+        for (name, v, max) in shares {
+            if v > max {
+                return Err(format!("{name} is {v}, above {max}"));
+            }
+        }
+        if self.block_time_ms == 0 {
+            return Err("block_time_ms must be above zero".into());
+        }
+        if !self.prices.is_usable() {
+            return Err("prices must charge for cores and memory".into());
+        }
+        if self.accept_timeout.0 == 0 || self.vote_timeout.0 == 0 {
+            return Err("accept_timeout and vote_timeout must be at least one block".into());
+        }
+        if self.committee_size == 0 || usize::from(self.committee_size) > COMMITTEE_MAX {
+            return Err(format!("committee_size must be 1..={COMMITTEE_MAX}"));
+        }
+        if self.verify_rounds_max == 0 || self.program_error_quorum == 0 {
+            return Err("verify_rounds_max and program_error_quorum must be at least 1".into());
+        }
+        if self.validators.is_empty() {
+            return Err("at least one validator is required".into());
+        }
+        if self.decline_window.0 == 0 {
+            return Err("decline_window must be at least one block".into());
+        }
+        Ok(())
+    }
+}
+
+/// The initial state of a chain.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Genesis {
+    pub params: ChainParams,
+    pub accounts: BoundedVec<(AccountId, MicroCredits), GENESIS_ENTRIES_MAX>,
+    pub programs: BoundedVec<ProgramManifest, GENESIS_ENTRIES_MAX>,
+}
+codec_struct!(Genesis { params, accounts, programs });

@@ -1,0 +1,404 @@
+//! The ledger state, its change tracking and its commitment (the state root).
+//!
+//! # The state root
+//!
+//! Every record is a key-value entry: the key is `(table, 32-byte id)`, the value the record's
+//! canonical encoding. The root is a two-level Merkle commitment over all entries:
+//! - each entry's *leaf* is `H(key_hash || value)`, where `key_hash = H(table || id)`;
+//! - entries fall into 2¹⁶ buckets by the first two bytes of their key hash; a bucket's hash is
+//!   `H` over its `(key_hash, leaf)` pairs in key-hash order (all zeros when empty);
+//! - the bucket hashes are the leaves of a complete binary Merkle tree of depth 16, where a
+//!   node over two all-zero children is all zeros (a standard sparse-tree shortcut; finding a
+//!   preimage of zero is infeasible).
+//!
+//! `H` is BLAKE3 in derive-key mode with a distinct context per level, so no leaf, bucket or
+//! node can be confused for another. Binding follows from BLAKE3's collision resistance. Why
+//! this shape: a block rewrites only the buckets it touched and their 16 ancestors, so the cost
+//! per block is proportional to what the block changed, not to the size of the state (a flat
+//! hash of everything would grow with every job ever submitted); and membership of any record
+//! can be proven with its bucket and 16 sibling hashes, which light clients will need.
+
+use crate::entities::{Account, Job, Program, Prover};
+use crate::params::ChainParams;
+use provernet_types::{
+    codec_struct, AccountId, BoundedString, CodecError, Decode, Encode, Height, JobId,
+    MicroCredits, ProgramId, ProverId, StateRoot,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Chain-wide counters and parameters.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Meta {
+    /// Height of the last applied block (0 at genesis).
+    pub height: Height,
+    /// Credits created at genesis. Constant: every path conserves credits.
+    pub supply: MicroCredits,
+    /// Slashed stake not yet paid out; funds fallback refunds and verifier rewards on rejection.
+    pub treasury: MicroCredits,
+    /// Credits destroyed (rounding dust).
+    pub burned: MicroCredits,
+    pub params: ChainParams,
+}
+codec_struct!(Meta { height, supply, treasury, burned, params });
+
+/// The tables of the state, as they appear in keys.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Table {
+    Meta = 0,
+    Account = 1,
+    Program = 2,
+    Prover = 3,
+    Job = 4,
+}
+
+impl Table {
+    pub fn from_tag(tag: u8) -> Option<Table> {
+        Some(match tag {
+            0 => Table::Meta,
+            1 => Table::Account,
+            2 => Table::Program,
+            3 => Table::Prover,
+            4 => Table::Job,
+            _ => return None,
+        })
+    }
+}
+
+/// The key of one record.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct StateKey {
+    pub table: Table,
+    pub id: [u8; 32],
+}
+
+impl StateKey {
+    pub const META: StateKey = StateKey { table: Table::Meta, id: [0; 32] };
+
+    /// The key as stored: one tag byte then the id.
+    pub fn to_bytes(&self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out[0] = self.table as u8;
+        out[1..].copy_from_slice(&self.id);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<StateKey> {
+        if bytes.len() != 33 {
+            return None;
+        }
+        let table = Table::from_tag(bytes[0])?;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&bytes[1..]);
+        Some(StateKey { table, id })
+    }
+
+    fn hash(&self) -> [u8; 32] {
+        provernet_types::domain_hash("provernet state key v1", &[&self.to_bytes()])
+    }
+}
+
+/// What a block changed: every record written (`Some`) or deleted (`None`), in key order.
+pub type ChangeSet = Vec<(StateKey, Option<Vec<u8>>)>;
+
+const BUCKET_BITS: u32 = 16;
+const BUCKETS: usize = 1 << BUCKET_BITS;
+
+/// The incremental two-level Merkle commitment described in the module docs.
+#[derive(Clone)]
+struct Commitment {
+    leaves: BTreeMap<[u8; 32], [u8; 32]>,
+    /// Heap-ordered tree: node 1 is the top, bucket `b` is node `BUCKETS + b`.
+    nodes: Vec<[u8; 32]>,
+    dirty_buckets: BTreeSet<usize>,
+}
+
+impl std::fmt::Debug for Commitment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Commitment({} leaves)", self.leaves.len())
+    }
+}
+
+impl Commitment {
+    fn new() -> Commitment {
+        Commitment {
+            leaves: BTreeMap::new(),
+            nodes: vec![[0; 32]; 2 * BUCKETS],
+            dirty_buckets: BTreeSet::new(),
+        }
+    }
+
+    fn bucket(key_hash: &[u8; 32]) -> usize {
+        usize::from(u16::from_be_bytes([key_hash[0], key_hash[1]]))
+    }
+
+    fn set(&mut self, key: &StateKey, value: Option<&[u8]>) {
+        let key_hash = key.hash();
+        match value {
+            Some(v) => {
+                let leaf = provernet_types::domain_hash("provernet state leaf v1", &[&key_hash, v]);
+                self.leaves.insert(key_hash, leaf);
+            }
+            None => {
+                self.leaves.remove(&key_hash);
+            }
+        }
+        self.dirty_buckets.insert(Self::bucket(&key_hash));
+    }
+
+    fn root(&mut self) -> StateRoot {
+        let mut parents = BTreeSet::new();
+        for &b in &self.dirty_buckets {
+            let mut lo = [0u8; 32];
+            let mut hi = [0xffu8; 32];
+            lo[..2].copy_from_slice(&(b as u16).to_be_bytes());
+            hi[..2].copy_from_slice(&(b as u16).to_be_bytes());
+            let mut h = blake3::Hasher::new_derive_key("provernet state bucket v1");
+            let mut any = false;
+            for (k, leaf) in self.leaves.range(lo..=hi) {
+                h.update(k);
+                h.update(leaf);
+                any = true;
+            }
+            self.nodes[BUCKETS + b] = if any { *h.finalize().as_bytes() } else { [0; 32] };
+            parents.insert((BUCKETS + b) / 2);
+        }
+        self.dirty_buckets.clear();
+        while !parents.is_empty() {
+            let mut next = BTreeSet::new();
+            for &n in &parents {
+                let (l, r) = (self.nodes[2 * n], self.nodes[2 * n + 1]);
+                self.nodes[n] = if l == [0; 32] && r == [0; 32] {
+                    [0; 32]
+                } else {
+                    provernet_types::domain_hash("provernet state node v1", &[&l, &r])
+                };
+                if n > 1 {
+                    next.insert(n / 2);
+                }
+            }
+            parents = next;
+        }
+        StateRoot(provernet_types::domain_hash("provernet state root v1", &[&self.nodes[1]]))
+    }
+}
+
+/// Why stored records could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("state record with key {key} is corrupt: {source}")]
+    Corrupt { key: String, source: CodecError },
+    #[error("state record key {0} is not a valid key")]
+    BadKey(String),
+    #[error("the state has no metadata record")]
+    NoMeta,
+}
+
+/// The whole ledger state.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub(crate) meta: Meta,
+    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) programs: BTreeMap<ProgramId, Program>,
+    pub(crate) provers: BTreeMap<ProverId, Prover>,
+    pub(crate) jobs: BTreeMap<JobId, Job>,
+    // Indexes derived from the records; rebuilt on load, not committed.
+    program_names: BTreeMap<String, ProgramId>,
+    pub(crate) job_wake: BTreeSet<(Height, JobId)>,
+    pub(crate) prover_wake: BTreeSet<(Height, ProverId)>,
+    commitment: Commitment,
+    dirty: BTreeSet<StateKey>,
+    root: StateRoot,
+}
+
+impl State {
+    pub(crate) fn empty(meta: Meta) -> State {
+        let mut s = State {
+            meta,
+            accounts: BTreeMap::new(),
+            programs: BTreeMap::new(),
+            provers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            program_names: BTreeMap::new(),
+            job_wake: BTreeSet::new(),
+            prover_wake: BTreeSet::new(),
+            commitment: Commitment::new(),
+            dirty: BTreeSet::new(),
+            root: StateRoot::default(),
+        };
+        s.dirty.insert(StateKey::META);
+        s
+    }
+
+    pub fn height(&self) -> Height {
+        self.meta.height
+    }
+    pub fn params(&self) -> &ChainParams {
+        &self.meta.params
+    }
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+    /// The root as of the last committed block.
+    pub fn root(&self) -> StateRoot {
+        self.root
+    }
+    pub fn account(&self, id: &AccountId) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+    pub fn accounts(&self) -> impl Iterator<Item = (&AccountId, &Account)> {
+        self.accounts.iter()
+    }
+    pub fn program(&self, id: &ProgramId) -> Option<&Program> {
+        self.programs.get(id)
+    }
+    pub fn program_by_name(&self, name: &str) -> Option<(&ProgramId, &Program)> {
+        let id = self.program_names.get(name)?;
+        self.programs.get_key_value(id)
+    }
+    pub fn programs(&self) -> impl Iterator<Item = (&ProgramId, &Program)> {
+        self.programs.iter()
+    }
+    pub fn prover(&self, id: &ProverId) -> Option<&Prover> {
+        self.provers.get(id)
+    }
+    pub fn provers(&self) -> impl Iterator<Item = (&ProverId, &Prover)> {
+        self.provers.iter()
+    }
+    pub fn job(&self, id: &JobId) -> Option<&Job> {
+        self.jobs.get(id)
+    }
+    pub fn jobs(&self) -> impl Iterator<Item = (&JobId, &Job)> {
+        self.jobs.iter()
+    }
+
+    /// All credits held anywhere: balances, stakes, escrows, the treasury and burned credits.
+    /// Equal to `meta().supply` after every block.
+    pub fn total_credits(&self) -> u128 {
+        let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance.0)).sum();
+        let stakes: u128 = self.provers.values().map(|p| u128::from(p.stake.0)).sum();
+        let escrows: u128 = self.jobs.values().map(|j| u128::from(j.escrow.0)).sum();
+        balances
+            + stakes
+            + escrows
+            + u128::from(self.meta.treasury.0)
+            + u128::from(self.meta.burned.0)
+    }
+
+    pub(crate) fn put_meta(&mut self) {
+        self.dirty.insert(StateKey::META);
+    }
+
+    pub(crate) fn put_account(&mut self, id: AccountId, account: Account) {
+        self.accounts.insert(id, account);
+        self.dirty.insert(StateKey { table: Table::Account, id: id.0 });
+    }
+
+    pub(crate) fn put_program(&mut self, id: ProgramId, program: Program) {
+        self.program_names.insert(program.manifest.name.as_str().to_owned(), id);
+        self.programs.insert(id, program);
+        self.dirty.insert(StateKey { table: Table::Program, id: id.0 });
+    }
+
+    pub(crate) fn put_prover(&mut self, id: ProverId, prover: Prover) {
+        if let Some(old) = self.provers.get(&id) {
+            if let crate::entities::ProverStatus::Exiting { until, .. } = old.status {
+                self.prover_wake.remove(&(until, id));
+            }
+        }
+        if let crate::entities::ProverStatus::Exiting { until, .. } = prover.status {
+            self.prover_wake.insert((until, id));
+        }
+        self.provers.insert(id, prover);
+        self.dirty.insert(StateKey { table: Table::Prover, id: id.0 });
+    }
+
+    pub(crate) fn remove_prover(&mut self, id: &ProverId) {
+        if let Some(old) = self.provers.remove(id) {
+            if let crate::entities::ProverStatus::Exiting { until, .. } = old.status {
+                self.prover_wake.remove(&(until, *id));
+            }
+        }
+        self.dirty.insert(StateKey { table: Table::Prover, id: id.0 });
+    }
+
+    pub(crate) fn put_job(&mut self, id: JobId, job: Job) {
+        if let Some(old) = self.jobs.get(&id).and_then(|j| j.wake) {
+            self.job_wake.remove(&(old, id));
+        }
+        if let Some(w) = job.wake {
+            self.job_wake.insert((w, id));
+        }
+        self.jobs.insert(id, job);
+        self.dirty.insert(StateKey { table: Table::Job, id: id.0 });
+    }
+
+    /// Folds the records changed since the last commit into the commitment and returns the new
+    /// root with the changes, for the store to write in the same transaction as the block.
+    pub fn commit(&mut self) -> (StateRoot, ChangeSet) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut changes = Vec::with_capacity(dirty.len());
+        for key in dirty {
+            let value = self.encode_record(&key);
+            self.commitment.set(&key, value.as_deref());
+            changes.push((key, value));
+        }
+        self.root = self.commitment.root();
+        (self.root, changes)
+    }
+
+    fn encode_record(&self, key: &StateKey) -> Option<Vec<u8>> {
+        match key.table {
+            Table::Meta => Some(self.meta.encode()),
+            Table::Account => self.accounts.get(&AccountId(key.id)).map(Encode::encode),
+            Table::Program => self.programs.get(&ProgramId(key.id)).map(Encode::encode),
+            Table::Prover => self.provers.get(&ProverId(key.id)).map(Encode::encode),
+            Table::Job => self.jobs.get(&JobId(key.id)).map(Encode::encode),
+        }
+    }
+
+    /// Rebuilds a state from stored records (as written from [`State::commit`]'s change sets),
+    /// recomputing every index and the root.
+    pub fn from_records<'a>(
+        records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<State, LoadError> {
+        fn dec<T: Decode>(key: &StateKey, v: &[u8]) -> Result<T, LoadError> {
+            provernet_types::decode_exact(v, "state record").map_err(|source| LoadError::Corrupt {
+                key: provernet_types::ids::to_hex(&key.to_bytes()),
+                source,
+            })
+        }
+        let mut meta = None;
+        let mut rest = Vec::new();
+        for (k, v) in records {
+            let key = StateKey::from_bytes(k)
+                .ok_or_else(|| LoadError::BadKey(provernet_types::ids::to_hex(k)))?;
+            if key.table == Table::Meta {
+                meta = Some(dec::<Meta>(&key, v)?);
+            } else {
+                rest.push((key, v));
+            }
+        }
+        let mut state = State::empty(meta.ok_or(LoadError::NoMeta)?);
+        for (key, v) in rest {
+            match key.table {
+                Table::Meta => unreachable!("handled above"),
+                Table::Account => state.put_account(AccountId(key.id), dec(&key, v)?),
+                Table::Program => state.put_program(ProgramId(key.id), dec(&key, v)?),
+                Table::Prover => state.put_prover(ProverId(key.id), dec(&key, v)?),
+                Table::Job => state.put_job(JobId(key.id), dec(&key, v)?),
+            }
+        }
+        state.commit();
+        Ok(state)
+    }
+
+    /// A chain id that fits its bound, for signing.
+    pub fn chain_id(&self) -> &str {
+        self.meta.params.chain_id.as_str()
+    }
+}
+
+/// A short chain id for tests.
+pub fn chain_id(s: &str) -> BoundedString<{ provernet_types::limits::CHAIN_ID_BYTES_MAX }> {
+    BoundedString::try_new(s).expect("chain id within its limit")
+}

@@ -1,0 +1,359 @@
+//! A test chain with named keys and an automated prover agent, for tests and benchmarks.
+//!
+//! Enabled by the `testkit` feature. Keys come from [`Keypair::insecure_from_label`]: never use
+//! them for anything but tests.
+
+use crate::apply::{apply_block, genesis, BlockContext, BlockOutput};
+use crate::entities::{AttemptState, JobStatus};
+use crate::params::{ChainParams, Genesis};
+use crate::state::State;
+use provernet_types::tx::blob_ref;
+use provernet_types::{
+    domain_hash, AccountId, AttemptOutcome, BoundedString, BoundedVec, BuiltinVerifier, Bytes,
+    GpuCount, Height, JobId, JobSpec, Keypair, MechanismKind, MicroCredits, MilliCores, Millis,
+    NamedBlob, Nonce, ProgramId, ProgramManifest, ProverId, ProverSet, Resources, Seconds,
+    Transaction, TxBody, Usage, VerifiedTx, VerifierSpec,
+};
+use std::collections::BTreeMap;
+
+/// Credits each genesis account starts with.
+pub const GENESIS_BALANCE: MicroCredits = MicroCredits(1_000_000 * MicroCredits::PER_CREDIT);
+/// What each test prover stakes.
+pub const PROVER_STAKE: MicroCredits = MicroCredits(100 * MicroCredits::PER_CREDIT);
+
+/// A program whose proofs a committee of provers checks.
+pub fn committee_program() -> ProgramManifest {
+    manifest("hash-chain", VerifierSpec::Program(blob_ref(b"verifier-exe")))
+}
+
+/// A program the validators verify natively.
+pub fn builtin_program() -> ProgramManifest {
+    manifest("groth16-sha256", VerifierSpec::Builtin(BuiltinVerifier::Groth16Bn254))
+}
+
+fn manifest(name: &str, verifier: VerifierSpec) -> ProgramManifest {
+    ProgramManifest {
+        name: name.parse().expect("valid name"),
+        prover: blob_ref(format!("{name}-prover-exe").as_bytes()),
+        verifier,
+        default_resources: small(),
+        default_time_limit: Seconds(60),
+        requires: BoundedVec::new(),
+    }
+}
+
+/// 2 cores, 2 GiB, no GPU.
+pub fn small() -> Resources {
+    Resources { cores: MilliCores(2000), memory: Bytes::gib(2), gpus: GpuCount(0) }
+}
+
+/// 8 cores, 32 GiB, no GPU: what each test prover declares.
+pub fn machine() -> Resources {
+    Resources { cores: MilliCores(8000), memory: Bytes::gib(32), gpus: GpuCount(0) }
+}
+
+/// How the agent's provers and verifiers behave, in percent.
+#[derive(Clone, Copy, Debug)]
+pub struct Behaviour {
+    /// Chance an assigned prover accepts (else it stays silent).
+    pub accept_pct: u8,
+    /// Chance a running prover posts a result (else it misses the deadline).
+    pub deliver_pct: u8,
+    /// Chance a delivered result is a valid proof (else a bad one).
+    pub valid_pct: u8,
+    /// Chance a delivered result is a program error instead of a proof.
+    pub program_error_pct: u8,
+    /// Chance a committee member votes (honestly).
+    pub vote_pct: u8,
+    /// Chance a race is joined by a prover each block.
+    pub race_pct: u8,
+}
+
+impl Behaviour {
+    pub const HONEST: Behaviour = Behaviour {
+        accept_pct: 100,
+        deliver_pct: 100,
+        valid_pct: 100,
+        program_error_pct: 0,
+        vote_pct: 100,
+        race_pct: 100,
+    };
+}
+
+/// A chain in memory with helpers to build signed transactions and run blocks.
+#[derive(Debug)]
+pub struct TestChain {
+    pub state: State,
+    keys: BTreeMap<String, Keypair>,
+    next_nonce: BTreeMap<AccountId, u64>,
+    /// Mixed into block randomness so different test cases see different draws.
+    pub salt: u64,
+    /// Proof files of attempts posted as invalid by the agent, so it votes them down.
+    bad_proofs: std::collections::BTreeSet<(JobId, u8)>,
+    agent_rng: u64,
+}
+
+impl TestChain {
+    /// A chain with requesters `alice` and `bob`, `provers` registered and active provers named
+    /// `p0`, `p1`…, one validator `v0`, and the two test programs.
+    pub fn new(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> TestChain {
+        let mut keys = BTreeMap::new();
+        let mut key = |name: &str| {
+            let k = Keypair::insecure_from_label(name);
+            keys.insert(name.to_owned(), k.clone());
+            k.account()
+        };
+        let validator = key("v0");
+        let mut accounts = vec![(key("alice"), GENESIS_BALANCE), (key("bob"), GENESIS_BALANCE)];
+        for i in 0..provers {
+            accounts.push((key(&format!("p{i}")), MicroCredits(1_000 * MicroCredits::PER_CREDIT)));
+        }
+        let mut params = ChainParams::devnet(vec![validator]);
+        params.chain_id = BoundedString::try_new("test").expect("short");
+        tweak(&mut params);
+        let g = Genesis {
+            params,
+            accounts: BoundedVec::try_from_vec(accounts).expect("few accounts"),
+            programs: BoundedVec::try_from_vec(vec![committee_program(), builtin_program()])
+                .expect("two programs"),
+        };
+        let state = genesis(&g).expect("valid test genesis");
+        let mut chain = TestChain {
+            state,
+            keys,
+            next_nonce: BTreeMap::new(),
+            salt: 0,
+            bad_proofs: Default::default(),
+            agent_rng: 1,
+        };
+        let regs: Vec<VerifiedTx> = (0..provers)
+            .map(|i| {
+                chain.tx(
+                    &format!("p{i}"),
+                    TxBody::RegisterProver {
+                        capacity: machine(),
+                        labels: BoundedVec::new(),
+                        stake: PROVER_STAKE,
+                    },
+                )
+            })
+            .collect();
+        if !regs.is_empty() {
+            chain.block(regs);
+        }
+        chain
+    }
+
+    pub fn key(&self, name: &str) -> &Keypair {
+        self.keys.get(name).unwrap_or_else(|| panic!("no test key named {name}"))
+    }
+
+    pub fn account(&self, name: &str) -> AccountId {
+        self.key(name).account()
+    }
+
+    pub fn prover_id(&self, name: &str) -> ProverId {
+        self.account(name).into()
+    }
+
+    /// Adds a named key (for accounts created during a test).
+    pub fn add_key(&mut self, name: &str) -> AccountId {
+        let k = Keypair::insecure_from_label(name);
+        let id = k.account();
+        self.keys.insert(name.to_owned(), k);
+        id
+    }
+
+    /// The name of the key for `account`, if the chain holds it.
+    pub fn name_of(&self, account: &AccountId) -> Option<String> {
+        self.keys.iter().find(|(_, k)| k.account() == *account).map(|(n, _)| n.clone())
+    }
+
+    /// A signed, verified transaction from `who`, with the next unused nonce.
+    pub fn tx(&mut self, who: &str, body: TxBody) -> VerifiedTx {
+        let key = self.key(who).clone();
+        let account = key.account();
+        let nonce = *self
+            .next_nonce
+            .entry(account)
+            .or_insert_with(|| self.state.account(&account).map_or(0, |a| a.nonce.0));
+        self.next_nonce.insert(account, nonce + 1);
+        self.tx_with_nonce(&key, Nonce(nonce), body)
+    }
+
+    /// Forgets nonces handed out for transactions that were never applied.
+    pub fn reset_nonces(&mut self) {
+        self.next_nonce.clear();
+    }
+
+    /// A signed, verified transaction with an explicit nonce.
+    pub fn tx_with_nonce(&self, key: &Keypair, nonce: Nonce, body: TxBody) -> VerifiedTx {
+        Transaction { signer: key.account(), nonce, body }
+            .sign(key, self.state.chain_id())
+            .verify(self.state.chain_id())
+            .expect("a freshly signed transaction verifies")
+    }
+
+    /// The context of the next block.
+    pub fn next_context(&self) -> BlockContext {
+        let height = Height(self.state.height().0 + 1);
+        BlockContext {
+            height,
+            randomness: domain_hash(
+                "provernet test randomness",
+                &[&height.0.to_le_bytes(), &self.salt.to_le_bytes()],
+            ),
+            time: Millis(height.0 * self.state.params().block_time_ms),
+        }
+    }
+
+    /// Applies a block and resynchronises nonces with what actually applied.
+    pub fn block(&mut self, txs: Vec<VerifiedTx>) -> BlockOutput {
+        let ctx = self.next_context();
+        let out = apply_block(&mut self.state, &ctx, &txs).expect("test blocks are well formed");
+        self.next_nonce.clear();
+        out
+    }
+
+    /// Applies `n` empty blocks.
+    pub fn idle(&mut self, n: u64) {
+        for _ in 0..n {
+            self.block(Vec::new());
+        }
+    }
+
+    /// A job spec for `program` with small resources, `time` seconds and a generous max fee.
+    pub fn spec(&self, program: ProgramId, time: u64) -> JobSpec {
+        JobSpec {
+            program,
+            inputs: BoundedVec::try_from_vec(vec![NamedBlob {
+                name: "statement".parse().expect("valid"),
+                blob: blob_ref(b"public statement"),
+            }])
+            .expect("one input"),
+            resources: Some(small()),
+            time_limit: Seconds(time),
+            redundancy: 1,
+            prover_set: ProverSet::Any,
+            mechanism: MechanismKind::RandomWithFallback,
+            max_fee: MicroCredits(10 * MicroCredits::PER_CREDIT),
+        }
+    }
+
+    /// Submits a job from `who` and returns its id.
+    pub fn submit(&mut self, who: &str, spec: JobSpec) -> (JobId, VerifiedTx) {
+        let tx = self.tx(who, TxBody::SubmitJob(spec));
+        (provernet_types::tx::job_id(&tx.tx().signer, tx.tx().nonce), tx)
+    }
+
+    fn roll(&mut self, pct: u8) -> bool {
+        // xorshift64: deterministic, seeded by the test.
+        self.agent_rng ^= self.agent_rng << 13;
+        self.agent_rng ^= self.agent_rng >> 7;
+        self.agent_rng ^= self.agent_rng << 17;
+        (self.agent_rng % 100) < u64::from(pct)
+    }
+
+    pub fn seed_agent(&mut self, seed: u64) {
+        self.agent_rng = seed | 1;
+    }
+
+    /// What the provers and verifiers the chain holds keys for would send now, given
+    /// `behaviour`: accepts, results, votes and race proofs.
+    pub fn agent_txs(&mut self, behaviour: Behaviour) -> Vec<VerifiedTx> {
+        let h = self.state.height();
+        let mut plan: Vec<(String, TxBody)> = Vec::new();
+        let jobs: Vec<(JobId, crate::entities::Job)> =
+            self.state.jobs().filter(|(_, j)| !j.settled).map(|(id, j)| (*id, j.clone())).collect();
+        for (id, job) in jobs {
+            for (i, a) in job.attempts.iter().enumerate() {
+                let i = i as u8;
+                let Some(name) = self.name_of(&a.prover.into()) else { continue };
+                match a.state {
+                    AttemptState::Assigned if a.deadline >= h => {
+                        if self.roll(behaviour.accept_pct) {
+                            plan.push((name, TxBody::AcceptJob { job: id, attempt: i }));
+                        }
+                    }
+                    AttemptState::Running => {
+                        if !self.roll(behaviour.deliver_pct) {
+                            continue;
+                        }
+                        let outcome = if self.roll(behaviour.program_error_pct) {
+                            AttemptOutcome::ProgramError {
+                                exit_code: 3,
+                                reason: BoundedString::try_new("panicked").expect("short"),
+                            }
+                        } else {
+                            let valid = self.roll(behaviour.valid_pct);
+                            if !valid {
+                                self.bad_proofs.insert((id, i));
+                            }
+                            AttemptOutcome::Proof(proof_files(valid))
+                        };
+                        plan.push((
+                            name,
+                            TxBody::PostResult { job: id, attempt: i, outcome, usage: usage() },
+                        ));
+                    }
+                    AttemptState::Proven => {
+                        let valid = !self.bad_proofs.contains(&(id, i));
+                        for (m, v) in a.committee.iter().zip(a.votes.iter()) {
+                            if v.is_some() || !self.roll(behaviour.vote_pct) {
+                                continue;
+                            }
+                            if let Some(voter) = self.name_of(m) {
+                                plan.push((voter, TxBody::Vote { job: id, attempt: i, valid }));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if job.status == JobStatus::Race && self.roll(behaviour.race_pct) {
+                let barred: Vec<ProverId> = job.provers();
+                let racer = self
+                    .state
+                    .provers()
+                    .filter(|(p, pr)| pr.is_active() && !barred.contains(p))
+                    .find_map(|(p, _)| self.name_of(&(*p).into()));
+                if let Some(name) = racer {
+                    plan.push((
+                        name,
+                        TxBody::PostRaceProof { job: id, files: proof_files(true), usage: usage() },
+                    ));
+                }
+            }
+        }
+        plan.into_iter().map(|(who, body)| self.tx(&who, body)).collect()
+    }
+
+    /// Runs blocks with the agent until every job is settled or `max_blocks` pass; returns
+    /// the number of blocks run.
+    pub fn run_agent(&mut self, behaviour: Behaviour, max_blocks: u64) -> u64 {
+        for n in 0..max_blocks {
+            if self.state.jobs().all(|(_, j)| j.settled) {
+                return n;
+            }
+            let txs = self.agent_txs(behaviour);
+            self.block(txs);
+        }
+        max_blocks
+    }
+}
+
+/// One proof file; invalid proofs differ only in their bytes.
+pub fn proof_files(
+    valid: bool,
+) -> BoundedVec<NamedBlob, { provernet_types::limits::PROOF_FILES_MAX }> {
+    let bytes: &[u8] = if valid { b"valid proof" } else { b"forged proof" };
+    BoundedVec::try_from_vec(vec![NamedBlob {
+        name: "proof".parse().expect("valid"),
+        blob: blob_ref(bytes),
+    }])
+    .expect("one file")
+}
+
+pub fn usage() -> Usage {
+    Usage { wall: Millis(1500), cpu: Millis(2900), peak_memory: Bytes(300 << 20) }
+}
