@@ -398,6 +398,18 @@ impl State {
     }
 }
 
+/// Every record of `state` as `(key bytes, value bytes)`, in key order: what a store holds.
+pub fn records(state: &State) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut keys = vec![StateKey::META];
+    keys.extend(state.accounts.keys().map(|id| StateKey { table: Table::Account, id: id.0 }));
+    keys.extend(state.programs.keys().map(|id| StateKey { table: Table::Program, id: id.0 }));
+    keys.extend(state.provers.keys().map(|id| StateKey { table: Table::Prover, id: id.0 }));
+    keys.extend(state.jobs.keys().map(|id| StateKey { table: Table::Job, id: id.0 }));
+    keys.into_iter()
+        .filter_map(|k| state.encode_record(&k).map(|v| (k.to_bytes().to_vec(), v)))
+        .collect()
+}
+
 /// A short chain id for tests.
 pub fn chain_id(s: &str) -> BoundedString<{ provernet_types::limits::CHAIN_ID_BYTES_MAX }> {
     BoundedString::try_new(s).expect("chain id within its limit")

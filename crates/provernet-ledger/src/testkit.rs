@@ -52,6 +52,25 @@ pub fn machine() -> Resources {
     Resources { cores: MilliCores(8000), memory: Bytes::gib(32), gpus: GpuCount(0) }
 }
 
+/// The genesis of a test chain: `alice` and `bob` with [`GENESIS_BALANCE`], provers `p0`…
+/// with 1,000 credits each, validator `v0`, and the two test programs.
+pub fn test_genesis(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> Genesis {
+    let id = |name: &str| Keypair::insecure_from_label(name).account();
+    let mut accounts = vec![(id("alice"), GENESIS_BALANCE), (id("bob"), GENESIS_BALANCE)];
+    for i in 0..provers {
+        accounts.push((id(&format!("p{i}")), MicroCredits(1_000 * MicroCredits::PER_CREDIT)));
+    }
+    let mut params = ChainParams::devnet(vec![id("v0")]);
+    params.chain_id = BoundedString::try_new("test").expect("short");
+    tweak(&mut params);
+    Genesis {
+        params,
+        accounts: BoundedVec::try_from_vec(accounts).expect("few accounts"),
+        programs: BoundedVec::try_from_vec(vec![committee_program(), builtin_program()])
+            .expect("two programs"),
+    }
+}
+
 /// How the agent's provers and verifiers behave, in percent.
 #[derive(Clone, Copy, Debug)]
 pub struct Behaviour {
@@ -97,38 +116,40 @@ impl TestChain {
     /// A chain with requesters `alice` and `bob`, `provers` registered and active provers named
     /// `p0`, `p1`…, one validator `v0`, and the two test programs.
     pub fn new(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> TestChain {
-        let mut keys = BTreeMap::new();
-        let mut key = |name: &str| {
-            let k = Keypair::insecure_from_label(name);
-            keys.insert(name.to_owned(), k.clone());
-            k.account()
-        };
-        let validator = key("v0");
-        let mut accounts = vec![(key("alice"), GENESIS_BALANCE), (key("bob"), GENESIS_BALANCE)];
-        for i in 0..provers {
-            accounts.push((key(&format!("p{i}")), MicroCredits(1_000 * MicroCredits::PER_CREDIT)));
+        let g = test_genesis(provers, tweak);
+        let mut chain = TestChain::from_state(genesis(&g).expect("valid test genesis"), provers);
+        let regs = chain.registrations(provers);
+        if !regs.is_empty() {
+            chain.block(regs);
         }
-        let mut params = ChainParams::devnet(vec![validator]);
-        params.chain_id = BoundedString::try_new("test").expect("short");
-        tweak(&mut params);
-        let g = Genesis {
-            params,
-            accounts: BoundedVec::try_from_vec(accounts).expect("few accounts"),
-            programs: BoundedVec::try_from_vec(vec![committee_program(), builtin_program()])
-                .expect("two programs"),
-        };
-        let state = genesis(&g).expect("valid test genesis");
-        let mut chain = TestChain {
+        chain
+    }
+
+    /// A chain over an existing state built from [`test_genesis`] with `provers` provers.
+    pub fn from_state(state: State, provers: usize) -> TestChain {
+        let mut keys = BTreeMap::new();
+        for name in ["v0", "alice", "bob"]
+            .into_iter()
+            .map(String::from)
+            .chain((0..provers).map(|i| format!("p{i}")))
+        {
+            keys.insert(name.clone(), Keypair::insecure_from_label(&name));
+        }
+        TestChain {
             state,
             keys,
             next_nonce: BTreeMap::new(),
             salt: 0,
             bad_proofs: Default::default(),
             agent_rng: 1,
-        };
-        let regs: Vec<VerifiedTx> = (0..provers)
+        }
+    }
+
+    /// The registrations of provers `p0`…: each declares [`machine`] and stakes [`PROVER_STAKE`].
+    pub fn registrations(&mut self, provers: usize) -> Vec<VerifiedTx> {
+        (0..provers)
             .map(|i| {
-                chain.tx(
+                self.tx(
                     &format!("p{i}"),
                     TxBody::RegisterProver {
                         capacity: machine(),
@@ -137,11 +158,7 @@ impl TestChain {
                     },
                 )
             })
-            .collect();
-        if !regs.is_empty() {
-            chain.block(regs);
-        }
-        chain
+            .collect()
     }
 
     pub fn key(&self, name: &str) -> &Keypair {

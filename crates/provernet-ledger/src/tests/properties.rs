@@ -180,48 +180,12 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         }
     }
     // Loading the records back gives the same root.
-    let records: Vec<(Vec<u8>, Vec<u8>)> = dump(&c.state);
+    let records = crate::state::records(&c.state);
     let loaded =
         State::from_records(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))).unwrap();
     assert_eq!(loaded.root(), c.state.root());
     let _ = ProverId::default();
     let _ = roots;
-}
-
-/// Every record of a state, as a store would hold them.
-fn dump(state: &State) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut s = state.clone();
-    // Re-dirtying everything through a full load round-trip is what the store does; here the
-    // records are rebuilt from the in-memory maps directly.
-    let mut out = Vec::new();
-    use provernet_types::Encode;
-    out.push((crate::StateKey::META.to_bytes().to_vec(), s.meta().encode()));
-    for (id, a) in s.accounts() {
-        out.push((
-            crate::StateKey { table: crate::Table::Account, id: id.0 }.to_bytes().to_vec(),
-            a.encode(),
-        ));
-    }
-    for (id, p) in s.programs() {
-        out.push((
-            crate::StateKey { table: crate::Table::Program, id: id.0 }.to_bytes().to_vec(),
-            p.encode(),
-        ));
-    }
-    for (id, p) in s.provers() {
-        out.push((
-            crate::StateKey { table: crate::Table::Prover, id: id.0 }.to_bytes().to_vec(),
-            p.encode(),
-        ));
-    }
-    for (id, j) in s.jobs() {
-        out.push((
-            crate::StateKey { table: crate::Table::Job, id: id.0 }.to_bytes().to_vec(),
-            j.encode(),
-        ));
-    }
-    let _ = s.commit();
-    out
 }
 
 fn behaviour() -> impl Strategy<Value = Behaviour> {
