@@ -106,21 +106,39 @@ impl<'s> Overlay<'s> {
         self.jobs.insert(id, job);
     }
 
-    /// Active provers in ascending id order, seen through the overlay.
+    /// Active provers in ascending id order, seen through the overlay: a merge of the two
+    /// sorted maps, where the overlay's copy (or removal) wins.
     pub(crate) fn active_provers(&self) -> Vec<(ProverId, &Prover)> {
-        let mut out: BTreeMap<ProverId, &Prover> = self
-            .base
-            .provers
-            .iter()
-            .filter(|(id, p)| p.is_active() && !self.provers.contains_key(id))
-            .map(|(id, p)| (*id, p))
-            .collect();
-        for (id, p) in &self.provers {
-            if let Some(p) = p.as_ref().filter(|p| p.is_active()) {
-                out.insert(*id, p);
+        let mut out = Vec::with_capacity(self.base.provers.len());
+        let mut base = self.base.provers.iter().peekable();
+        let mut over = self.provers.iter().peekable();
+        loop {
+            let order = match (base.peek(), over.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((b, _)), Some((o, _))) => b.cmp(o),
+            };
+            if order == std::cmp::Ordering::Equal {
+                base.next();
+            }
+            let take_over = order != std::cmp::Ordering::Less;
+            let (id, p) = if take_over {
+                match over.next() {
+                    Some((id, Some(p))) => (id, p),
+                    _ => continue,
+                }
+            } else {
+                match base.next() {
+                    Some(entry) => entry,
+                    None => break,
+                }
+            };
+            if p.is_active() {
+                out.push((*id, p));
             }
         }
-        out.into_iter().collect()
+        out
     }
 
     pub(crate) fn finish(self) -> (Writes, Vec<Event>) {

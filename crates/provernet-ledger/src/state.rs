@@ -11,8 +11,8 @@
 //!   node over two all-zero children is all zeros (a standard sparse-tree shortcut; finding a
 //!   preimage of zero is infeasible).
 //!
-//! `H` is BLAKE3 in derive-key mode with a distinct context per level, so no leaf, bucket or
-//! node can be confused for another. Binding follows from BLAKE3's collision resistance. Why
+//! `H` is BLAKE3 keyed with a distinct key per level ([`provernet_types::Domain`]), so no
+//! leaf, bucket or node can be confused for another. Binding follows from BLAKE3's collision resistance. Why
 //! this shape: a block rewrites only the buckets it touched and their 16 ancestors, so the cost
 //! per block is proportional to what the block changed, not to the size of the state (a flat
 //! hash of everything would grow with every job ever submitted); and membership of any record
@@ -20,11 +20,18 @@
 
 use crate::entities::{Account, Job, Program, Prover};
 use crate::params::ChainParams;
+use provernet_types::Domain;
 use provernet_types::{
     codec_struct, AccountId, BoundedString, CodecError, Decode, Encode, Height, JobId,
     MicroCredits, ProgramId, ProverId, StateRoot,
 };
 use std::collections::{BTreeMap, BTreeSet};
+
+static KEY: Domain = Domain::new("provernet state key v1");
+static LEAF: Domain = Domain::new("provernet state leaf v1");
+static BUCKET: Domain = Domain::new("provernet state bucket v1");
+static NODE: Domain = Domain::new("provernet state node v1");
+static ROOT: Domain = Domain::new("provernet state root v1");
 
 /// Chain-wide counters and parameters.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -93,7 +100,7 @@ impl StateKey {
     }
 
     fn hash(&self) -> [u8; 32] {
-        provernet_types::domain_hash("provernet state key v1", &[&self.to_bytes()])
+        KEY.hash(&[&self.to_bytes()])
     }
 }
 
@@ -135,7 +142,7 @@ impl Commitment {
         let key_hash = key.hash();
         match value {
             Some(v) => {
-                let leaf = provernet_types::domain_hash("provernet state leaf v1", &[&key_hash, v]);
+                let leaf = LEAF.hash(&[&key_hash, v]);
                 self.leaves.insert(key_hash, leaf);
             }
             None => {
@@ -146,13 +153,13 @@ impl Commitment {
     }
 
     fn root(&mut self) -> StateRoot {
-        let mut parents = BTreeSet::new();
+        let mut level: Vec<usize> = Vec::with_capacity(self.dirty_buckets.len());
         for &b in &self.dirty_buckets {
             let mut lo = [0u8; 32];
             let mut hi = [0xffu8; 32];
             lo[..2].copy_from_slice(&(b as u16).to_be_bytes());
             hi[..2].copy_from_slice(&(b as u16).to_be_bytes());
-            let mut h = blake3::Hasher::new_derive_key("provernet state bucket v1");
+            let mut h = BUCKET.hasher();
             let mut any = false;
             for (k, leaf) in self.leaves.range(lo..=hi) {
                 h.update(k);
@@ -160,25 +167,24 @@ impl Commitment {
                 any = true;
             }
             self.nodes[BUCKETS + b] = if any { *h.finalize().as_bytes() } else { [0; 32] };
-            parents.insert((BUCKETS + b) / 2);
+            level.push((BUCKETS + b) / 2);
         }
         self.dirty_buckets.clear();
-        while !parents.is_empty() {
-            let mut next = BTreeSet::new();
-            for &n in &parents {
+        // `dirty_buckets` is sorted, so each level's parents come out sorted; dedup is enough.
+        level.dedup();
+        while !level.is_empty() {
+            for &n in &level {
                 let (l, r) = (self.nodes[2 * n], self.nodes[2 * n + 1]);
-                self.nodes[n] = if l == [0; 32] && r == [0; 32] {
-                    [0; 32]
-                } else {
-                    provernet_types::domain_hash("provernet state node v1", &[&l, &r])
-                };
-                if n > 1 {
-                    next.insert(n / 2);
-                }
+                self.nodes[n] =
+                    if l == [0; 32] && r == [0; 32] { [0; 32] } else { NODE.hash(&[&l, &r]) };
             }
-            parents = next;
+            level.retain(|&n| n > 1);
+            for n in level.iter_mut() {
+                *n /= 2;
+            }
+            level.dedup();
         }
-        StateRoot(provernet_types::domain_hash("provernet state root v1", &[&self.nodes[1]]))
+        StateRoot(ROOT.hash(&[&self.nodes[1]]))
     }
 }
 

@@ -178,6 +178,36 @@ pub fn domain_hash(domain: &'static str, parts: &[&[u8]]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// A hashing domain for hot paths: BLAKE3 keyed with a key derived once from the domain's
+/// name, so each hash costs only its input (derive-key mode re-hashes the name every call).
+/// Distinct names give independent keys, so hashes of different domains never collide.
+#[derive(Debug)]
+pub struct Domain {
+    name: &'static str,
+    key: std::sync::OnceLock<[u8; 32]>,
+}
+
+impl Domain {
+    pub const fn new(name: &'static str) -> Domain {
+        Domain { name, key: std::sync::OnceLock::new() }
+    }
+
+    pub fn hasher(&self) -> blake3::Hasher {
+        let key = self
+            .key
+            .get_or_init(|| blake3::derive_key("provernet domain key v1", self.name.as_bytes()));
+        blake3::Hasher::new_keyed(key)
+    }
+
+    pub fn hash(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = self.hasher();
+        for p in parts {
+            h.update(p);
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +226,10 @@ mod tests {
     #[test]
     fn domain_hashes_differ_by_domain() {
         assert_ne!(domain_hash("provernet a", &[b"x"]), domain_hash("provernet b", &[b"x"]));
+        static A: Domain = Domain::new("provernet a");
+        static B: Domain = Domain::new("provernet b");
+        assert_ne!(A.hash(&[b"x"]), B.hash(&[b"x"]));
+        assert_ne!(A.hash(&[b"x"]), domain_hash("provernet a", &[b"x"]));
+        assert_eq!(A.hash(&[b"x", b"y"]), A.hash(&[b"xy"]));
     }
 }

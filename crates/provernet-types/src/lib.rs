@@ -13,7 +13,8 @@ pub mod units;
 pub use codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, Encode, Reader};
 pub use crypto::{Keypair, Signature, SignatureError};
 pub use ids::{
-    domain_hash, AccountId, BlobHash, BlockHash, JobId, ProgramId, ProverId, StateRoot, TxHash,
+    domain_hash, AccountId, BlobHash, BlockHash, Domain, JobId, ProgramId, ProverId, StateRoot,
+    TxHash,
 };
 pub use resources::{BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources};
 pub use tx::{

@@ -1,0 +1,52 @@
+//! The provernet command-line tool.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod quote;
+
+use clap::{Parser, Subcommand};
+
+/// provernet: a decentralized, permissionless proving network.
+#[derive(Parser, Debug)]
+#[command(name = "provernet", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Price a job before submitting it: resources × time limit at the chain's posted prices.
+    Quote(quote::QuoteArgs),
+    /// Measure the system's throughput.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Quote(args) => quote::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        if let Some(hint) = err.downcast_ref::<Hint>() {
+            eprintln!("hint: {}", hint.0);
+        }
+        std::process::exit(1);
+    }
+}
+
+/// An error that carries a suggestion for the user.
+#[derive(Debug)]
+pub struct Hint(pub String);
+
+impl std::fmt::Display for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Hint {}

@@ -1,0 +1,70 @@
+//! `provernet quote`.
+
+use anyhow::Result;
+use provernet_mechanism::PriceTable;
+use provernet_types::{Bytes, GpuCount, MicroCredits, MilliCores, Resources, Seconds};
+
+#[derive(clap::Args, Debug)]
+pub struct QuoteArgs {
+    /// CPU cores: `32`, `1.5`, or millicores `500m`.
+    #[arg(long)]
+    cores: MilliCores,
+    /// Memory with a unit: `190GB` (10⁹ bytes) or `64GiB` (2³⁰ bytes).
+    #[arg(long)]
+    memory: Bytes,
+    /// Whole GPUs.
+    #[arg(long, default_value = "0")]
+    gpus: GpuCount,
+    /// Time limit: `90s`, `5m`, `1h30m`.
+    #[arg(long)]
+    time: Seconds,
+    /// How many provers run the job at once (1–3); each is paid.
+    #[arg(long, default_value_t = 1)]
+    redundancy: u8,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Quote {
+    cores: String,
+    memory: String,
+    gpus: u16,
+    time_limit_s: u64,
+    redundancy: u8,
+    per_prover_micro_credits: u64,
+    total_micro_credits: u64,
+    total_credits: String,
+}
+
+pub fn run(args: QuoteArgs) -> Result<()> {
+    let resources = Resources { cores: args.cores, memory: args.memory, gpus: args.gpus };
+    resources.check_bounds().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.redundancy == 0 || args.redundancy > provernet_types::limits::REDUNDANCY_MAX {
+        return Err(anyhow::Error::new(crate::Hint("use --redundancy 1, 2 or 3".into()))
+            .context(format!("redundancy {} is outside 1..=3", args.redundancy)));
+    }
+    // Until the chain API exists, quotes use the default posted prices that genesis adopts.
+    let per = PriceTable::default().quote(&resources, args.time);
+    let total = MicroCredits(per.0 * u64::from(args.redundancy));
+    let q = Quote {
+        cores: resources.cores.to_string(),
+        memory: resources.memory.to_string(),
+        gpus: resources.gpus.0,
+        time_limit_s: args.time.0,
+        redundancy: args.redundancy,
+        per_prover_micro_credits: per.0,
+        total_micro_credits: total.0,
+        total_credits: format!("{}.{:06}", total.0 / 1_000_000, total.0 % 1_000_000),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&q)?);
+    } else {
+        println!(
+            "{} cores, {}, {} GPUs for {} × {}: {}",
+            q.cores, q.memory, q.gpus, args.time, q.redundancy, total
+        );
+    }
+    Ok(())
+}
