@@ -287,10 +287,10 @@ impl TestChain {
                 let i = i as u8;
                 let Some(name) = self.name_of(&a.prover.into()) else { continue };
                 match a.state {
-                    AttemptState::Assigned if a.deadline >= h => {
-                        if self.roll(behaviour.accept_pct) {
-                            plan.push((name, TxBody::AcceptJob { job: id, attempt: i }));
-                        }
+                    AttemptState::Assigned
+                        if a.deadline >= h && self.roll(behaviour.accept_pct) =>
+                    {
+                        plan.push((name, TxBody::AcceptJob { job: id, attempt: i }));
                     }
                     AttemptState::Running => {
                         if !self.roll(behaviour.deliver_pct) {

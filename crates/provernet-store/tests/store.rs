@@ -1,6 +1,8 @@
 //! Persistence: reopen gives the same root, replay from genesis gives every root, a SIGKILL
 //! mid-run loses at most the block being written, and tampering is detected.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use provernet_ledger::testkit::*;
 use provernet_store::{Store, StoreError};
 use provernet_types::{Height, VerifiedTx};

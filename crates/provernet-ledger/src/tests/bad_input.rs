@@ -85,7 +85,8 @@ fn unknown_signer_and_unfunded_transfers() {
 fn bad_job_submissions() {
     let mut c = TestChain::new(2, |_| {});
     let program = committee_program().id();
-    let cases: Vec<(Box<dyn Fn(&mut provernet_types::JobSpec)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut provernet_types::JobSpec)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (Box::new(|s| s.program = ProgramId([9; 32])), "unknown_program"),
         (Box::new(|s| s.time_limit = Seconds(0)), "bad_time_limit"),
         (Box::new(|s| s.time_limit = Seconds(TIME_LIMIT_MAX.0 + 1)), "bad_time_limit"),

@@ -201,8 +201,13 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
     )
 }
 
+/// Cases per property: 24 by default, more where `PROVERNET_PROPTEST_CASES` says (CI: 128).
+fn cases() -> u32 {
+    std::env::var("PROVERNET_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn honest_provers(actions in prop::collection::vec(prop::collection::vec(action(), 0..6), 1..25), salt in any::<u64>()) {

@@ -1,0 +1,64 @@
+//! The `provernet` binary as a user runs it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn provernet(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provernet")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn quote_matches_the_seed_price() {
+    let (code, out, _) =
+        provernet(&["quote", "--cores", "32", "--memory", "190GB", "--gpus", "1", "--time", "5m"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "32 cores, 190GB, 1 GPUs for 5m × 1: 0.035000 credits");
+}
+
+#[test]
+fn quote_json() {
+    let (code, out, _) = provernet(&[
+        "quote", "--cores", "500m", "--memory", "64GiB", "--time", "90s", "--redundancy", "2",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cores"], "500m");
+    assert_eq!(v["memory"], "64GiB");
+    assert_eq!(v["time_limit_s"], 90);
+    let per = v["per_prover_micro_credits"].as_u64().unwrap();
+    assert_eq!(v["total_micro_credits"].as_u64().unwrap(), 2 * per);
+}
+
+#[test]
+fn quote_errors_name_the_problem() {
+    let (code, _, err) = provernet(&["quote", "--cores", "2", "--memory", "64", "--time", "5m"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a unit is required"), "{err}");
+    let (code, _, err) =
+        provernet(&["quote", "--cores", "2", "--memory", "1GiB", "--time", "5m", "--redundancy", "9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error: redundancy 9 is outside 1..=3"), "{err}");
+    assert!(err.contains("hint: use --redundancy 1, 2 or 3"), "{err}");
+}
+
+#[test]
+fn bench_ledger_reports_what_it_measured() {
+    let (code, out, err) = provernet(&[
+        "bench", "ledger", "--blocks", "3", "--warmup", "4", "--block-txs", "200", "--provers",
+        "32", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["blocks"], 3);
+    assert_eq!(v["txs"], 600);
+    assert!(v["tx_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["tx_kinds"]["accept_job"].as_u64().unwrap() > 0);
+    assert!(v["tx_kinds"]["vote"].as_u64().unwrap() > 0, "the pipeline reached verification");
+}
