@@ -24,7 +24,15 @@ fn quote_matches_the_seed_price() {
 #[test]
 fn quote_json() {
     let (code, out, _) = provernet(&[
-        "quote", "--cores", "500m", "--memory", "64GiB", "--time", "90s", "--redundancy", "2",
+        "quote",
+        "--cores",
+        "500m",
+        "--memory",
+        "64GiB",
+        "--time",
+        "90s",
+        "--redundancy",
+        "2",
         "--json",
     ]);
     assert_eq!(code, 0);
@@ -41,8 +49,17 @@ fn quote_errors_name_the_problem() {
     let (code, _, err) = provernet(&["quote", "--cores", "2", "--memory", "64", "--time", "5m"]);
     assert_eq!(code, 2);
     assert!(err.contains("a unit is required"), "{err}");
-    let (code, _, err) =
-        provernet(&["quote", "--cores", "2", "--memory", "1GiB", "--time", "5m", "--redundancy", "9"]);
+    let (code, _, err) = provernet(&[
+        "quote",
+        "--cores",
+        "2",
+        "--memory",
+        "1GiB",
+        "--time",
+        "5m",
+        "--redundancy",
+        "9",
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("error: redundancy 9 is outside 1..=3"), "{err}");
     assert!(err.contains("hint: use --redundancy 1, 2 or 3"), "{err}");
@@ -51,8 +68,17 @@ fn quote_errors_name_the_problem() {
 #[test]
 fn bench_ledger_reports_what_it_measured() {
     let (code, out, err) = provernet(&[
-        "bench", "ledger", "--blocks", "3", "--warmup", "4", "--block-txs", "200", "--provers",
-        "32", "--json",
+        "bench",
+        "ledger",
+        "--blocks",
+        "3",
+        "--warmup",
+        "4",
+        "--block-txs",
+        "200",
+        "--provers",
+        "32",
+        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
