@@ -113,7 +113,7 @@ pub fn genesis(g: &Genesis) -> Result<State, GenesisError> {
             return Err(GenesisError::DuplicateAccount(*id));
         }
         supply = supply.checked_add(amount.0).ok_or(GenesisError::Overflow)?;
-        state.put_account(*id, Account { balance: *amount, nonce: Nonce(0) });
+        state.put_account(*id, Account { balance: *amount, nonce: Nonce(0), open_jobs: 0 });
     }
     for v in g.params.validators.iter() {
         if state.account(v).is_none() {
@@ -443,7 +443,12 @@ fn submit_job(
     if !fits {
         return Err(TxError::NoProverCanFit(resources));
     }
+    let open = ov.account(&requester).map_or(0, |a| a.open_jobs);
+    if open >= ov.params().open_jobs_per_account_max {
+        return Err(TxError::TooManyOpenJobs { open });
+    }
     debit(ov, requester, quote)?;
+    ov.account_mut(requester).open_jobs = open + 1;
     let id = job_id(&requester, nonce);
     let h = ov.height;
     let job = Job {
@@ -792,6 +797,10 @@ fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId) {
             job.escrow = MicroCredits(0);
             job.settled = true;
             pay(ov, job.requester, Some(id), PaymentKind::EscrowRefund, rest);
+            if job.probe_for.is_none() {
+                let a = ov.account_mut(job.requester);
+                a.open_jobs = a.open_jobs.saturating_sub(1);
+            }
         }
     }
     job.wake = next_wake(&job, h);

@@ -23,8 +23,10 @@ pub struct Account {
     pub balance: MicroCredits,
     /// The nonce the account's next transaction must carry.
     pub nonce: Nonce,
+    /// Jobs it submitted that are not settled yet.
+    pub open_jobs: u32,
 }
-codec_struct!(Account { balance, nonce });
+codec_struct!(Account { balance, nonce, open_jobs });
 
 /// A registered program.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -71,6 +71,8 @@ pub enum TxError {
     EmptyProof,
     #[error("the deadline at height {deadline} has passed")]
     DeadlinePassed { deadline: Height },
+    #[error("the account has {open} open jobs, the most allowed; wait for some to finish")]
+    TooManyOpenJobs { open: u32 },
     #[error("amount overflow")]
     Overflow,
 }
@@ -110,6 +112,7 @@ impl TxError {
             TxError::RaceFull(_) => "race_full",
             TxError::EmptyProof => "empty_proof",
             TxError::DeadlinePassed { .. } => "deadline_passed",
+            TxError::TooManyOpenJobs { .. } => "too_many_open_jobs",
             TxError::Overflow => "overflow",
         }
     }

@@ -54,6 +54,9 @@ pub struct ChainParams {
     pub min_prover_stake: MicroCredits,
     /// Blocks between announcing exit (or ejection) and the stake's return.
     pub exit_delay: Blocks,
+    /// Jobs one account may have open (submitted, not settled) at once. Bounds the work the
+    /// end-of-block rules do for jobs waiting for a prover.
+    pub open_jobs_per_account_max: u32,
     /// Declines a prover may make per window.
     pub decline_quota: u32,
     pub decline_window: Blocks,
@@ -83,6 +86,7 @@ codec_struct!(ChainParams {
     faults_to_eject,
     min_prover_stake,
     exit_delay,
+    open_jobs_per_account_max,
     decline_quota,
     decline_window,
     probe,
@@ -115,6 +119,7 @@ impl ChainParams {
             faults_to_eject: 5,
             min_prover_stake: MicroCredits(10 * MicroCredits::PER_CREDIT),
             exit_delay: Blocks(100),
+            open_jobs_per_account_max: 1_000,
             decline_quota: 5,
             decline_window: Blocks(600),
             probe: None,

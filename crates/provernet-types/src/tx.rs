@@ -457,6 +457,54 @@ mod tests {
         assert!(matches!(SignedTx::decode(&big), Err(TxDecodeError::TooLarge { .. })));
     }
 
+    fn samples() -> Vec<Vec<u8>> {
+        let key = Keypair::insecure_from_label("alice");
+        let mut out = vec![sample().sign(&key, "devnet").encode()];
+        let bodies = [
+            TxBody::Transfer { to: AccountId([1; 32]), amount: MicroCredits(5) },
+            TxBody::DeregisterProver,
+            TxBody::Vote { job: JobId([2; 32]), attempt: 1, valid: true },
+            TxBody::PostResult {
+                job: JobId([3; 32]),
+                attempt: 0,
+                outcome: AttemptOutcome::ProgramError {
+                    exit_code: 101,
+                    reason: BoundedString::try_new("panicked at main.rs").unwrap(),
+                },
+                usage: Usage::default(),
+            },
+        ];
+        for body in bodies {
+            let tx = Transaction { signer: key.account(), nonce: Nonce(1), body };
+            out.push(tx.sign(&key, "devnet").encode());
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the decoder.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = SignedTx::decode(&bytes);
+        }
+
+        /// Whatever decodes re-encodes to exactly the same bytes: one value, one encoding.
+        #[test]
+        fn mutated_encodings_are_rejected_or_canonical(
+            which in 0usize..5,
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..4),
+        ) {
+            let mut bytes = samples()[which].clone();
+            for (pos, val) in edits {
+                let i = pos % bytes.len();
+                bytes[i] = val;
+            }
+            if let Ok(tx) = SignedTx::decode(&bytes) {
+                proptest::prop_assert_eq!(tx.encode(), bytes);
+            }
+        }
+    }
+
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let key = Keypair::insecure_from_label("alice");

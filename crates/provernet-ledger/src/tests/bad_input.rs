@@ -147,6 +147,18 @@ fn bad_job_submissions() {
         assert_rejected(&mut c, tx, code);
         c.block(vec![]);
     }
+    // An account at its open-jobs limit.
+    let mut limited = TestChain::new(2, |p| p.open_jobs_per_account_max = 2);
+    for _ in 0..2 {
+        let (_, tx) = limited.submit("alice", limited.spec(program, 60));
+        limited.block(vec![tx]);
+    }
+    let tx = limited.tx("alice", TxBody::SubmitJob(limited.spec(program, 60)));
+    assert_rejected(&mut limited, tx, "too_many_open_jobs");
+    limited.run_agent(Behaviour::HONEST, 50);
+    assert_eq!(limited.state.account(&limited.account("alice")).unwrap().open_jobs, 0);
+    let (_, tx) = limited.submit("alice", limited.spec(program, 60));
+    assert!(limited.block(vec![tx]).receipts[0].result.is_ok(), "settled jobs free the slots");
     // An account that cannot cover the quote (148 µc for the default spec).
     let poor = c.add_key("poor");
     let fund = c.tx("alice", TxBody::Transfer { to: poor, amount: MicroCredits(100) });

@@ -172,6 +172,9 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
             assert!(j.winner.is_some());
         }
     }
+    for (id, a) in c.state.accounts() {
+        assert_eq!(a.open_jobs, 0, "account {id:?} still counts open jobs");
+    }
     for (_, p) in c.state.provers() {
         let held: bool = c.state.jobs().any(|(_, j)| j.attempts.iter().any(|a| a.state.is_live()));
         if !held {
