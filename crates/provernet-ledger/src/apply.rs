@@ -486,23 +486,35 @@ fn load_attempt(job: &Job, id: JobId, attempt: u8) -> Result<&Attempt, TxError> 
     job.attempts.get(usize::from(attempt)).ok_or(TxError::UnknownAttempt { job: id, attempt })
 }
 
-/// The attempt `attempt` of `job`, which must belong to `prover` and be in `want`.
+/// Loads `job` for a transaction by `prover` about its attempt `attempt`, which must be in
+/// `want` and not past its deadline. Returns the job and the attempt's index.
 fn own_attempt(
-    job: &Job,
+    ov: &Overlay<'_>,
     id: JobId,
     attempt: u8,
     prover: ProverId,
     want: AttemptState,
     expected: &'static str,
-) -> Result<(), TxError> {
-    let a = load_attempt(job, id, attempt)?;
+) -> Result<(Job, usize), TxError> {
+    let job = load_job(ov, id)?;
+    let a = load_attempt(&job, id, attempt)?;
     if a.prover != prover {
         return Err(TxError::NotAssignedProver { job: id, attempt });
     }
     if a.state != want {
         return Err(TxError::WrongAttemptState { job: id, attempt, state: a.state, expected });
     }
-    Ok(())
+    if ov.height > a.deadline {
+        return Err(TxError::DeadlinePassed { deadline: a.deadline });
+    }
+    Ok((job, usize::from(attempt)))
+}
+
+/// Writes a job changed by a transaction back, to be looked at by this block's end-of-block
+/// rules.
+fn save(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
+    job.wake = Some(ov.height);
+    ov.put_job(id, job);
 }
 
 fn set_attempt(ov: &mut Overlay<'_>, job_id: JobId, job: &mut Job, i: usize, state: AttemptState) {
@@ -544,8 +556,7 @@ fn cancel_job(ov: &mut Overlay<'_>, signer: AccountId, id: JobId) -> Result<(), 
         }
     }
     finish_job(ov, id, &mut job, JobStatus::Cancelled);
-    job.wake = Some(ov.height);
-    ov.put_job(id, job);
+    save(ov, id, job);
     Ok(())
 }
 
@@ -555,20 +566,14 @@ fn accept_job(
     id: JobId,
     attempt: u8,
 ) -> Result<(), TxError> {
-    let mut job = load_job(ov, id)?;
-    own_attempt(&job, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
-    let i = usize::from(attempt);
-    if ov.height > job.attempts[i].deadline {
-        return Err(TxError::DeadlinePassed { deadline: job.attempts[i].deadline });
-    }
+    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
     let p = ov.params();
     let run = p.time_limit_blocks(job.time_limit);
     let deadline = ov.height.plus(run).plus(p.result_grace);
     job.attempts.as_mut_slice()[i].deadline = deadline;
     set_attempt(ov, id, &mut job, i, AttemptState::Running);
     refresh_status(ov, id, &mut job);
-    job.wake = Some(ov.height);
-    ov.put_job(id, job);
+    save(ov, id, job);
     Ok(())
 }
 
@@ -578,8 +583,7 @@ fn decline_job(
     id: JobId,
     attempt: u8,
 ) -> Result<(), TxError> {
-    let mut job = load_job(ov, id)?;
-    own_attempt(&job, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
+    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
     let window = ov.height.0 / ov.params().decline_window.0;
     let quota = ov.params().decline_quota;
     let p = ov.prover_mut(&prover).ok_or(TxError::UnknownProver(prover))?;
@@ -591,12 +595,10 @@ fn decline_job(
         return Err(TxError::DeclineQuotaExhausted(prover));
     }
     p.declines_in_window += 1;
-    let i = usize::from(attempt);
     let a = job.attempts[i].clone();
     release(ov, &job, &a);
     set_attempt(ov, id, &mut job, i, AttemptState::Declined);
-    job.wake = Some(ov.height);
-    ov.put_job(id, job);
+    save(ov, id, job);
     Ok(())
 }
 
@@ -624,12 +626,7 @@ fn post_result(
     outcome: &AttemptOutcome,
     usage: Usage,
 ) -> Result<(), TxError> {
-    let mut job = load_job(ov, id)?;
-    own_attempt(&job, id, attempt, prover, AttemptState::Running, "Running")?;
-    let i = usize::from(attempt);
-    if ov.height > job.attempts[i].deadline {
-        return Err(TxError::DeadlinePassed { deadline: job.attempts[i].deadline });
-    }
+    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Running, "Running")?;
     let a = job.attempts[i].clone();
     match outcome {
         AttemptOutcome::Proof(files) => {
@@ -653,8 +650,7 @@ fn post_result(
         }
     }
     refresh_status(ov, id, &mut job);
-    job.wake = Some(ov.height);
-    ov.put_job(id, job);
+    save(ov, id, job);
     Ok(())
 }
 
@@ -703,8 +699,7 @@ fn post_race_proof(
     let index = job.attempts.len() as u8;
     job.attempts.try_push(a).map_err(|_| TxError::RaceFull(id))?;
     ov.events.push(Event::AttemptChanged { job: id, attempt: index, state: AttemptState::Proven });
-    job.wake = Some(ov.height);
-    ov.put_job(id, job);
+    save(ov, id, job);
     Ok(())
 }
 
@@ -734,8 +729,7 @@ fn vote(
         return Err(TxError::AlreadyVoted { job: id, attempt, voter });
     }
     job.attempts.as_mut_slice()[usize::from(attempt)].votes.as_mut_slice()[seat] = Some(valid);
-    job.wake = Some(ov.height);
-    ov.put_job(id, job);
+    save(ov, id, job);
     Ok(())
 }
 
