@@ -1,0 +1,236 @@
+//! Hostile and well-behaved programs for the sandbox's tests. `provernet-hostile MODE [TAG]`:
+//! each mode tries one thing a prover must not get away with, reports on stderr, and exits 0
+//! when the sandbox stopped it (or 3 when it was not stopped). `TAG` marks processes so tests
+//! can check that none survive.
+
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+fn blocked(what: &str, r: std::io::Result<impl std::fmt::Debug>) -> bool {
+    match r {
+        Ok(v) => {
+            eprintln!("NOT BLOCKED: {what}: {v:?}");
+            false
+        }
+        Err(e) => {
+            eprintln!("blocked: {what}: {e}");
+            true
+        }
+    }
+}
+
+fn verdict(all_blocked: bool) -> ! {
+    std::process::exit(if all_blocked { 0 } else { 3 })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).map(String::as_str).unwrap_or("ok");
+    match mode {
+        // Copies each input to an output file and reports its environment.
+        "ok" => {
+            for e in std::fs::read_dir("/job/in").unwrap() {
+                let e = e.unwrap();
+                let bytes = std::fs::read(e.path()).unwrap();
+                std::fs::write(format!("/job/out/{}.out", e.file_name().to_string_lossy()), bytes)
+                    .unwrap();
+            }
+            for k in [
+                "PROVERNET_JOB_ID",
+                "PROVERNET_CORES",
+                "PROVERNET_MEMORY_BYTES",
+                "RAYON_NUM_THREADS",
+            ] {
+                eprintln!("{k}={}", std::env::var(k).unwrap_or_default());
+            }
+            eprintln!("uid={}", nix_uid());
+        }
+        "spin" => loop {
+            std::hint::spin_loop();
+        },
+        "sleep" => std::thread::sleep(Duration::from_secs(3600)),
+        "fork-bomb" => {
+            let me = std::env::current_exe().unwrap();
+            let mut n = 0u64;
+            let mut children = Vec::new();
+            loop {
+                match std::process::Command::new(&me)
+                    .arg("sleep")
+                    .arg(args.get(2).cloned().unwrap_or_default())
+                    .spawn()
+                {
+                    Ok(c) => {
+                        n += 1;
+                        children.push(c);
+                    }
+                    Err(e) => {
+                        eprintln!("fork bomb stopped after {n} processes: {e}");
+                        // Keep trying, as a real bomb would, until the watchdog ends it.
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        "memory-hog" => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            for i in 0.. {
+                held.push(vec![1u8; 64 << 20]);
+                eprintln!("holding {} MiB", (i + 1) * 64);
+            }
+        }
+        "network" => {
+            let mut ok = blocked(
+                "connect 1.1.1.1:80",
+                TcpStream::connect_timeout(&"1.1.1.1:80".parse().unwrap(), Duration::from_secs(2)),
+            );
+            ok &= blocked(
+                "connect 127.0.0.1:22",
+                TcpStream::connect_timeout(
+                    &"127.0.0.1:22".parse().unwrap(),
+                    Duration::from_secs(2),
+                ),
+            );
+            ok &= blocked(
+                "resolve example.com",
+                "example.com:80".to_socket_addrs().map(|a| a.count()),
+            );
+            ok &= blocked("bind 0.0.0.0:8080", std::net::TcpListener::bind("0.0.0.0:8080"));
+            verdict(ok)
+        }
+        "write-outside" => {
+            let mut ok = true;
+            for p in [
+                "/etc/x",
+                "/job/in/x",
+                "/usr/x",
+                "/x",
+                "/job/x",
+                "/.out/x",
+                "/proc/sys/kernel/hostname",
+            ] {
+                ok &= blocked(&format!("write {p}"), std::fs::write(p, b"pwned"));
+            }
+            ok &= blocked(
+                "chmod /job/prover",
+                std::fs::set_permissions(
+                    "/job/prover",
+                    std::os::unix::fs::PermissionsExt::from_mode(0o777),
+                ),
+            );
+            verdict(ok)
+        }
+        "read-host" => {
+            let mut ok = true;
+            for p in ["/etc/shadow", "/root", "/home", "/.out", "/proc/1/environ"] {
+                ok &= blocked(
+                    &format!("read {p}"),
+                    std::fs::read(p)
+                        .or_else(|_| std::fs::read_dir(p).map(|_| Vec::new()))
+                        .and_then(|v| {
+                            if v.is_empty() && std::path::Path::new(p).is_dir() {
+                                Err(std::io::Error::other("empty"))
+                            } else {
+                                Ok(v)
+                            }
+                        }),
+                );
+            }
+            // Other jobs: the scratch area of the host is not in this filesystem.
+            let visible: Vec<String> = std::fs::read_dir("/job")
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            eprintln!("/job holds {visible:?}");
+            ok &= visible.iter().all(|n| ["prover", "in", "out", "proof"].contains(&n.as_str()));
+            let procs = std::fs::read_dir("/proc")
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref().unwrap().file_name().to_string_lossy().parse::<u32>().is_ok()
+                })
+                .count();
+            eprintln!("{procs} processes visible");
+            ok &= procs <= 3;
+            verdict(ok)
+        }
+        "escape" => {
+            let mut ok = true;
+            ok &= blocked("unshare", nix_unshare());
+            ok &= blocked("mount", nix_mount());
+            verdict(ok)
+        }
+        "flood" => {
+            let mut f = std::fs::File::create("/job/out/flood").unwrap();
+            let chunk = vec![7u8; 1 << 20];
+            let mut written = 0u64;
+            loop {
+                if let Err(e) = f.write_all(&chunk) {
+                    eprintln!("flood stopped after {} MiB: {e}", written >> 20);
+                    std::process::exit(1);
+                }
+                written += chunk.len() as u64;
+            }
+        }
+        "stderr-flood" => {
+            let line = "x".repeat(1000);
+            for _ in 0..20_000 {
+                eprintln!("{line}");
+            }
+            eprintln!("the real reason is at the end");
+            std::process::exit(2);
+        }
+        "daemon" => {
+            let me = std::env::current_exe().unwrap();
+            let tag = args.get(2).cloned().unwrap_or_default();
+            let mut cmd = std::process::Command::new(me);
+            cmd.arg("sleep").arg(tag);
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+            let child = cmd.spawn().unwrap();
+            eprintln!("left daemon {} behind", child.id());
+            std::mem::forget(child);
+        }
+        "exit" => std::process::exit(args.get(2).and_then(|c| c.parse().ok()).unwrap_or(1)),
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(64);
+        }
+    }
+}
+
+fn nix_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|u| u.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+fn nix_unshare() -> std::io::Result<()> {
+    std::process::Command::new("/usr/bin/unshare").arg("-n").arg("true").status().and_then(|s| {
+        if s.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("unshare exited {s}")))
+        }
+    })
+}
+
+fn nix_mount() -> std::io::Result<()> {
+    std::process::Command::new("/usr/bin/mount")
+        .args(["-t", "tmpfs", "tmpfs", "/tmp"])
+        .status()
+        .and_then(|s| {
+            if s.success() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!("mount exited {s}")))
+            }
+        })
+}

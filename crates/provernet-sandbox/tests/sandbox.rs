@@ -1,0 +1,264 @@
+//! The sandbox against hostile programs. Needs root (as on this project's machines and CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use provernet_sandbox::plan::RootFs;
+use provernet_sandbox::{proof_files, Limits, Outcome, Run, Sandbox, SandboxError, Termination};
+use provernet_types::{Bytes, FileName, MilliCores};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const HOSTILE: &str = env!("CARGO_BIN_EXE_provernet-hostile");
+const HELPER: &str = env!("CARGO_BIN_EXE_provernet-sandbox-exec");
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    sandbox: Sandbox,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(PathBuf::from(HELPER), dir.path().join("scratch")).unwrap();
+    Fixture { dir, sandbox }
+}
+
+impl Fixture {
+    fn run_mode(&self, mode: &str, tag: &str, limits: Limits) -> Outcome {
+        let input = self.dir.path().join("input.bin");
+        std::fs::write(&input, b"statement").unwrap();
+        let out = self.dir.path().join(format!("out-{tag}"));
+        let run = Run {
+            job_id: tag.to_owned(),
+            program: PathBuf::from(HOSTILE),
+            args: vec![mode.to_owned(), tag.to_owned()],
+            inputs: vec![("statement".parse().unwrap(), input, Bytes(100))],
+            proof: vec![],
+            out_dir: out,
+            limits,
+            gpus: vec![],
+            rootfs: RootFs::Host,
+        };
+        self.sandbox.run(&run).unwrap()
+    }
+}
+
+fn limits(wall_ms: u64) -> Limits {
+    let mut l = Limits::new(MilliCores(1000), Bytes(256 << 20), Duration::from_millis(wall_ms));
+    l.out_max = Bytes(8 << 20);
+    l.pids = 64;
+    l
+}
+
+/// Processes on the host whose command line carries `tag`.
+fn survivors(tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(HOSTILE) && cmd.contains(tag) {
+                out.push(format!("{} {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// After each hostile run, a normal job must still work.
+fn next_job_runs(f: &Fixture, tag: &str) {
+    let o = f.run_mode("ok", &format!("{tag}-next"), limits(20_000));
+    assert!(o.succeeded(), "{o:#?}");
+}
+
+#[test]
+fn a_well_behaved_program_gets_its_contract() {
+    let f = fixture();
+    let o = f.run_mode("ok", "okjob", limits(20_000));
+    assert!(o.succeeded(), "{o:#?}");
+    assert_eq!(o.outputs, vec![("statement.out".parse::<FileName>().unwrap(), Bytes(9))]);
+    assert_eq!(std::fs::read(f.dir.path().join("out-okjob/statement.out")).unwrap(), b"statement");
+    assert!(o.stderr_tail.contains("PROVERNET_JOB_ID=okjob"), "{}", o.stderr_tail);
+    assert!(o.stderr_tail.contains("PROVERNET_CORES=1"), "{}", o.stderr_tail);
+    assert!(o.stderr_tail.contains("RAYON_NUM_THREADS=1"), "{}", o.stderr_tail);
+    assert!(o.stderr_tail.contains("uid=65534"), "{}", o.stderr_tail);
+    assert!(o.cpu.is_some() && o.peak_memory.is_some(), "cgroup accounting: {o:#?}");
+    assert!(o.enforced.memory && o.enforced.cpu_quota && o.enforced.pids, "{:?}", o.enforced);
+}
+
+#[test]
+fn infinite_loop_times_out_and_is_killed() {
+    let f = fixture();
+    let o = f.run_mode("spin", "spinjob", limits(1500));
+    assert_eq!(o.termination, Termination::TimedOut);
+    assert!(
+        o.wall >= Duration::from_millis(1500) && o.wall < Duration::from_secs(10),
+        "{:?}",
+        o.wall
+    );
+    // The CPU quota held it to one core.
+    let cpu = o.cpu.unwrap();
+    assert!(cpu <= o.wall + Duration::from_millis(300), "cpu {cpu:?} wall {:?}", o.wall);
+    assert!(survivors("spinjob").is_empty(), "{:?}", survivors("spinjob"));
+    next_job_runs(&f, "spinjob");
+}
+
+#[test]
+fn memory_hog_is_killed_at_its_limit() {
+    let f = fixture();
+    let o = f.run_mode("memory-hog", "hogjob", limits(30_000));
+    assert_eq!(o.termination, Termination::OutOfMemory, "{o:#?}");
+    let peak = o.peak_memory.unwrap();
+    assert!(peak.0 <= 300 << 20, "peak {peak}");
+    assert!(survivors("hogjob").is_empty());
+    next_job_runs(&f, "hogjob");
+}
+
+#[test]
+fn fork_bomb_is_contained() {
+    let f = fixture();
+    let o = f.run_mode("fork-bomb", "bombjob", limits(2000));
+    assert_eq!(o.termination, Termination::TimedOut);
+    assert!(o.stderr_tail.contains("fork bomb stopped"), "{}", o.stderr_tail);
+    assert!(survivors("bombjob").is_empty(), "{:?}", survivors("bombjob"));
+    next_job_runs(&f, "bombjob");
+}
+
+#[test]
+fn no_network_no_dns() {
+    let f = fixture();
+    let o = f.run_mode("network", "netjob", limits(20_000));
+    assert_eq!(o.termination, Termination::Exited(0), "{}", o.stderr_tail);
+}
+
+#[test]
+fn cannot_write_outside_job_out() {
+    let f = fixture();
+    let o = f.run_mode("write-outside", "writejob", limits(20_000));
+    assert_eq!(o.termination, Termination::Exited(0), "{}", o.stderr_tail);
+}
+
+#[test]
+fn cannot_read_host_files_or_see_other_processes() {
+    let f = fixture();
+    let o = f.run_mode("read-host", "readjob", limits(20_000));
+    assert_eq!(o.termination, Termination::Exited(0), "{}", o.stderr_tail);
+}
+
+#[test]
+fn cannot_mount_or_unshare() {
+    let f = fixture();
+    let o = f.run_mode("escape", "escjob", limits(20_000));
+    assert_eq!(o.termination, Termination::Exited(0), "{}", o.stderr_tail);
+}
+
+#[test]
+fn output_flood_hits_the_cap() {
+    let f = fixture();
+    let o = f.run_mode("flood", "floodjob", limits(20_000));
+    assert!(o.output_too_large, "{o:#?}");
+    assert!(!o.succeeded());
+    let copied: u64 = o.outputs.iter().map(|(_, b)| b.0).sum();
+    assert!(copied <= 8 << 20, "{copied}");
+    next_job_runs(&f, "floodjob");
+}
+
+#[test]
+fn stderr_flood_keeps_only_the_tail() {
+    let f = fixture();
+    let o = f.run_mode("stderr-flood", "errjob", limits(20_000));
+    assert_eq!(o.termination, Termination::Exited(2));
+    assert!(o.stderr_tail.len() <= provernet_sandbox::STDERR_TAIL_BYTES);
+    assert!(o.stderr_tail.contains("the real reason is at the end"));
+}
+
+#[test]
+fn a_daemonised_child_does_not_survive_the_job() {
+    let f = fixture();
+    let o = f.run_mode("daemon", "daemonjob", limits(20_000));
+    assert_eq!(o.termination, Termination::Exited(0), "{}", o.stderr_tail);
+    assert!(o.leftover_processes_killed >= 1, "{o:#?}");
+    assert!(survivors("daemonjob").is_empty(), "{:?}", survivors("daemonjob"));
+}
+
+#[test]
+fn exit_codes_are_reported() {
+    let f = fixture();
+    let mut l = limits(20_000);
+    l.out_max = Bytes(1 << 20);
+    let input = f.dir.path().join("i");
+    std::fs::write(&input, b"x").unwrap();
+    let run = Run {
+        job_id: "exitjob".into(),
+        program: PathBuf::from(HOSTILE),
+        args: vec!["exit".into(), "42".into()],
+        inputs: vec![],
+        proof: vec![],
+        out_dir: f.dir.path().join("exit-out"),
+        limits: l,
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    };
+    assert_eq!(f.sandbox.run(&run).unwrap().termination, Termination::Exited(42));
+}
+
+fn bad_run(f: &Fixture) -> Run {
+    Run {
+        job_id: "bad".into(),
+        program: PathBuf::from(HOSTILE),
+        args: vec!["ok".into()],
+        inputs: vec![],
+        proof: vec![],
+        out_dir: f.dir.path().join("bad-out"),
+        limits: limits(5000),
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    }
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_runs() {
+    let f = fixture();
+    let mut r = bad_run(&f);
+    r.program = f.dir.path().join("missing");
+    assert!(matches!(f.sandbox.run(&r), Err(SandboxError::MissingProgram(_))));
+
+    let script = f.dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let mut r = bad_run(&f);
+    r.program = script;
+    let err = f.sandbox.run(&r).unwrap_err();
+    assert!(matches!(err, SandboxError::NotElf(_)), "{err}");
+    assert!(err.to_string().contains("not a Linux ELF executable"));
+
+    assert!("../x".parse::<FileName>().is_err(), "names outside the contract cannot exist");
+
+    let big = f.dir.path().join("big");
+    std::fs::write(&big, vec![0u8; 1000]).unwrap();
+    let mut r = bad_run(&f);
+    r.inputs = vec![("big".parse().unwrap(), big, Bytes(10))];
+    assert!(matches!(f.sandbox.run(&r), Err(SandboxError::InputTooLarge { .. })));
+
+    let mut r = bad_run(&f);
+    r.inputs = vec![("x".parse().unwrap(), f.dir.path().join("nope"), Bytes(10))];
+    assert!(matches!(f.sandbox.run(&r), Err(SandboxError::MissingInput { .. })));
+
+    let proof_dir = f.dir.path().join("proof");
+    std::fs::create_dir(&proof_dir).unwrap();
+    std::fs::write(proof_dir.join("proof.bin"), b"p").unwrap();
+    std::fs::write(proof_dir.join("extra"), b"p").unwrap();
+    let expected = ["proof.bin".parse::<FileName>().unwrap()];
+    assert!(proof_files(&proof_dir, Some(&expected)).is_err());
+    std::fs::remove_file(proof_dir.join("extra")).unwrap();
+    std::fs::create_dir(proof_dir.join(".hidden")).unwrap();
+    assert!(proof_files(&proof_dir, None).is_err());
+    std::fs::remove_dir(proof_dir.join(".hidden")).unwrap();
+    assert_eq!(proof_files(&proof_dir, Some(&expected)).unwrap().len(), 1);
+
+    let mut r = bad_run(&f);
+    std::fs::create_dir_all(&r.out_dir).unwrap();
+    std::fs::write(r.out_dir.join("stale"), b"x").unwrap();
+    assert!(matches!(f.sandbox.run(&r), Err(SandboxError::OutDirNotEmpty(_))));
+    r.out_dir = f.dir.path().join("fresh");
+    r.limits.memory = Bytes(1);
+    assert!(matches!(f.sandbox.run(&r), Err(SandboxError::BadLimits(_))));
+    let _ = Path::new("/");
+}
