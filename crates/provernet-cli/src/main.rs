@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod program;
 mod quote;
 
 use clap::{Parser, Subcommand};
@@ -19,15 +20,21 @@ struct Cli {
 enum Command {
     /// Price a job before submitting it: resources × time limit at the chain's posted prices.
     Quote(quote::QuoteArgs),
+    /// Run a prover or verifier locally under the exact sandbox a node uses.
+    #[command(subcommand)]
+    Program(program::ProgramCommand),
     /// Measure the system's throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
 fn main() {
+    // The sandbox re-executes this binary as its single-threaded helper.
+    provernet_sandbox::run_if_helper();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quote(args) => quote::run(args),
+        Command::Program(cmd) => program::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     if let Err(err) = result {

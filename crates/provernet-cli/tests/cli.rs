@@ -88,3 +88,22 @@ fn bench_ledger_reports_what_it_measured() {
     assert!(v["tx_kinds"]["accept_job"].as_u64().unwrap() > 0);
     assert!(v["tx_kinds"]["vote"].as_u64().unwrap() > 0, "the pipeline reached verification");
 }
+
+#[test]
+fn program_run_refuses_a_non_elf_prover() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("prover.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) = provernet(&[
+        "program",
+        "run",
+        "--prover",
+        script.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a Linux ELF executable"), "{err}");
+    assert!(!out.exists(), "nothing ran");
+}

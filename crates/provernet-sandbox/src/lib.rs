@@ -185,34 +185,62 @@ pub fn proof_files(
     Ok(out)
 }
 
+/// The environment variable that turns a binary into the sandbox helper (see [`Helper`]).
+pub const HELPER_ENV: &str = "PROVERNET_SANDBOX_HELPER";
+
+/// Call first thing in `main` of a binary used as [`Helper::SelfExec`]: when the sandbox
+/// started this process as its helper, this runs the helper and never returns.
+pub fn run_if_helper() {
+    if std::env::var_os(HELPER_ENV).is_some() {
+        exec::helper_main();
+    }
+}
+
+/// How the sandbox starts its (single-threaded) helper process.
+#[derive(Clone, Debug)]
+pub enum Helper {
+    /// The dedicated `provernet-sandbox-exec` binary.
+    Binary(PathBuf),
+    /// Re-execute this binary with [`HELPER_ENV`] set; its `main` calls [`run_if_helper`].
+    SelfExec(PathBuf),
+}
+
+impl Helper {
+    fn path(&self) -> &Path {
+        match self {
+            Helper::Binary(p) | Helper::SelfExec(p) => p,
+        }
+    }
+}
+
 /// A configured sandbox on this host.
 #[derive(Debug)]
 pub struct Sandbox {
-    helper: PathBuf,
+    helper: Helper,
     scratch: PathBuf,
     cgroups: Hierarchies,
 }
 
 impl Sandbox {
     /// A sandbox that starts `helper` and keeps per-run scratch directories under `scratch`.
-    pub fn new(helper: PathBuf, scratch: PathBuf) -> Result<Sandbox, SandboxError> {
-        if !helper.is_file() {
-            return Err(SandboxError::NoHelper(helper));
+    pub fn new(helper: Helper, scratch: PathBuf) -> Result<Sandbox, SandboxError> {
+        if !helper.path().is_file() {
+            return Err(SandboxError::NoHelper(helper.path().to_owned()));
         }
         std::fs::create_dir_all(&scratch).map_err(io(format!("creating {}", scratch.display())))?;
         Ok(Sandbox { helper, scratch, cgroups: Hierarchies::detect() })
     }
 
-    /// The helper installed next to the running executable (or one directory up, where cargo
-    /// puts binaries relative to test executables).
-    pub fn default_helper() -> PathBuf {
+    /// The `provernet-sandbox-exec` binary next to the running executable, or one directory up
+    /// (where cargo puts binaries relative to test executables).
+    pub fn sibling_helper() -> Helper {
         let exe = std::env::current_exe().unwrap_or_default();
         let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         let here = dir.join("provernet-sandbox-exec");
         if here.is_file() {
-            return here;
+            return Helper::Binary(here);
         }
-        dir.parent().map(|p| p.join("provernet-sandbox-exec")).unwrap_or(here)
+        Helper::Binary(dir.parent().map(|p| p.join("provernet-sandbox-exec")).unwrap_or(here))
     }
 
     /// What isolation this host offers, for logs.
@@ -361,12 +389,16 @@ impl Sandbox {
             landlock: true,
         };
         let config = serde_json::to_vec(&config).map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let mut child = std::process::Command::new(&self.helper)
+        let mut command = std::process::Command::new(self.helper.path());
+        if let Helper::SelfExec(_) = self.helper {
+            command.env(HELPER_ENV, "1");
+        }
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .map_err(io(format!("starting {}", self.helper.display())))?;
+            .map_err(io(format!("starting {}", self.helper.path().display())))?;
         let startup = started.elapsed();
         let run_started = Instant::now();
         if let Some(mut stdin) = child.stdin.take() {

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use provernet_sandbox::plan::RootFs;
-use provernet_sandbox::{proof_files, Limits, Outcome, Run, Sandbox, SandboxError, Termination};
+use provernet_sandbox::{
+    proof_files, Helper, Limits, Outcome, Run, Sandbox, SandboxError, Termination,
+};
 use provernet_types::{Bytes, FileName, MilliCores};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +20,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::new(PathBuf::from(HELPER), dir.path().join("scratch")).unwrap();
+    let sandbox =
+        Sandbox::new(Helper::Binary(PathBuf::from(HELPER)), dir.path().join("scratch")).unwrap();
     Fixture { dir, sandbox }
 }
 
