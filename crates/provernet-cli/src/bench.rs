@@ -12,6 +12,8 @@ pub enum BenchCommand {
     /// Ledger throughput: job-lifecycle transactions (submit, accept, result, votes) applied
     /// per second on one core, with one durable redb commit per block.
     Ledger(LedgerArgs),
+    /// Sandbox overhead: fixed start-up cost, and a prover run directly vs in the sandbox.
+    Sandbox(crate::bench_sandbox::SandboxArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,7 +62,7 @@ struct LedgerReport {
     state_jobs: usize,
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -74,7 +76,7 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-fn percentile(v: &mut [Duration], p: f64) -> f64 {
+pub fn percentile(v: &mut [Duration], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -86,6 +88,7 @@ fn percentile(v: &mut [Duration], p: f64) -> f64 {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ledger(args) => ledger(args),
+        BenchCommand::Sandbox(args) => crate::bench_sandbox::run(args),
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Common {
     /// Wall-clock limit: `60s`, `5m`.
     #[arg(long, default_value = "60s")]
     time: Seconds,
+    /// Dedicated host CPUs (`0,1`); without it a CPU bandwidth quota of --cores applies.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<u32>,
     /// Host GPU indices to give the program (`0,1`).
     #[arg(long, value_delimiter = ',')]
     gpus: Vec<u32>,
@@ -97,6 +100,8 @@ fn make_run(
             .len();
         inputs.push((name.clone(), path.clone(), Bytes(size)));
     }
+    let mut limits = Limits::new(common.cores, common.memory, Duration::from_secs(common.time.0));
+    limits.cpuset = (!common.cpus.is_empty()).then(|| common.cpus.clone());
     Ok(Run {
         job_id: "local".into(),
         program,
@@ -104,7 +109,7 @@ fn make_run(
         inputs,
         proof,
         out_dir: out,
-        limits: Limits::new(common.cores, common.memory, Duration::from_secs(common.time.0)),
+        limits,
         gpus: common.gpus.clone(),
         rootfs: if common.empty_root { RootFs::Empty } else { RootFs::Host },
     })

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Enforced {
     pub memory: bool,
+    /// CPU limited by a CFS bandwidth quota.
     pub cpu_quota: bool,
+    /// CPU limited to dedicated cores (a cpuset).
+    pub cpuset: bool,
     pub pids: bool,
     /// Whether CPU time and peak memory come from a cgroup (exact) or are missing.
     pub accounting: bool,
@@ -48,7 +51,7 @@ impl Hierarchies {
             let options = r.nth(1).unwrap_or_default();
             match fstype {
                 "cgroup" => {
-                    for ctrl in ["memory", "cpu", "cpuacct", "pids"] {
+                    for ctrl in ["memory", "cpu", "cpuacct", "pids", "cpuset"] {
                         if options.split(',').any(|o| o == ctrl) {
                             if let Some(rel) = own_path(&own, |c| c.split(',').any(|x| x == ctrl)) {
                                 let dir = join_rel(Path::new(mount_point), &rel);
@@ -111,10 +114,14 @@ fn join_rel(mount: &Path, rel: &str) -> PathBuf {
 
 /// The limits to apply to one job's group.
 #[derive(Clone, Copy, Debug)]
-pub struct CgroupLimits {
+pub struct CgroupLimits<'a> {
     pub memory_bytes: u64,
     pub millicores: u32,
     pub pids: u32,
+    /// Dedicated host CPUs. When given, they limit the job exactly and no bandwidth quota is
+    /// set: a quota equal to a job's thread count can throttle its bursts (and rayon workers
+    /// spin while throttled), which dedicated cores avoid.
+    pub cpuset: Option<&'a [u32]>,
 }
 
 /// One job's group in every hierarchy that has a controller we use.
@@ -141,7 +148,7 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
 
 impl JobCgroup {
     /// Creates the groups for job `name` and applies `limits` where a controller allows.
-    pub fn create(h: &Hierarchies, name: &str, limits: CgroupLimits) -> JobCgroup {
+    pub fn create(h: &Hierarchies, name: &str, limits: CgroupLimits<'_>) -> JobCgroup {
         let mut cg = JobCgroup {
             dirs: Vec::new(),
             memory_v1: None,
@@ -162,10 +169,23 @@ impl JobCgroup {
             cg.memory_v1 = Some(dir.clone());
             cg.dirs.push(dir);
         }
+        let cpus =
+            limits.cpuset.map(|c| c.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        if let (Some(cpus), Some(base)) = (&cpus, h.v1("cpuset")) {
+            if let Some(dir) = mk(base) {
+                // A new cpuset starts empty: it needs memory nodes before it can hold tasks.
+                let mems = fs::read_to_string(base.join("cpuset.mems")).unwrap_or_default();
+                cg.enforced.cpuset = write(&dir.join("cpuset.mems"), mems.trim()).is_ok()
+                    && write(&dir.join("cpuset.cpus"), cpus).is_ok();
+                cg.dirs.push(dir);
+            }
+        }
         if let Some(dir) = h.v1("cpu").and_then(mk) {
-            let quota = u64::from(limits.millicores) * 100; // µs per 100 ms period
-            cg.enforced.cpu_quota = write(&dir.join("cpu.cfs_period_us"), "100000").is_ok()
-                && write(&dir.join("cpu.cfs_quota_us"), &quota.to_string()).is_ok();
+            if !cg.enforced.cpuset {
+                let quota = u64::from(limits.millicores) * 100; // µs per 100 ms period
+                cg.enforced.cpu_quota = write(&dir.join("cpu.cfs_period_us"), "100000").is_ok()
+                    && write(&dir.join("cpu.cfs_quota_us"), &quota.to_string()).is_ok();
+            }
             cg.dirs.push(dir);
         }
         if let Some(dir) = h.v1("cpuacct").and_then(mk) {
@@ -189,7 +209,10 @@ impl JobCgroup {
                         write(&dir.join("memory.max"), &limits.memory_bytes.to_string()).is_ok();
                     let _ = write(&dir.join("memory.swap.max"), "0");
                 }
-                if h.v2_has("cpu") && !cg.enforced.cpu_quota {
+                if let (Some(cpus), true) = (&cpus, h.v2_has("cpuset") && !cg.enforced.cpuset) {
+                    cg.enforced.cpuset = write(&dir.join("cpuset.cpus"), cpus).is_ok();
+                }
+                if h.v2_has("cpu") && !cg.enforced.cpu_quota && !cg.enforced.cpuset {
                     let quota = u64::from(limits.millicores) * 100;
                     cg.enforced.cpu_quota =
                         write(&dir.join("cpu.max"), &format!("{quota} 100000")).is_ok();

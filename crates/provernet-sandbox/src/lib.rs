@@ -37,7 +37,7 @@ pub const PIDS_MAX_DEFAULT: u32 = 1024;
 pub const NOFILE_MAX_DEFAULT: u64 = 4096;
 
 /// The resources and limits of one run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     pub cores: MilliCores,
     pub memory: Bytes,
@@ -48,6 +48,9 @@ pub struct Limits {
     pub tmp_max: Bytes,
     pub pids: u32,
     pub nofile: u64,
+    /// Dedicated host CPUs for the job, if the node assigns them; otherwise a CPU bandwidth
+    /// quota of `cores` limits it.
+    pub cpuset: Option<Vec<u32>>,
 }
 
 impl Limits {
@@ -60,6 +63,7 @@ impl Limits {
             tmp_max: Bytes(memory.0 / 2),
             pids: PIDS_MAX_DEFAULT,
             nofile: NOFILE_MAX_DEFAULT,
+            cpuset: None,
         }
     }
 }
@@ -222,6 +226,16 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// Runs without cgroups: no memory, CPU or pids limits and no exact accounting, only the
+    /// namespaces, rlimits and the watchdog. For hosts without delegated cgroups, and for
+    /// measuring what cgroups cost.
+    pub fn without_cgroups(mut self) -> Sandbox {
+        self.cgroups = Hierarchies::default();
+        self
+    }
+}
+
+impl Sandbox {
     /// A sandbox that starts `helper` and keeps per-run scratch directories under `scratch`.
     pub fn new(helper: Helper, scratch: PathBuf) -> Result<Sandbox, SandboxError> {
         if !helper.path().is_file() {
@@ -289,6 +303,9 @@ impl Sandbox {
             }
         }
         let l = &run.limits;
+        if l.cpuset.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(SandboxError::BadLimits("an assigned cpuset must name at least one CPU"));
+        }
         if l.cores.0 == 0 || l.memory.0 < (16 << 20) || l.wall.is_zero() || l.pids == 0 {
             return Err(SandboxError::BadLimits(
                 "cores, 16 MiB of memory, a time limit and one process are the minimum",
@@ -328,7 +345,7 @@ impl Sandbox {
         host_out: &Path,
         started: Instant,
     ) -> Result<Outcome, SandboxError> {
-        let l = run.limits;
+        let l = &run.limits;
         let cg_name = format!(
             "provernet-{}",
             root.parent()
@@ -339,7 +356,12 @@ impl Sandbox {
         let cg = JobCgroup::create(
             &self.cgroups,
             &cg_name,
-            CgroupLimits { memory_bytes: l.memory.0, millicores: l.cores.0, pids: l.pids },
+            CgroupLimits {
+                memory_bytes: l.memory.0,
+                millicores: l.cores.0,
+                pids: l.pids,
+                cpuset: l.cpuset.as_deref(),
+            },
         );
         let devices = device_nodes(&run.gpus, Path::exists);
         let inputs: Vec<(String, PathBuf)> =

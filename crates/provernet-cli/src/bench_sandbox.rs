@@ -1,0 +1,234 @@
+//! `provernet bench sandbox`: what the sandbox costs.
+//!
+//! 1. Fixed start-up cost: `/bin/true` launched directly and in the sandbox, interleaved.
+//! 2. Runtime ratio: a prover run directly (its files under `PROVERNET_JOB_ROOT`, which the
+//!    built-in programs honour) and in the sandbox, interleaved, with the same thread count.
+
+use crate::bench::{machine, percentile};
+use anyhow::{Context, Result};
+use provernet_sandbox::plan::RootFs;
+use provernet_sandbox::{Helper, Limits, Run, Sandbox};
+use provernet_types::{Bytes, FileName, MilliCores, Seconds};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct SandboxArgs {
+    /// Launches of `/bin/true` each way for the start-up cost.
+    #[arg(long, default_value_t = 30)]
+    startup_runs: usize,
+    /// A prover to compare directly vs sandboxed (it must honour `PROVERNET_JOB_ROOT`).
+    #[arg(long)]
+    prover: Option<PathBuf>,
+    /// Its inputs, `name=path`.
+    #[arg(long = "input", value_parser = parse_input)]
+    inputs: Vec<(FileName, PathBuf)>,
+    /// Runs of the prover each way.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value = "2")]
+    cores: MilliCores,
+    #[arg(long, default_value = "4GiB")]
+    memory: Bytes,
+    #[arg(long, default_value = "10m")]
+    time: Seconds,
+    /// Dedicated host CPUs for the sandboxed runs (`0,1`); without it a CPU quota applies.
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<u32>,
+    /// Run the sandbox without cgroups (to measure what they cost).
+    #[arg(long)]
+    no_cgroups: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_input(s: &str) -> Result<(FileName, PathBuf), String> {
+    let (name, path) = s.split_once('=').ok_or_else(|| format!("`{s}` is not name=path"))?;
+    Ok((name.parse::<FileName>().map_err(|e| e.to_string())?, PathBuf::from(path)))
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    machine: String,
+    limits_enforced: String,
+    startup_direct_ms_p50: f64,
+    startup_sandbox_ms_p50: f64,
+    startup_sandbox_ms_min: f64,
+    startup_overhead_ms_p50: f64,
+    prover: Option<ProverReport>,
+}
+
+#[derive(serde::Serialize)]
+struct ProverReport {
+    runs: usize,
+    direct_wall_s: Vec<f64>,
+    sandbox_wall_s: Vec<f64>,
+    direct_cpu_s: Vec<f64>,
+    sandbox_cpu_s: Vec<f64>,
+    wall_ratio_p50: f64,
+    cpu_ratio_p50: f64,
+    sandbox_peak_memory_mib: Option<u64>,
+}
+
+/// User + system CPU of all waited-for children so far.
+fn children_cpu() -> Duration {
+    let r = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    match r {
+        Ok(r) => {
+            let t = |tv: nix::sys::time::TimeVal| {
+                Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000)
+            };
+            t(r.user_time()) + t(r.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+pub fn run(args: SandboxArgs) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let tmp = tempfile::tempdir()?;
+    let mut sb = Sandbox::new(Helper::SelfExec(exe), tmp.path().join("scratch"))?;
+    if args.no_cgroups {
+        sb = sb.without_cgroups();
+    }
+    let mut limits = Limits::new(args.cores, args.memory, Duration::from_secs(args.time.0));
+    limits.cpuset = (!args.cpus.is_empty()).then(|| args.cpus.clone());
+    let mut direct = Vec::new();
+    let mut sandboxed = Vec::new();
+    let mut enforced = String::new();
+    for i in 0..args.startup_runs {
+        let t = Instant::now();
+        let st = std::process::Command::new("/bin/true").status()?;
+        anyhow::ensure!(st.success(), "/bin/true failed");
+        direct.push(t.elapsed());
+        let t = Instant::now();
+        let o = sb.run(&Run {
+            job_id: format!("startup{i}"),
+            program: "/bin/true".into(),
+            args: vec![],
+            inputs: vec![],
+            proof: vec![],
+            out_dir: tmp.path().join(format!("startup-out-{i}")),
+            limits: limits.clone(),
+            gpus: vec![],
+            rootfs: RootFs::Host,
+        })?;
+        sandboxed.push(t.elapsed());
+        anyhow::ensure!(o.succeeded(), "/bin/true failed in the sandbox: {o:?}");
+        enforced = format!("{:?}", o.enforced);
+    }
+    let d50 = percentile(&mut direct, 0.5);
+    let s50 = percentile(&mut sandboxed, 0.5);
+    let smin = sandboxed.iter().min().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let prover = match &args.prover {
+        None => None,
+        Some(prover) => Some(compare(&args, prover, &sb, limits, tmp.path())?),
+    };
+    let report = Report {
+        machine: machine(),
+        limits_enforced: enforced,
+        startup_direct_ms_p50: d50,
+        startup_sandbox_ms_p50: s50,
+        startup_sandbox_ms_min: smin,
+        startup_overhead_ms_p50: s50 - d50,
+        prover,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("machine: {}", report.machine);
+        println!(
+            "start-up: direct {:.1} ms, sandbox {:.1} ms (min {:.1}) → overhead {:.1} ms (p50 of {} runs)",
+            d50, s50, smin, report.startup_overhead_ms_p50, args.startup_runs
+        );
+        if let Some(p) = &report.prover {
+            println!(
+                "prover wall s: direct {:?}, sandbox {:?} → ratio {:.3}",
+                p.direct_wall_s, p.sandbox_wall_s, p.wall_ratio_p50
+            );
+            println!(
+                "prover CPU s: direct {:?}, sandbox {:?} → ratio {:.3}",
+                p.direct_cpu_s, p.sandbox_cpu_s, p.cpu_ratio_p50
+            );
+        }
+    }
+    Ok(())
+}
+
+fn compare(
+    args: &SandboxArgs,
+    prover: &PathBuf,
+    sb: &Sandbox,
+    limits: Limits,
+    tmp: &std::path::Path,
+) -> Result<ProverReport> {
+    let threads = args.cores.0.div_ceil(1000).max(1).to_string();
+    let mut r = ProverReport {
+        runs: args.runs,
+        direct_wall_s: vec![],
+        sandbox_wall_s: vec![],
+        direct_cpu_s: vec![],
+        sandbox_cpu_s: vec![],
+        wall_ratio_p50: 0.0,
+        cpu_ratio_p50: 0.0,
+        sandbox_peak_memory_mib: None,
+    };
+    for i in 0..args.runs {
+        // Direct: the same files laid out as the contract's /job.
+        let root = tmp.join(format!("direct-{i}"));
+        std::fs::create_dir_all(root.join("in"))?;
+        std::fs::create_dir_all(root.join("out"))?;
+        for (name, path) in &args.inputs {
+            std::fs::copy(path, root.join("in").join(name.as_str()))
+                .with_context(|| format!("copying input {name}"))?;
+        }
+        let cpu0 = children_cpu();
+        let t = Instant::now();
+        let st = std::process::Command::new(prover)
+            .env("PROVERNET_JOB_ROOT", &root)
+            .env("RAYON_NUM_THREADS", &threads)
+            .stderr(std::process::Stdio::null())
+            .status()?;
+        let wall = t.elapsed();
+        anyhow::ensure!(st.success(), "the prover failed when run directly: {st}");
+        r.direct_wall_s.push(wall.as_secs_f64());
+        r.direct_cpu_s.push((children_cpu() - cpu0).as_secs_f64());
+        // Sandboxed.
+        let mut inputs = Vec::new();
+        for (name, path) in &args.inputs {
+            inputs.push((name.clone(), path.clone(), Bytes(std::fs::metadata(path)?.len())));
+        }
+        let o = sb.run(&Run {
+            job_id: format!("bench{i}"),
+            program: prover.clone(),
+            args: vec![],
+            inputs,
+            proof: vec![],
+            out_dir: tmp.join(format!("sandbox-out-{i}")),
+            limits: limits.clone(),
+            gpus: vec![],
+            rootfs: RootFs::Host,
+        })?;
+        anyhow::ensure!(
+            o.succeeded(),
+            "the prover failed in the sandbox: {:?}\n{}",
+            o.termination,
+            o.stderr_tail
+        );
+        r.sandbox_wall_s.push(o.wall.as_secs_f64());
+        r.sandbox_cpu_s.push(o.cpu.map_or(0.0, |c| c.as_secs_f64()));
+        r.sandbox_peak_memory_mib = o.peak_memory.map(|b| b.0 >> 20);
+    }
+    r.wall_ratio_p50 = median(r.sandbox_wall_s.clone()) / median(r.direct_wall_s.clone());
+    r.cpu_ratio_p50 = median(r.sandbox_cpu_s.clone()) / median(r.direct_cpu_s.clone());
+    Ok(r)
+}
