@@ -265,3 +265,29 @@ fn bad_input_is_refused_before_anything_runs() {
     assert!(matches!(f.sandbox.run(&r), Err(SandboxError::BadLimits(_))));
     let _ = Path::new("/");
 }
+
+#[test]
+fn dedicated_cores_replace_the_cpu_quota() {
+    let f = fixture();
+    let mut l = limits(20_000);
+    l.cpuset = Some(vec![0]);
+    let o = f.run_mode("ok", "cpusetjob", l);
+    assert!(o.succeeded(), "{o:#?}");
+    assert!(o.enforced.cpuset && !o.enforced.cpu_quota, "{:?}", o.enforced);
+    let mut l = limits(20_000);
+    l.cpuset = Some(vec![]);
+    let input = f.dir.path().join("i");
+    std::fs::write(&input, b"x").unwrap();
+    let run = Run {
+        job_id: "emptyset".into(),
+        program: PathBuf::from(HOSTILE),
+        args: vec!["ok".into()],
+        inputs: vec![],
+        proof: vec![],
+        out_dir: f.dir.path().join("emptyset-out"),
+        limits: l,
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    };
+    assert!(matches!(f.sandbox.run(&run), Err(SandboxError::BadLimits(_))));
+}
