@@ -503,6 +503,46 @@ impl Sandbox {
     }
 }
 
+/// Runs `program` with inputs and proof files given as bytes: writes them under `dir` and runs
+/// the program as job `tag`, with its outputs in `dir/out-<tag>`. For tests and tools.
+pub fn run_with_bytes(
+    sandbox: &Sandbox,
+    dir: &Path,
+    tag: &str,
+    program: &Path,
+    inputs: &[(&str, &[u8])],
+    proof: &[(&str, &[u8])],
+    limits: Limits,
+) -> Result<Outcome, SandboxError> {
+    let files = dir.join(format!("files-{tag}"));
+    let proof_dir = files.join("proof");
+    std::fs::create_dir_all(&proof_dir).map_err(io(format!("creating {}", proof_dir.display())))?;
+    let mut run_inputs = Vec::new();
+    for (name, bytes) in inputs {
+        let path = files.join(format!("in-{name}"));
+        std::fs::write(&path, bytes).map_err(io(format!("writing {}", path.display())))?;
+        let name = name.parse().map_err(|e: provernet_types::resources::NameError| {
+            SandboxError::Setup(e.to_string())
+        })?;
+        run_inputs.push((name, path, Bytes(bytes.len() as u64)));
+    }
+    for (name, bytes) in proof {
+        let path = proof_dir.join(name);
+        std::fs::write(&path, bytes).map_err(io(format!("writing {}", path.display())))?;
+    }
+    sandbox.run(&Run {
+        job_id: tag.to_owned(),
+        program: program.to_owned(),
+        args: vec![],
+        inputs: run_inputs,
+        proof: proof_files(&proof_dir, None)?,
+        out_dir: dir.join(format!("out-{tag}")),
+        limits,
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    })
+}
+
 /// Reads a stream to its end, keeping only its last `max` bytes.
 fn tail(stream: Option<impl Read>, max: usize) -> String {
     let Some(mut s) = stream else { return String::new() };
