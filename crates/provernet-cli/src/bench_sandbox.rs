@@ -21,7 +21,7 @@ pub struct SandboxArgs {
     #[arg(long)]
     prover: Option<PathBuf>,
     /// Its inputs, `name=path`.
-    #[arg(long = "input", value_parser = parse_input)]
+    #[arg(long = "input", value_parser = crate::program::parse_input)]
     inputs: Vec<(FileName, PathBuf)>,
     /// Runs of the prover each way.
     #[arg(long, default_value_t = 3)]
@@ -40,11 +40,6 @@ pub struct SandboxArgs {
     no_cgroups: bool,
     #[arg(long)]
     json: bool,
-}
-
-fn parse_input(s: &str) -> Result<(FileName, PathBuf), String> {
-    let (name, path) = s.split_once('=').ok_or_else(|| format!("`{s}` is not name=path"))?;
-    Ok((name.parse::<FileName>().map_err(|e| e.to_string())?, PathBuf::from(path)))
 }
 
 #[derive(serde::Serialize)]

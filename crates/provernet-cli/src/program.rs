@@ -74,7 +74,8 @@ pub struct VerifyArgs {
     common: Common,
 }
 
-fn parse_input(s: &str) -> Result<(FileName, PathBuf), String> {
+/// Parses `name=path`, checking the name against the program contract.
+pub fn parse_input(s: &str) -> Result<(FileName, PathBuf), String> {
     let (name, path) = s.split_once('=').ok_or_else(|| format!("`{s}` is not name=path"))?;
     let name = name.parse::<FileName>().map_err(|e| e.to_string())?;
     Ok((name, PathBuf::from(path)))
