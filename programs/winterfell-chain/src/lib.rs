@@ -14,6 +14,8 @@
 //! Not zero-knowledge: the trace is not hidden (winterfell does not blind it), which is fine
 //! here because the statement has no secret.
 
+pub mod segments;
+
 use winterfell::crypto::{hashers::Blake3_256, DefaultRandomCoin, MerkleTree};
 use winterfell::math::{fields::f128::BaseElement, FieldElement, StarkField, ToElements};
 use winterfell::matrix::ColMatrix;

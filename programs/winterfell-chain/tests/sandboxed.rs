@@ -53,3 +53,75 @@ fn prove_and_verify_in_the_sandbox() {
     assert_eq!(verify("tampered", statement, &bad), Termination::Exited(1));
     assert_eq!(verify("malformed", b"3 1000", &proof), Termination::Exited(2));
 }
+
+#[test]
+fn segments_prove_separately_and_join_in_the_sandbox() {
+    const JOIN: &str = env!("CARGO_BIN_EXE_winterfell-chain-join");
+    const JOIN_VERIFIER: &str = env!("CARGO_BIN_EXE_winterfell-chain-join-verifier");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sb = Sandbox::new(Sandbox::sibling_helper(), d.join("scratch"))
+        .expect("the sandbox helper is missing: build the workspace first");
+    let limits = Limits::new(MilliCores(1000), Bytes(512 << 20), Duration::from_secs(60));
+    // Four leaf jobs, each started from the previous one's proven end.
+    let mut at: u128 = 11;
+    let mut leaves = Vec::new();
+    for i in 0..4 {
+        let st = format!("{at} 512");
+        let tag = format!("leaf{i}");
+        let o = run_with_bytes(
+            &sb,
+            d,
+            &tag,
+            Path::new(PROVER),
+            &[("statement", st.as_bytes())],
+            &[],
+            limits.clone(),
+        )
+        .unwrap();
+        assert!(o.succeeded(), "{o:#?}");
+        let file = std::fs::read(d.join(format!("out-{tag}/proof"))).unwrap();
+        at = winterfell_chain::verify(winterfell_chain::Statement { start: at, steps: 512 }, &file)
+            .unwrap()
+            .unwrap();
+        leaves.push(file);
+    }
+    let statement = b"11 512 4";
+    let join = |tag: &str, segs: &[Vec<u8>]| {
+        let names: Vec<String> = (0..segs.len()).map(|i| format!("seg-{i:04}")).collect();
+        let mut inputs: Vec<(&str, &[u8])> = vec![("statement", statement)];
+        inputs.extend(names.iter().map(String::as_str).zip(segs.iter().map(Vec::as_slice)));
+        run_with_bytes(&sb, d, tag, Path::new(JOIN), &inputs, &[], limits.clone()).unwrap()
+    };
+    let o = join("join", &leaves);
+    assert!(o.succeeded(), "{}", o.stderr_tail);
+    let receipt = std::fs::read(d.join("out-join/proof")).unwrap();
+    let verify = |tag: &str, r: &[u8]| {
+        run_with_bytes(
+            &sb,
+            d,
+            tag,
+            Path::new(JOIN_VERIFIER),
+            &[("statement", statement)],
+            &[("proof", r)],
+            limits.clone(),
+        )
+        .unwrap()
+        .termination
+    };
+    assert_eq!(verify("jv-ok", &receipt), Termination::Exited(0));
+    // A reordered join and a join with a gap are refused by the join prover…
+    let mut reordered = leaves.clone();
+    reordered.swap(2, 3);
+    let o = join("join-reordered", &reordered);
+    assert_eq!(o.termination, Termination::Exited(2));
+    assert!(o.stderr_tail.contains("segment 2"), "{}", o.stderr_tail);
+    let mut gap = leaves.clone();
+    gap[1] =
+        winterfell_chain::prove(winterfell_chain::Statement { start: 999, steps: 512 }).unwrap();
+    assert_eq!(join("join-gap", &gap).termination, Termination::Exited(2));
+    // …and a forged receipt with them by the join verifier.
+    let forged = winterfell_chain::segments::encode_receipt(&reordered);
+    assert_eq!(verify("jv-reordered", &forged), Termination::Exited(1));
+    assert_eq!(verify("jv-garbage", b"junk"), Termination::Exited(1));
+}
