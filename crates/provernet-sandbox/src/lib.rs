@@ -14,6 +14,7 @@
 
 pub mod cgroup;
 pub mod exec;
+pub mod host;
 pub mod plan;
 
 use cgroup::{CgroupLimits, Enforced, Hierarchies, JobCgroup};
