@@ -83,8 +83,8 @@ fn main() {
         }
         "network" => {
             let mut ok = blocked(
-                "connect 1.1.1.1:80",
-                TcpStream::connect_timeout(&"1.1.1.1:80".parse().unwrap(), Duration::from_secs(2)),
+                "connect 192.0.2.1:80 (TEST-NET-1, documentation range)",
+                TcpStream::connect_timeout(&"192.0.2.1:80".parse().unwrap(), Duration::from_secs(2)),
             );
             ok &= blocked(
                 "connect 127.0.0.1:22",
