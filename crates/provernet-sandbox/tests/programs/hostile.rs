@@ -84,7 +84,10 @@ fn main() {
         "network" => {
             let mut ok = blocked(
                 "connect 192.0.2.1:80 (TEST-NET-1, documentation range)",
-                TcpStream::connect_timeout(&"192.0.2.1:80".parse().unwrap(), Duration::from_secs(2)),
+                TcpStream::connect_timeout(
+                    &"192.0.2.1:80".parse().unwrap(),
+                    Duration::from_secs(2),
+                ),
             );
             ok &= blocked(
                 "connect 127.0.0.1:22",
