@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 pub const STDERR_TAIL_BYTES: usize = 4096;
 /// Largest report the helper may print.
 const REPORT_BYTES_MAX: u64 = 1 << 20;
-/// The uid and gid the program runs as.
+/// The uid and gid a program runs as unless the node assigns one per slot (`Limits::uid`).
 pub const SANDBOX_UID: u32 = 65534;
 /// Default caps.
 pub const OUT_MAX_DEFAULT: Bytes = Bytes(1 << 30);
@@ -52,6 +52,10 @@ pub struct Limits {
     /// Dedicated host CPUs for the job, if the node assigns them; otherwise a CPU bandwidth
     /// quota of `cores` limits it.
     pub cpuset: Option<Vec<u32>>,
+    /// The uid and gid the program runs as. A node gives each concurrent slot its own (e.g.
+    /// 100000 + slot) so that jobs cannot signal or ptrace each other and per-uid limits are
+    /// per job. Never 0.
+    pub uid: u32,
 }
 
 impl Limits {
@@ -65,6 +69,7 @@ impl Limits {
             pids: PIDS_MAX_DEFAULT,
             nofile: NOFILE_MAX_DEFAULT,
             cpuset: None,
+            uid: SANDBOX_UID,
         }
     }
 }
@@ -304,6 +309,11 @@ impl Sandbox {
             }
         }
         let l = &run.limits;
+        if l.uid == 0 || l.uid == u32::MAX {
+            return Err(SandboxError::BadLimits(
+                "the program must run as an unprivileged uid (not 0)",
+            ));
+        }
         if l.cpuset.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(SandboxError::BadLimits("an assigned cpuset must name at least one CPU"));
         }
@@ -378,7 +388,7 @@ impl Sandbox {
             out_max: l.out_max.0,
             tmp_max: l.tmp_max.0,
             devices: &devices,
-            sandbox_uid: SANDBOX_UID,
+            sandbox_uid: l.uid,
         });
         let threads = l.cores.0.div_ceil(1000).max(1).to_string();
         let mut env = vec![
@@ -404,8 +414,8 @@ impl Sandbox {
             mounts,
             args: run.args.clone(),
             env,
-            uid: SANDBOX_UID,
-            gid: SANDBOX_UID,
+            uid: l.uid,
+            gid: l.uid,
             nofile: l.nofile,
             nproc: (!cg.enforced.pids).then_some(u64::from(l.pids)),
             seccomp: true,

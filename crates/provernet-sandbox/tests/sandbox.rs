@@ -267,6 +267,32 @@ fn bad_input_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn each_slot_can_run_as_its_own_uid() {
+    let f = fixture();
+    let mut l = limits(20_000);
+    l.uid = 100_007;
+    let o = f.run_mode("ok", "uidjob", l);
+    assert!(o.succeeded(), "{o:#?}");
+    assert!(o.stderr_tail.contains("uid=100007"), "{}", o.stderr_tail);
+    let mut root = limits(20_000);
+    root.uid = 0;
+    let input = f.dir.path().join("i");
+    std::fs::write(&input, b"x").unwrap();
+    let run = Run {
+        job_id: "rootjob".into(),
+        program: PathBuf::from(HOSTILE),
+        args: vec!["ok".into()],
+        inputs: vec![],
+        proof: vec![],
+        out_dir: f.dir.path().join("root-out"),
+        limits: root,
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    };
+    assert!(matches!(f.sandbox.run(&run), Err(SandboxError::BadLimits(_))), "root is refused");
+}
+
+#[test]
 fn dedicated_cores_replace_the_cpu_quota() {
     let f = fixture();
     let mut l = limits(20_000);
