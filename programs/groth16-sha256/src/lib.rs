@@ -211,12 +211,6 @@ pub fn verify(vk: &VerifyingKeyFile, digest: &[u8], proof: &[u8]) -> Result<bool
         .map_err(|e| Error::Malformed { what: "verifying key", reason: e.to_string() })
 }
 
-/// Where the program contract's files are: `/job` in the sandbox, or `PROVERNET_JOB_ROOT`
-/// when run directly (benchmarks, debugging).
-pub fn job_root() -> std::path::PathBuf {
-    std::env::var_os("PROVERNET_JOB_ROOT").map(Into::into).unwrap_or_else(|| "/job".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

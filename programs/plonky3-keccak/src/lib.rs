@@ -154,11 +154,6 @@ pub fn verify(s: Statement, file: &[u8]) -> bool {
     .unwrap_or(false)
 }
 
-/// Where the program contract's files are: `/job`, or `PROVERNET_JOB_ROOT` when run directly.
-pub fn job_root() -> std::path::PathBuf {
-    std::env::var_os("PROVERNET_JOB_ROOT").map(Into::into).unwrap_or_else(|| "/job".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

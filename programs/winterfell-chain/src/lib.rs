@@ -257,11 +257,6 @@ pub fn verify(s: Statement, proof_file: &[u8]) -> Result<Option<u128>, Error> {
     Ok(ok.then_some(result))
 }
 
-/// Where the program contract's files are: `/job`, or `PROVERNET_JOB_ROOT` when run directly.
-pub fn job_root() -> std::path::PathBuf {
-    std::env::var_os("PROVERNET_JOB_ROOT").map(Into::into).unwrap_or_else(|| "/job".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,33 +1,18 @@
 //! Verifier executable. Inputs: `vk` (verifying key), `digest` (the job's public statement);
 //! proof file: `proof`. Exit 0 valid, 1 invalid, 2 verifier error (a malformed key or digest).
 
-#[allow(clippy::print_stderr)]
-fn main() {
-    let root = groth16_sha256::job_root();
-    let error = |msg: String| -> ! {
-        eprintln!("groth16-sha256-verifier: {msg}");
-        std::process::exit(2)
-    };
-    let read = |path: std::path::PathBuf| {
-        std::fs::read(&path).unwrap_or_else(|e| error(format!("reading {}: {e}", path.display())))
-    };
-    let vk = groth16_sha256::VerifyingKeyFile::from_bytes(&read(root.join("in/vk")))
-        .unwrap_or_else(|e| error(e.to_string()));
-    let digest = read(root.join("in/digest"));
-    let Ok(proof) = std::fs::read(root.join("proof/proof")) else {
-        eprintln!("groth16-sha256-verifier: no proof file `proof`");
-        std::process::exit(1)
-    };
-    match groth16_sha256::verify(&vk, &digest, &proof) {
-        Ok(true) => eprintln!("VALID: knowledge of a SHA-256 preimage of {}", hex(&digest)),
-        Ok(false) => {
-            eprintln!("INVALID proof for digest {}", hex(&digest));
-            std::process::exit(1)
-        }
-        Err(e) => error(e.to_string()),
-    }
-}
+use provernet_program::{fail, input, proof_file, verdict};
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+const ME: &str = "groth16-sha256-verifier";
+
+fn main() {
+    let vk = groth16_sha256::VerifyingKeyFile::from_bytes(&input(ME, "vk"))
+        .unwrap_or_else(|e| fail(ME, e));
+    let digest = input(ME, "digest");
+    let hex: String = digest.iter().map(|x| format!("{x:02x}")).collect();
+    let Some(proof) = proof_file("proof") else { verdict(false, "no proof file `proof`") };
+    match groth16_sha256::verify(&vk, &digest, &proof) {
+        Ok(valid) => verdict(valid, format!("knowledge of a SHA-256 preimage of {hex}")),
+        Err(e) => fail(ME, e),
+    }
 }
