@@ -49,9 +49,9 @@ use provernet_mechanism::{allocator, pick_committee, Candidate, Request, Seed};
 use provernet_types::limits::*;
 use provernet_types::tx::job_id;
 use provernet_types::{
-    AccountId, AttemptOutcome, BoundedVec, Height, JobId, JobSpec, MicroCredits, Millis, Nonce,
-    ProgramManifest, ProverId, ProverSet, Resources, StateRoot, TxBody, Usage, VerifiedTx,
-    VerifierSpec,
+    first_duplicate, AccountId, AttemptOutcome, BoundedVec, Height, JobId, JobSpec, MicroCredits,
+    Millis, Nonce, ProgramManifest, ProverId, ProverSet, Resources, StateRoot, TxBody, Usage,
+    VerifiedTx, VerifierSpec,
 };
 
 /// What the consensus layer tells the ledger about the block being applied.
@@ -418,10 +418,8 @@ fn submit_job(
     if spec.redundancy == 0 || spec.redundancy > REDUNDANCY_MAX {
         return Err(TxError::BadRedundancy(spec.redundancy));
     }
-    let mut names: Vec<_> = spec.inputs.iter().map(|i| &i.name).collect();
-    names.sort();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(TxError::DuplicateName(w[0].clone()));
+    if let Some(dup) = first_duplicate(spec.inputs.iter().map(|i| &i.name)) {
+        return Err(TxError::DuplicateName(dup.clone()));
     }
     if spec.inputs.iter().any(|i| i.blob.size > BLOB_BYTES_MAX) {
         return Err(TxError::BadResources("an input is larger than the 64 GiB blob limit"));
@@ -606,11 +604,8 @@ fn check_proof_files(files: &[provernet_types::NamedBlob]) -> Result<(), TxError
     if files.is_empty() {
         return Err(TxError::EmptyProof);
     }
-    if !Job::proof_name_is_unique(files) {
-        let mut names: Vec<_> = files.iter().map(|f| &f.name).collect();
-        names.sort();
-        let dup = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0].clone());
-        return Err(TxError::DuplicateName(dup.unwrap_or_else(|| files[0].name.clone())));
+    if let Some(dup) = first_duplicate(files.iter().map(|f| &f.name)) {
+        return Err(TxError::DuplicateName(dup.clone()));
     }
     if files.iter().any(|f| f.blob.size > BLOB_BYTES_MAX) {
         return Err(TxError::BadResources("a proof file is larger than the 64 GiB blob limit"));

@@ -2,9 +2,9 @@
 
 use provernet_types::limits::*;
 use provernet_types::{
-    codec_struct, codec_unit_enum, AccountId, BoundedVec, CodecError, Decode, Encode, FileName,
-    Height, JobId, Label, MechanismKind, MicroCredits, NamedBlob, Nonce, ProgramId,
-    ProgramManifest, ProverId, ProverSet, Reader, Resources, Seconds, Usage,
+    codec_struct, codec_unit_enum, AccountId, BoundedVec, CodecError, Decode, Encode, Height,
+    JobId, Label, MechanismKind, MicroCredits, NamedBlob, Nonce, ProgramId, ProgramManifest,
+    ProverId, ProverSet, Reader, Resources, Seconds, Usage,
 };
 
 /// Most attempts one job can have: the redundant ones, the fallbacks and the race proofs.
@@ -12,9 +12,12 @@ pub const ATTEMPTS_MAX: usize = 32;
 /// Most proofs accepted in one job's open race.
 pub const RACE_PROOFS_MAX: usize = 8;
 
+/// Most fallback attempts chain parameters may allow.
+pub const FALLBACK_ATTEMPTS_MAX: u8 = 16;
+
+// Every attempt a job can make fits in its attempt list.
 const _: () = assert!(
-    REDUNDANCY_MAX as usize + u8::MAX as usize > 0
-        && ATTEMPTS_MAX >= REDUNDANCY_MAX as usize + 16 + RACE_PROOFS_MAX
+    ATTEMPTS_MAX >= REDUNDANCY_MAX as usize + FALLBACK_ATTEMPTS_MAX as usize + RACE_PROOFS_MAX
 );
 
 /// A holder of credits.
@@ -376,11 +379,5 @@ impl Job {
     /// Every prover that ever held an attempt of this job.
     pub fn provers(&self) -> Vec<ProverId> {
         self.attempts.iter().map(|a| a.prover).collect()
-    }
-
-    pub fn proof_name_is_unique(files: &[NamedBlob]) -> bool {
-        let mut names: Vec<&FileName> = files.iter().map(|f| &f.name).collect();
-        names.sort();
-        names.windows(2).all(|w| w[0] != w[1])
     }
 }

@@ -173,6 +173,12 @@ impl ChainParams {
         if self.verify_rounds_max == 0 || self.program_error_quorum == 0 {
             return Err("verify_rounds_max and program_error_quorum must be at least 1".into());
         }
+        if self.fallback_attempts_max > crate::entities::FALLBACK_ATTEMPTS_MAX {
+            return Err(format!(
+                "fallback_attempts_max must be at most {}",
+                crate::entities::FALLBACK_ATTEMPTS_MAX
+            ));
+        }
         if self.validators.is_empty() {
             return Err("at least one validator is required".into());
         }
@@ -191,3 +197,23 @@ pub struct Genesis {
     pub programs: BoundedVec<ProgramManifest, GENESIS_ENTRIES_MAX>,
 }
 codec_struct!(Genesis { params, accounts, programs });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_checked_at_genesis() {
+        let ok = ChainParams::devnet(vec![AccountId([1; 32])]);
+        assert_eq!(ok.validate(), Ok(()));
+        let mut p = ok.clone();
+        p.fallback_attempts_max = crate::entities::FALLBACK_ATTEMPTS_MAX + 1;
+        assert!(p.validate().unwrap_err().contains("fallback_attempts_max"));
+        let mut p = ok.clone();
+        p.verifier_reward_bps = 10_001;
+        assert!(p.validate().unwrap_err().contains("verifier_reward_bps"));
+        let mut p = ok;
+        p.validators = BoundedVec::new();
+        assert!(p.validate().is_err());
+    }
+}

@@ -22,8 +22,8 @@ use crate::entities::{Account, Job, Program, Prover};
 use crate::params::ChainParams;
 use provernet_types::Domain;
 use provernet_types::{
-    codec_struct, AccountId, BoundedString, CodecError, Decode, Encode, Height, JobId,
-    MicroCredits, ProgramId, ProverId, StateRoot,
+    codec_struct, AccountId, CodecError, Decode, Encode, Height, JobId, MicroCredits, ProgramId,
+    ProverId, StateRoot,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -414,9 +414,4 @@ pub fn records(state: &State) -> Vec<(Vec<u8>, Vec<u8>)> {
     keys.into_iter()
         .filter_map(|k| state.encode_record(&k).map(|v| (k.to_bytes().to_vec(), v)))
         .collect()
-}
-
-/// A short chain id for tests.
-pub fn chain_id(s: &str) -> BoundedString<{ provernet_types::limits::CHAIN_ID_BYTES_MAX }> {
-    BoundedString::try_new(s).expect("chain id within its limit")
 }

@@ -88,13 +88,6 @@ impl Hierarchies {
     fn v2_has(&self, ctrl: &str) -> bool {
         self.v2.as_ref().is_some_and(|(_, c)| c.iter().any(|x| x == ctrl))
     }
-
-    /// A one-line description for logs and `--json` output.
-    pub fn describe(&self) -> String {
-        let v1: Vec<&str> = self.v1.iter().map(|(c, _)| c.as_str()).collect();
-        let v2 = self.v2.as_ref().map(|(_, c)| c.join(" ")).unwrap_or_else(|| "absent".into());
-        format!("cgroup v1 [{}], cgroup v2 [{}]", v1.join(" "), v2)
-    }
 }
 
 /// The path of our own group in the hierarchy whose controller list matches.

@@ -251,6 +251,12 @@ impl Sandbox {
         Ok(Sandbox { helper, scratch, cgroups: Hierarchies::detect() })
     }
 
+    /// A sandbox using [`Sandbox::sibling_helper`]: how tests of workspace crates get one (the
+    /// workspace build puts the helper in the same target directory).
+    pub fn with_sibling_helper(scratch: PathBuf) -> Result<Sandbox, SandboxError> {
+        Sandbox::new(Sandbox::sibling_helper(), scratch)
+    }
+
     /// The `provernet-sandbox-exec` binary next to the running executable, or one directory up
     /// (where cargo puts binaries relative to test executables).
     pub fn sibling_helper() -> Helper {
@@ -261,11 +267,6 @@ impl Sandbox {
             return Helper::Binary(here);
         }
         Helper::Binary(dir.parent().map(|p| p.join("provernet-sandbox-exec")).unwrap_or(here))
-    }
-
-    /// What isolation this host offers, for logs.
-    pub fn describe(&self) -> String {
-        self.cgroups.describe()
     }
 
     fn validate(&self, run: &Run) -> Result<(), SandboxError> {
@@ -279,10 +280,8 @@ impl Sandbox {
         if f.read_exact(&mut head).is_err() || head != *b"\x7fELF" {
             return Err(SandboxError::NotElf(run.program.clone()));
         }
-        let mut names: Vec<&FileName> = run.inputs.iter().map(|(n, _, _)| n).collect();
-        names.sort();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(SandboxError::DuplicateName(w[0].clone()));
+        if let Some(dup) = provernet_types::first_duplicate(run.inputs.iter().map(|(n, _, _)| n)) {
+            return Err(SandboxError::DuplicateName(dup.clone()));
         }
         for (name, path, declared) in &run.inputs {
             let m = std::fs::metadata(path).ok().filter(|m| m.is_file()).ok_or_else(|| {

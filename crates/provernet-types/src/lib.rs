@@ -16,7 +16,9 @@ pub use ids::{
     domain_hash, AccountId, BlobHash, BlockHash, Domain, JobId, ProgramId, ProverId, StateRoot,
     TxHash,
 };
-pub use resources::{BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources};
+pub use resources::{
+    first_duplicate, BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,
+};
 pub use tx::{
     AttemptOutcome, JobSpec, MechanismKind, ProgramManifest, SignedTx, Transaction, TxBody,
     TxDecodeError, Usage, VerifiedTx, VerifierSpec,

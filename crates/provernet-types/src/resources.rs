@@ -182,6 +182,13 @@ checked_name!(
     b"=:"
 );
 
+/// The first item that appears twice in `items`, if any (for names that must be unique).
+pub fn first_duplicate<'a, T: Ord + 'a>(items: impl IntoIterator<Item = &'a T>) -> Option<&'a T> {
+    let mut sorted: Vec<&T> = items.into_iter().collect();
+    sorted.sort();
+    sorted.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
 /// A blob the chain refers to: its content hash and exact size.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct BlobRef {
@@ -295,6 +302,12 @@ mod tests {
     fn decoding_rechecks_names() {
         let raw = BoundedString::<NAME_BYTES_MAX>::try_new("../etc").unwrap().encode();
         assert!(decode_exact::<FileName>(&raw, "name").is_err());
+    }
+
+    #[test]
+    fn duplicates_are_found() {
+        assert_eq!(first_duplicate(&[3, 1, 2, 1]), Some(&1));
+        assert_eq!(first_duplicate(&[3, 1, 2]), None);
     }
 
     #[test]

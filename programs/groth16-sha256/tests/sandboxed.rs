@@ -15,7 +15,7 @@ const PROVER: &str = env!("CARGO_BIN_EXE_groth16-sha256-prover");
 const VERIFIER: &str = env!("CARGO_BIN_EXE_groth16-sha256-verifier");
 
 fn sandbox(dir: &Path) -> Sandbox {
-    Sandbox::new(Sandbox::sibling_helper(), dir.join("scratch")).expect(
+    Sandbox::with_sibling_helper(dir.join("scratch")).expect(
         "the sandbox helper is missing: build the workspace first (`cargo build --workspace`, \
          or the README's test command)",
     )

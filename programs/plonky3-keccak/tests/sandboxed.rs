@@ -11,7 +11,7 @@ use std::time::Duration;
 fn prove_and_verify_in_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sb = Sandbox::new(Sandbox::sibling_helper(), d.join("scratch"))
+    let sb = Sandbox::with_sibling_helper(d.join("scratch"))
         .expect("the sandbox helper is missing: build the workspace first");
     let limits = Limits::new(MilliCores(2000), Bytes(2 << 30), Duration::from_secs(120));
     let prover = Path::new(env!("CARGO_BIN_EXE_plonky3-keccak-prover"));

@@ -15,7 +15,7 @@ const VERIFIER: &str = env!("CARGO_BIN_EXE_winterfell-chain-verifier");
 fn prove_and_verify_in_the_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sb = Sandbox::new(Sandbox::sibling_helper(), d.join("scratch"))
+    let sb = Sandbox::with_sibling_helper(d.join("scratch"))
         .expect("the sandbox helper is missing: build the workspace first");
     let limits = Limits::new(MilliCores(2000), Bytes(1 << 30), Duration::from_secs(60));
     let statement = b"3 4096";
@@ -60,7 +60,7 @@ fn segments_prove_separately_and_join_in_the_sandbox() {
     const JOIN_VERIFIER: &str = env!("CARGO_BIN_EXE_winterfell-chain-join-verifier");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sb = Sandbox::new(Sandbox::sibling_helper(), d.join("scratch"))
+    let sb = Sandbox::with_sibling_helper(d.join("scratch"))
         .expect("the sandbox helper is missing: build the workspace first");
     let limits = Limits::new(MilliCores(1000), Bytes(512 << 20), Duration::from_secs(60));
     // Four leaf jobs, each started from the previous one's proven end.

@@ -345,7 +345,6 @@ fn decline_is_not_punished_but_quota_limited() {
 
 #[test]
 fn probe_activates_honest_prover_and_ejects_silent_one() {
-    let probe_program = committee();
     let mut c = TestChain::new(3, |p| {
         p.probe = Some(ProbeSpec {
             program: committee_program().id(),
@@ -353,7 +352,6 @@ fn probe_activates_honest_prover_and_ejects_silent_one() {
             time_limit: provernet_types::Seconds(30),
         })
     });
-    let _ = probe_program;
     // The three genesis-era provers registered under the probe rule: honest ones pass.
     c.run_agent(Behaviour::HONEST, 50);
     for i in 0..3 {
@@ -425,8 +423,7 @@ fn repeated_faults_escalate_and_eject() {
         spec.prover_set =
             provernet_types::ProverSet::Allow(BoundedVec::try_from_vec(vec![p0]).unwrap());
         let (_, tx) = c.submit("alice", spec);
-        let out = c.block(vec![tx]);
-        let _ = out;
+        c.block(vec![tx]);
         for _ in 0..4 {
             let out = c.block(vec![]);
             for e in out.events {
