@@ -168,6 +168,7 @@ fn ledger(args: LedgerArgs) -> Result<()> {
         let out = provernet_ledger::apply_block(&mut state, &ctx, &txs)?;
         let t2 = Instant::now();
         let record = provernet_store::BlockRecord {
+            hash: provernet_types::BlockHash([0; 32]),
             height: ctx.height,
             randomness: ctx.randomness,
             time: ctx.time,

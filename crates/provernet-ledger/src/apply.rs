@@ -178,6 +178,16 @@ pub fn apply_block(
     Ok(BlockOutput { receipts, events, root, changes })
 }
 
+/// Whether `tx` would apply if it were the first transaction of the next block on `state`.
+///
+/// For admission to a mempool: it runs the same rules as [`apply_block`] on a throw-away
+/// overlay, so balances, fees, escrows, stakes and references are all checked; the end-of-block
+/// rules do not run and nothing is changed.
+pub fn check_tx(state: &State, tx: &VerifiedTx) -> Result<(), TxError> {
+    let mut ov = Overlay::new(state, Height(state.height().0 + 1));
+    apply_tx(&mut ov, tx)
+}
+
 fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
     let tx = vtx.tx();
     let signer = tx.signer;

@@ -15,7 +15,9 @@ pub mod state;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use apply::{apply_block, genesis, BlockContext, BlockError, BlockOutput, GenesisError};
+pub use apply::{
+    apply_block, check_tx, genesis, BlockContext, BlockError, BlockOutput, GenesisError,
+};
 pub use entities::*;
 pub use error::TxError;
 pub use events::{Event, Fault, PaymentKind, Receipt};

@@ -16,8 +16,8 @@ use provernet_ledger::{
 };
 use provernet_types::limits::BLOCK_TXS_MAX;
 use provernet_types::{
-    codec_struct, decode_exact, BoundedVec, CodecError, Encode, Height, Millis, SignedTx,
-    StateRoot, TxDecodeError, VerifiedTx,
+    codec_struct, decode_exact, BlockHash, BoundedVec, CodecError, Encode, Height, Millis,
+    SignedTx, StateRoot, TxDecodeError, VerifiedTx,
 };
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -30,13 +30,16 @@ const GENESIS_KEY: &str = "genesis";
 /// A block as stored: what the ledger needs to re-execute it, and the root it produced.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BlockRecord {
+    /// The consensus block's digest (all zero for blocks applied without consensus, as in
+    /// benchmarks and tests).
+    pub hash: BlockHash,
     pub height: Height,
     pub randomness: [u8; 32],
     pub time: Millis,
     pub txs: BoundedVec<SignedTx, BLOCK_TXS_MAX>,
     pub root: StateRoot,
 }
-codec_struct!(BlockRecord { height, randomness, time, txs, root });
+codec_struct!(BlockRecord { hash, height, randomness, time, txs, root });
 
 impl BlockRecord {
     pub fn context(&self) -> BlockContext {
@@ -204,6 +207,7 @@ impl Store {
         let out = apply_block(state, ctx, txs)
             .map_err(|source| StoreError::BadStoredBlock { height: ctx.height, source })?;
         let record = BlockRecord {
+            hash: BlockHash([0; 32]),
             height: ctx.height,
             randomness: ctx.randomness,
             time: ctx.time,

@@ -145,7 +145,7 @@ id32!(
     "state root"
 );
 id32!(
-    /// The BLAKE3 hash of a block header.
+    /// The digest of a consensus block (SHA-256 of its encoding, as the consensus engine uses).
     BlockHash,
     "block hash"
 );

@@ -1,0 +1,449 @@
+//! The validator's view of the chain: the finalized state in redb, speculative states of
+//! notarized-but-not-finalized blocks, the mempool, the recovered seeds, and the subscribers
+//! to finalized blocks.
+//!
+//! Consensus calls in from three places:
+//! - the proposer ([`Chain::build`]) takes transactions from the mempool, executes them on the
+//!   parent's state and puts the resulting root in the block;
+//! - the verifier ([`Chain::check`]) re-executes a proposed block on its parent's state and
+//!   accepts it only if the signatures, the seed, the time and the root are right;
+//! - the executor ([`Chain::finalize`]) applies each finalized block, in height order, in one
+//!   redb transaction, and only then lets marshal forget it. A block delivered twice (after a
+//!   restart) is recognised by its height and skipped.
+//!
+//! Only finalized blocks ever change the stored state; speculative states live in memory,
+//! keyed by block digest, and are dropped once their height is finalized.
+
+use crate::block::{randomness, Block, Header};
+use crate::mempool::{AdmitError, Admitted, Mempool, MempoolConfig};
+use commonware_cryptography::sha256::Digest;
+use commonware_cryptography::Digestible;
+use futures::channel::mpsc;
+use provernet_ledger::{apply_block, BlockContext, BlockOutput, Event, Genesis, Receipt, State};
+use provernet_store::{BlockRecord, Store, StoreError};
+use provernet_types::{BlockHash, BoundedVec, Height, Millis, StateRoot, TxHash, VerifiedTx};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How many speculative states a validator keeps at most.
+const PENDING_MAX: usize = 256;
+/// How many recovered view seeds a validator keeps at most.
+const SEEDS_MAX: usize = 1024;
+/// Queue length of one subscriber to finalized blocks; a subscriber that falls this far behind
+/// is dropped (it can resume from the store).
+const SUBSCRIBER_QUEUE: usize = 1024;
+
+/// Block production limits of one validator.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainConfig {
+    /// The pause between a parent's timestamp and its child's.
+    pub block_time: std::time::Duration,
+    pub max_block_txs: usize,
+    pub max_block_bytes: usize,
+    pub mempool: MempoolConfig,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            block_time: std::time::Duration::from_secs(1),
+            max_block_txs: 10_000,
+            max_block_bytes: 3 << 20,
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+/// Why a proposed block is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error("block {height} is not the child of a block this validator can execute")]
+    UnknownParent { height: u64 },
+    #[error("block height {got} does not follow its parent's height {parent}")]
+    Height { parent: u64, got: u64 },
+    #[error("block time {got} is not after its parent's time {parent}")]
+    Time { parent: u64, got: u64 },
+    #[error("block names parent view {got} but consensus certified its parent in view {want}")]
+    ParentView { want: u64, got: u64 },
+    #[error("block carries no seed, or a seed where none may be")]
+    Seed,
+    #[error("transaction {index} of block {height} does not verify: {reason}")]
+    Tx { height: u64, index: usize, reason: String },
+    #[error("block {height} cannot be applied: {reason}")]
+    Apply { height: u64, reason: String },
+    #[error("block {height} claims state root {claimed} but executes to {actual}")]
+    Root { height: u64, claimed: StateRoot, actual: StateRoot },
+}
+
+/// Why the executor stopped: the node must not go on with a state it cannot trust.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("finalized block {height} does not execute here: {source}")]
+    Diverged { height: u64, source: CheckError },
+    #[error("finalized block {got} arrived while the tip is {tip}")]
+    OutOfOrder { tip: u64, got: u64 },
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What subscribers hear about each finalized block.
+#[derive(Clone, Debug)]
+pub struct Finalized {
+    pub height: Height,
+    pub hash: BlockHash,
+    pub time: Millis,
+    pub root: StateRoot,
+    pub txs: Vec<TxHash>,
+    pub receipts: Vec<Receipt>,
+    pub events: Vec<Event>,
+}
+
+/// The finalized tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub digest: Digest,
+    pub time: u64,
+    pub root: StateRoot,
+}
+
+struct Speculative {
+    height: u64,
+    time: u64,
+    state: State,
+    output: BlockOutput,
+    txs: Vec<VerifiedTx>,
+}
+
+struct Inner {
+    store: Store,
+    state: State,
+    tip: Tip,
+    pending: BTreeMap<Digest, Arc<Speculative>>,
+    seeds: BTreeMap<u64, [u8; crate::block::SEED_BYTES]>,
+    mempool: Mempool,
+    subscribers: Vec<mpsc::Sender<Arc<Finalized>>>,
+}
+
+/// Shared handle to a validator's chain; cheap to clone.
+#[derive(Clone)]
+pub struct Chain {
+    inner: Arc<Mutex<Inner>>,
+    chain_id: Arc<str>,
+    genesis: Block,
+    cfg: ChainConfig,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain").field("chain_id", &self.chain_id).finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    /// Opens the validator's database at `path`, creating it from `genesis` if it does not
+    /// exist. An existing database must hold the same genesis.
+    pub fn open(path: &Path, genesis: &Genesis, cfg: ChainConfig) -> Result<Chain, StoreError> {
+        let (store, state) = if path.exists() {
+            let (store, state) = Store::open(path)?;
+            if store.genesis()? != *genesis {
+                return Err(StoreError::Genesis(provernet_ledger::GenesisError::Params(format!(
+                    "the database at {} was created from a different genesis",
+                    path.display()
+                ))));
+            }
+            (store, state)
+        } else {
+            Store::create(path, genesis)?
+        };
+        let genesis_state = provernet_ledger::genesis(genesis)?;
+        let chain_id: Arc<str> = Arc::from(genesis_state.chain_id());
+        let genesis_block = Block::genesis(&chain_id, genesis_state.root());
+        let tip = match store.tip()? {
+            Some(rec) => Tip {
+                height: rec.height.0,
+                digest: Digest::from(rec.hash.0),
+                time: rec.time.0,
+                root: rec.root,
+            },
+            None => Tip {
+                height: 0,
+                digest: genesis_block.digest(),
+                time: 0,
+                root: genesis_state.root(),
+            },
+        };
+        let inner = Inner {
+            store,
+            state,
+            tip,
+            pending: BTreeMap::new(),
+            seeds: BTreeMap::new(),
+            mempool: Mempool::new(cfg.mempool),
+            subscribers: Vec::new(),
+        };
+        Ok(Chain { inner: Arc::new(Mutex::new(inner)), chain_id, genesis: genesis_block, cfg })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves nothing half-applied (state changes are
+        // swapped in whole), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.cfg
+    }
+
+    /// The height-0 block consensus starts from.
+    pub fn genesis_block(&self) -> &Block {
+        &self.genesis
+    }
+
+    pub fn tip(&self) -> Tip {
+        self.lock().tip
+    }
+
+    /// Runs `f` on the last finalized state.
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock().state)
+    }
+
+    /// Runs `f` on the store (blocks by height).
+    pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        f(&self.lock().store)
+    }
+
+    /// Admits an encoded signed transaction to the mempool.
+    pub fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
+        let mut g = self.lock();
+        let Inner { mempool, state, .. } = &mut *g;
+        mempool.admit(state, &self.chain_id, bytes)
+    }
+
+    /// Pending transactions and their bytes.
+    pub fn mempool_size(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.mempool.len(), g.mempool.bytes())
+    }
+
+    /// A stream of finalized blocks from now on.
+    pub fn subscribe(&self) -> mpsc::Receiver<Arc<Finalized>> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        self.lock().subscribers.push(tx);
+        rx
+    }
+
+    /// Remembers the recovered seed of `view` (from a verified certificate).
+    pub fn record_seed(&self, view: u64, seed: [u8; crate::block::SEED_BYTES]) {
+        let mut g = self.lock();
+        g.seeds.insert(view, seed);
+        while g.seeds.len() > SEEDS_MAX {
+            g.seeds.pop_first();
+        }
+    }
+
+    pub fn seed(&self, view: u64) -> Option<[u8; crate::block::SEED_BYTES]> {
+        self.lock().seeds.get(&view).copied()
+    }
+
+    /// Whether the state after block `digest` is known (finalized tip or speculative).
+    pub fn knows(&self, digest: &Digest) -> bool {
+        let g = self.lock();
+        g.tip.digest == *digest || g.pending.contains_key(digest)
+    }
+
+    /// Height and time of a block whose state is known.
+    pub fn known_block(&self, digest: &Digest) -> Option<(u64, u64)> {
+        let g = self.lock();
+        if g.tip.digest == *digest {
+            return Some((g.tip.height, g.tip.time));
+        }
+        g.pending.get(digest).map(|s| (s.height, s.time))
+    }
+
+    /// Executes a proposed block on its parent's state, checks everything a validator votes on
+    /// except the seed signature (checked by the caller, who holds the consensus scheme), and
+    /// keeps the resulting state for its children and for finalization.
+    pub fn check(&self, block: &Block, digest: Digest, parent_view: u64) -> Result<(), CheckError> {
+        let h = block.header();
+        if h.parent_view != parent_view {
+            return Err(CheckError::ParentView { want: parent_view, got: h.parent_view });
+        }
+        if self.knows(&digest) {
+            return Ok(());
+        }
+        let spec = self.execute(block)?;
+        self.keep(digest, spec);
+        Ok(())
+    }
+
+    /// Builds the child of `parent` with the given view, time and seed.
+    pub fn build(
+        &self,
+        parent: Digest,
+        parent_view: u64,
+        time: u64,
+        seed: Option<[u8; crate::block::SEED_BYTES]>,
+    ) -> Option<(Block, Digest)> {
+        let (base, height) = {
+            let g = self.lock();
+            let (state, height) = if g.tip.digest == parent {
+                (g.state.clone(), g.tip.height)
+            } else {
+                let s = g.pending.get(&parent)?;
+                (s.state.clone(), s.height)
+            };
+            let txs = g.mempool.select(&state, self.cfg.max_block_txs, self.cfg.max_block_bytes);
+            (Some((state, txs)), height)
+        };
+        let (mut state, txs) = base?;
+        let mut header = Header {
+            parent: parent.0,
+            height: Height(height + 1),
+            parent_view,
+            time: Millis(time),
+            seed,
+            root: StateRoot([0; 32]),
+            txs: BoundedVec::default(),
+        };
+        let ctx = BlockContext {
+            height: header.height,
+            randomness: randomness(&header),
+            time: header.time,
+        };
+        let output = apply_block(&mut state, &ctx, &txs).ok()?;
+        header.root = output.root;
+        header.txs =
+            BoundedVec::try_from_vec(txs.iter().map(|t| t.signed().clone()).collect()).ok()?;
+        let block = Block::new(header).ok()?;
+        let digest = block.digest();
+        self.keep(digest, Speculative { height: height + 1, time, state, output, txs });
+        Some((block, digest))
+    }
+
+    fn keep(&self, digest: Digest, spec: Speculative) {
+        let mut g = self.lock();
+        g.pending.insert(digest, Arc::new(spec));
+        while g.pending.len() > PENDING_MAX {
+            let lowest = g.pending.iter().min_by_key(|(_, s)| s.height).map(|(d, _)| *d);
+            match lowest {
+                Some(d) => g.pending.remove(&d),
+                None => break,
+            };
+        }
+    }
+
+    /// Executes `block` on its parent's known state.
+    fn execute(&self, block: &Block) -> Result<Speculative, CheckError> {
+        let h = block.header();
+        let parent = Digest::from(h.parent);
+        let (mut state, parent_height, parent_time) = {
+            let g = self.lock();
+            if g.tip.digest == parent {
+                (g.state.clone(), g.tip.height, g.tip.time)
+            } else if let Some(s) = g.pending.get(&parent) {
+                (s.state.clone(), s.height, s.time)
+            } else {
+                return Err(CheckError::UnknownParent { height: h.height.0 });
+            }
+        };
+        if h.height.0 != parent_height + 1 {
+            return Err(CheckError::Height { parent: parent_height, got: h.height.0 });
+        }
+        if h.time.0 <= parent_time {
+            return Err(CheckError::Time { parent: parent_time, got: h.time.0 });
+        }
+        if (h.seed.is_none()) != (parent_height == 0) {
+            return Err(CheckError::Seed);
+        }
+        let txs = h
+            .txs
+            .iter()
+            .enumerate()
+            .map(|(index, t)| {
+                t.clone().verify(&self.chain_id).map_err(|e| CheckError::Tx {
+                    height: h.height.0,
+                    index,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = BlockContext { height: h.height, randomness: randomness(h), time: h.time };
+        let output = apply_block(&mut state, &ctx, &txs)
+            .map_err(|e| CheckError::Apply { height: h.height.0, reason: e.to_string() })?;
+        if output.root != h.root {
+            return Err(CheckError::Root {
+                height: h.height.0,
+                claimed: h.root,
+                actual: output.root,
+            });
+        }
+        Ok(Speculative { height: h.height.0, time: h.time.0, state, output, txs })
+    }
+
+    /// Applies a finalized block: stores it with its state changes in one durable
+    /// transaction, then makes it the tip. Returns `false` for a block already applied.
+    pub fn finalize(&self, block: &Block, digest: Digest) -> Result<bool, ExecError> {
+        let height = block.header().height.0;
+        let tip = self.tip();
+        if height <= tip.height {
+            return Ok(false);
+        }
+        if height != tip.height + 1 {
+            return Err(ExecError::OutOfOrder { tip: tip.height, got: height });
+        }
+        if Digest::from(block.header().parent) != tip.digest {
+            return Err(ExecError::Diverged {
+                height,
+                source: CheckError::UnknownParent { height },
+            });
+        }
+        let cached = self.lock().pending.remove(&digest);
+        let spec = match cached {
+            Some(s) => Arc::try_unwrap(s).unwrap_or_else(|s| Speculative {
+                height: s.height,
+                time: s.time,
+                state: s.state.clone(),
+                output: s.output.clone(),
+                txs: s.txs.clone(),
+            }),
+            None => self.execute(block).map_err(|source| ExecError::Diverged { height, source })?,
+        };
+        let h = block.header();
+        let record = BlockRecord {
+            hash: BlockHash(digest.0),
+            height: h.height,
+            randomness: randomness(h),
+            time: h.time,
+            txs: h.txs.clone(),
+            root: spec.output.root,
+        };
+        let mut g = self.lock();
+        g.store.commit_block(&record, &spec.output.changes)?;
+        let Speculative { state, output, txs, .. } = spec;
+        g.state = state;
+        g.tip = Tip { height, digest, time: h.time.0, root: output.root };
+        g.pending.retain(|_, s| s.height > height);
+        let included: Vec<TxHash> = txs.iter().map(|t| t.hash()).collect();
+        let Inner { mempool, state, subscribers, .. } = &mut *g;
+        mempool.remove(included.iter().copied());
+        mempool.prune(state);
+        let note = Arc::new(Finalized {
+            height: h.height,
+            hash: BlockHash(digest.0),
+            time: h.time,
+            root: output.root,
+            txs: included,
+            receipts: output.receipts,
+            events: output.events,
+        });
+        subscribers.retain_mut(|s| s.try_send(note.clone()).is_ok());
+        Ok(true)
+    }
+}

@@ -1,0 +1,290 @@
+//! Wiring of one validator: simplex (votes, certificates, its resolver), marshal (block
+//! archives, ordered delivery of finalized blocks, backfill), buffered broadcast of blocks, the
+//! executor, and transaction gossip. Generic over the runtime and the p2p network, so the same
+//! code runs on tokio with authenticated TCP and in the deterministic simulator.
+
+use crate::app::{start_executor, App, PublicKey, Scheme, SeedRecorder};
+use crate::block::BLOCK_BYTES_MAX;
+use crate::chain::Chain;
+use crate::mempool::{AdmitError, Admitted};
+use commonware_broadcast::buffered;
+use commonware_consensus::marshal::standard::Inline;
+use commonware_consensus::marshal::Start;
+use commonware_consensus::marshal::{
+    self, core::Actor as Marshal, resolver::p2p as marshal_resolver,
+};
+use commonware_consensus::simplex::{self, elector::RoundRobin};
+use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_cryptography::certificate::ConstantProvider;
+use commonware_cryptography::sha256::Sha256;
+use commonware_cryptography::{Digested, Digestible};
+use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, Supervisor};
+use commonware_storage::archive::immutable;
+use commonware_utils::{NZDuration, NZUsize, NZU16, NZU64};
+use futures::channel::mpsc;
+use futures::StreamExt;
+use provernet_types::TxHash;
+use rand_core::CryptoRng;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+use tracing::{debug, warn};
+
+/// p2p channel numbers. Every validator must use the same.
+pub mod channel {
+    pub const VOTES: u64 = 0;
+    pub const CERTIFICATES: u64 = 1;
+    pub const RESOLVER: u64 = 2;
+    pub const BACKFILL: u64 = 3;
+    pub const BLOCKS: u64 = 4;
+    pub const TXS: u64 = 5;
+    /// All of them, for registration loops.
+    pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BLOCKS, TXS];
+}
+
+/// The largest p2p message: a full block plus framing.
+pub const MAX_MESSAGE_BYTES: u32 = (BLOCK_BYTES_MAX + (1 << 20)) as u32;
+
+const MAILBOX: NonZeroUsize = NZUsize!(1024);
+const TX_GOSSIP_QUEUE: usize = 10_000;
+
+/// The p2p channels one validator needs, as (sender, receiver) pairs.
+#[derive(Debug)]
+pub struct Channels<S, R> {
+    pub votes: (S, R),
+    pub certificates: (S, R),
+    pub resolver: (S, R),
+    pub backfill: (S, R),
+    pub blocks: (S, R),
+    pub txs: (S, R),
+}
+
+/// Everything one validator is started with.
+#[derive(Clone, Debug)]
+pub struct ValidatorConfig {
+    pub public_key: PublicKey,
+    /// The threshold scheme holding this validator's share.
+    pub scheme: Scheme,
+    pub chain: Chain,
+    /// Prefix of this validator's consensus storage partitions.
+    pub partition: String,
+}
+
+/// The handle the API uses to submit transactions: admits to the local mempool, then gossips.
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    chain: Chain,
+    gossip: mpsc::Sender<Vec<u8>>,
+}
+
+impl Submitter {
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// Admits an encoded signed transaction and forwards it to the other validators.
+    pub fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
+        let (hash, admitted) = self.chain.submit(bytes)?;
+        if admitted == Admitted::Added {
+            // A full gossip queue only delays the transaction until this validator proposes.
+            let _ = self.gossip.clone().try_send(bytes.to_vec());
+        }
+        Ok((hash, admitted))
+    }
+}
+
+/// Timeouts scaled to the block time: a leader gets two block times to propose.
+fn timeouts(block_time: Duration) -> (Duration, Duration) {
+    let leader = (block_time * 2).max(Duration::from_millis(500));
+    (leader, leader * 2)
+}
+
+fn immutable_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: CacheRef,
+    codec: C,
+) -> immutable::Config<C> {
+    let p = format!("{prefix}-{name}");
+    immutable::Config {
+        metadata_partition: format!("{p}-metadata"),
+        freezer_table_partition: format!("{p}-freezer-table"),
+        freezer_table_initial_size: 64,
+        freezer_table_resize_frequency: 10,
+        freezer_table_resize_chunk_size: 10,
+        freezer_key_partition: format!("{p}-freezer-key"),
+        freezer_key_page_cache: page_cache,
+        freezer_value_partition: format!("{p}-freezer-value"),
+        freezer_value_target_size: 1 << 20,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{p}-ordinal"),
+        items_per_section: NZU64!(1024),
+        codec_config: codec,
+        replay_buffer: NZUsize!(1 << 16),
+        freezer_key_write_buffer: NZUsize!(1 << 16),
+        freezer_value_write_buffer: NZUsize!(1 << 16),
+        ordinal_write_buffer: NZUsize!(1 << 16),
+    }
+}
+
+/// Starts one validator. Returns the transaction submitter and the handles of its tasks (the
+/// node is down when any of them ends).
+pub async fn start<E, P, B, S, R>(
+    context: E,
+    cfg: ValidatorConfig,
+    peers: P,
+    blocker: B,
+    channels: Channels<S, R>,
+) -> (Submitter, Vec<Handle<()>>)
+where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor,
+    P: Provider<PublicKey = PublicKey>,
+    B: Blocker<PublicKey = PublicKey>,
+    S: Sender<PublicKey = PublicKey>,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    let chain = cfg.chain.clone();
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
+    let prefix = cfg.partition.clone();
+    let mut handles = Vec::new();
+
+    let (resolver_rx, resolver) = marshal_resolver::init(
+        context.child("marshal_resolver"),
+        marshal_resolver::Config {
+            public_key: cfg.public_key.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size: MAILBOX,
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+
+    let (broadcast, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: cfg.public_key.clone(),
+            mailbox_size: MAILBOX,
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: peers.clone(),
+            strategy: Sequential,
+        },
+    );
+    handles.push(broadcast.start(channels.blocks));
+
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations"),
+        immutable_config(&prefix, "finalizations", page_cache.clone(), ()),
+    )
+    .await
+    .expect("cannot open the finalizations archive");
+    let blocks = immutable::Archive::init(
+        context.child("blocks"),
+        immutable_config(&prefix, "blocks", page_cache.clone(), ()),
+    )
+    .await
+    .expect("cannot open the blocks archive");
+
+    let epocher = FixedEpocher::new(NZU64!(u64::MAX));
+    let (marshal_actor, marshal_mailbox, _floor) = Marshal::init(
+        context.child("marshal"),
+        finalizations,
+        blocks,
+        marshal::Config {
+            provider: ConstantProvider::new(cfg.scheme.clone()),
+            epocher: epocher.clone(),
+            start: Start::Genesis(Digested::precomputed(
+                chain.genesis_block().clone(),
+                chain.genesis_block().digest(),
+            )),
+            partition_prefix: format!("{prefix}-marshal"),
+            mailbox_size: MAILBOX,
+            view_retention: ViewDelta::new(10),
+            prunable_items_per_section: NZU64!(64),
+            page_cache: page_cache.clone(),
+            replay_buffer: NZUsize!(1 << 16),
+            key_write_buffer: NZUsize!(1 << 16),
+            value_write_buffer: NZUsize!(1 << 16),
+            block_codec_config: (),
+            max_repair: NZUsize!(64),
+            max_pending_acks: NZUsize!(1),
+            strategy: Sequential,
+        },
+    )
+    .await;
+
+    let (finalizer, executor) = start_executor(context.child("executor"), chain.clone());
+    handles.push(executor);
+    handles.push(marshal_actor.start(finalizer, buffer, (resolver_rx, resolver)));
+
+    let app = App::new(chain.clone(), cfg.scheme.clone());
+    let inline = Inline::new(context.child("inline"), app, marshal_mailbox, epocher);
+    let (leader_timeout, certification_timeout) = timeouts(chain.config().block_time);
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::config::Config {
+            scheme: cfg.scheme.clone(),
+            elector: RoundRobin::<Sha256>::default(),
+            blocker,
+            automaton: inline.clone(),
+            relay: inline.clone(),
+            reporter: SeedRecorder::new(inline, chain.clone()),
+            strategy: Sequential,
+            partition: format!("{prefix}-simplex"),
+            mailbox_size: MAILBOX,
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(chain.genesis_block().digest()),
+            replay_buffer: NZUsize!(1 << 16),
+            write_buffer: NZUsize!(1 << 16),
+            page_cache,
+            leader_timeout,
+            certification_timeout,
+            timeout_retry: leader_timeout,
+            view_retention: ViewDelta::new(10),
+            skip: simplex::config::SkipPolicy::Enabled {
+                timeout: certification_timeout * 2,
+                budget: simplex::config::SkipBudget::Participants,
+            },
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            forward: simplex::config::ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
+
+    // Transaction gossip: what this validator admits goes to every peer; what peers send is
+    // admitted here (and not forwarded again: every validator hears every other directly).
+    let (gossip_tx, mut gossip_rx) = mpsc::channel::<Vec<u8>>(TX_GOSSIP_QUEUE);
+    let (mut tx_sender, mut tx_receiver) = channels.txs;
+    handles.push(context.child("tx_gossip_out").spawn(move |_| async move {
+        while let Some(bytes) = gossip_rx.next().await {
+            tx_sender.send(Recipients::All, bytes, false);
+        }
+    }));
+    let gossip_chain = chain.clone();
+    handles.push(context.child("tx_gossip_in").spawn(move |_| async move {
+        loop {
+            match tx_receiver.recv().await {
+                Ok((peer, bytes)) => {
+                    if let Err(e) = gossip_chain.submit(bytes.as_ref()) {
+                        debug!(?peer, error = %e, "gossiped transaction not admitted");
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "transaction gossip channel closed");
+                    return;
+                }
+            }
+        }
+    }));
+
+    (Submitter { chain, gossip: gossip_tx }, handles)
+}

@@ -1,0 +1,251 @@
+//! The validator's pool of signed transactions waiting for a block.
+//!
+//! Admission decodes the transaction against the codec's bounds, checks the signature and chain
+//! id, and checks the nonce against the last finalized state: a used nonce is refused, a nonce
+//! more than [`MempoolConfig::nonce_window`] ahead is refused, and a transaction with the
+//! account's next nonce is run through the ledger's own rules ([`provernet_ledger::check_tx`]),
+//! so an unfunded job or an unknown program is refused before it takes block space. Every limit
+//! is explicit: transactions and bytes in all, and per account, so one account's flood cannot
+//! crowd out the others.
+//!
+//! A transaction leaves the pool when a finalized block includes it (a transaction the ledger
+//! refused in the block does not use its nonce, and is dropped rather than retried forever), or
+//! when a finalized block used its nonce.
+
+use provernet_ledger::{check_tx, State, TxError};
+use provernet_types::{AccountId, Nonce, SignedTx, TxDecodeError, TxHash, VerifiedTx};
+use std::collections::BTreeMap;
+
+/// Limits of one validator's pool.
+#[derive(Clone, Copy, Debug)]
+pub struct MempoolConfig {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+    pub per_account: usize,
+    /// How far past an account's next nonce a queued transaction may be.
+    pub nonce_window: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            max_txs: 100_000,
+            max_bytes: 256 << 20,
+            per_account: 1024,
+            nonce_window: 1024,
+        }
+    }
+}
+
+/// Why a transaction was not admitted. Each maps to a stable API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("transaction rejected: {0}")]
+    Decode(#[from] TxDecodeError),
+    #[error("transaction rejected by the ledger: {0}")]
+    Ledger(TxError),
+    #[error("nonce {got} of account {account} is already used; the next nonce is {next}")]
+    StaleNonce { account: AccountId, got: Nonce, next: Nonce },
+    #[error("nonce {got} of account {account} is too far ahead of its next nonce {next} (window {window})")]
+    NonceTooFar { account: AccountId, got: Nonce, next: Nonce, window: u64 },
+    #[error("another transaction with nonce {nonce} of account {account} is already pending")]
+    NonceTaken { account: AccountId, nonce: Nonce },
+    #[error(
+        "account {account} already has {limit} pending transactions; wait for some to finalize"
+    )]
+    AccountFull { account: AccountId, limit: usize },
+    #[error("the mempool is full ({txs} transactions, {bytes} bytes); retry later")]
+    Full { txs: usize, bytes: usize },
+}
+
+impl AdmitError {
+    /// A stable, machine-readable code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmitError::Decode(TxDecodeError::Signature(_)) => "bad_signature",
+            AdmitError::Decode(_) => "malformed_transaction",
+            AdmitError::Ledger(_) => "rejected_by_ledger",
+            AdmitError::StaleNonce { .. } => "stale_nonce",
+            AdmitError::NonceTooFar { .. } => "nonce_too_far",
+            AdmitError::NonceTaken { .. } => "nonce_taken",
+            AdmitError::AccountFull { .. } => "account_rate_limited",
+            AdmitError::Full { .. } => "mempool_full",
+        }
+    }
+}
+
+/// What admission did with a valid transaction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Admitted {
+    /// New to this pool.
+    Added,
+    /// Already pending here (e.g. gossiped back); nothing changed.
+    Known,
+}
+
+#[derive(Debug)]
+struct Entry {
+    tx: VerifiedTx,
+    bytes: usize,
+}
+
+/// A bounded pool ordered by account and nonce.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    cfg: MempoolConfig,
+    by_nonce: BTreeMap<(AccountId, Nonce), Entry>,
+    by_hash: BTreeMap<TxHash, (AccountId, Nonce)>,
+    per_account: BTreeMap<AccountId, usize>,
+    bytes: usize,
+}
+
+impl Mempool {
+    pub fn new(cfg: MempoolConfig) -> Mempool {
+        Mempool { cfg, ..Mempool::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_nonce.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_nonce.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &TxHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Decodes, verifies and admits one encoded transaction against the finalized `state`.
+    pub fn admit(
+        &mut self,
+        state: &State,
+        chain_id: &str,
+        bytes: &[u8],
+    ) -> Result<(TxHash, Admitted), AdmitError> {
+        let signed = SignedTx::decode(bytes)?;
+        let hash = signed.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Ok((hash, Admitted::Known));
+        }
+        let tx = signed.verify(chain_id)?;
+        let (account, nonce) = (tx.tx().signer, tx.tx().nonce);
+        let next = state
+            .account(&account)
+            .map(|a| a.nonce)
+            .ok_or(AdmitError::Ledger(TxError::UnknownAccount(account)))?;
+        if nonce < next {
+            return Err(AdmitError::StaleNonce { account, got: nonce, next });
+        }
+        if nonce.0 - next.0 >= self.cfg.nonce_window {
+            return Err(AdmitError::NonceTooFar {
+                account,
+                got: nonce,
+                next,
+                window: self.cfg.nonce_window,
+            });
+        }
+        if nonce == next {
+            check_tx(state, &tx).map_err(AdmitError::Ledger)?;
+        }
+        if self.by_nonce.contains_key(&(account, nonce)) {
+            return Err(AdmitError::NonceTaken { account, nonce });
+        }
+        let pending = self.per_account.get(&account).copied().unwrap_or(0);
+        if pending >= self.cfg.per_account {
+            return Err(AdmitError::AccountFull { account, limit: self.cfg.per_account });
+        }
+        if self.by_nonce.len() >= self.cfg.max_txs || self.bytes + bytes.len() > self.cfg.max_bytes
+        {
+            return Err(AdmitError::Full { txs: self.by_nonce.len(), bytes: self.bytes });
+        }
+        self.bytes += bytes.len();
+        *self.per_account.entry(account).or_default() += 1;
+        self.by_hash.insert(hash, (account, nonce));
+        self.by_nonce.insert((account, nonce), Entry { tx, bytes: bytes.len() });
+        Ok((hash, Admitted::Added))
+    }
+
+    /// Transactions for a block built on `state`: for each account, its pending transactions
+    /// with consecutive nonces from the account's next nonce, taken round-robin across accounts
+    /// (in account order, so the choice is reproducible) until `max_txs` or `max_bytes`.
+    pub fn select(&self, state: &State, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+        let mut chains: Vec<Vec<&Entry>> = Vec::new();
+        for account in self.per_account.keys() {
+            let Some(mut next) = state.account(account).map(|a| a.nonce) else { continue };
+            let mut chain = Vec::new();
+            for ((_, nonce), entry) in
+                self.by_nonce.range((*account, next)..=(*account, Nonce(u64::MAX)))
+            {
+                if *nonce != next {
+                    break;
+                }
+                chain.push(entry);
+                next = Nonce(next.0 + 1);
+            }
+            if !chain.is_empty() {
+                chains.push(chain);
+            }
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for round in 0.. {
+            let mut any = false;
+            for chain in &chains {
+                let Some(entry) = chain.get(round) else { continue };
+                any = true;
+                if out.len() >= max_txs || bytes + entry.bytes > max_bytes {
+                    return out;
+                }
+                bytes += entry.bytes;
+                out.push(entry.tx.clone());
+            }
+            if !any {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Removes transactions by hash (those a finalized block included).
+    pub fn remove(&mut self, hashes: impl IntoIterator<Item = TxHash>) {
+        for hash in hashes {
+            if let Some(key) = self.by_hash.get(&hash).copied() {
+                self.remove_key(key);
+            }
+        }
+    }
+
+    fn remove_key(&mut self, key: (AccountId, Nonce)) {
+        if let Some(entry) = self.by_nonce.remove(&key) {
+            self.bytes -= entry.bytes;
+            self.by_hash.remove(&entry.tx.hash());
+            if let Some(n) = self.per_account.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_account.remove(&key.0);
+                }
+            }
+        }
+    }
+
+    /// Drops every transaction whose nonce `state` has used (after a block is finalized).
+    pub fn prune(&mut self, state: &State) {
+        let stale: Vec<(AccountId, Nonce)> = self
+            .by_nonce
+            .keys()
+            .filter(|(account, nonce)| match state.account(account) {
+                Some(a) => *nonce < a.nonce,
+                None => false,
+            })
+            .copied()
+            .collect();
+        for key in stale {
+            self.remove_key(key);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Deterministic simulations of a 4-validator network: commonware's simulated runtime (clock,
+//! storage, scheduling) and simulated p2p network (latency, loss, partitions), with the real
+//! ledger, mempool, executor and redb store. Every test prints its seed when it fails; the
+//! same seed replays the same run.
+
+use commonware_cryptography::Signer as _;
+use commonware_p2p::simulated::{self, Link, Oracle};
+use commonware_runtime::{
+    deterministic, Clock, Handle, Metrics, Quota, Runner, Spawner, Supervisor as _,
+};
+use commonware_utils::{probability, NZUsize, NZU32};
+use provernet_consensus::engine::{channel, Channels, MAX_MESSAGE_BYTES};
+use provernet_consensus::network::{deal_network, KeyFile, Network};
+use provernet_consensus::{Chain, ChainConfig, PublicKey, Submitter, ValidatorConfig};
+use provernet_ledger::{ChainParams, Genesis};
+use provernet_types::{
+    AccountId, BoundedVec, Encode, Keypair, MicroCredits, Nonce, Transaction, TxBody,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const N: usize = 4;
+
+fn validator_seed(i: usize) -> [u8; 32] {
+    [i as u8 + 1; 32]
+}
+
+fn user() -> Keypair {
+    Keypair::from_seed([0xaa; 32])
+}
+
+fn ledger_genesis() -> Genesis {
+    let params = ChainParams::devnet(Vec::new());
+    Genesis {
+        params,
+        accounts: BoundedVec::try_from_vec(vec![(user().account(), MicroCredits(1_000_000_000))])
+            .expect("one account"),
+        programs: BoundedVec::default(),
+    }
+}
+
+struct Node {
+    submitter: Submitter,
+    handles: Vec<Handle<()>>,
+}
+
+struct Net {
+    network: Network,
+    keys: Vec<KeyFile>,
+    dir: tempfile::TempDir,
+    oracle: Oracle<PublicKey, deterministic::Context>,
+}
+
+impl Net {
+    fn public_key(&self, i: usize) -> PublicKey {
+        self.network.signer(&self.keys[i]).expect("key").0.public_key()
+    }
+
+    fn db(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("v{i}.redb"))
+    }
+
+    async fn start(&self, context: &deterministic::Context, i: usize) -> Node {
+        let (private, scheme) = self.network.signer(&self.keys[i]).expect("signer");
+        let chain = Chain::open(&self.db(i), &self.network.genesis, ChainConfig::default())
+            .expect("open chain");
+        let control = self.oracle.control(private.public_key());
+        let quota = Quota::per_second(NZU32!(10_000));
+        let mut pairs = Vec::new();
+        for ch in channel::ALL {
+            pairs.push(control.register(ch, quota).await.expect("register channel"));
+        }
+        let mut pairs = pairs.into_iter();
+        let mut next = || pairs.next().expect("six channels");
+        let channels = Channels {
+            votes: next(),
+            certificates: next(),
+            resolver: next(),
+            backfill: next(),
+            blocks: next(),
+            txs: next(),
+        };
+        let cfg = ValidatorConfig {
+            public_key: private.public_key(),
+            scheme,
+            chain,
+            partition: format!("validator-{i}"),
+        };
+        let (submitter, handles) = provernet_consensus::start(
+            context.child("validator").with_attribute("index", i),
+            cfg,
+            self.oracle.manager(),
+            control,
+            channels,
+        )
+        .await;
+        Node { submitter, handles }
+    }
+
+    async fn link_all(&self, link: Link, members: &[usize]) {
+        for &a in members {
+            for &b in members {
+                if a != b {
+                    let _ = self
+                        .oracle
+                        .add_link(self.public_key(a), self.public_key(b), link.clone())
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn unlink(&self, a: usize, b: usize) {
+        let _ = self.oracle.remove_link(self.public_key(a), self.public_key(b)).await;
+        let _ = self.oracle.remove_link(self.public_key(b), self.public_key(a)).await;
+    }
+}
+
+async fn setup(context: &mut deterministic::Context) -> Net {
+    let validators: Vec<([u8; 32], String)> =
+        (0..N).map(|i| (validator_seed(i), format!("127.0.0.1:{}", 30000 + i))).collect();
+    let (file, keys) = deal_network(&mut *context, ledger_genesis(), &validators).expect("deal");
+    let network = Network::from_file(&file).expect("network file");
+    let (sim, oracle) = simulated::Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: MAX_MESSAGE_BYTES,
+            max_peers_per_set: NZUsize!(N),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        network.participants.iter().cloned(),
+    )
+    .await;
+    sim.start();
+    Net { network, keys, dir: tempfile::tempdir().expect("tempdir"), oracle }
+}
+
+fn good_link() -> Link {
+    Link {
+        latency: Duration::from_millis(50),
+        jitter: Duration::from_millis(10),
+        success_rate: probability!(1.0),
+    }
+}
+
+fn lossy_link() -> Link {
+    Link {
+        latency: Duration::from_millis(80),
+        jitter: Duration::from_millis(40),
+        success_rate: probability!(0.9),
+    }
+}
+
+/// A transfer from the test user with this nonce.
+fn transfer(nonce: u64, chain_id: &str) -> Vec<u8> {
+    Transaction {
+        signer: user().account(),
+        nonce: Nonce(nonce),
+        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) },
+    }
+    .sign(&user(), chain_id)
+    .encode()
+}
+
+/// Waits until every listed node's finalized height reaches `height`, or panics after `limit`.
+async fn wait_height(
+    context: &deterministic::Context,
+    nodes: &[&Node],
+    height: u64,
+    limit: Duration,
+) {
+    let start = context.current();
+    loop {
+        if nodes.iter().all(|n| n.submitter.chain().tip().height >= height) {
+            return;
+        }
+        let waited = context.current().duration_since(start).unwrap_or_default();
+        if waited > limit {
+            let heights: Vec<u64> =
+                nodes.iter().map(|n| n.submitter.chain().tip().height).collect();
+            panic!(
+                "validators did not reach height {height} within {limit:?}: heights {heights:?}"
+            );
+        }
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every listed node holds the same block hash and state root at every height up to `height`.
+fn assert_same_chain(nodes: &[&Node], height: u64) {
+    for h in 1..=height {
+        let records: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                n.submitter
+                    .chain()
+                    .with_store(|s| s.block(provernet_types::Height(h)))
+                    .expect("store readable")
+                    .expect("block stored")
+            })
+            .collect();
+        for r in &records[1..] {
+            assert_eq!(r.hash, records[0].hash, "block hash differs at height {h}");
+            assert_eq!(r.root, records[0].root, "state root differs at height {h}");
+        }
+    }
+}
+
+fn run(
+    seed: u64,
+    test: impl FnOnce(
+        deterministic::Context,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) {
+    let cfg =
+        deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(3600)));
+    let runner = deterministic::Runner::new(cfg);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.start(test)));
+    if let Err(e) = result {
+        eprintln!("simulation failed with seed {seed}; rerun with PROVERNET_SIM_SEED={seed}");
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn seeds(default: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("PROVERNET_SIM_SEED") {
+        return vec![s.parse().expect("PROVERNET_SIM_SEED is a number")];
+    }
+    let count: u64 =
+        std::env::var("PROVERNET_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    (default..default + count).collect()
+}
+
+#[test]
+fn four_validators_agree_under_message_loss() {
+    for seed in seeds(1) {
+        run(seed, |mut context| {
+            Box::pin(async move {
+                let net = setup(&mut context).await;
+                net.link_all(lossy_link(), &[0, 1, 2, 3]).await;
+                let mut nodes = Vec::new();
+                for i in 0..N {
+                    nodes.push(net.start(&context, i).await);
+                }
+                let chain_id = nodes[0].submitter.chain().chain_id().to_owned();
+                for nonce in 0..20 {
+                    nodes[(nonce % 4) as usize]
+                        .submitter
+                        .submit(&transfer(nonce, &chain_id))
+                        .expect("admitted");
+                }
+                let all: Vec<&Node> = nodes.iter().collect();
+                wait_height(&context, &all, 15, Duration::from_secs(120)).await;
+                assert_same_chain(&all, 15);
+                // Every submitted transfer applied exactly once.
+                let nonce = nodes[0]
+                    .submitter
+                    .chain()
+                    .with_state(|s| s.account(&user().account()).map(|a| a.nonce));
+                assert_eq!(nonce, Some(Nonce(20)));
+            })
+        });
+    }
+}
