@@ -4,6 +4,8 @@
 
 mod bench;
 mod bench_sandbox;
+mod logging;
+mod network_cmd;
 mod program;
 mod quote;
 
@@ -27,6 +29,13 @@ enum Command {
     /// Measure the system's throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Create and inspect keys.
+    #[command(subcommand)]
+    Keys(network_cmd::KeysCommand),
+    /// Create a new network: genesis file, validator keys and configurations.
+    Genesis(network_cmd::GenesisArgs),
+    /// Run a validator.
+    Validator(network_cmd::ValidatorArgs),
 }
 
 fn main() {
@@ -37,6 +46,9 @@ fn main() {
         Command::Quote(args) => quote::run(args),
         Command::Program(cmd) => program::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Keys(cmd) => network_cmd::run_keys(cmd),
+        Command::Genesis(args) => network_cmd::run_genesis(args),
+        Command::Validator(args) => network_cmd::run_validator_cmd(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -26,7 +26,9 @@ use commonware_storage::archive::immutable;
 use commonware_utils::{NZDuration, NZUsize, NZU16, NZU64};
 use futures::channel::mpsc;
 use futures::StreamExt;
-use provernet_types::TxHash;
+use provernet_types::codec::BoundedBytes;
+use provernet_types::limits::TX_BYTES_MAX;
+use provernet_types::{decode_exact, BoundedVec, Encode, TxHash};
 use rand_core::CryptoRng;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -49,6 +51,17 @@ pub const MAX_MESSAGE_BYTES: u32 = (BLOCK_BYTES_MAX + (1 << 20)) as u32;
 
 const MAILBOX: NonZeroUsize = NZUsize!(1024);
 const TX_GOSSIP_QUEUE: usize = 10_000;
+const GOSSIP_BATCH_MAX: usize = 512;
+const GOSSIP_BATCH_BYTES: usize = 1 << 20;
+
+/// A batch of encoded signed transactions as gossiped between validators.
+type GossipBatch = BoundedVec<BoundedBytes<TX_BYTES_MAX>, GOSSIP_BATCH_MAX>;
+
+fn encode_batch(txs: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+    let items =
+        txs.into_iter().map(BoundedBytes::try_from_vec).collect::<Result<Vec<_>, _>>().ok()?;
+    Some(GossipBatch::try_from_vec(items).ok()?.encode())
+}
 
 /// The p2p channels one validator needs, as (sender, receiver) pairs.
 #[derive(Debug)]
@@ -265,17 +278,45 @@ where
     let (gossip_tx, mut gossip_rx) = mpsc::channel::<Vec<u8>>(TX_GOSSIP_QUEUE);
     let (mut tx_sender, mut tx_receiver) = channels.txs;
     handles.push(context.child("tx_gossip_out").spawn(move |_| async move {
-        while let Some(bytes) = gossip_rx.next().await {
-            tx_sender.send(Recipients::All, bytes, false);
+        while let Some(first) = gossip_rx.next().await {
+            // Send what is queued as one batch, bounded in count and bytes.
+            let mut batch = vec![first];
+            let mut bytes = batch[0].len();
+            while batch.len() < GOSSIP_BATCH_MAX && bytes < GOSSIP_BATCH_BYTES {
+                match gossip_rx.try_recv() {
+                    Ok(tx) => {
+                        bytes += tx.len();
+                        batch.push(tx);
+                    }
+                    _ => break,
+                }
+            }
+            match encode_batch(batch) {
+                Some(message) => {
+                    tx_sender.send(Recipients::All, message, false);
+                }
+                None => warn!("a transaction batch exceeded its bounds and was not gossiped"),
+            }
         }
+        // Every submitter is gone (a validator run without an API): nothing more to send, but
+        // that is no reason to stop the node.
+        futures::future::pending::<()>().await;
     }));
     let gossip_chain = chain.clone();
     handles.push(context.child("tx_gossip_in").spawn(move |_| async move {
         loop {
             match tx_receiver.recv().await {
-                Ok((peer, bytes)) => {
-                    if let Err(e) = gossip_chain.submit(bytes.as_ref()) {
-                        debug!(?peer, error = %e, "gossiped transaction not admitted");
+                Ok((peer, message)) => {
+                    let Ok(batch) =
+                        decode_exact::<GossipBatch>(message.as_ref(), "transaction batch")
+                    else {
+                        debug!(?peer, "undecodable transaction batch");
+                        continue;
+                    };
+                    for tx in batch.iter() {
+                        if let Err(e) = gossip_chain.submit(tx.as_slice()) {
+                            debug!(?peer, error = %e, "gossiped transaction not admitted");
+                        }
                     }
                 }
                 Err(e) => {

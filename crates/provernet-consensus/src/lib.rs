@@ -8,6 +8,7 @@ pub mod chain;
 pub mod engine;
 pub mod mempool;
 pub mod network;
+pub mod node;
 
 pub use app::{PublicKey, Scheme};
 pub use block::{Block, Header};

@@ -224,3 +224,14 @@ pub fn deal_network(
     };
     Ok((file, key_files))
 }
+
+/// [`deal_network`] with fresh randomness from the operating system.
+pub fn deal_network_random(
+    ledger: Genesis,
+    validators: &[([u8; 32], String)],
+) -> Result<(NetworkFile, Vec<KeyFile>), NetworkError> {
+    use rand::SeedableRng;
+    // 32 bytes from the OS generator (the same source the project's key generation uses).
+    let seed = Keypair::generate().seed();
+    deal_network(rand::rngs::StdRng::from_seed(seed), ledger, validators)
+}

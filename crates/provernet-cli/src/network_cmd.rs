@@ -1,0 +1,299 @@
+//! `provernet keys`, `provernet genesis` and `provernet validator`: create a network and run
+//! its validators.
+
+use crate::Hint;
+use anyhow::{anyhow, Context, Result};
+use provernet_consensus::network::{deal_network_random, KeyFile, NetworkFile};
+use provernet_consensus::node::{run_validator, NodeSettings};
+use provernet_ledger::{ChainParams, Genesis};
+use provernet_types::{AccountId, BoundedString, BoundedVec, Keypair, MicroCredits};
+use serde::{Deserialize, Serialize};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a new ed25519 key (account and validator identity) and write its seed to a file.
+    Generate {
+        /// Where to write the key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the account of a key file.
+    Show {
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A plain account key file (validators' key files also carry a threshold share).
+#[derive(Serialize, Deserialize)]
+pub struct AccountKeyFile {
+    pub seed: String,
+}
+
+#[derive(Serialize)]
+struct KeyInfo {
+    account: String,
+    file: String,
+}
+
+fn write_new(path: &Path, contents: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
+            anyhow::Error::new(Hint("choose another path or remove the existing file".into()))
+                .context(format!("cannot create {}: {e}", path.display()))
+        })?;
+    f.write_all(contents.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads the seed of an account or validator key file.
+pub fn read_seed(path: &Path) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading key file {}", path.display()))?;
+    let file: AccountKeyFile = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a key file (JSON with a `seed`)", path.display()))?;
+    hex::decode(&file.seed)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| anyhow!("{}: `seed` must be 32 bytes of hex", path.display()))
+}
+
+fn print_key(info: &KeyInfo, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(info)?)?;
+    } else {
+        writeln!(out, "account {}\nkey file {}", info.account, info.file)?;
+    }
+    Ok(())
+}
+
+pub fn run_keys(cmd: KeysCommand) -> Result<()> {
+    match cmd {
+        KeysCommand::Generate { out, json } => {
+            let key = Keypair::generate();
+            let file = AccountKeyFile { seed: hex::encode(key.seed()) };
+            write_new(&out, &serde_json::to_string_pretty(&file)?)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600))?;
+            }
+            print_key(
+                &KeyInfo { account: key.account().to_string(), file: out.display().to_string() },
+                json,
+            )
+        }
+        KeysCommand::Show { key, json } => {
+            let seed = read_seed(&key)?;
+            let account = Keypair::from_seed(seed).account();
+            print_key(
+                &KeyInfo { account: account.to_string(), file: key.display().to_string() },
+                json,
+            )
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenesisArgs {
+    /// Directory to create: `network.json`, `faucet.json` and one `validator-N/` per validator.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of validators (1 for a devnet; 4 tolerates one faulty).
+    #[arg(long, default_value_t = 1)]
+    validators: usize,
+    /// Host the validators listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// p2p port of validator 0; validator N uses this plus N.
+    #[arg(long, default_value_t = 30300)]
+    base_port: u16,
+    /// HTTP API port of validator 0; validator N uses this plus N.
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// Chain id (at most 32 bytes).
+    #[arg(long, default_value = "provernet-devnet")]
+    chain_id: String,
+    /// Credits for the generated faucet account.
+    #[arg(long, default_value = "1000000")]
+    faucet: MicroCredits,
+    /// More funded accounts: `ACCOUNT=CREDITS` (repeatable).
+    #[arg(long = "fund")]
+    fund: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A validator's configuration file.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ValidatorToml {
+    /// Where the ledger database and consensus storage live.
+    pub data_dir: PathBuf,
+    /// The network's genesis file.
+    pub network: PathBuf,
+    /// This validator's key file (seed and threshold share).
+    pub key: PathBuf,
+    /// p2p listen address.
+    pub listen: SocketAddr,
+    /// HTTP API listen address.
+    pub api: SocketAddr,
+}
+
+#[derive(Serialize)]
+struct GenesisSummary {
+    chain_id: String,
+    network: String,
+    faucet_account: String,
+    validators: Vec<String>,
+    key_origin: &'static str,
+}
+
+pub fn run_genesis(args: GenesisArgs) -> Result<()> {
+    if args.validators == 0 || args.validators > provernet_types::limits::VALIDATORS_MAX {
+        return Err(anyhow::Error::new(Hint("use --validators 1 (devnet) or 4 and up".into()))
+            .context(format!("{} validators is not allowed", args.validators)));
+    }
+    if args.out.exists() {
+        return Err(anyhow::Error::new(Hint("remove it or choose another --out".into()))
+            .context(format!("{} already exists", args.out.display())));
+    }
+    let faucet = Keypair::generate();
+    let mut accounts: Vec<(AccountId, MicroCredits)> = vec![(faucet.account(), args.faucet)];
+    for f in &args.fund {
+        let (account, amount) =
+            f.split_once('=').ok_or_else(|| anyhow!("--fund {f}: expected ACCOUNT=CREDITS"))?;
+        let account: AccountId =
+            account.parse().map_err(|e| anyhow!("--fund {f}: bad account: {e}"))?;
+        let amount: MicroCredits =
+            amount.parse().map_err(|e| anyhow!("--fund {f}: bad amount: {e}"))?;
+        accounts.push((account, amount));
+    }
+    let mut params = ChainParams::devnet(Vec::new());
+    params.chain_id =
+        BoundedString::try_new(args.chain_id.clone()).map_err(|e| anyhow!("--chain-id: {e}"))?;
+    let ledger = Genesis {
+        params,
+        accounts: BoundedVec::try_from_vec(accounts)
+            .map_err(|e| anyhow!("too many accounts: {e}"))?,
+        programs: BoundedVec::default(),
+    };
+    let seeds: Vec<([u8; 32], String)> = (0..args.validators)
+        .map(|i| {
+            (Keypair::generate().seed(), format!("{}:{}", args.host, args.base_port as usize + i))
+        })
+        .collect();
+    let (network, keys) = deal_network_random(ledger, &seeds).map_err(|e| anyhow!("{e}"))?;
+    // Check the result the way a validator will read it.
+    provernet_consensus::network::Network::from_file(&network).map_err(|e| anyhow!("{e}"))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    write_new(&args.out.join("network.json"), &serde_json::to_string_pretty(&network)?)?;
+    write_new(
+        &args.out.join("faucet.json"),
+        &serde_json::to_string_pretty(&AccountKeyFile { seed: hex::encode(faucet.seed()) })?,
+    )?;
+    let mut validators = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let dir = args.out.join(format!("validator-{i}"));
+        write_new(&dir.join("key.json"), &serde_json::to_string_pretty(key)?)?;
+        let listen: SocketAddr =
+            format!("{}:{}", args.host, args.base_port as usize + i)
+                .parse()
+                .with_context(|| format!("--host {} is not an IP address", args.host))?;
+        let api: SocketAddr = format!("{}:{}", args.host, args.api_port as usize + i).parse()?;
+        let toml = ValidatorToml {
+            data_dir: PathBuf::from("data"),
+            network: PathBuf::from("../network.json"),
+            key: PathBuf::from("key.json"),
+            listen,
+            api,
+        };
+        write_new(&dir.join("validator.toml"), &toml::to_string(&toml)?)?;
+        validators.push(dir.join("validator.toml").display().to_string());
+    }
+    let summary = GenesisSummary {
+        chain_id: args.chain_id,
+        network: args.out.join("network.json").display().to_string(),
+        faucet_account: faucet.account().to_string(),
+        validators,
+        key_origin: "insecure dealer (devnet/test only; a real network runs a DKG)",
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+    } else {
+        writeln!(out, "created network {} in {}", summary.chain_id, args.out.display())?;
+        writeln!(out, "faucet account {} ({})", summary.faucet_account, args.faucet)?;
+        for v in &summary.validators {
+            writeln!(out, "start with: provernet validator --config {v}")?;
+        }
+        writeln!(out, "threshold keys: {}", summary.key_origin)?;
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ValidatorArgs {
+    /// The validator's configuration (as written by `provernet genesis`).
+    #[arg(long)]
+    config: PathBuf,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn relative_to(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Loads a validator configuration, resolving its paths relative to the file.
+pub fn load_validator(config: &Path, threads: usize) -> Result<(NodeSettings, SocketAddr)> {
+    let text = std::fs::read_to_string(config).map_err(|e| {
+        anyhow::Error::new(Hint("create one with `provernet genesis --out DIR`".into()))
+            .context(format!("cannot read {}: {e}", config.display()))
+    })?;
+    let cfg: ValidatorToml = toml::from_str(&text)
+        .with_context(|| format!("{} is not a validator configuration", config.display()))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    let network_path = relative_to(base, &cfg.network);
+    let network: NetworkFile = serde_json::from_str(
+        &std::fs::read_to_string(&network_path)
+            .with_context(|| format!("reading {}", network_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a network file", network_path.display()))?;
+    let key_path = relative_to(base, &cfg.key);
+    let key: KeyFile = serde_json::from_str(
+        &std::fs::read_to_string(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a validator key file", key_path.display()))?;
+    Ok((
+        NodeSettings {
+            data_dir: relative_to(base, &cfg.data_dir),
+            network,
+            key,
+            listen: cfg.listen,
+            threads,
+        },
+        cfg.api,
+    ))
+}
+
+pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
+    crate::logging::init();
+    let (settings, _api) = load_validator(&args.config, args.threads)?;
+    run_validator(settings, |_submitter| async {}).map_err(|e| anyhow!("{e}"))
+}
