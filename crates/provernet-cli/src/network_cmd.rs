@@ -294,6 +294,12 @@ pub fn load_validator(config: &Path, threads: usize) -> Result<(NodeSettings, So
 
 pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
     crate::logging::init();
-    let (settings, _api) = load_validator(&args.config, args.threads)?;
-    run_validator(settings, |_submitter| async {}).map_err(|e| anyhow!("{e}"))
+    let (settings, api) = load_validator(&args.config, args.threads)?;
+    run_validator(settings, move |submitter| async move {
+        if let Err(e) = provernet_api::serve(api, submitter).await {
+            tracing::error!("the API cannot listen on {api}: {e}; stopping");
+            std::process::exit(1);
+        }
+    })
+    .map_err(|e| anyhow!("{e}"))
 }

@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 const PENDING_MAX: usize = 256;
 /// How many recovered view seeds a validator keeps at most.
 const SEEDS_MAX: usize = 1024;
+/// How many receipts of finalized transactions a validator remembers (for status queries).
+pub const RECEIPTS_KEPT: usize = 100_000;
 /// Queue length of one subscriber to finalized blocks; a subscriber that falls this far behind
 /// is dropped (it can resume from the store).
 const SUBSCRIBER_QUEUE: usize = 1024;
@@ -124,6 +126,8 @@ struct Inner {
     seeds: BTreeMap<u64, [u8; crate::block::SEED_BYTES]>,
     mempool: Mempool,
     subscribers: Vec<mpsc::Sender<Arc<Finalized>>>,
+    receipts: BTreeMap<TxHash, (Height, Result<(), String>)>,
+    receipt_order: std::collections::VecDeque<TxHash>,
 }
 
 /// Shared handle to a validator's chain; cheap to clone.
@@ -182,6 +186,8 @@ impl Chain {
             seeds: BTreeMap::new(),
             mempool: Mempool::new(cfg.mempool),
             subscribers: Vec::new(),
+            receipts: BTreeMap::new(),
+            receipt_order: std::collections::VecDeque::new(),
         };
         Ok(Chain { inner: Arc::new(Mutex::new(inner)), chain_id, genesis: genesis_block, cfg })
     }
@@ -230,6 +236,16 @@ impl Chain {
     pub fn mempool_size(&self) -> (usize, usize) {
         let g = self.lock();
         (g.mempool.len(), g.mempool.bytes())
+    }
+
+    /// Whether a transaction is waiting in the mempool.
+    pub fn mempool_contains(&self, hash: &TxHash) -> bool {
+        self.lock().mempool.contains(hash)
+    }
+
+    /// The outcome of a recently finalized transaction: its height and whether it applied.
+    pub fn receipt(&self, hash: &TxHash) -> Option<(Height, Result<(), String>)> {
+        self.lock().receipts.get(hash).cloned()
     }
 
     /// A stream of finalized blocks from now on.
@@ -431,9 +447,20 @@ impl Chain {
         g.tip = Tip { height, digest, time: h.time.0, root: output.root };
         g.pending.retain(|_, s| s.height > height);
         let included: Vec<TxHash> = txs.iter().map(|t| t.hash()).collect();
-        let Inner { mempool, state, subscribers, .. } = &mut *g;
+        let Inner { mempool, state, subscribers, receipts, receipt_order, .. } = &mut *g;
         mempool.remove(included.iter().copied());
         mempool.prune(state);
+        for r in &output.receipts {
+            let result = r.result.clone().map_err(|e| e.to_string());
+            if receipts.insert(r.tx, (h.height, result)).is_none() {
+                receipt_order.push_back(r.tx);
+            }
+        }
+        while receipt_order.len() > RECEIPTS_KEPT {
+            if let Some(old) = receipt_order.pop_front() {
+                receipts.remove(&old);
+            }
+        }
         let note = Arc::new(Finalized {
             height: h.height,
             hash: BlockHash(digest.0),

@@ -93,6 +93,13 @@ pub struct Submitter {
 }
 
 impl Submitter {
+    /// A submitter that admits to `chain`'s mempool and gossips nowhere (for a node's own tools
+    /// and tests that drive the chain without consensus).
+    pub fn detached(chain: Chain) -> Submitter {
+        let (gossip, _) = mpsc::channel(1);
+        Submitter { chain, gossip }
+    }
+
     pub fn chain(&self) -> &Chain {
         &self.chain
     }

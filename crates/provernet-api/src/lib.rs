@@ -1,0 +1,508 @@
+//! The HTTP API every node serves.
+//!
+//! - `POST /v1/txs` — a signed transaction in the canonical binary encoding
+//!   (`application/octet-stream`); answers `202` with its hash once the mempool admitted it.
+//! - `GET /v1/txs/{hash}` — pending, or the receipt of the block that included it.
+//! - `GET /v1/status`, `/v1/accounts/{id}`, `/v1/programs/{id-or-name}`, `/v1/provers`,
+//!   `/v1/provers/{id}`, `/v1/jobs` (filters `requester`, `state`; `cursor`/`limit` paging),
+//!   `/v1/jobs/{id}`, `/v1/blocks/{height|latest}`, `/v1/quote`.
+//! - Server-sent events: `/v1/events/blocks` (every finalized block) and `/v1/jobs/{id}/events`
+//!   (that job's events, ending when it is final).
+//! - `/openapi.json`, `/metrics` (Prometheus text), `/healthz`.
+//!
+//! Every error is JSON `{"code": "...", "message": "..."}` with a stable code and a message that
+//! names the field or id at fault. Request bodies and page sizes are bounded.
+
+mod views;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
+use provernet_types::limits::TX_BYTES_MAX;
+use provernet_types::{
+    AccountId, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores, ProgramId, ProverId,
+    Resources, Seconds, TxHash,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The largest page a list endpoint returns.
+pub const PAGE_MAX: usize = 100;
+
+/// The OpenAPI document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// A JSON error with a stable code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found(what: &str, id: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {id}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"code": self.code, "message": self.message}))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+#[derive(Default, Debug)]
+struct Counters {
+    txs_admitted: AtomicU64,
+    txs_known: AtomicU64,
+    txs_rejected: AtomicU64,
+    blocks_seen: AtomicU64,
+}
+
+/// Shared state of the API handlers.
+#[derive(Clone, Debug)]
+pub struct Api {
+    submitter: Submitter,
+    counters: Arc<Counters>,
+}
+
+impl Api {
+    /// Creates the API state and starts following finalized blocks (for metrics). Must be
+    /// called inside a tokio runtime.
+    pub fn new(submitter: Submitter) -> Api {
+        let api = Api { submitter, counters: Arc::default() };
+        let mut blocks = api.submitter.chain().subscribe();
+        let follower = api.clone();
+        tokio::spawn(async move {
+            while let Some(block) = blocks.next().await {
+                let _ = block;
+                follower.counters.blocks_seen.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        api
+    }
+
+    /// The router, for serving or for in-process tests.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .route("/openapi.json", get(openapi))
+            .route("/v1/status", get(status))
+            .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(TX_BYTES_MAX + 1024)))
+            .route("/v1/txs/{hash}", get(tx_status))
+            .route("/v1/accounts/{id}", get(account))
+            .route("/v1/programs/{id}", get(program))
+            .route("/v1/provers", get(provers))
+            .route("/v1/provers/{id}", get(prover))
+            .route("/v1/jobs", get(jobs))
+            .route("/v1/jobs/{id}", get(job))
+            .route("/v1/jobs/{id}/events", get(job_events))
+            .route("/v1/blocks/{height}", get(block))
+            .route("/v1/events/blocks", get(block_events))
+            .route("/v1/quote", get(quote))
+            .fallback(|| async {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_route",
+                    "no such endpoint; see /openapi.json",
+                )
+            })
+            .with_state(self)
+    }
+}
+
+/// Serves the API on `addr` until the task is dropped.
+pub async fn serve(addr: SocketAddr, submitter: Submitter) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "API listening");
+    axum::serve(listener, Api::new(submitter).router()).await
+}
+
+fn commonware_digest(b: &provernet_consensus::Block) -> [u8; 32] {
+    use commonware_cryptography::Digestible;
+    b.digest().0
+}
+
+fn parse_id<T: FromStr>(what: &'static str, s: &str) -> Result<T, ApiError> {
+    s.parse().map_err(|_| ApiError::bad("bad_id", format!("{what} `{s}` is not 64 hex characters")))
+}
+
+async fn healthz(State(api): State<Api>) -> ApiResult {
+    Ok(Json(json!({"ok": true, "height": api.submitter.chain().tip().height})))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let chain = api.submitter.chain();
+    let tip = chain.tip();
+    let (txs, bytes) = chain.mempool_size();
+    let c = &api.counters;
+    let body = format!(
+        "# HELP provernet_height Height of the last finalized block.\n\
+         # TYPE provernet_height gauge\nprovernet_height {}\n\
+         # HELP provernet_mempool_txs Transactions waiting in the mempool.\n\
+         # TYPE provernet_mempool_txs gauge\nprovernet_mempool_txs {txs}\n\
+         # HELP provernet_mempool_bytes Bytes of transactions waiting in the mempool.\n\
+         # TYPE provernet_mempool_bytes gauge\nprovernet_mempool_bytes {bytes}\n\
+         # HELP provernet_api_txs_total Transactions submitted through this API by outcome.\n\
+         # TYPE provernet_api_txs_total counter\n\
+         provernet_api_txs_total{{outcome=\"admitted\"}} {}\n\
+         provernet_api_txs_total{{outcome=\"known\"}} {}\n\
+         provernet_api_txs_total{{outcome=\"rejected\"}} {}\n\
+         # HELP provernet_blocks_total Finalized blocks seen since start.\n\
+         # TYPE provernet_blocks_total counter\nprovernet_blocks_total {}\n",
+        tip.height,
+        c.txs_admitted.load(Ordering::Relaxed),
+        c.txs_known.load(Ordering::Relaxed),
+        c.txs_rejected.load(Ordering::Relaxed),
+        c.blocks_seen.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn status(State(api): State<Api>) -> ApiResult {
+    let chain = api.submitter.chain();
+    let tip = chain.tip();
+    let (txs, bytes) = chain.mempool_size();
+    Ok(Json(json!({
+        "chain_id": chain.chain_id(),
+        "height": tip.height,
+        "block_hash": hex::encode(tip.digest.0),
+        "state_root": tip.root.to_string(),
+        "time_ms": tip.time,
+        "mempool": {"txs": txs, "bytes": bytes},
+    })))
+}
+
+fn admit_error(e: AdmitError) -> ApiError {
+    let status = match e {
+        AdmitError::AccountFull { .. } | AdmitError::Full { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AdmitError::NonceTaken { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+async fn submit_tx(
+    State(api): State<Api>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a transaction is at most {TX_BYTES_MAX} bytes: {e}"),
+        )
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad("empty_body", "send the encoded signed transaction as the body"));
+    }
+    match api.submitter.submit(&body) {
+        Ok((hash, admitted)) => {
+            let (counter, state) = match admitted {
+                Admitted::Added => (&api.counters.txs_admitted, "added"),
+                Admitted::Known => (&api.counters.txs_known, "known"),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash.to_string(), "mempool": state})))
+                .into_response())
+        }
+        Err(e) => {
+            api.counters.txs_rejected.fetch_add(1, Ordering::Relaxed);
+            Err(admit_error(e))
+        }
+    }
+}
+
+async fn tx_status(State(api): State<Api>, Path(hash): Path<String>) -> ApiResult {
+    let h: TxHash = parse_id("transaction hash", &hash)?;
+    if let Some((height, result)) = api.submitter.chain().receipt(&h) {
+        return Ok(Json(match result {
+            Ok(()) => json!({"hash": hash, "status": "applied", "height": height.0}),
+            Err(e) => json!({"hash": hash, "status": "failed", "height": height.0, "error": e}),
+        }));
+    }
+    if api.submitter.chain().mempool_contains(&h) {
+        return Ok(Json(json!({"hash": hash, "status": "pending"})));
+    }
+    Err(ApiError::not_found("transaction", &hash))
+}
+
+async fn account(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let a: AccountId = parse_id("account", &id)?;
+    api.submitter
+        .chain()
+        .with_state(|s| s.account(&a).map(|acc| views::account(&a, acc)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("account", &id))
+}
+
+async fn program(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let found = api.submitter.chain().with_state(|s| match ProgramId::from_str(&id) {
+        Ok(pid) => s.program(&pid).map(|p| views::program(&pid, p)),
+        Err(_) => s.program_by_name(&id).map(|(pid, p)| views::program(pid, p)),
+    });
+    found.map(Json).ok_or_else(|| ApiError::not_found("program (by id or name)", &id))
+}
+
+async fn prover(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let p: ProverId = parse_id("prover", &id)?;
+    api.submitter
+        .chain()
+        .with_state(|s| s.prover(&p).map(|pr| views::prover(&p, pr)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("prover", &id))
+}
+
+#[derive(Deserialize, Debug)]
+struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+    requester: Option<String>,
+    state: Option<String>,
+}
+
+impl Page {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(PAGE_MAX),
+            Some(0) => Err(ApiError::bad("bad_limit", "limit must be at least 1")),
+            Some(n) if n > PAGE_MAX => Err(ApiError::bad(
+                "bad_limit",
+                format!("limit {n} is above the maximum {PAGE_MAX}"),
+            )),
+            Some(n) => Ok(n),
+        }
+    }
+}
+
+async fn provers(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult {
+    let limit = page.limit()?;
+    let after: Option<ProverId> =
+        page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
+    Ok(Json(api.submitter.chain().with_state(|s| {
+        let items: Vec<Value> = s
+            .provers()
+            .filter(|(id, _)| after.is_none_or(|a| **id > a))
+            .take(limit)
+            .map(|(id, p)| views::prover(id, p))
+            .collect();
+        let next = (items.len() == limit)
+            .then(|| items.last().and_then(|v| v["id"].as_str().map(String::from)));
+        json!({"items": items, "next_cursor": next.flatten()})
+    })))
+}
+
+async fn jobs(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult {
+    let limit = page.limit()?;
+    let after: Option<JobId> = page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
+    let requester: Option<AccountId> =
+        page.requester.as_deref().map(|r| parse_id("requester", r)).transpose()?;
+    const STATES: [&str; 10] = [
+        "Pending",
+        "Assigned",
+        "Running",
+        "Proven",
+        "Race",
+        "Verified",
+        "Failed(program)",
+        "Failed(no proof)",
+        "Cancelled",
+        "Expired",
+    ];
+    if let Some(state) = &page.state {
+        if !STATES.contains(&state.as_str()) && state != "Failed" {
+            return Err(ApiError::bad(
+                "bad_state",
+                format!("state `{state}` is not one of {}", STATES.join(", ")),
+            ));
+        }
+    }
+    Ok(Json(api.submitter.chain().with_state(|s| {
+        let items: Vec<Value> = s
+            .jobs()
+            .filter(|(id, _)| after.is_none_or(|a| **id > a))
+            .filter(|(_, j)| requester.is_none_or(|r| j.requester == r))
+            .filter(|(_, j)| match page.state.as_deref() {
+                None => true,
+                Some("Failed") => j.status.name().starts_with("Failed"),
+                Some(st) => j.status.name() == st,
+            })
+            .take(limit)
+            .map(|(id, j)| views::job(id, j))
+            .collect();
+        let next = (items.len() == limit)
+            .then(|| items.last().and_then(|v| v["id"].as_str().map(String::from)));
+        json!({"items": items, "next_cursor": next.flatten()})
+    })))
+}
+
+async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let j: JobId = parse_id("job", &id)?;
+    api.submitter
+        .chain()
+        .with_state(|s| s.job(&j).map(|job| views::job(&j, job)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("job", &id))
+}
+
+async fn block(State(api): State<Api>, Path(height): Path<String>) -> ApiResult {
+    let chain = api.submitter.chain();
+    let h = if height == "latest" {
+        chain.tip().height
+    } else {
+        height.parse::<u64>().map_err(|_| {
+            ApiError::bad("bad_height", format!("height `{height}` is not a number or `latest`"))
+        })?
+    };
+    if h == 0 {
+        let g = chain.genesis_block();
+        return Ok(Json(json!({
+            "height": 0,
+            "genesis": true,
+            "hash": hex::encode(commonware_digest(g)),
+            "state_root": g.header().root.to_string(),
+        })));
+    }
+    let record = chain
+        .with_store(|s| s.block(Height(h)))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
+    record
+        .map(|b| Json(views::block(&b)))
+        .ok_or_else(|| ApiError::not_found("block at height", &height))
+}
+
+#[derive(Deserialize, Debug)]
+struct QuoteQuery {
+    cores: String,
+    memory: String,
+    gpus: Option<String>,
+    time: String,
+    redundancy: Option<u8>,
+}
+
+async fn quote(State(api): State<Api>, Query(q): Query<QuoteQuery>) -> ApiResult {
+    let field = |name: &'static str, e: String| ApiError::bad("bad_field", format!("{name}: {e}"));
+    let cores: MilliCores = q
+        .cores
+        .parse()
+        .map_err(|e: provernet_types::ParseUnitError| field("cores", e.to_string()))?;
+    let memory: ByteSize = q
+        .memory
+        .parse()
+        .map_err(|e: provernet_types::ParseUnitError| field("memory", e.to_string()))?;
+    let gpus: GpuCount = q
+        .gpus
+        .as_deref()
+        .unwrap_or("0")
+        .parse()
+        .map_err(|e: provernet_types::ParseUnitError| field("gpus", e.to_string()))?;
+    let time: Seconds = q
+        .time
+        .parse()
+        .map_err(|e: provernet_types::ParseUnitError| field("time", e.to_string()))?;
+    let redundancy = q.redundancy.unwrap_or(1);
+    if redundancy == 0 || redundancy > provernet_types::limits::REDUNDANCY_MAX {
+        return Err(field("redundancy", format!("{redundancy} is outside 1..=3")));
+    }
+    let resources = Resources { cores, memory, gpus };
+    resources.check_bounds().map_err(|e| field("resources", e.to_string()))?;
+    let per = api.submitter.chain().with_state(|s| s.params().prices.quote(&resources, time));
+    let total = per.0.saturating_mul(u64::from(redundancy));
+    Ok(Json(json!({
+        "per_prover_micro_credits": per.0,
+        "total_micro_credits": total,
+        "redundancy": redundancy,
+        "time_limit_s": time.0,
+    })))
+}
+
+fn sse_stream(
+    blocks: impl Stream<Item = Arc<Finalized>> + Send + 'static,
+    job: Option<JobId>,
+    done: impl Fn() -> bool + Send + Sync + 'static,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
+    blocks.take_while(move |_| std::future::ready(!done())).filter_map(move |b| {
+        let data = match job {
+            None => Some(views::finalized(&b)),
+            Some(id) => {
+                let events: Vec<Value> = b
+                    .events
+                    .iter()
+                    .filter(|e| views::event_job(e) == Some(id))
+                    .map(views::event)
+                    .collect();
+                (!events.is_empty()).then(|| json!({"height": b.height.0, "events": events}))
+            }
+        };
+        std::future::ready(data.map(|d| {
+            Ok(SseEvent::default()
+                .event(if job.is_some() { "job" } else { "block" })
+                .data(d.to_string()))
+        }))
+    })
+}
+
+async fn block_events(State(api): State<Api>) -> impl IntoResponse {
+    let rx = api.submitter.chain().subscribe();
+    Sse::new(sse_stream(rx, None, || false)).keep_alive(KeepAlive::default())
+}
+
+async fn job_events(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let j: JobId = parse_id("job", &id)?;
+    let chain = api.submitter.chain().clone();
+    let exists = chain.with_state(|s| s.job(&j).map(|job| job.status.is_final()));
+    let Some(already_final) = exists else {
+        return Err(ApiError::not_found("job", &id));
+    };
+    let rx = chain.subscribe();
+    let first = futures::stream::once(std::future::ready(Ok::<_, Infallible>(
+        SseEvent::default().event("job").data(
+            chain
+                .with_state(|s| s.job(&j).map(|job| views::job(&j, job)))
+                .unwrap_or(Value::Null)
+                .to_string(),
+        ),
+    )));
+    let rest = if already_final {
+        futures::stream::empty().boxed()
+    } else {
+        let watch = chain.clone();
+        // Stop after the block in which the job became final has been sent.
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = finished.clone();
+        sse_stream(rx, Some(j), move || seen.load(Ordering::Relaxed))
+            .inspect(move |_| {
+                let fin = watch.with_state(|s| s.job(&j).is_none_or(|job| job.status.is_final()));
+                finished.store(fin, Ordering::Relaxed);
+            })
+            .boxed()
+    };
+    Ok(Sse::new(first.chain(rest)).keep_alive(KeepAlive::default()).into_response())
+}

@@ -1,0 +1,323 @@
+//! Every endpoint through the in-process router, success and error paths, against a real chain
+//! (ledger, mempool, redb store) whose blocks the test finalizes itself.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use provernet_api::{Api, OPENAPI, PAGE_MAX};
+use provernet_consensus::{Chain, ChainConfig, MempoolConfig, Submitter};
+use provernet_ledger::{ChainParams, Genesis};
+use provernet_types::{
+    AccountId, BoundedVec, Encode, Keypair, MicroCredits, Nonce, Transaction, TxBody,
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    chain: Chain,
+    router: Router,
+}
+
+fn user() -> Keypair {
+    Keypair::from_seed([0x11; 32])
+}
+
+fn fixture(per_account: usize) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genesis = Genesis {
+        params: ChainParams::devnet(vec![AccountId([0x77; 32])]),
+        accounts: BoundedVec::try_from_vec(vec![(user().account(), MicroCredits(5_000_000))])
+            .expect("one account"),
+        programs: BoundedVec::default(),
+    };
+    let cfg = ChainConfig {
+        mempool: MempoolConfig { per_account, ..MempoolConfig::default() },
+        ..ChainConfig::default()
+    };
+    let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, cfg).expect("chain");
+    let router = Api::new(Submitter::detached(chain.clone())).router();
+    Fixture { _dir: dir, chain, router }
+}
+
+/// Builds and finalizes the next block from the mempool, as consensus would.
+fn finalize_next(chain: &Chain) {
+    let tip = chain.tip();
+    let seed = (tip.height > 0).then_some([1u8; 48]);
+    let (block, digest) =
+        chain.build(tip.digest, tip.height, tip.time + 1000, seed).expect("build");
+    assert!(chain.finalize(&block, digest).expect("finalize"));
+}
+
+fn transfer(nonce: u64) -> Vec<u8> {
+    Transaction {
+        signer: user().account(),
+        nonce: Nonce(nonce),
+        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(10) },
+    }
+    .sign(&user(), "provernet-devnet")
+    .encode()
+}
+
+async fn call(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = router.clone().oneshot(req).await.expect("router answers");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, json)
+}
+
+async fn get(router: &Router, path: &str) -> (StatusCode, Value) {
+    call(router, Request::get(path).body(Body::empty()).expect("request")).await
+}
+
+async fn post(router: &Router, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let req = Request::post(path)
+        .header("content-type", "application/octet-stream")
+        .body(Body::from(body))
+        .expect("request");
+    call(router, req).await
+}
+
+fn assert_error(got: (StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(got.0, status, "{:?}", got.1);
+    assert_eq!(got.1["code"], code, "{:?}", got.1);
+    assert!(got.1["message"].as_str().is_some_and(|m| !m.is_empty()), "{:?}", got.1);
+}
+
+#[tokio::test]
+async fn health_status_metrics_and_unknown_routes() {
+    let f = fixture(64);
+    let (s, v) = get(&f.router, "/healthz").await;
+    assert_eq!(
+        (s, v["ok"].clone(), v["height"].clone()),
+        (StatusCode::OK, Value::Bool(true), 0.into())
+    );
+    let (s, v) = get(&f.router, "/v1/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["chain_id"], "provernet-devnet");
+    let (s, v) = get(&f.router, "/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.as_str().is_some_and(|t| t.contains("provernet_height 0")), "{v}");
+    assert_error(get(&f.router, "/v2/nothing").await, StatusCode::NOT_FOUND, "no_route");
+}
+
+#[tokio::test]
+async fn transactions_are_admitted_deduplicated_and_applied() {
+    let f = fixture(64);
+    let (s, v) = post(&f.router, "/v1/txs", transfer(0)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["mempool"], "added");
+    let hash = v["hash"].as_str().expect("hash").to_owned();
+    let (s, v) = post(&f.router, "/v1/txs", transfer(0)).await;
+    assert_eq!((s, v["mempool"].as_str()), (StatusCode::ACCEPTED, Some("known")));
+    let (_, v) = get(&f.router, &format!("/v1/txs/{hash}")).await;
+    assert_eq!(v["status"], "pending");
+
+    finalize_next(&f.chain);
+    let (s, v) = get(&f.router, &format!("/v1/txs/{hash}")).await;
+    assert_eq!(
+        (s, v["status"].as_str(), v["height"].as_u64()),
+        (StatusCode::OK, Some("applied"), Some(1))
+    );
+    let (_, acc) = get(&f.router, &format!("/v1/accounts/{}", user().account())).await;
+    assert_eq!(acc["nonce"], 1);
+    assert_eq!(acc["balance_micro_credits"], 5_000_000 - 10);
+}
+
+#[tokio::test]
+async fn bad_transactions_get_clear_errors_and_change_nothing() {
+    let f = fixture(3);
+    assert_error(post(&f.router, "/v1/txs", vec![]).await, StatusCode::BAD_REQUEST, "empty_body");
+    assert_error(
+        post(&f.router, "/v1/txs", vec![1, 2, 3]).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_transaction",
+    );
+    let mut forged = transfer(0);
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_error(
+        post(&f.router, "/v1/txs", forged).await,
+        StatusCode::BAD_REQUEST,
+        "bad_signature",
+    );
+    assert_error(
+        post(&f.router, "/v1/txs", vec![0u8; 200 * 1024]).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    );
+    // An unfunded signer is refused by the ledger's own rules.
+    let stranger = Keypair::from_seed([0x22; 32]);
+    let tx = Transaction {
+        signer: stranger.account(),
+        nonce: Nonce(0),
+        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) },
+    }
+    .sign(&stranger, "provernet-devnet")
+    .encode();
+    assert_error(
+        post(&f.router, "/v1/txs", tx).await,
+        StatusCode::BAD_REQUEST,
+        "rejected_by_ledger",
+    );
+    // A flood from one account stops at its pending limit.
+    for n in 0..3 {
+        assert_eq!(post(&f.router, "/v1/txs", transfer(n)).await.0, StatusCode::ACCEPTED);
+    }
+    assert_error(
+        post(&f.router, "/v1/txs", transfer(3)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "account_rate_limited",
+    );
+    assert_error(
+        post(&f.router, "/v1/txs", transfer(5000)).await,
+        StatusCode::BAD_REQUEST,
+        "nonce_too_far",
+    );
+    finalize_next(&f.chain);
+    assert_error(
+        post(&f.router, "/v1/txs", transfer(1)).await,
+        StatusCode::BAD_REQUEST,
+        "stale_nonce",
+    );
+    // The node is still up and its state intact.
+    let (_, acc) = get(&f.router, &format!("/v1/accounts/{}", user().account())).await;
+    assert_eq!(acc["nonce"], 3);
+}
+
+#[tokio::test]
+async fn state_queries_and_their_errors() {
+    let f = fixture(64);
+    let (s, v) = get(&f.router, &format!("/v1/accounts/{}", user().account())).await;
+    assert_eq!((s, v["balance_micro_credits"].as_u64()), (StatusCode::OK, Some(5_000_000)));
+    assert_error(get(&f.router, "/v1/accounts/xyz").await, StatusCode::BAD_REQUEST, "bad_id");
+    assert_error(
+        get(&f.router, &format!("/v1/accounts/{}", "ab".repeat(32))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        get(&f.router, "/v1/programs/no-such-program").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        get(&f.router, &format!("/v1/provers/{}", "cd".repeat(32))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        get(&f.router, &format!("/v1/jobs/{}", "ef".repeat(32))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (s, v) = get(&f.router, "/v1/provers").await;
+    assert_eq!((s, v["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    let (s, v) =
+        get(&f.router, &format!("/v1/jobs?requester={}&state=Verified&limit=10", user().account()))
+            .await;
+    assert_eq!((s, v["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    assert_error(get(&f.router, "/v1/jobs?limit=0").await, StatusCode::BAD_REQUEST, "bad_limit");
+    assert_error(
+        get(&f.router, &format!("/v1/jobs?limit={}", PAGE_MAX + 1)).await,
+        StatusCode::BAD_REQUEST,
+        "bad_limit",
+    );
+    assert_error(get(&f.router, "/v1/jobs?state=Done").await, StatusCode::BAD_REQUEST, "bad_state");
+    assert_error(get(&f.router, "/v1/jobs?cursor=zz").await, StatusCode::BAD_REQUEST, "bad_id");
+}
+
+#[tokio::test]
+async fn blocks_and_quotes() {
+    let f = fixture(64);
+    finalize_next(&f.chain);
+    let (s, v) = get(&f.router, "/v1/blocks/latest").await;
+    assert_eq!((s, v["height"].as_u64()), (StatusCode::OK, Some(1)));
+    let (s, v) = get(&f.router, "/v1/blocks/0").await;
+    assert_eq!((s, v["genesis"].as_bool()), (StatusCode::OK, Some(true)));
+    assert_error(get(&f.router, "/v1/blocks/first").await, StatusCode::BAD_REQUEST, "bad_height");
+    assert_error(get(&f.router, "/v1/blocks/99").await, StatusCode::NOT_FOUND, "not_found");
+    // Seed 001's example: 32 cores, 190 GB, 1 GPU for 5 minutes costs 0.035 credits.
+    let (s, v) = get(&f.router, "/v1/quote?cores=32&memory=190GB&gpus=1&time=5m").await;
+    assert_eq!((s, v["total_micro_credits"].as_u64()), (StatusCode::OK, Some(35_000)));
+    assert_error(
+        get(&f.router, "/v1/quote?cores=32&memory=64&time=5m").await,
+        StatusCode::BAD_REQUEST,
+        "bad_field",
+    );
+    assert_error(
+        get(&f.router, "/v1/quote?cores=1&memory=1GiB&time=5m&redundancy=9").await,
+        StatusCode::BAD_REQUEST,
+        "bad_field",
+    );
+}
+
+#[tokio::test]
+async fn block_events_stream_finalized_blocks() {
+    let f = fixture(64);
+    let resp = f
+        .router
+        .clone()
+        .oneshot(Request::get("/v1/events/blocks").body(Body::empty()).expect("request"))
+        .await
+        .expect("router answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    finalize_next(&f.chain);
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("an event within 5 s")
+        .expect("a frame")
+        .expect("no error");
+    let text = String::from_utf8(frame.into_data().expect("data").to_vec()).expect("utf-8");
+    assert!(text.starts_with("event: block\ndata: {"), "{text}");
+    assert!(text.contains("\"height\":1"), "{text}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_covers_every_route() {
+    let f = fixture(64);
+    let (s, doc) = get(&f.router, "/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc, serde_json::from_str::<Value>(OPENAPI).expect("valid JSON"));
+    let mut paths: Vec<&str> =
+        doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
+    paths.sort();
+    // Snapshot of the documented surface: changing a route means changing this list and the doc.
+    assert_eq!(
+        paths,
+        [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/v1/accounts/{id}",
+            "/v1/blocks/{height}",
+            "/v1/events/blocks",
+            "/v1/jobs",
+            "/v1/jobs/{id}",
+            "/v1/jobs/{id}/events",
+            "/v1/programs/{id}",
+            "/v1/provers",
+            "/v1/provers/{id}",
+            "/v1/quote",
+            "/v1/status",
+            "/v1/txs",
+            "/v1/txs/{hash}",
+        ]
+    );
+    for p in &paths {
+        let probe = p
+            .replace("{id}", &"00".repeat(32))
+            .replace("{hash}", &"00".repeat(32))
+            .replace("{height}", "latest");
+        if probe.contains("events") || probe == "/v1/txs" || probe == "/v1/quote" {
+            continue;
+        }
+        let (_, v) = get(&f.router, &probe).await;
+        assert_ne!(v["code"], "no_route", "{p} is routed");
+    }
+}
