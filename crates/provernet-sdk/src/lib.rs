@@ -1,0 +1,198 @@
+//! A typed client for a provernet node's HTTP API (see the node's `/openapi.json`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), provernet_sdk::SdkError> {
+//! let node = provernet_sdk::Client::new("http://127.0.0.1:8080")?;
+//! let status = node.status().await?;
+//! println!("{} at height {}", status.chain_id, status.height);
+//! # Ok(()) }
+//! ```
+
+use provernet_types::{AccountId, Encode, Nonce, SignedTx, TxHash};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    #[error("invalid node URL `{0}`")]
+    Url(String),
+    #[error("cannot reach the node: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The node answered with an error; `code` is stable and machine-readable.
+    #[error("node refused ({status}, {code}): {message}")]
+    Api { status: u16, code: String, message: String },
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Mempool {
+    pub txs: u64,
+    pub bytes: u64,
+}
+
+/// `GET /v1/status`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Status {
+    pub chain_id: String,
+    pub height: u64,
+    pub block_hash: String,
+    pub state_root: String,
+    pub time_ms: u64,
+    pub mempool: Mempool,
+}
+
+/// `GET /v1/accounts/{id}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub balance_micro_credits: u64,
+    pub nonce: u64,
+    pub open_jobs: u32,
+}
+
+/// `POST /v1/txs`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Submitted {
+    pub hash: String,
+    /// `added`, or `known` when the node already had it.
+    pub mempool: String,
+}
+
+/// `GET /v1/txs/{hash}`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct TxStatus {
+    pub hash: String,
+    /// `pending`, `applied` or `failed`.
+    pub status: String,
+    pub height: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// `GET /v1/blocks/{height}`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Block {
+    pub height: u64,
+    pub hash: String,
+    #[serde(default)]
+    pub time_ms: u64,
+    pub state_root: String,
+    #[serde(default)]
+    pub txs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+/// A connection to one node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// `base` is the node's API root, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: &str) -> Result<Client, SdkError> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(SdkError::Url(base));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client { base, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, SdkError> {
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| SdkError::Decode(e.to_string()));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => {
+                Err(SdkError::Api { status: status.as_u16(), code: e.code, message: e.message })
+            }
+            Err(_) => Err(SdkError::Api {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            }),
+        }
+    }
+
+    /// GET a path and decode its JSON; `None` on 404.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, SdkError> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        match Self::read(resp).await {
+            Err(SdkError::Api { status: 404, code, .. }) if code == "not_found" => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    pub async fn status(&self) -> Result<Status, SdkError> {
+        self.get("/v1/status").await?.ok_or_else(|| SdkError::Decode("no status".into()))
+    }
+
+    /// Submits a signed transaction.
+    pub async fn submit(&self, tx: &SignedTx) -> Result<Submitted, SdkError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/txs", self.base))
+            .header("content-type", "application/octet-stream")
+            .body(tx.encode())
+            .send()
+            .await?;
+        Self::read(resp).await
+    }
+
+    pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, SdkError> {
+        self.get(&format!("/v1/accounts/{id}")).await
+    }
+
+    /// The account's next nonce (0 for an account the chain does not know yet).
+    pub async fn next_nonce(&self, id: &AccountId) -> Result<Nonce, SdkError> {
+        Ok(Nonce(self.account(id).await?.map_or(0, |a| a.nonce)))
+    }
+
+    pub async fn tx(&self, hash: &TxHash) -> Result<Option<TxStatus>, SdkError> {
+        self.get(&format!("/v1/txs/{hash}")).await
+    }
+
+    pub async fn block(&self, height: u64) -> Result<Option<Block>, SdkError> {
+        self.get(&format!("/v1/blocks/{height}")).await
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<serde_json::Value>, SdkError> {
+        self.get(&format!("/v1/jobs/{id}")).await
+    }
+
+    /// Polls until the transaction is in a finalized block (applied or failed).
+    pub async fn wait_tx(&self, hash: &TxHash, timeout: Duration) -> Result<TxStatus, SdkError> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.tx(hash).await? {
+                if s.status != "pending" {
+                    return Ok(s);
+                }
+            }
+            if start.elapsed() > timeout {
+                return Err(SdkError::Timeout(timeout, format!("transaction {hash}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
