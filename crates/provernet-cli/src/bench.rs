@@ -14,6 +14,9 @@ pub enum BenchCommand {
     Ledger(LedgerArgs),
     /// Sandbox overhead: fixed start-up cost, and a prover run directly vs in the sandbox.
     Sandbox(crate::bench_sandbox::SandboxArgs),
+    /// Chain throughput: signed job submissions per second through the API into finalized
+    /// blocks, on a local network of validator processes, with submit-to-finalized latency.
+    Chain(crate::bench_chain::ChainArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -89,6 +92,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Ledger(args) => ledger(args),
         BenchCommand::Sandbox(args) => crate::bench_sandbox::run(args),
+        BenchCommand::Chain(args) => crate::bench_chain::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_chain;
 mod bench_sandbox;
 mod logging;
 mod network_cmd;

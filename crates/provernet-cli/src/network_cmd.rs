@@ -107,30 +107,33 @@ pub fn run_keys(cmd: KeysCommand) -> Result<()> {
 pub struct GenesisArgs {
     /// Directory to create: `network.json`, `faucet.json` and one `validator-N/` per validator.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Number of validators (1 for a devnet; 4 tolerates one faulty).
     #[arg(long, default_value_t = 1)]
-    validators: usize,
+    pub validators: usize,
     /// Host the validators listen on.
     #[arg(long, default_value = "127.0.0.1")]
-    host: String,
+    pub host: String,
     /// p2p port of validator 0; validator N uses this plus N.
     #[arg(long, default_value_t = 30300)]
-    base_port: u16,
+    pub base_port: u16,
     /// HTTP API port of validator 0; validator N uses this plus N.
     #[arg(long, default_value_t = 8080)]
-    api_port: u16,
+    pub api_port: u16,
     /// Chain id (at most 32 bytes).
     #[arg(long, default_value = "provernet-devnet")]
-    chain_id: String,
+    pub chain_id: String,
     /// Credits for the generated faucet account.
     #[arg(long, default_value = "1000000")]
-    faucet: MicroCredits,
+    pub faucet: MicroCredits,
     /// More funded accounts: `ACCOUNT=CREDITS` (repeatable).
     #[arg(long = "fund")]
-    fund: Vec<String>,
+    pub fund: Vec<String>,
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+    /// Changes to the devnet parameters (for benchmarks).
+    #[arg(skip)]
+    pub tweak: Option<fn(&mut ChainParams)>,
 }
 
 /// A validator's configuration file.
@@ -149,15 +152,32 @@ pub struct ValidatorToml {
 }
 
 #[derive(Serialize)]
-struct GenesisSummary {
-    chain_id: String,
-    network: String,
-    faucet_account: String,
-    validators: Vec<String>,
-    key_origin: &'static str,
+pub struct GenesisSummary {
+    pub chain_id: String,
+    pub network: String,
+    pub faucet_account: String,
+    pub validators: Vec<String>,
+    pub key_origin: &'static str,
 }
 
 pub fn run_genesis(args: GenesisArgs) -> Result<()> {
+    let summary = create_network(&args)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+    } else {
+        writeln!(out, "created network {} in {}", summary.chain_id, args.out.display())?;
+        writeln!(out, "faucet account {} ({})", summary.faucet_account, args.faucet)?;
+        for v in &summary.validators {
+            writeln!(out, "start with: provernet validator --config {v}")?;
+        }
+        writeln!(out, "threshold keys: {}", summary.key_origin)?;
+    }
+    Ok(())
+}
+
+/// Writes a new network directory (see `provernet genesis --help`).
+pub fn create_network(args: &GenesisArgs) -> Result<GenesisSummary> {
     if args.validators == 0 || args.validators > provernet_types::limits::VALIDATORS_MAX {
         return Err(anyhow::Error::new(Hint("use --validators 1 (devnet) or 4 and up".into()))
             .context(format!("{} validators is not allowed", args.validators)));
@@ -180,6 +200,9 @@ pub fn run_genesis(args: GenesisArgs) -> Result<()> {
     let mut params = ChainParams::devnet(Vec::new());
     params.chain_id =
         BoundedString::try_new(args.chain_id.clone()).map_err(|e| anyhow!("--chain-id: {e}"))?;
+    if let Some(tweak) = args.tweak {
+        tweak(&mut params);
+    }
     let ledger = Genesis {
         params,
         accounts: BoundedVec::try_from_vec(accounts)
@@ -220,25 +243,13 @@ pub fn run_genesis(args: GenesisArgs) -> Result<()> {
         write_new(&dir.join("validator.toml"), &toml::to_string(&toml)?)?;
         validators.push(dir.join("validator.toml").display().to_string());
     }
-    let summary = GenesisSummary {
-        chain_id: args.chain_id,
+    Ok(GenesisSummary {
+        chain_id: args.chain_id.clone(),
         network: args.out.join("network.json").display().to_string(),
         faucet_account: faucet.account().to_string(),
         validators,
         key_origin: "insecure dealer (devnet/test only; a real network runs a DKG)",
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
-    } else {
-        writeln!(out, "created network {} in {}", summary.chain_id, args.out.display())?;
-        writeln!(out, "faucet account {} ({})", summary.faucet_account, args.faucet)?;
-        for v in &summary.validators {
-            writeln!(out, "start with: provernet validator --config {v}")?;
-        }
-        writeln!(out, "threshold keys: {}", summary.key_origin)?;
-    }
-    Ok(())
+    })
 }
 
 #[derive(clap::Args, Debug)]

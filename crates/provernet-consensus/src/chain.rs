@@ -359,12 +359,15 @@ impl Chain {
     fn execute(&self, block: &Block) -> Result<Speculative, CheckError> {
         let h = block.header();
         let parent = Digest::from(h.parent);
-        let (mut state, parent_height, parent_time) = {
+        let (mut state, parent_height, parent_time, known) = {
             let g = self.lock();
+            // Transactions this validator admitted were verified then; reuse that work.
+            let known: Vec<Option<VerifiedTx>> =
+                h.txs.iter().map(|t| g.mempool.verified(&t.hash())).collect();
             if g.tip.digest == parent {
-                (g.state.clone(), g.tip.height, g.tip.time)
+                (g.state.clone(), g.tip.height, g.tip.time, known)
             } else if let Some(s) = g.pending.get(&parent) {
-                (s.state.clone(), s.height, s.time)
+                (s.state.clone(), s.height, s.time, known)
             } else {
                 return Err(CheckError::UnknownParent { height: h.height.0 });
             }
@@ -381,13 +384,15 @@ impl Chain {
         let txs = h
             .txs
             .iter()
+            .zip(known)
             .enumerate()
-            .map(|(index, t)| {
-                t.clone().verify(&self.chain_id).map_err(|e| CheckError::Tx {
+            .map(|(index, (t, known))| match known {
+                Some(v) if v.signed() == t => Ok(v),
+                _ => t.clone().verify(&self.chain_id).map_err(|e| CheckError::Tx {
                     height: h.height.0,
                     index,
                     reason: e.to_string(),
-                })
+                }),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let ctx = BlockContext { height: h.height, randomness: randomness(h), time: h.time };

@@ -116,6 +116,13 @@ impl Mempool {
         self.bytes
     }
 
+    /// The verified transaction with this hash, if pending here (its signature was checked on
+    /// admission, so block execution need not check it again).
+    pub fn verified(&self, hash: &TxHash) -> Option<VerifiedTx> {
+        let key = self.by_hash.get(hash)?;
+        self.by_nonce.get(key).map(|e| e.tx.clone())
+    }
+
     pub fn contains(&self, hash: &TxHash) -> bool {
         self.by_hash.contains_key(hash)
     }

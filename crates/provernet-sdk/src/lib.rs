@@ -180,6 +180,45 @@ impl Client {
         self.get(&format!("/v1/jobs/{id}")).await
     }
 
+    /// Server-sent events of every finalized block from now on (`/v1/events/blocks`), each the
+    /// block's JSON (height, hash, txs, events).
+    pub async fn finalized_blocks(
+        &self,
+    ) -> Result<impl futures::Stream<Item = Result<serde_json::Value, SdkError>>, SdkError> {
+        use futures::StreamExt;
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+        let resp = http.get(format!("{}/v1/events/blocks", self.base)).send().await?;
+        if !resp.status().is_success() {
+            return Err(Self::read::<serde_json::Value>(resp)
+                .await
+                .err()
+                .unwrap_or(SdkError::Decode("bad stream".into())));
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        Ok(resp.bytes_stream().flat_map(move |chunk| {
+            let mut out = Vec::new();
+            match chunk {
+                Err(e) => out.push(Err(SdkError::Http(e))),
+                Ok(bytes) => {
+                    buf.extend_from_slice(&bytes);
+                    while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                        let event: Vec<u8> = buf.drain(..end + 2).collect();
+                        let text = String::from_utf8_lossy(&event);
+                        for line in text.lines() {
+                            if let Some(data) = line.strip_prefix("data: ") {
+                                out.push(
+                                    serde_json::from_str(data)
+                                        .map_err(|e| SdkError::Decode(e.to_string())),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            futures::stream::iter(out)
+        }))
+    }
+
     /// Polls until the transaction is in a finalized block (applied or failed).
     pub async fn wait_tx(&self, hash: &TxHash, timeout: Duration) -> Result<TxStatus, SdkError> {
         let start = Instant::now();
