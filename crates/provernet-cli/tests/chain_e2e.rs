@@ -181,3 +181,33 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
         "validators disagree at {common}: {hashes_at:?}"
     );
 }
+
+#[test]
+fn genesis_and_validator_refuse_bad_input_with_hints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run =
+        |args: &[&str]| Command::new(BIN).args(args).current_dir(dir.path()).output().expect("run");
+    let out = run(&["genesis", "--out", "net", "--validators", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0 validators is not allowed") && err.contains("hint:"), "{err}");
+    assert!(run(&["genesis", "--out", "net", "--json"]).status.success());
+    let out = run(&["genesis", "--out", "net"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("already exists") && err.contains("hint:"),
+        "{err}"
+    );
+    let out = run(&["validator", "--config", "missing.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("missing.toml") && err.contains("hint:"),
+        "{err}"
+    );
+    // A key file that belongs to no validator of the network is named as the problem.
+    std::fs::copy(dir.path().join("net/faucet.json"), dir.path().join("net/validator-0/key.json"))
+        .expect("overwrite key");
+    let out = run(&["validator", "--config", "net/validator-0/validator.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("key.json"), "{err}");
+}
