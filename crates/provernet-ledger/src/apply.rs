@@ -4,8 +4,8 @@
 //!
 //! Transactions apply in block order; each either applies whole or is rejected with a
 //! [`TxError`] and changes nothing. Then the *end-of-block rules* run over every job and prover
-//! whose wake-up height has come (a job wakes in the block where a transaction touched it and at
-//! its next deadline):
+//! whose wake-up height has come (a job wakes `draw_delay` blocks after a transaction touched it,
+//! or at its next deadline if that comes first):
 //!
 //! 1. **Timeouts.** An attempt still `Assigned` at its accept deadline becomes `MissedAccept`;
 //!    one still `Running` at its result deadline (accept height + time limit in blocks + grace)
@@ -37,7 +37,10 @@
 //!
 //! Randomness for assignment and committees comes from the block context (the consensus
 //! engine's threshold beacon), bound to the job, the attempt and the purpose, so the order in
-//! which a proposer puts transactions cannot steer who is picked.
+//! which a proposer puts transactions cannot steer who is picked. A block's randomness is the
+//! seed of its parent's view, which its proposer knows; `draw_delay` (2 on a live chain) makes
+//! the draws a transaction causes happen in a later block, whose seed did not exist when the
+//! transaction's block was proposed (commit, then reveal).
 
 use crate::entities::*;
 use crate::error::TxError;
@@ -479,7 +482,7 @@ fn submit_job(
         race_until: None,
         fallback_refund: MicroCredits(0),
         settled: false,
-        wake: Some(h),
+        wake: Some(h.plus(ov.params().draw_delay)),
     };
     ov.events.push(Event::JobSubmitted { job: id, requester, fee_per_prover: fee });
     ov.put_job(id, job);
@@ -518,10 +521,16 @@ fn own_attempt(
     Ok((job, usize::from(attempt)))
 }
 
-/// Writes a job changed by a transaction back, to be looked at by this block's end-of-block
-/// rules.
+/// Writes a job changed by a transaction back, to be looked at by the end-of-block rules
+/// `draw_delay` blocks later, so any draw it causes uses randomness its block's proposer could
+/// not know. A wake-up already due sooner (a deadline) is kept: timers are never postponed.
 fn save(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
-    job.wake = Some(ov.height);
+    let h = ov.height;
+    let later = h.plus(ov.params().draw_delay);
+    job.wake = Some(match job.wake {
+        Some(w) if w >= h && w < later => w,
+        _ => later,
+    });
     ov.put_job(id, job);
 }
 

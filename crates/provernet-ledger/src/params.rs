@@ -62,6 +62,11 @@ pub struct ChainParams {
     pub decline_window: Blocks,
     /// The probe every new prover must pass; `None` activates provers at registration (tests).
     pub probe: Option<ProbeSpec>,
+    /// Blocks between a transaction touching a job and the end-of-block rules acting on it
+    /// (assignment, committee draws, fallback). Commit-then-reveal: a block's randomness is the
+    /// seed of its parent's view, which the proposer of that block knows, so draws caused by a
+    /// block's transactions wait until a seed from a later view exists (2 on a live chain).
+    pub draw_delay: Blocks,
     /// Validator accounts: the committee for built-in verifiers.
     pub validators: BoundedVec<AccountId, VALIDATORS_MAX>,
 }
@@ -90,6 +95,7 @@ codec_struct!(ChainParams {
     decline_quota,
     decline_window,
     probe,
+    draw_delay,
     validators
 });
 
@@ -123,6 +129,7 @@ impl ChainParams {
             decline_quota: 5,
             decline_window: Blocks(600),
             probe: None,
+            draw_delay: Blocks(2),
             validators: BoundedVec::try_from_vec(validators).expect("within VALIDATORS_MAX"),
         }
     }
@@ -141,7 +148,10 @@ impl ChainParams {
         let attempt = self.accept_timeout.0 + run + verify + 2;
         let attempts = u64::from(redundancy) + u64::from(self.fallback_attempts_max);
         let race = run + verify + 2;
-        Blocks(self.pending_timeout.0 + attempts * attempt + race + 2)
+        // Every reaction to a transaction (submission, accept, result, each vote round) may
+        // wait `draw_delay` blocks.
+        let delays = self.draw_delay.0 * (2 + attempts * (3 + u64::from(self.verify_rounds_max)));
+        Blocks(self.pending_timeout.0 + attempts * attempt + race + 2 + delays)
     }
 
     /// Checks that the parameters are usable; run at genesis.
@@ -157,6 +167,9 @@ impl ChainParams {
             if v > max {
                 return Err(format!("{name} is {v}, above {max}"));
             }
+        }
+        if self.draw_delay.0 > 16 {
+            return Err(format!("draw_delay is {} blocks, above 16", self.draw_delay.0));
         }
         if self.block_time_ms == 0 {
             return Err("block_time_ms must be above zero".into());

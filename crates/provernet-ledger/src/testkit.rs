@@ -9,9 +9,9 @@ use crate::params::{ChainParams, Genesis};
 use crate::state::State;
 use provernet_types::tx::blob_ref;
 use provernet_types::{
-    domain_hash, AccountId, AttemptOutcome, BoundedString, BoundedVec, BuiltinVerifier, Bytes,
-    GpuCount, Height, JobId, JobSpec, Keypair, MechanismKind, MicroCredits, MilliCores, Millis,
-    NamedBlob, Nonce, ProgramId, ProgramManifest, ProverId, ProverSet, Resources, Seconds,
+    domain_hash, AccountId, AttemptOutcome, Blocks, BoundedString, BoundedVec, BuiltinVerifier,
+    Bytes, GpuCount, Height, JobId, JobSpec, Keypair, MechanismKind, MicroCredits, MilliCores,
+    Millis, NamedBlob, Nonce, ProgramId, ProgramManifest, ProverId, ProverSet, Resources, Seconds,
     Transaction, TxBody, Usage, VerifiedTx, VerifierSpec,
 };
 use std::collections::BTreeMap;
@@ -62,6 +62,9 @@ pub fn test_genesis(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> Gen
     }
     let mut params = ChainParams::devnet(vec![id("v0")]);
     params.chain_id = BoundedString::try_new("test").expect("short");
+    // Scenario tests step the protocol block by block and expect a reaction in the block of the
+    // transaction; the draw delay has its own tests and runs in the property tests.
+    params.draw_delay = Blocks(0);
     tweak(&mut params);
     Genesis {
         params,

@@ -443,3 +443,27 @@ fn repeated_faults_escalate_and_eject() {
     ));
     conserved(&c);
 }
+
+#[test]
+fn with_a_draw_delay_reactions_to_transactions_wait_for_a_later_seed() {
+    let mut c = TestChain::new(4, |p| p.draw_delay = provernet_types::Blocks(2));
+    let (id, tx) = c.submit("alice", c.spec(committee(), 60));
+    let submitted = c.state.height().0 + 1;
+    c.block(vec![tx]);
+    // Not assigned in the block of the submission, nor in the next one...
+    assert_eq!(job(&c, &id).status, JobStatus::Pending);
+    c.idle(1);
+    assert_eq!(job(&c, &id).status, JobStatus::Pending);
+    // ...but two blocks later, with randomness the submitting block's proposer could not know.
+    c.idle(1);
+    let j = job(&c, &id);
+    assert_eq!(j.status, JobStatus::Assigned, "{j:#?}");
+    assert_eq!(j.attempts[0].assigned_at.0, submitted + 2);
+    // The whole lifecycle still completes, within the bound that accounts for the delay.
+    let blocks = c.run_agent(Behaviour::HONEST, 200);
+    let j = job(&c, &id);
+    assert_eq!(j.status, JobStatus::Verified, "{j:#?}");
+    let bound = c.state.params().job_lifetime_bound(provernet_types::Seconds(60), 1).0;
+    assert!(blocks + 3 <= bound, "{blocks} blocks against a bound of {bound}");
+    conserved(&c);
+}

@@ -132,7 +132,8 @@ fn derive_randomness(c: &TestChain, h: provernet_types::Height) -> [u8; 32] {
 }
 
 fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
-    let mut c = TestChain::new(6, |_| {});
+    // Every draw delay a chain may use: 0 (reactions in the same block) to 2 (commit-reveal).
+    let mut c = TestChain::new(6, |p| p.draw_delay = provernet_types::Blocks(salt % 3));
     c.salt = salt;
     c.seed_agent(salt);
     let mut jobs = Vec::new();
