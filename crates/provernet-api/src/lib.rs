@@ -23,11 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
+use provernet_blobs::{BlobError, BlobStore, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
 use provernet_types::limits::TX_BYTES_MAX;
 use provernet_types::{
-    AccountId, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores, ProgramId, ProverId,
-    Resources, Seconds, TxHash,
+    AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
+    ProgramId, ProverId, Resources, Seconds, TxHash,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,18 +82,29 @@ struct Counters {
     blocks_seen: AtomicU64,
 }
 
+/// The domain of the signature that authorises a blob upload (over hash ‖ size, little-endian).
+pub const BLOB_UPLOAD_DOMAIN: &[u8] = b"provernet/blob-upload/v1";
+
+/// The message an uploader signs for a blob.
+pub fn blob_upload_message(blob: &BlobRef) -> Vec<u8> {
+    let mut m = blob.hash.0.to_vec();
+    m.extend_from_slice(&blob.size.0.to_le_bytes());
+    m
+}
+
 /// Shared state of the API handlers.
 #[derive(Clone, Debug)]
 pub struct Api {
     submitter: Submitter,
     counters: Arc<Counters>,
+    blobs: Option<BlobStore>,
 }
 
 impl Api {
     /// Creates the API state and starts following finalized blocks (for metrics). Must be
     /// called inside a tokio runtime.
     pub fn new(submitter: Submitter) -> Api {
-        let api = Api { submitter, counters: Arc::default() };
+        let api = Api { submitter, counters: Arc::default(), blobs: None };
         let mut blocks = api.submitter.chain().subscribe();
         let follower = api.clone();
         tokio::spawn(async move {
@@ -104,9 +116,20 @@ impl Api {
         api
     }
 
+    /// Serves blobs from (and accepts uploads into) `store`.
+    pub fn with_blobs(mut self, store: BlobStore) -> Api {
+        self.blobs = Some(store);
+        self
+    }
+
     /// The router, for serving or for in-process tests.
     pub fn router(self) -> Router {
+        let blob_limit = self.blobs.as_ref().map_or(0, |b| b.limits().blob_max as usize) + 1024;
         Router::new()
+            .route(
+                "/v1/blobs/{hash}",
+                get(get_blob).put(put_blob).layer(DefaultBodyLimit::max(blob_limit)),
+            )
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
@@ -135,10 +158,102 @@ impl Api {
 }
 
 /// Serves the API on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, submitter: Submitter) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    submitter: Submitter,
+    blobs: Option<BlobStore>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "API listening");
-    axum::serve(listener, Api::new(submitter).router()).await
+    let mut api = Api::new(submitter);
+    if let Some(b) = blobs {
+        api = api.with_blobs(b);
+    }
+    axum::serve(listener, api.router()).await
+}
+
+fn blob_error(e: BlobError) -> ApiError {
+    let status = match e {
+        BlobError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BlobError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+        BlobError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+fn no_blobs() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "blobs_disabled", "this node does not store blobs")
+}
+
+async fn get_blob(State(api): State<Api>, Path(hash): Path<String>) -> Result<Response, ApiError> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    match store.get(&h).await.map_err(blob_error)? {
+        Some(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
+        None => Err(ApiError::not_found("blob", &hash)),
+    }
+}
+
+fn header<'a>(headers: &'a axum::http::HeaderMap, name: &'static str) -> Result<&'a str, ApiError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad("missing_header", format!("header {name} is required")))
+}
+
+async fn put_blob(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    let body = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "blob_too_large",
+            format!("a blob is at most {} bytes: {e}", store.limits().blob_max),
+        )
+    })?;
+    let account: AccountId =
+        parse_id("x-provernet-account", header(&headers, "x-provernet-account")?)?;
+    let size: u64 = header(&headers, "x-provernet-size")?
+        .parse()
+        .map_err(|_| ApiError::bad("bad_header", "x-provernet-size must be a number of bytes"))?;
+    let sig: [u8; 64] = hex::decode(header(&headers, "x-provernet-signature")?)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad("bad_header", "x-provernet-signature must be 64 bytes of hex")
+        })?;
+    let declared = BlobRef { hash: h, size: ByteSize(size) };
+    let chain = api.submitter.chain();
+    provernet_types::crypto::verify(
+        &account,
+        BLOB_UPLOAD_DOMAIN,
+        chain.chain_id(),
+        &blob_upload_message(&declared),
+        &provernet_types::Signature(sig),
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+    if chain.with_state(|s| s.account(&account).is_none()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_account",
+            format!("account {account} does not exist on chain; fund it before uploading"),
+        ));
+    }
+    let stored = store.put(&account, &declared, body).await.map_err(blob_error)?;
+    let state = match stored {
+        Stored::New => "new",
+        Stored::Existing => "existing",
+    };
+    Ok((StatusCode::CREATED, Json(json!({"hash": hash, "size": size, "stored": state})))
+        .into_response())
 }
 
 fn commonware_digest(b: &provernet_consensus::Block) -> [u8; 32] {

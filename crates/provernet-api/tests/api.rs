@@ -5,7 +5,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use provernet_api::{Api, OPENAPI, PAGE_MAX};
+use provernet_api::{blob_upload_message, Api, BLOB_UPLOAD_DOMAIN, OPENAPI, PAGE_MAX};
+use provernet_blobs::{Backend, BlobStore, Limits};
 use provernet_consensus::{Chain, ChainConfig, MempoolConfig, Submitter};
 use provernet_ledger::{ChainParams, Genesis};
 use provernet_types::{
@@ -37,7 +38,12 @@ fn fixture(per_account: usize) -> Fixture {
         ..ChainConfig::default()
     };
     let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, cfg).expect("chain");
-    let router = Api::new(Submitter::detached(chain.clone())).router();
+    let blobs = BlobStore::open(
+        &Backend::Local { dir: dir.path().join("blobs") },
+        Limits { blob_max: 1024, account_quota: 1500 },
+    )
+    .expect("blob store");
+    let router = Api::new(Submitter::detached(chain.clone())).with_blobs(blobs).router();
     Fixture { _dir: dir, chain, router }
 }
 
@@ -295,6 +301,7 @@ async fn the_openapi_document_is_served_and_covers_every_route() {
             "/metrics",
             "/openapi.json",
             "/v1/accounts/{id}",
+            "/v1/blobs/{hash}",
             "/v1/blocks/{height}",
             "/v1/events/blocks",
             "/v1/jobs",
@@ -320,4 +327,82 @@ async fn the_openapi_document_is_served_and_covers_every_route() {
         let (_, v) = get(&f.router, &probe).await;
         assert_ne!(v["code"], "no_route", "{p} is routed");
     }
+}
+
+fn upload(key: &Keypair, data: &[u8], declared_size: u64) -> Request<Body> {
+    let blob = provernet_types::tx::blob_ref(data);
+    let declared =
+        provernet_types::BlobRef { hash: blob.hash, size: provernet_types::Bytes(declared_size) };
+    let sig = key.sign(BLOB_UPLOAD_DOMAIN, "provernet-devnet", &blob_upload_message(&declared));
+    Request::put(format!("/v1/blobs/{}", blob.hash))
+        .header("x-provernet-account", key.account().to_string())
+        .header("x-provernet-size", declared_size.to_string())
+        .header("x-provernet-signature", hex::encode(sig.0))
+        .body(Body::from(data.to_vec()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn blobs_upload_download_and_refuse_bad_uploads() {
+    let f = fixture(64);
+    let data = b"the public statement of a job".to_vec();
+    let hash = provernet_types::tx::blob_ref(&data).hash;
+    let (s, v) = call(&f.router, upload(&user(), &data, data.len() as u64)).await;
+    assert_eq!((s, v["stored"].as_str()), (StatusCode::CREATED, Some("new")), "{v}");
+    let (s, v) = call(&f.router, upload(&user(), &data, data.len() as u64)).await;
+    assert_eq!((s, v["stored"].as_str()), (StatusCode::CREATED, Some("existing")));
+    let resp = f
+        .router
+        .clone()
+        .oneshot(Request::get(format!("/v1/blobs/{hash}")).body(Body::empty()).expect("request"))
+        .await
+        .expect("router answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.into_body().collect().await.expect("body").to_bytes().to_vec(), data);
+    assert_error(
+        get(&f.router, &format!("/v1/blobs/{}", "ab".repeat(32))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    // Declared size that does not match the bytes.
+    let other = b"other bytes".to_vec();
+    assert_error(
+        call(&f.router, upload(&user(), &other, 99)).await,
+        StatusCode::BAD_REQUEST,
+        "blob_size_mismatch",
+    );
+    // Bytes that do not hash to the path's hash.
+    let mut req = upload(&user(), &other, other.len() as u64);
+    *req.body_mut() = Body::from(b"tampered!!!".to_vec());
+    assert_error(call(&f.router, req).await, StatusCode::BAD_REQUEST, "blob_hash_mismatch");
+    // Missing or forged authorisation.
+    let mut req = upload(&user(), &other, other.len() as u64);
+    req.headers_mut().remove("x-provernet-signature");
+    assert_error(call(&f.router, req).await, StatusCode::BAD_REQUEST, "missing_header");
+    let mut req = upload(&user(), &other, other.len() as u64);
+    req.headers_mut().insert("x-provernet-size", "12".parse().expect("header"));
+    assert_error(call(&f.router, req).await, StatusCode::UNAUTHORIZED, "bad_signature");
+    // An account the chain does not know cannot spend a quota.
+    let stranger = Keypair::from_seed([0x33; 32]);
+    assert_error(
+        call(&f.router, upload(&stranger, &other, other.len() as u64)).await,
+        StatusCode::FORBIDDEN,
+        "unknown_account",
+    );
+    // Per-blob limit (1 KiB here) and per-account quota (1,500 bytes here).
+    let big = vec![1u8; 1025];
+    assert_error(
+        call(&f.router, upload(&user(), &big, 1025)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "blob_too_large",
+    );
+    let a = vec![2u8; 1000];
+    assert_eq!(call(&f.router, upload(&user(), &a, 1000)).await.0, StatusCode::CREATED);
+    let b = vec![3u8; 1000];
+    assert_error(
+        call(&f.router, upload(&user(), &b, 1000)).await,
+        StatusCode::FORBIDDEN,
+        "blob_quota_exceeded",
+    );
 }

@@ -149,6 +149,11 @@ pub struct ValidatorToml {
     pub listen: SocketAddr,
     /// HTTP API listen address.
     pub api: SocketAddr,
+    /// Where blobs are kept: `{ kind = "local", dir = "..." }` (default: `data_dir/blobs`) or
+    /// `{ kind = "s3", bucket = "...", endpoint = "...", access_key_id = "...",
+    /// secret_access_key = "..." }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<provernet_blobs::Backend>,
 }
 
 #[derive(Serialize)]
@@ -239,6 +244,7 @@ pub fn create_network(args: &GenesisArgs) -> Result<GenesisSummary> {
             key: PathBuf::from("key.json"),
             listen,
             api,
+            blobs: None,
         };
         write_new(&dir.join("validator.toml"), &toml::to_string(&toml)?)?;
         validators.push(dir.join("validator.toml").display().to_string());
@@ -271,7 +277,10 @@ fn relative_to(base: &Path, p: &Path) -> PathBuf {
 }
 
 /// Loads a validator configuration, resolving its paths relative to the file.
-pub fn load_validator(config: &Path, threads: usize) -> Result<(NodeSettings, SocketAddr)> {
+pub fn load_validator(
+    config: &Path,
+    threads: usize,
+) -> Result<(NodeSettings, SocketAddr, provernet_blobs::Backend)> {
     let text = std::fs::read_to_string(config).map_err(|e| {
         anyhow::Error::new(Hint("create one with `provernet genesis --out DIR`".into()))
             .context(format!("cannot read {}: {e}", config.display()))
@@ -291,23 +300,24 @@ pub fn load_validator(config: &Path, threads: usize) -> Result<(NodeSettings, So
             .with_context(|| format!("reading {}", key_path.display()))?,
     )
     .with_context(|| format!("{} is not a validator key file", key_path.display()))?;
-    Ok((
-        NodeSettings {
-            data_dir: relative_to(base, &cfg.data_dir),
-            network,
-            key,
-            listen: cfg.listen,
-            threads,
-        },
-        cfg.api,
-    ))
+    let data_dir = relative_to(base, &cfg.data_dir);
+    let blobs = match cfg.blobs {
+        Some(provernet_blobs::Backend::Local { dir }) => {
+            provernet_blobs::Backend::Local { dir: relative_to(base, &dir) }
+        }
+        Some(other) => other,
+        None => provernet_blobs::Backend::Local { dir: data_dir.join("blobs") },
+    };
+    Ok((NodeSettings { data_dir, network, key, listen: cfg.listen, threads }, cfg.api, blobs))
 }
 
 pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
     crate::logging::init();
-    let (settings, api) = load_validator(&args.config, args.threads)?;
+    let (settings, api, backend) = load_validator(&args.config, args.threads)?;
+    let blobs = provernet_blobs::BlobStore::open(&backend, provernet_blobs::Limits::default())
+        .map_err(|e| anyhow!("blob store: {e}"))?;
     run_validator(settings, move |submitter| async move {
-        if let Err(e) = provernet_api::serve(api, submitter).await {
+        if let Err(e) = provernet_api::serve(api, submitter, Some(blobs)).await {
             tracing::error!("the API cannot listen on {api}: {e}; stopping");
             std::process::exit(1);
         }

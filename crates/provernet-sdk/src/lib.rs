@@ -219,6 +219,56 @@ impl Client {
         }))
     }
 
+    /// Uploads a blob as `key`'s account (which pays the node's per-account byte quota) and
+    /// returns its content address. `chain_id` binds the upload signature to the network.
+    pub async fn upload(
+        &self,
+        key: &provernet_types::Keypair,
+        chain_id: &str,
+        bytes: Vec<u8>,
+    ) -> Result<provernet_types::BlobRef, SdkError> {
+        let blob = provernet_types::tx::blob_ref(&bytes);
+        let mut message = blob.hash.0.to_vec();
+        message.extend_from_slice(&blob.size.0.to_le_bytes());
+        let sig = key.sign(b"provernet/blob-upload/v1", chain_id, &message);
+        let resp = self
+            .http
+            .put(format!("{}/v1/blobs/{}", self.base, blob.hash))
+            .header("content-type", "application/octet-stream")
+            .header("x-provernet-account", key.account().to_string())
+            .header("x-provernet-size", blob.size.0.to_string())
+            .header("x-provernet-signature", hex_encode(&sig.0))
+            .body(bytes)
+            .send()
+            .await?;
+        Self::read::<serde_json::Value>(resp).await?;
+        Ok(blob)
+    }
+
+    /// Downloads a blob and checks its bytes against the hash; `None` if the node lacks it.
+    pub async fn download(
+        &self,
+        hash: &provernet_types::BlobHash,
+    ) -> Result<Option<Vec<u8>>, SdkError> {
+        let resp = self.http.get(format!("{}/v1/blobs/{hash}", self.base)).send().await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(Self::read::<serde_json::Value>(resp)
+                .await
+                .err()
+                .unwrap_or(SdkError::Decode("bad blob".into())));
+        }
+        let bytes = resp.bytes().await?.to_vec();
+        if provernet_types::BlobHash::of(&bytes) != *hash {
+            return Err(SdkError::Decode(format!(
+                "blob {hash}: the node served bytes with another hash"
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
     /// Polls until the transaction is in a finalized block (applied or failed).
     pub async fn wait_tx(&self, hash: &TxHash, timeout: Duration) -> Result<TxStatus, SdkError> {
         let start = Instant::now();
@@ -234,4 +284,8 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
