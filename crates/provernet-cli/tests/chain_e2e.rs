@@ -1,5 +1,5 @@
 //! Four validator processes on loopback, created with `provernet genesis` and run with
-//! `provernet validator`: transactions go in through the HTTP API, one validator is killed with
+//! `provernet validator`: job submissions and transfers go in through the HTTP API, one validator is killed with
 //! SIGKILL mid-run and restarted, and the chain never stops; the restarted validator catches up,
 //! and no accepted transaction is lost or applied twice.
 
@@ -109,53 +109,96 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
 
     let faucet = Keypair::from_seed(seed_of(&net.join("faucet.json")));
     let chain_id = clients[0].status().await.expect("status").chain_id;
+    // The faucet's transactions: a program, funds for four provers, then a mix of job
+    // submissions and transfers.
+    let manifest = provernet_ledger::testkit::committee_program();
+    let program = manifest.id();
+    let provers: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed([0x40 + i; 32])).collect();
+    let body_for = |nonce: u64| match nonce {
+        0 => TxBody::RegisterProgram { manifest: manifest.clone() },
+        1..=4 => TxBody::Transfer {
+            to: provers[nonce as usize - 1].account(),
+            amount: MicroCredits(1_000 * MicroCredits::PER_CREDIT),
+        },
+        n if n % 3 == 0 => TxBody::SubmitJob(job_spec(program)),
+        _ => TxBody::Transfer { to: AccountId([7; 32]), amount: MicroCredits(1_000) },
+    };
     let transfer = |nonce: u64| {
-        Transaction {
-            signer: faucet.account(),
-            nonce: Nonce(nonce),
-            body: TxBody::Transfer { to: AccountId([7; 32]), amount: MicroCredits(1_000) },
-        }
-        .sign(&faucet, &chain_id)
+        Transaction { signer: faucet.account(), nonce: Nonce(nonce), body: body_for(nonce) }
+            .sign(&faucet, &chain_id)
     };
     let mut hashes: Vec<TxHash> = Vec::new();
+    let mut jobs = Vec::new();
     // Submissions go to validators 0, 1 and 3; validator 2 is the one that crashes.
     let targets = [0usize, 1, 3];
-    for nonce in 0..10u64 {
-        let tx = transfer(nonce);
-        hashes.push(tx.hash());
-        clients[targets[nonce as usize % 3]].submit(&tx).await.expect("accepted");
+    let submit_range = |range: std::ops::Range<u64>,
+                        hashes: &mut Vec<TxHash>,
+                        jobs: &mut Vec<String>| {
+        let txs: Vec<_> = range.map(|n| (n, transfer(n))).collect();
+        for (n, tx) in &txs {
+            hashes.push(tx.hash());
+            if matches!(tx.tx.body, TxBody::SubmitJob(_)) {
+                jobs.push(provernet_types::tx::job_id(&faucet.account(), Nonce(*n)).to_string());
+            }
+        }
+        txs
+    };
+    for (n, tx) in submit_range(0..5, &mut hashes, &mut jobs) {
+        clients[targets[n as usize % 3]].submit(&tx).await.expect("accepted");
     }
-    wait_for("the first transfers to finalize", Duration::from_secs(60), || async {
-        clients[0].next_nonce(&faucet.account()).await.map(|n| n.0 >= 10).unwrap_or(false)
+    wait_for("the setup to finalize", Duration::from_secs(60), || async {
+        clients[0].next_nonce(&faucet.account()).await.map(|n| n.0 >= 5).unwrap_or(false)
+    })
+    .await;
+    let capacity = provernet_ledger::testkit::machine();
+    for p in &provers {
+        let body = TxBody::RegisterProver {
+            capacity,
+            labels: Default::default(),
+            stake: MicroCredits(500 * MicroCredits::PER_CREDIT),
+        };
+        let tx = Transaction { signer: p.account(), nonce: Nonce(0), body }.sign(p, &chain_id);
+        hashes.push(tx.hash());
+        clients[0].submit(&tx).await.expect("prover registration accepted");
+    }
+    wait_for("the provers to register", Duration::from_secs(60), || async {
+        let mut ok = true;
+        for p in &provers {
+            ok &= clients[0].next_nonce(&p.account()).await.map(|n| n.0 == 1).unwrap_or(false);
+        }
+        ok
+    })
+    .await;
+    for (n, tx) in submit_range(5..15, &mut hashes, &mut jobs) {
+        clients[targets[n as usize % 3]].submit(&tx).await.expect("accepted");
+    }
+    wait_for("the first jobs and transfers to finalize", Duration::from_secs(60), || async {
+        clients[0].next_nonce(&faucet.account()).await.map(|n| n.0 >= 15).unwrap_or(false)
     })
     .await;
 
     validators[2].kill();
     let at_kill = height(&clients[0]).await;
-    for nonce in 10..20u64 {
-        let tx = transfer(nonce);
-        hashes.push(tx.hash());
-        clients[targets[nonce as usize % 3]]
+    for (n, tx) in submit_range(15..25, &mut hashes, &mut jobs) {
+        clients[targets[n as usize % 3]]
             .submit(&tx)
             .await
             .expect("accepted while one validator is down");
     }
     wait_for("the chain to go on with three validators", Duration::from_secs(60), || async {
         height(&clients[0]).await >= at_kill + 5
-            && clients[1].next_nonce(&faucet.account()).await.map(|n| n.0 >= 20).unwrap_or(false)
+            && clients[1].next_nonce(&faucet.account()).await.map(|n| n.0 >= 25).unwrap_or(false)
     })
     .await;
 
     validators[2].start();
-    for nonce in 20..30u64 {
-        let tx = transfer(nonce);
-        hashes.push(tx.hash());
-        clients[targets[nonce as usize % 3]].submit(&tx).await.expect("accepted");
+    for (n, tx) in submit_range(25..35, &mut hashes, &mut jobs) {
+        clients[targets[n as usize % 3]].submit(&tx).await.expect("accepted");
     }
     let tip = height(&clients[0]).await;
     wait_for("the restarted validator to catch up", Duration::from_secs(90), || async {
         height(&clients[2]).await >= tip + 3
-            && clients[2].next_nonce(&faucet.account()).await.map(|n| n.0 == 30).unwrap_or(false)
+            && clients[2].next_nonce(&faucet.account()).await.map(|n| n.0 == 35).unwrap_or(false)
     })
     .await;
 
@@ -167,8 +210,16 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
     let mut heights = Vec::new();
     for c in &clients {
         let acc = c.account(&faucet.account()).await.expect("query").expect("faucet exists");
-        assert_eq!(acc.nonce, 30);
+        assert_eq!(acc.nonce, 35);
         heights.push(height(c).await);
+    }
+    // Every submitted job is on every validator's chain, the restarted one included.
+    assert_eq!(jobs.len(), 10);
+    for id in &jobs {
+        for c in &clients {
+            let job = c.job(id).await.expect("query").unwrap_or_else(|| panic!("job {id} missing"));
+            assert_eq!(job["requester"], faucet.account().to_string());
+        }
     }
     // All four hold the same block at a common height.
     let common = heights.iter().copied().min().unwrap_or(0);
@@ -180,6 +231,40 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
         hashes_at.windows(2).all(|w| w[0] == w[1]),
         "validators disagree at {common}: {hashes_at:?}"
     );
+
+    // Blobs: upload to one validator; a node that lacks the blob fetches it from the nodes'
+    // APIs (skipping one that does not have it) and checks the bytes against the hash.
+    let data = b"an input every prover of the job needs".to_vec();
+    let blob = clients[0].upload(&faucet, &chain_id, data.clone()).await.expect("upload");
+    assert_eq!(clients[0].download(&blob.hash).await.expect("download"), Some(data.clone()));
+    assert_eq!(clients[1].download(&blob.hash).await.expect("query"), None);
+    let local = provernet_blobs::BlobStore::open(
+        &provernet_blobs::Backend::Local { dir: dir.path().join("fetched") },
+        provernet_blobs::Limits::default(),
+    )
+    .expect("local store");
+    let peers: Vec<String> = [1, 0].iter().map(|i| clients[*i].base().to_owned()).collect();
+    let fetched = local.fetch_from(&blob, &peers).await.expect("fetched from a peer");
+    assert_eq!(fetched.to_vec(), data);
+    assert!(local.has(&blob.hash).await.expect("head"));
+}
+
+/// A small job of `program`: one input, 2 cores, 2 GiB, one minute.
+fn job_spec(program: provernet_types::ProgramId) -> provernet_types::JobSpec {
+    provernet_types::JobSpec {
+        program,
+        inputs: provernet_types::BoundedVec::try_from_vec(vec![provernet_types::NamedBlob {
+            name: "statement".parse().expect("valid name"),
+            blob: provernet_types::tx::blob_ref(b"e2e statement"),
+        }])
+        .expect("one input"),
+        resources: Some(provernet_ledger::testkit::small()),
+        time_limit: provernet_types::Seconds(60),
+        redundancy: 1,
+        prover_set: provernet_types::ProverSet::Any,
+        mechanism: provernet_types::MechanismKind::RandomWithFallback,
+        max_fee: MicroCredits(10 * MicroCredits::PER_CREDIT),
+    }
 }
 
 #[test]
