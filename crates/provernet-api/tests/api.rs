@@ -406,3 +406,80 @@ async fn blobs_upload_download_and_refuse_bad_uploads() {
         "blob_quota_exceeded",
     );
 }
+
+/// A chain with the test programs and two registered provers, and a job from `alice`.
+async fn fixture_with_job() -> (tempfile::TempDir, Chain, Router, String) {
+    use provernet_ledger::testkit::{test_genesis, TestChain};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genesis = test_genesis(2, |p| p.draw_delay = provernet_types::Blocks(2));
+    let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, ChainConfig::default())
+        .expect("chain");
+    let router = Api::new(Submitter::detached(chain.clone())).router();
+    let mut keys = TestChain::from_state(chain.with_state(|s| s.clone()), 2);
+    for tx in keys.registrations(2) {
+        assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
+    }
+    finalize_next(&chain);
+    let program = provernet_ledger::testkit::committee_program().id();
+    let (id, tx) = keys.submit("alice", keys.spec(program, 60));
+    let (s, v) = post(&router, "/v1/txs", tx.signed().encode()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    finalize_next(&chain);
+    (dir, chain, router, id.to_string())
+}
+
+#[tokio::test]
+async fn jobs_provers_and_programs_with_data() {
+    let (_dir, chain, router, job) = fixture_with_job().await;
+    let (s, v) = get(&router, &format!("/v1/jobs/{job}")).await;
+    assert_eq!((s, v["id"].as_str()), (StatusCode::OK, Some(job.as_str())), "{v}");
+    let requester = v["requester"].as_str().expect("requester").to_owned();
+    let (_, v) = get(&router, &format!("/v1/jobs?requester={requester}&limit=1")).await;
+    assert_eq!(v["items"][0]["id"], job.as_str());
+    assert_eq!(v["next_cursor"], job.as_str(), "a full page names its cursor");
+    let (_, v) = get(&router, &format!("/v1/jobs?cursor={job}")).await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(0), "nothing after the last job");
+    let (_, v) = get(&router, "/v1/jobs?state=Pending").await;
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    let (_, v) = get(&router, "/v1/provers?limit=1").await;
+    let first = v["items"][0]["id"].as_str().expect("a prover").to_owned();
+    let (_, v2) = get(&router, &format!("/v1/provers?cursor={first}")).await;
+    assert_eq!(v2["items"].as_array().map(Vec::len), Some(1), "two provers, one per page");
+    assert_eq!(get(&router, &format!("/v1/provers/{first}")).await.0, StatusCode::OK);
+    let (s, v) = get(&router, "/v1/programs/hash-chain").await;
+    assert_eq!((s, v["name"].as_str()), (StatusCode::OK, Some("hash-chain")));
+    let id = v["id"].as_str().expect("id").to_owned();
+    assert_eq!(get(&router, &format!("/v1/programs/{id}")).await.0, StatusCode::OK);
+
+    // The job's event stream starts with its current view, then follows its events.
+    assert_error(
+        get(&router, &format!("/v1/jobs/{}/events", "ab".repeat(32))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let resp = router
+        .clone()
+        .oneshot(
+            Request::get(format!("/v1/jobs/{job}/events")).body(Body::empty()).expect("request"),
+        )
+        .await
+        .expect("router answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = next_event(&mut body).await;
+    assert!(first.starts_with("event: job\ndata: {") && first.contains(&job), "{first}");
+    // With the draw delay the job is assigned two blocks after its submission.
+    finalize_next(&chain);
+    finalize_next(&chain);
+    let event = next_event(&mut body).await;
+    assert!(event.contains("AttemptAssigned"), "{event}");
+}
+
+async fn next_event(body: &mut Body) -> String {
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("an event within 5 s")
+        .expect("a frame")
+        .expect("no error");
+    String::from_utf8(frame.into_data().expect("data").to_vec()).expect("utf-8")
+}
