@@ -417,6 +417,14 @@ impl Page {
     }
 }
 
+/// A page of items keyed by `id`: a full page names its last id as the next cursor.
+fn page_of(items: Vec<Value>, limit: usize) -> Value {
+    let next = (items.len() == limit)
+        .then(|| items.last().and_then(|v| v["id"].as_str().map(String::from)))
+        .flatten();
+    json!({"items": items, "next_cursor": next})
+}
+
 async fn provers(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult {
     let limit = page.limit()?;
     let after: Option<ProverId> =
@@ -428,9 +436,7 @@ async fn provers(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult 
             .take(limit)
             .map(|(id, p)| views::prover(id, p))
             .collect();
-        let next = (items.len() == limit)
-            .then(|| items.last().and_then(|v| v["id"].as_str().map(String::from)));
-        json!({"items": items, "next_cursor": next.flatten()})
+        page_of(items, limit)
     })))
 }
 
@@ -472,9 +478,7 @@ async fn jobs(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult {
             .take(limit)
             .map(|(id, j)| views::job(id, j))
             .collect();
-        let next = (items.len() == limit)
-            .then(|| items.last().and_then(|v| v["id"].as_str().map(String::from)));
-        json!({"items": items, "next_cursor": next.flatten()})
+        page_of(items, limit)
     })))
 }
 

@@ -311,10 +311,6 @@ async fn bench(args: ChainArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watcher.abort();
-    if std::env::var_os("PROVERNET_BENCH_DEBUG").is_some() {
-        let provers: Option<serde_json::Value> = clients[0].get("/v1/provers").await?;
-        writeln!(std::io::stderr(), "provers after the load: {provers:?}")?;
-    }
     // Name the first ledger failure, if any (a failed transaction is final but did nothing).
     let mut first_failure = None;
     let mut sample: Vec<(Instant, TxHash)> =

@@ -107,6 +107,14 @@ impl Net {
         Node { submitter, handles }
     }
 
+    async fn start_all(&self, context: &deterministic::Context) -> Vec<Node> {
+        let mut nodes = Vec::with_capacity(N);
+        for i in 0..N {
+            nodes.push(self.start(context, i).await);
+        }
+        nodes
+    }
+
     async fn link_all(&self, link: Link, members: &[usize]) {
         for &a in members {
             for &b in members {
@@ -250,10 +258,7 @@ fn four_validators_agree_under_message_loss() {
             Box::pin(async move {
                 let net = setup(&mut context).await;
                 net.link_all(lossy_link(), &[0, 1, 2, 3]).await;
-                let mut nodes = Vec::new();
-                for i in 0..N {
-                    nodes.push(net.start(&context, i).await);
-                }
+                let nodes = net.start_all(&context).await;
                 let chain_id = nodes[0].submitter.chain().chain_id().to_owned();
                 for nonce in 0..20 {
                     nodes[(nonce % 4) as usize]
@@ -294,10 +299,7 @@ fn a_partitioned_validator_catches_up_after_the_partition_heals() {
             Box::pin(async move {
                 let net = setup(&mut context).await;
                 net.link_all(good_link(), &[0, 1, 2, 3]).await;
-                let mut nodes = Vec::new();
-                for i in 0..N {
-                    nodes.push(net.start(&context, i).await);
-                }
+                let nodes = net.start_all(&context).await;
                 let all: Vec<&Node> = nodes.iter().collect();
                 wait_height(&context, &all, 3, Duration::from_secs(60)).await;
                 // Cut validator 3 off; the other three are a quorum and go on.
@@ -409,10 +411,7 @@ fn the_same_seed_replays_the_same_chain() {
             Box::pin(async move {
                 let net = setup(&mut context).await;
                 net.link_all(lossy_link(), &[0, 1, 2, 3]).await;
-                let mut nodes = Vec::new();
-                for i in 0..N {
-                    nodes.push(net.start(&context, i).await);
-                }
+                let nodes = net.start_all(&context).await;
                 submit_all(&nodes[1], 0..5).await;
                 let all: Vec<&Node> = nodes.iter().collect();
                 wait_height(&context, &all, 8, Duration::from_secs(60)).await;
