@@ -79,7 +79,6 @@ struct Counters {
     txs_admitted: AtomicU64,
     txs_known: AtomicU64,
     txs_rejected: AtomicU64,
-    blocks_seen: AtomicU64,
 }
 
 /// The domain of the signature that authorises a blob upload (over hash ‖ size, little-endian).
@@ -101,19 +100,8 @@ pub struct Api {
 }
 
 impl Api {
-    /// Creates the API state and starts following finalized blocks (for metrics). Must be
-    /// called inside a tokio runtime.
     pub fn new(submitter: Submitter) -> Api {
-        let api = Api { submitter, counters: Arc::default(), blobs: None };
-        let mut blocks = api.submitter.chain().subscribe();
-        let follower = api.clone();
-        tokio::spawn(async move {
-            while let Some(block) = blocks.next().await {
-                let _ = block;
-                follower.counters.blocks_seen.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        api
+        Api { submitter, counters: Arc::default(), blobs: None }
     }
 
     /// Serves blobs from (and accepts uploads into) `store`.
@@ -289,14 +277,11 @@ async fn metrics(State(api): State<Api>) -> Response {
          # TYPE provernet_api_txs_total counter\n\
          provernet_api_txs_total{{outcome=\"admitted\"}} {}\n\
          provernet_api_txs_total{{outcome=\"known\"}} {}\n\
-         provernet_api_txs_total{{outcome=\"rejected\"}} {}\n\
-         # HELP provernet_blocks_total Finalized blocks seen since start.\n\
-         # TYPE provernet_blocks_total counter\nprovernet_blocks_total {}\n",
+         provernet_api_txs_total{{outcome=\"rejected\"}} {}\n",
         tip.height,
         c.txs_admitted.load(Ordering::Relaxed),
         c.txs_known.load(Ordering::Relaxed),
         c.txs_rejected.load(Ordering::Relaxed),
-        c.blocks_seen.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -8,9 +8,8 @@ use futures::StreamExt;
 use provernet_ledger::testkit;
 use provernet_sdk::Client;
 use provernet_types::{
-    BoundedVec, Bytes, GpuCount, JobSpec, Keypair, MechanismKind, MicroCredits, MilliCores,
-    NamedBlob, Nonce, ProgramId, ProverSet, Resources, Seconds, SignedTx, Transaction, TxBody,
-    TxHash,
+    BoundedVec, Bytes, GpuCount, Keypair, MicroCredits, MilliCores, Nonce, Resources, SignedTx,
+    Transaction, TxBody, TxHash,
 };
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -68,24 +67,6 @@ impl Drop for Processes {
             let _ = c.wait();
         }
     }
-}
-
-/// A small job of the registered program: one input, 2 cores, 2 GiB, one minute.
-fn job_spec(program: ProgramId) -> Result<JobSpec> {
-    let input = NamedBlob {
-        name: "statement".parse().map_err(|e| anyhow!("{e:?}"))?,
-        blob: provernet_types::tx::blob_ref(b"bench statement"),
-    };
-    Ok(JobSpec {
-        program,
-        inputs: BoundedVec::try_from_vec(vec![input]).map_err(|e| anyhow!("{e}"))?,
-        resources: Some(testkit::small()),
-        time_limit: Seconds(60),
-        redundancy: 1,
-        prover_set: ProverSet::Any,
-        mechanism: MechanismKind::RandomWithFallback,
-        max_fee: MicroCredits(10 * MicroCredits::PER_CREDIT),
-    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -223,7 +204,7 @@ async fn bench(args: ChainArgs) -> Result<()> {
 
     // Pre-sign every job so signing does not limit the offered rate.
     let total = (args.rate * args.seconds) as usize;
-    let spec = job_spec(program)?;
+    let spec = testkit::job_spec(program, 60);
     let mut txs: Vec<SignedTx> = Vec::with_capacity(total);
     for i in 0..total {
         let s = &senders[i % senders.len()];

@@ -120,7 +120,7 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
             to: provers[nonce as usize - 1].account(),
             amount: MicroCredits(1_000 * MicroCredits::PER_CREDIT),
         },
-        n if n % 3 == 0 => TxBody::SubmitJob(job_spec(program)),
+        n if n % 3 == 0 => TxBody::SubmitJob(provernet_ledger::testkit::job_spec(program, 60)),
         _ => TxBody::Transfer { to: AccountId([7; 32]), amount: MicroCredits(1_000) },
     };
     let transfer = |nonce: u64| {
@@ -247,24 +247,6 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
     let fetched = local.fetch_from(&blob, &peers).await.expect("fetched from a peer");
     assert_eq!(fetched.to_vec(), data);
     assert!(local.has(&blob.hash).await.expect("head"));
-}
-
-/// A small job of `program`: one input, 2 cores, 2 GiB, one minute.
-fn job_spec(program: provernet_types::ProgramId) -> provernet_types::JobSpec {
-    provernet_types::JobSpec {
-        program,
-        inputs: provernet_types::BoundedVec::try_from_vec(vec![provernet_types::NamedBlob {
-            name: "statement".parse().expect("valid name"),
-            blob: provernet_types::tx::blob_ref(b"e2e statement"),
-        }])
-        .expect("one input"),
-        resources: Some(provernet_ledger::testkit::small()),
-        time_limit: provernet_types::Seconds(60),
-        redundancy: 1,
-        prover_set: provernet_types::ProverSet::Any,
-        mechanism: provernet_types::MechanismKind::RandomWithFallback,
-        max_fee: MicroCredits(10 * MicroCredits::PER_CREDIT),
-    }
 }
 
 #[test]

@@ -152,10 +152,7 @@ impl Chain {
         let (store, state) = if path.exists() {
             let (store, state) = Store::open(path)?;
             if store.genesis()? != *genesis {
-                return Err(StoreError::Genesis(provernet_ledger::GenesisError::Params(format!(
-                    "the database at {} was created from a different genesis",
-                    path.display()
-                ))));
+                return Err(StoreError::OtherGenesis(path.to_owned()));
             }
             (store, state)
         } else {
@@ -307,7 +304,7 @@ impl Chain {
         time: u64,
         seed: Option<[u8; crate::block::SEED_BYTES]>,
     ) -> Option<(Block, Digest)> {
-        let (base, height) = {
+        let (mut state, height, txs) = {
             let g = self.lock();
             let (state, height) = if g.tip.digest == parent {
                 (g.state.clone(), g.tip.height)
@@ -316,9 +313,8 @@ impl Chain {
                 (s.state.clone(), s.height)
             };
             let txs = g.mempool.select(&state, self.cfg.max_block_txs, self.cfg.max_block_bytes);
-            (Some((state, txs)), height)
+            (state, height, txs)
         };
-        let (mut state, txs) = base?;
         let mut header = Header {
             parent: parent.0,
             height: Height(height + 1),

@@ -240,16 +240,16 @@ impl Mempool {
         }
     }
 
-    /// Drops every transaction whose nonce `state` has used (after a block is finalized).
+    /// Drops every transaction whose nonce `state` has used (after a block is finalized): per
+    /// pending account, the range below its next nonce.
     pub fn prune(&mut self, state: &State) {
         let stale: Vec<(AccountId, Nonce)> = self
-            .by_nonce
+            .per_account
             .keys()
-            .filter(|(account, nonce)| match state.account(account) {
-                Some(a) => *nonce < a.nonce,
-                None => false,
+            .filter_map(|account| state.account(account).map(|a| (*account, a.nonce)))
+            .flat_map(|(account, next)| {
+                self.by_nonce.range((account, Nonce(0))..(account, next)).map(|(k, _)| *k)
             })
-            .copied()
             .collect();
         for key in stale {
             self.remove_key(key);

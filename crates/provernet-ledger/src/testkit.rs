@@ -42,6 +42,25 @@ fn manifest(name: &str, verifier: VerifierSpec) -> ProgramManifest {
     }
 }
 
+/// A job spec for `program`: one input, [`small`] resources, `time` seconds, redundancy 1, and a
+/// max fee of 10 credits (far above the quote).
+pub fn job_spec(program: ProgramId, time: u64) -> JobSpec {
+    JobSpec {
+        program,
+        inputs: BoundedVec::try_from_vec(vec![NamedBlob {
+            name: "statement".parse().expect("valid"),
+            blob: blob_ref(b"public statement"),
+        }])
+        .expect("one input"),
+        resources: Some(small()),
+        time_limit: Seconds(time),
+        redundancy: 1,
+        prover_set: ProverSet::Any,
+        mechanism: MechanismKind::RandomWithFallback,
+        max_fee: MicroCredits(10 * MicroCredits::PER_CREDIT),
+    }
+}
+
 /// 2 cores, 2 GiB, no GPU.
 pub fn small() -> Resources {
     Resources { cores: MilliCores(2000), memory: Bytes::gib(2), gpus: GpuCount(0) }
@@ -244,20 +263,7 @@ impl TestChain {
 
     /// A job spec for `program` with small resources, `time` seconds and a generous max fee.
     pub fn spec(&self, program: ProgramId, time: u64) -> JobSpec {
-        JobSpec {
-            program,
-            inputs: BoundedVec::try_from_vec(vec![NamedBlob {
-                name: "statement".parse().expect("valid"),
-                blob: blob_ref(b"public statement"),
-            }])
-            .expect("one input"),
-            resources: Some(small()),
-            time_limit: Seconds(time),
-            redundancy: 1,
-            prover_set: ProverSet::Any,
-            mechanism: MechanismKind::RandomWithFallback,
-            max_fee: MicroCredits(10 * MicroCredits::PER_CREDIT),
-        }
+        job_spec(program, time)
     }
 
     /// Submits a job from `who` and returns its id.

@@ -55,6 +55,8 @@ pub enum StoreError {
     Exists(PathBuf),
     #[error("database {0} has no genesis; it was not created by provernet")]
     NoGenesis(PathBuf),
+    #[error("database {0} was created from another genesis; use a fresh data directory for this network")]
+    OtherGenesis(PathBuf),
     #[error("invalid genesis: {0}")]
     Genesis(#[from] provernet_ledger::GenesisError),
     #[error("stored {what} is corrupt: {source}")]
