@@ -62,6 +62,11 @@ struct ProverReport {
     sandbox_cpu_s: Vec<f64>,
     wall_ratio_p50: f64,
     cpu_ratio_p50: f64,
+    /// sandbox/direct of each adjacent pair (the order alternates to cancel drift): the
+    /// median and the quartiles, which a noisy host spreads but does not shift.
+    wall_ratio_pairs: Vec<f64>,
+    wall_ratio_pairs_p25_p50_p75: [f64; 3],
+    cpu_ratio_pairs_p25_p50_p75: [f64; 3],
     sandbox_peak_memory_mib: Option<u64>,
 }
 
@@ -79,13 +84,18 @@ fn children_cpu() -> Duration {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(v: Vec<f64>) -> f64 {
+    quartiles(v)[1]
+}
+
+/// The 25th, 50th and 75th percentiles (nearest rank).
+fn quartiles(mut v: Vec<f64>) -> [f64; 3] {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
+        return [0.0; 3];
     }
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
 }
 
 pub fn run(args: SandboxArgs) -> Result<()> {
@@ -154,6 +164,11 @@ pub fn run(args: SandboxArgs) -> Result<()> {
                 "prover CPU s: direct {:?}, sandbox {:?} → ratio {:.3}",
                 p.direct_cpu_s, p.sandbox_cpu_s, p.cpu_ratio_p50
             );
+            let [w25, w50, w75] = p.wall_ratio_pairs_p25_p50_p75;
+            let [c25, c50, c75] = p.cpu_ratio_pairs_p25_p50_p75;
+            println!(
+                "paired ratios (p25/p50/p75): wall {w25:.3}/{w50:.3}/{w75:.3}, CPU {c25:.3}/{c50:.3}/{c75:.3}"
+            );
         }
     }
     Ok(())
@@ -161,7 +176,7 @@ pub fn run(args: SandboxArgs) -> Result<()> {
 
 fn compare(
     args: &SandboxArgs,
-    prover: &PathBuf,
+    prover: &std::path::Path,
     sb: &Sandbox,
     limits: Limits,
     tmp: &std::path::Path,
@@ -175,55 +190,93 @@ fn compare(
         sandbox_cpu_s: vec![],
         wall_ratio_p50: 0.0,
         cpu_ratio_p50: 0.0,
+        wall_ratio_pairs: vec![],
+        wall_ratio_pairs_p25_p50_p75: [0.0; 3],
+        cpu_ratio_pairs_p25_p50_p75: [0.0; 3],
         sandbox_peak_memory_mib: None,
     };
     for i in 0..args.runs {
-        // Direct: the same files laid out as the contract's /job.
-        let root = tmp.join(format!("direct-{i}"));
-        std::fs::create_dir_all(root.join("in"))?;
-        std::fs::create_dir_all(root.join("out"))?;
-        for (name, path) in &args.inputs {
-            std::fs::copy(path, root.join("in").join(name.as_str()))
-                .with_context(|| format!("copying input {name}"))?;
+        for sandbox_turn in [i % 2 == 1, i % 2 == 0] {
+            if sandbox_turn {
+                run_sandboxed(args, prover, sb, &limits, tmp, i, &mut r)?;
+            } else {
+                run_direct(args, prover, &threads, tmp, i, &mut r)?;
+            }
         }
-        let cpu0 = children_cpu();
-        let t = Instant::now();
-        let st = std::process::Command::new(prover)
-            .env("PROVERNET_JOB_ROOT", &root)
-            .env("RAYON_NUM_THREADS", &threads)
-            .stderr(std::process::Stdio::null())
-            .status()?;
-        let wall = t.elapsed();
-        anyhow::ensure!(st.success(), "the prover failed when run directly: {st}");
-        r.direct_wall_s.push(wall.as_secs_f64());
-        r.direct_cpu_s.push((children_cpu() - cpu0).as_secs_f64());
-        // Sandboxed.
-        let mut inputs = Vec::new();
-        for (name, path) in &args.inputs {
-            inputs.push((name.clone(), path.clone(), Bytes(std::fs::metadata(path)?.len())));
-        }
-        let o = sb.run(&Run {
-            job_id: format!("bench{i}"),
-            program: prover.clone(),
-            args: vec![],
-            inputs,
-            proof: vec![],
-            out_dir: tmp.join(format!("sandbox-out-{i}")),
-            limits: limits.clone(),
-            gpus: vec![],
-            rootfs: RootFs::Host,
-        })?;
-        anyhow::ensure!(
-            o.succeeded(),
-            "the prover failed in the sandbox: {:?}\n{}",
-            o.termination,
-            o.stderr_tail
-        );
-        r.sandbox_wall_s.push(o.wall.as_secs_f64());
-        r.sandbox_cpu_s.push(o.cpu.map_or(0.0, |c| c.as_secs_f64()));
-        r.sandbox_peak_memory_mib = o.peak_memory.map(|b| b.0 >> 20);
     }
+    let pairs = |s: &[f64], d: &[f64]| -> Vec<f64> {
+        s.iter().zip(d).filter(|(_, d)| **d > 0.0).map(|(s, d)| s / d).collect()
+    };
+    r.wall_ratio_pairs = pairs(&r.sandbox_wall_s, &r.direct_wall_s);
+    r.wall_ratio_pairs_p25_p50_p75 = quartiles(r.wall_ratio_pairs.clone());
+    r.cpu_ratio_pairs_p25_p50_p75 = quartiles(pairs(&r.sandbox_cpu_s, &r.direct_cpu_s));
     r.wall_ratio_p50 = median(r.sandbox_wall_s.clone()) / median(r.direct_wall_s.clone());
     r.cpu_ratio_p50 = median(r.sandbox_cpu_s.clone()) / median(r.direct_cpu_s.clone());
     Ok(r)
+}
+
+fn run_direct(
+    args: &SandboxArgs,
+    prover: &std::path::Path,
+    threads: &str,
+    tmp: &std::path::Path,
+    i: usize,
+    r: &mut ProverReport,
+) -> Result<()> {
+    // Direct: the same files laid out as the contract's /job.
+    let root = tmp.join(format!("direct-{i}"));
+    std::fs::create_dir_all(root.join("in"))?;
+    std::fs::create_dir_all(root.join("out"))?;
+    for (name, path) in &args.inputs {
+        std::fs::copy(path, root.join("in").join(name.as_str()))
+            .with_context(|| format!("copying input {name}"))?;
+    }
+    let cpu0 = children_cpu();
+    let t = Instant::now();
+    let st = std::process::Command::new(prover)
+        .env("PROVERNET_JOB_ROOT", &root)
+        .env("RAYON_NUM_THREADS", threads)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    let wall = t.elapsed();
+    anyhow::ensure!(st.success(), "the prover failed when run directly: {st}");
+    r.direct_wall_s.push(wall.as_secs_f64());
+    r.direct_cpu_s.push((children_cpu() - cpu0).as_secs_f64());
+    Ok(())
+}
+
+fn run_sandboxed(
+    args: &SandboxArgs,
+    prover: &std::path::Path,
+    sb: &Sandbox,
+    limits: &Limits,
+    tmp: &std::path::Path,
+    i: usize,
+    r: &mut ProverReport,
+) -> Result<()> {
+    let mut inputs = Vec::new();
+    for (name, path) in &args.inputs {
+        inputs.push((name.clone(), path.clone(), Bytes(std::fs::metadata(path)?.len())));
+    }
+    let o = sb.run(&Run {
+        job_id: format!("bench{i}"),
+        program: prover.to_owned(),
+        args: vec![],
+        inputs,
+        proof: vec![],
+        out_dir: tmp.join(format!("sandbox-out-{i}")),
+        limits: limits.clone(),
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    })?;
+    anyhow::ensure!(
+        o.succeeded(),
+        "the prover failed in the sandbox: {:?}\n{}",
+        o.termination,
+        o.stderr_tail
+    );
+    r.sandbox_wall_s.push(o.wall.as_secs_f64());
+    r.sandbox_cpu_s.push(o.cpu.map_or(0.0, |c| c.as_secs_f64()));
+    r.sandbox_peak_memory_mib = o.peak_memory.map(|b| b.0 >> 20);
+    Ok(())
 }

@@ -25,6 +25,8 @@ pub struct Enforced {
     /// Whether the whole tree can be killed through `cgroup.kill` (v2) in addition to the PID
     /// namespace.
     pub cgroup_kill: bool,
+    /// Whether the program ran in its own user namespace, mapping only its uid.
+    pub user_ns: bool,
 }
 
 /// The cgroup hierarchies this host offers us.
@@ -79,6 +81,18 @@ impl Hierarchies {
             }
         }
         h
+    }
+
+    /// Only the v2 hierarchy, as on a cgroup-v2-only host. For operators who want v2 on a
+    /// hybrid host, and for testing the v2 path on one.
+    pub fn v2_only(mut self) -> Hierarchies {
+        self.v1.clear();
+        self
+    }
+
+    /// Whether any hierarchy is usable.
+    pub fn is_empty(&self) -> bool {
+        self.v1.is_empty() && self.v2.is_none()
     }
 
     fn v1(&self, ctrl: &str) -> Option<&Path> {
@@ -139,6 +153,52 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value)
 }
 
+/// The leaf group the node's own processes move to on a v2 host where its group must
+/// delegate controllers to job groups.
+pub const NODE_LEAF: &str = "provernet-node";
+
+/// Enables `controllers` for the children of the v2 group `base`, returning those enabled.
+///
+/// cgroup v2 forbids a non-root group from both holding processes and handing domain
+/// controllers (memory, cpu, pids) to its children. A node started by systemd with
+/// `Delegate=yes`, or as a container's main process, sits in exactly such a group; there the
+/// kernel answers `EBUSY`, and the right move (systemd's delegation rules say the same) is to
+/// put the group's processes into a leaf child, [`NODE_LEAF`], and try again. Job groups are
+/// then created beside that leaf.
+fn delegate_v2(base: &Path, controllers: &[&str]) -> Vec<String> {
+    let enabled = |base: &Path| -> Vec<String> {
+        fs::read_to_string(base.join("cgroup.subtree_control"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut busy = false;
+    for c in controllers {
+        if enabled(base).iter().any(|e| e == c) {
+            continue;
+        }
+        if let Err(e) = write(&base.join("cgroup.subtree_control"), &format!("+{c}")) {
+            busy |= e.raw_os_error() == Some(libc::EBUSY);
+        }
+    }
+    if busy {
+        let leaf = base.join(NODE_LEAF);
+        if fs::create_dir(&leaf).is_ok() || leaf.is_dir() {
+            let procs = fs::read_to_string(base.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.split_whitespace() {
+                // A process that exited meanwhile cannot be moved; that is fine.
+                let _ = write(&leaf.join("cgroup.procs"), pid);
+            }
+            for c in controllers {
+                let _ = write(&base.join("cgroup.subtree_control"), &format!("+{c}"));
+            }
+        }
+    }
+    let now = enabled(base);
+    controllers.iter().filter(|c| now.iter().any(|e| e == *c)).map(|c| (*c).to_owned()).collect()
+}
+
 impl JobCgroup {
     /// Creates the groups for job `name` and applies `limits` where a controller allows.
     pub fn create(h: &Hierarchies, name: &str, limits: CgroupLimits<'_>) -> JobCgroup {
@@ -191,26 +251,34 @@ impl JobCgroup {
         }
         if let Some((base, _)) = &h.v2 {
             // Controllers must be enabled for children in the parent first (pure v2 hosts).
-            let wanted: Vec<&str> =
-                ["memory", "cpu", "pids"].into_iter().filter(|c| h.v2_has(c)).collect();
-            for c in &wanted {
-                let _ = write(&base.join("cgroup.subtree_control"), &format!("+{c}"));
-            }
+            // Only those still missing from v1 are asked for.
+            let wanted: Vec<&str> = [
+                ("memory", cg.memory_v1.is_none()),
+                ("cpu", h.v1("cpu").is_none()),
+                ("cpuset", cpus.is_some() && !cg.enforced.cpuset),
+                ("pids", !cg.enforced.pids),
+            ]
+            .into_iter()
+            .filter(|(c, missing)| *missing && h.v2_has(c))
+            .map(|(c, _)| c)
+            .collect();
+            let delegated = delegate_v2(base, &wanted);
+            let v2_has = |c: &str| delegated.iter().any(|d| d == c);
             if let Some(dir) = mk(base) {
-                if h.v2_has("memory") && !cg.enforced.memory {
+                if v2_has("memory") && !cg.enforced.memory {
                     cg.enforced.memory =
                         write(&dir.join("memory.max"), &limits.memory_bytes.to_string()).is_ok();
                     let _ = write(&dir.join("memory.swap.max"), "0");
                 }
-                if let (Some(cpus), true) = (&cpus, h.v2_has("cpuset") && !cg.enforced.cpuset) {
+                if let (Some(cpus), true) = (&cpus, v2_has("cpuset") && !cg.enforced.cpuset) {
                     cg.enforced.cpuset = write(&dir.join("cpuset.cpus"), cpus).is_ok();
                 }
-                if h.v2_has("cpu") && !cg.enforced.cpu_quota && !cg.enforced.cpuset {
+                if v2_has("cpu") && !cg.enforced.cpu_quota && !cg.enforced.cpuset {
                     let quota = u64::from(limits.millicores) * 100;
                     cg.enforced.cpu_quota =
                         write(&dir.join("cpu.max"), &format!("{quota} 100000")).is_ok();
                 }
-                if h.v2_has("pids") && !cg.enforced.pids {
+                if v2_has("pids") && !cg.enforced.pids {
                     cg.enforced.pids =
                         write(&dir.join("pids.max"), &limits.pids.to_string()).is_ok();
                 }
@@ -230,6 +298,26 @@ impl JobCgroup {
     /// The `cgroup.procs` files a process writes its pid to, to join every group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Waits, at most `limit`, until no process is left in any of the groups: a killed
+    /// process stays in its group, still charged, until the kernel has torn it down. After
+    /// this the accounting is final and the groups can be removed. Returns whether they
+    /// emptied in time.
+    pub fn wait_empty(&self, limit: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            let busy = self.dirs.iter().any(|d| {
+                fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+            });
+            if !busy {
+                return true;
+            }
+            if start.elapsed() >= limit {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// Kills every process in the group at once (v2 only); the PID namespace covers v1.
@@ -276,15 +364,15 @@ impl JobCgroup {
 }
 
 impl Drop for JobCgroup {
-    /// Removes the groups. They are empty by now: the job's PID namespace is gone.
+    /// Removes the groups. They are empty by now (see [`JobCgroup::wait_empty`]); a group
+    /// the kernel still holds for a moment is retried for up to a second.
     fn drop(&mut self) {
         for d in &self.dirs {
-            // A dying process can hold the group for a moment after it was reaped.
-            for _ in 0..200 {
+            for _ in 0..500 {
                 if fs::remove_dir(d).is_ok() || !d.exists() {
                     break;
                 }
-                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
         }
     }
@@ -293,6 +381,56 @@ impl Drop for JobCgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The no-internal-process rule, against the real kernel: a v2 group holding a process
+    /// cannot hand a domain controller to its children until the process moves to a leaf.
+    /// Uses whichever domain controller this host's v2 hierarchy offers (hugetlb on the
+    /// project's hybrid machines; memory/cpu/pids on v2-only hosts).
+    #[test]
+    fn delegation_moves_the_group_processes_into_a_leaf() {
+        let Some((root, ctrls)) = Hierarchies::detect().v2 else {
+            eprintln!("SKIPPED: no cgroup v2 hierarchy");
+            return;
+        };
+        let Some(ctrl) = ["memory", "pids", "cpu", "hugetlb", "io"]
+            .into_iter()
+            .find(|c| ctrls.iter().any(|x| x == c))
+        else {
+            eprintln!("SKIPPED: the v2 hierarchy offers no domain controller");
+            return;
+        };
+        let group = root.join(format!("provernet-delegation-test-{}", std::process::id()));
+        if fs::create_dir(&group).is_err() {
+            eprintln!("SKIPPED: cannot create v2 groups here (not root?)");
+            return;
+        }
+        let _ = write(&root.join("cgroup.subtree_control"), &format!("+{ctrl}"));
+        let mut sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = sleeper.id().to_string();
+        write(&group.join("cgroup.procs"), &pid).unwrap();
+        // The plain write is refused while the group holds a process.
+        let direct = write(&group.join("cgroup.subtree_control"), &format!("+{ctrl}"));
+        let refused = direct.as_ref().err().and_then(io::Error::raw_os_error);
+
+        let enabled = delegate_v2(&group, &[ctrl]);
+
+        let leaf_procs = fs::read_to_string(group.join(NODE_LEAF).join("cgroup.procs"));
+        let group_procs = fs::read_to_string(group.join("cgroup.procs"));
+        let job = group.join("job");
+        let job_ctrls =
+            fs::create_dir(&job).and_then(|()| fs::read_to_string(job.join("cgroup.controllers")));
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        let _ = fs::remove_dir(&job);
+        let _ = fs::remove_dir(group.join(NODE_LEAF));
+        let _ = fs::remove_dir(&group);
+
+        assert_eq!(refused, Some(libc::EBUSY), "{direct:?}");
+        assert_eq!(enabled, vec![ctrl.to_owned()]);
+        assert_eq!(leaf_procs.unwrap().trim(), pid);
+        assert_eq!(group_procs.unwrap().trim(), "");
+        assert!(job_ctrls.unwrap().split_whitespace().any(|c| c == ctrl));
+    }
 
     #[test]
     fn own_path_parses_proc_self_cgroup() {

@@ -7,8 +7,8 @@
 //!    and cgroup namespaces; the network namespace has no interfaces at all;
 //! 3. forks the namespace's PID 1, the *init*, which builds the root filesystem from the plan,
 //!    `pivot_root`s into it, remounts it read-only, then forks the program;
-//! 4. the program's process drops to an unprivileged uid with no capabilities, sets
-//!    `no_new_privs`, applies Landlock (read-only filesystem except `/job/out`, `/tmp` and
+//! 4. the program's process drops to an unprivileged uid with no capabilities, enters a user
+//!    namespace of its own that maps only that uid, sets `no_new_privs`, applies Landlock (read-only filesystem except `/job/out`, `/tmp` and
 //!    `/dev`; no TCP) and a seccomp deny-list (mount, namespaces, ptrace, bpf, module and
 //!    clock syscalls…), and `exec`s `/job/prover`;
 //! 5. the init reaps every process until the program exits, kills whatever it left behind
@@ -77,6 +77,8 @@ pub struct ExecReport {
     pub landlock_abi: i32,
     /// Why setup failed, if it did (nothing was run).
     pub setup_error: Option<String>,
+    /// The program ran in its own user namespace (see [`enter_user_namespace`]).
+    pub user_ns: bool,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -136,15 +138,31 @@ fn init(cfg: &ExecConfig) -> ! {
     if let Err(e) = build_root(cfg) {
         fail(e);
     }
+    // The program's process says on this pipe whether it entered its user namespace; the
+    // write end closes on its `exec` (or its death), so the read below never outlives setup.
+    let (status_rx, status_tx) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => fail(format!("pipe: {e}")),
+    };
     // SAFETY: the init is single-threaded (it is a fork of the single-threaded helper).
     #[allow(unsafe_code)]
     let fork = unsafe { nix::unistd::fork() };
     let program = match fork {
         Err(e) => fail(format!("fork: {e}")),
-        Ok(ForkResult::Child) => run_program(cfg),
+        Ok(ForkResult::Child) => {
+            drop(status_rx);
+            run_program(cfg, std::fs::File::from(status_tx))
+        }
         Ok(ForkResult::Parent { child }) => child,
     };
-    let mut report = ExecReport { landlock_abi: landlock_abi(), ..Default::default() };
+    drop(status_tx);
+    let mut status = Vec::new();
+    let _ = std::fs::File::from(status_rx).take(16).read_to_end(&mut status);
+    let mut report = ExecReport {
+        landlock_abi: landlock_abi(),
+        user_ns: status.as_slice() == b"u",
+        ..Default::default()
+    };
     // Reap everything; stop at the program's own exit.
     loop {
         match waitpid(Pid::from_raw(-1), None) {
@@ -255,8 +273,35 @@ fn apply(root: &Path, m: &Mount) -> Result<(), String> {
     }
 }
 
-/// Runs in the program's process, after `fork` in the init: never returns.
-fn run_program(cfg: &ExecConfig) -> ! {
+/// Moves the calling process, already running as the unprivileged `uid`/`gid`, into a new
+/// user namespace that maps only that uid and gid to themselves.
+///
+/// The namespaces the init built (mount, PID, network…) stay owned by the host's user
+/// namespace, because building them needs real root; the program's own namespace adds what a
+/// user namespace gives on top of the uid drop: every other uid on the host (root included) is
+/// unmapped inside it and shows as the overflow id, and whatever capability the program might
+/// gain is confined to a namespace that owns no resource. Hosts that forbid unprivileged user
+/// namespaces (`user.max_user_namespaces = 0`, AppArmor's `restrict_unprivileged_userns`) make
+/// this fail; the job then runs without it, and [`crate::cgroup::Enforced::user_ns`] says so.
+fn enter_user_namespace(uid: u32, gid: u32) -> Result<(), String> {
+    // Changing uids made the process non-dumpable, which makes its /proc files root's; `exec`
+    // would make it dumpable again anyway.
+    nix::sys::prctl::set_dumpable(true).map_err(|e| format!("PR_SET_DUMPABLE: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+    // An unprivileged process may map only its own ids, and gids only once setgroups is off.
+    for (file, line) in [
+        ("/proc/self/setgroups", "deny".to_owned()),
+        ("/proc/self/uid_map", format!("{uid} {uid} 1")),
+        ("/proc/self/gid_map", format!("{gid} {gid} 1")),
+    ] {
+        std::fs::write(file, line).map_err(|e| format!("writing {file}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs in the program's process, after `fork` in the init: never returns. `status` is the
+/// pipe on which it tells the init whether it entered its user namespace.
+fn run_program(cfg: &ExecConfig, mut status: std::fs::File) -> ! {
     let die = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("provernet-sandbox: {what}: {e}");
         std::process::exit(126)
@@ -302,6 +347,10 @@ fn run_program(cfg: &ExecConfig) -> ! {
     if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
         die("setresuid", &e);
     }
+    if enter_user_namespace(cfg.uid, cfg.gid).is_ok() {
+        let _ = status.write_all(b"u");
+    }
+    drop(status);
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         die("no_new_privs", &e);
     }

@@ -4,7 +4,7 @@
 //! The program contract (BRIEF §5): the program sees its inputs read-only at `/job/in/<name>`,
 //! writes its proof files to `/job/out/` (capped), a verifier also sees `/job/proof/<name>`; it
 //! has no network, its own PID, mount, IPC and UTS namespaces, an unprivileged uid with no
-//! capabilities, Landlock and seccomp restrictions, the job's memory, CPU and process limits in
+//! capabilities in a user namespace of its own that maps only that uid, Landlock and seccomp restrictions, the job's memory, CPU and process limits in
 //! a cgroup, and a hard wall-clock limit after which its whole process tree is killed.
 //!
 //! The namespace work happens in a single-threaded helper executable
@@ -237,6 +237,13 @@ impl Sandbox {
     /// measuring what cgroups cost.
     pub fn without_cgroups(mut self) -> Sandbox {
         self.cgroups = Hierarchies::default();
+        self
+    }
+
+    /// Uses only the cgroup v2 hierarchy, ignoring v1 controllers: how a v2-only host runs,
+    /// and how the v2 path is tested on a hybrid one.
+    pub fn cgroup_v2_only(mut self) -> Sandbox {
+        self.cgroups = std::mem::take(&mut self.cgroups).v2_only();
         self
     }
 }
@@ -472,6 +479,8 @@ impl Sandbox {
         let _ = waiter.join();
         let report_text = report_reader.join().unwrap_or_default();
         let stderr_tail = stderr_reader.join().unwrap_or_default();
+        // Killed processes linger in the group until torn down; their CPU time counts.
+        cg.wait_empty(Duration::from_secs(5));
         let usage = cg.usage();
         let report: ExecReport = if timed_out {
             ExecReport::default()
@@ -507,7 +516,7 @@ impl Sandbox {
             outputs,
             unexpected_outputs: report.unexpected_outputs,
             leftover_processes_killed: report.leftovers_killed,
-            enforced: cg.enforced,
+            enforced: Enforced { user_ns: report.user_ns, ..cg.enforced },
             startup,
         })
     }

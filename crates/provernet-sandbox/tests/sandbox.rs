@@ -66,6 +66,27 @@ fn survivors(tag: &str) -> Vec<String> {
     out
 }
 
+/// Cgroup directories (any hierarchy) left behind by the job `tag`.
+fn leftover_groups(tag: &str) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, tag: &str, depth: u32, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !path.is_dir() || path.is_symlink() {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(&format!("provernet-{tag}-")) {
+                out.push(path);
+            } else if depth > 0 {
+                walk(&path, tag, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(std::path::Path::new("/sys/fs/cgroup"), tag, 4, &mut out);
+    out
+}
+
 /// After each hostile run, a normal job must still work.
 fn next_job_runs(f: &Fixture, tag: &str) {
     let o = f.run_mode("ok", &format!("{tag}-next"), limits(20_000));
@@ -83,6 +104,9 @@ fn a_well_behaved_program_gets_its_contract() {
     assert!(o.stderr_tail.contains("PROVERNET_CORES=1"), "{}", o.stderr_tail);
     assert!(o.stderr_tail.contains("RAYON_NUM_THREADS=1"), "{}", o.stderr_tail);
     assert!(o.stderr_tail.contains("uid=65534"), "{}", o.stderr_tail);
+    // Its own user namespace maps its uid alone: host root does not exist in there.
+    assert!(o.enforced.user_ns, "{:?} {}", o.enforced, o.stderr_tail);
+    assert!(o.stderr_tail.contains("uid_map=65534 65534 1\n"), "{}", o.stderr_tail);
     assert!(o.cpu.is_some() && o.peak_memory.is_some(), "cgroup accounting: {o:#?}");
     assert!(o.enforced.memory && o.enforced.cpu_quota && o.enforced.pids, "{:?}", o.enforced);
 }
@@ -101,7 +125,41 @@ fn infinite_loop_times_out_and_is_killed() {
     let cpu = o.cpu.unwrap();
     assert!(cpu <= o.wall + Duration::from_millis(300), "cpu {cpu:?} wall {:?}", o.wall);
     assert!(survivors("spinjob").is_empty(), "{:?}", survivors("spinjob"));
+    // A killed tree's groups are removed too, not left to pile up on the host.
+    assert!(leftover_groups("spinjob").is_empty(), "{:?}", leftover_groups("spinjob"));
     next_job_runs(&f, "spinjob");
+}
+
+/// The cgroup-v2 path on its own, as on a v2-only host. This host's v2 hierarchy has no
+/// memory, cpu or pids controllers (they are bound to v1), so those limits fall back to
+/// rlimits here; what v2 offers is exercised for real: joining the group, `cgroup.kill` at
+/// the deadline, CPU time from `cpu.stat`, and removal of the group.
+#[test]
+fn cgroup_v2_alone_kills_accounts_and_cleans_up() {
+    let mut f = fixture();
+    f.sandbox = std::mem::replace(
+        &mut f.sandbox,
+        Sandbox::new(Helper::Binary(PathBuf::from(HELPER)), f.dir.path().join("s2")).unwrap(),
+    )
+    .cgroup_v2_only();
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        && !std::path::Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists()
+    {
+        eprintln!("SKIPPED: this host has no cgroup v2 hierarchy");
+        return;
+    }
+    let o = f.run_mode("spin", "v2spin", limits(1500));
+    assert_eq!(o.termination, Termination::TimedOut);
+    assert!(o.enforced.cgroup_kill, "{:?}", o.enforced);
+    let cpu = o.cpu.expect("cpu.stat accounts CPU time on v2");
+    assert!(cpu >= Duration::from_millis(500), "a spinning program used {cpu:?}");
+    assert!(survivors("v2spin").is_empty(), "{:?}", survivors("v2spin"));
+    assert!(leftover_groups("v2spin").is_empty(), "{:?}", leftover_groups("v2spin"));
+    // Without a v2 pids controller here, RLIMIT_NPROC still stops a fork bomb.
+    let o = f.run_mode("fork-bomb", "v2bomb", limits(2000));
+    assert_eq!(o.termination, Termination::TimedOut);
+    assert!(survivors("v2bomb").is_empty());
+    next_job_runs(&f, "v2spin");
 }
 
 #[test]

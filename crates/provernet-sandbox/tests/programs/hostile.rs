@@ -47,6 +47,8 @@ fn main() {
                 eprintln!("{k}={}", std::env::var(k).unwrap_or_default());
             }
             eprintln!("uid={}", nix_uid());
+            let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+            eprintln!("uid_map={}", map.split_whitespace().collect::<Vec<_>>().join(" "));
         }
         "spin" => loop {
             std::hint::spin_loop();
