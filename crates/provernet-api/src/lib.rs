@@ -25,6 +25,7 @@ use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use provernet_blobs::{BlobError, BlobStore, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
+use provernet_ledger::AttemptState;
 use provernet_types::limits::TX_BYTES_MAX;
 use provernet_types::{
     AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
@@ -128,6 +129,7 @@ impl Api {
             .route("/v1/programs/{id}", get(program))
             .route("/v1/provers", get(provers))
             .route("/v1/provers/{id}", get(prover))
+            .route("/v1/provers/{id}/work", get(prover_work))
             .route("/v1/jobs", get(jobs))
             .route("/v1/jobs/{id}", get(job))
             .route("/v1/jobs/{id}/events", get(job_events))
@@ -378,6 +380,51 @@ async fn prover(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         .with_state(|s| s.prover(&p).map(|pr| views::prover(&p, pr)))
         .map(Json)
         .ok_or_else(|| ApiError::not_found("prover", &id))
+}
+
+/// Most tasks one `/work` answer lists.
+pub const WORK_TASKS_MAX: usize = 256;
+
+/// What the prover (or validator) `id` has to do now, derived from the state alone so that a
+/// node which restarts or reconnects learns its work again: attempts assigned to it that await
+/// its accept, attempts it is running, and proofs whose committee it sits on and has not voted
+/// for yet. Each task carries its job.
+async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let me: AccountId = parse_id("prover", &id)?;
+    let pid = ProverId::from(me);
+    Ok(Json(api.submitter.chain().with_state(|s| {
+        let mut tasks = Vec::new();
+        'jobs: for (jid, j) in s.jobs().filter(|(_, j)| !j.settled) {
+            for (i, a) in j.attempts.iter().enumerate() {
+                let kind = match a.state {
+                    AttemptState::Assigned if a.prover == pid => "accept",
+                    AttemptState::Running if a.prover == pid => "run",
+                    AttemptState::Proven => {
+                        let pos = a.committee.iter().position(|m| *m == me);
+                        match pos.and_then(|p| a.votes.get(p)) {
+                            Some(None) => "vote",
+                            _ => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                if tasks.len() == WORK_TASKS_MAX {
+                    break 'jobs;
+                }
+                tasks.push(json!({
+                    "kind": kind,
+                    "attempt": i,
+                    "deadline": a.deadline.0,
+                    "job": views::job(jid, j),
+                }));
+            }
+        }
+        json!({
+            "height": s.height().0,
+            "prover": s.prover(&pid).map(|p| views::prover(&pid, p)),
+            "tasks": tasks,
+        })
+    })))
 }
 
 #[derive(Deserialize, Debug)]

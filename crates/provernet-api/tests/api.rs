@@ -310,6 +310,7 @@ async fn the_openapi_document_is_served_and_covers_every_route() {
             "/v1/programs/{id}",
             "/v1/provers",
             "/v1/provers/{id}",
+            "/v1/provers/{id}/work",
             "/v1/quote",
             "/v1/status",
             "/v1/txs",
@@ -473,6 +474,27 @@ async fn jobs_provers_and_programs_with_data() {
     finalize_next(&chain);
     let event = next_event(&mut body).await;
     assert!(event.contains("AttemptAssigned"), "{event}");
+
+    // The assigned prover's work lists the accept; nobody else has work.
+    let (_, v) = get(&router, &format!("/v1/jobs/{job}")).await;
+    let assigned = v["attempts"][0]["prover"].as_str().expect("assigned").to_owned();
+    let (s, w) = get(&router, &format!("/v1/provers/{assigned}/work")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(w["tasks"].as_array().map(Vec::len), Some(1), "{w}");
+    assert_eq!(
+        (w["tasks"][0]["kind"].as_str(), w["tasks"][0]["attempt"].as_u64()),
+        (Some("accept"), Some(0))
+    );
+    assert_eq!(w["tasks"][0]["job"]["id"], job.as_str());
+    let (_, all) = get(&router, "/v1/provers").await;
+    for p in all["items"].as_array().expect("provers") {
+        let id = p["id"].as_str().expect("id");
+        if id != assigned {
+            let (_, w) = get(&router, &format!("/v1/provers/{id}/work")).await;
+            assert_eq!(w["tasks"].as_array().map(Vec::len), Some(0), "{w}");
+        }
+    }
+    assert_error(get(&router, "/v1/provers/xyz/work").await, StatusCode::BAD_REQUEST, "bad_id");
 }
 
 async fn next_event(body: &mut Body) -> String {

@@ -21,7 +21,9 @@ use commonware_cryptography::Digestible;
 use futures::channel::mpsc;
 use provernet_ledger::{apply_block, BlockContext, BlockOutput, Event, Genesis, Receipt, State};
 use provernet_store::{BlockRecord, Store, StoreError};
-use provernet_types::{BlockHash, BoundedVec, Height, Millis, StateRoot, TxHash, VerifiedTx};
+use provernet_types::{
+    BlockHash, BoundedVec, Height, Millis, Nonce, StateRoot, TxHash, VerifiedTx,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -451,6 +453,16 @@ impl Chain {
         let Inner { mempool, state, subscribers, receipts, receipt_order, .. } = &mut *g;
         mempool.remove(included.iter().copied());
         mempool.prune(state);
+        for r in output.receipts.iter().filter(|r| r.result.is_err()) {
+            if let Some(tx) = txs.iter().find(|t| t.hash() == r.tx) {
+                let account = tx.tx().signer;
+                let next = state.account(&account).map_or(Nonce(0), |a| a.nonce);
+                let dropped = mempool.evict_gapped(account, next);
+                if dropped > 0 {
+                    tracing::debug!(%account, dropped, "dropped transactions queued behind a failed one");
+                }
+            }
+        }
         for r in &output.receipts {
             let result = r.result.clone().map_err(|e| e.to_string());
             if receipts.insert(r.tx, (h.height, result)).is_none() {

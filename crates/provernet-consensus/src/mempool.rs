@@ -240,6 +240,26 @@ impl Mempool {
         }
     }
 
+    /// Drops `account`'s pending transactions when none has its next nonce `next`: they can
+    /// never apply. This happens when a transaction of the account failed in a block (a failed
+    /// transaction does not use its nonce), leaving a hole below the ones queued after it. The
+    /// client learns it from their status (unknown again) and re-signs them. Returns how many
+    /// were dropped.
+    pub fn evict_gapped(&mut self, account: AccountId, next: Nonce) -> usize {
+        if self.by_nonce.contains_key(&(account, next)) {
+            return 0;
+        }
+        let stuck: Vec<(AccountId, Nonce)> = self
+            .by_nonce
+            .range((account, next)..=(account, Nonce(u64::MAX)))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &stuck {
+            self.remove_key(*key);
+        }
+        stuck.len()
+    }
+
     /// Drops every transaction whose nonce `state` has used (after a block is finalized): per
     /// pending account, the range below its next nonce.
     pub fn prune(&mut self, state: &State) {
@@ -254,5 +274,38 @@ impl Mempool {
         for key in stale {
             self.remove_key(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provernet_ledger::testkit::test_genesis;
+    use provernet_types::{Encode, Keypair, MicroCredits, Transaction, TxBody};
+
+    #[test]
+    fn transactions_behind_a_hole_are_evicted() {
+        let genesis = test_genesis(0, |_| {});
+        let state = provernet_ledger::genesis(&genesis).expect("genesis");
+        let alice = Keypair::insecure_from_label("alice");
+        let bob = Keypair::insecure_from_label("bob").account();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let tx = |nonce: u64| {
+            let body = TxBody::Transfer { to: bob, amount: MicroCredits(1) };
+            Transaction { signer: alice.account(), nonce: Nonce(nonce), body }
+                .sign(&alice, "test")
+                .encode()
+        };
+        let mut hashes = Vec::new();
+        for n in 0..3 {
+            hashes.push(pool.admit(&state, "test", &tx(n)).expect("admitted").0);
+        }
+        // Nonce 0 is pending: nothing is stuck.
+        assert_eq!(pool.evict_gapped(alice.account(), Nonce(0)), 0);
+        assert_eq!(pool.len(), 3);
+        // Nonce 0 was included but failed: the chain still expects 0, and 1 and 2 never can.
+        pool.remove([hashes[0]]);
+        assert_eq!(pool.evict_gapped(alice.account(), Nonce(0)), 2);
+        assert!(pool.is_empty() && !pool.contains(&hashes[1]) && !pool.contains(&hashes[2]));
     }
 }
