@@ -298,6 +298,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
         "block_hash": hex::encode(tip.digest.0),
         "state_root": tip.root.to_string(),
         "time_ms": tip.time,
+        "block_time_ms": chain.with_state(|s| s.params().block_time_ms),
         "mempool": {"txs": txs, "bytes": bytes},
     })))
 }

@@ -79,7 +79,11 @@ fn attempt(a: &Attempt) -> Value {
         "assigned_at": a.assigned_at.0,
         "deadline": a.deadline.0,
         "proof": a.proof.iter().map(named).collect::<Vec<_>>(),
-        "usage": format!("{:?}", a.usage),
+        "usage": {
+            "wall_ms": a.usage.wall.0,
+            "cpu_ms": a.usage.cpu.0,
+            "peak_memory_bytes": a.usage.peak_memory.0,
+        },
         "exit_code": a.exit_code,
         "committee": a.committee.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
         "votes": a.votes.iter().copied().collect::<Vec<_>>(),

@@ -5,8 +5,10 @@
 mod bench;
 mod bench_chain;
 mod bench_sandbox;
+mod devnet;
 mod logging;
 mod network_cmd;
+mod node_cmd;
 mod program;
 mod quote;
 
@@ -37,6 +39,10 @@ enum Command {
     Genesis(network_cmd::GenesisArgs),
     /// Run a validator.
     Validator(network_cmd::ValidatorArgs),
+    /// Run a prover node: register this machine, take assigned jobs, prove and verify.
+    Node(node_cmd::NodeArgs),
+    /// Start a local network (a validator and prover nodes) and prove a batch of real jobs.
+    Devnet(devnet::DevnetArgs),
 }
 
 fn main() {
@@ -50,6 +56,8 @@ fn main() {
         Command::Keys(cmd) => network_cmd::run_keys(cmd),
         Command::Genesis(args) => network_cmd::run_genesis(args),
         Command::Validator(args) => network_cmd::run_validator_cmd(args),
+        Command::Node(args) => node_cmd::run(args),
+        Command::Devnet(args) => devnet::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -268,7 +268,8 @@ pub struct ValidatorArgs {
     threads: usize,
 }
 
-fn relative_to(base: &Path, p: &Path) -> PathBuf {
+/// `p`, relative to `base` unless absolute.
+pub fn relative_to(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_owned()
     } else {
@@ -316,7 +317,18 @@ pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
     let (settings, api, backend) = load_validator(&args.config, args.threads)?;
     let blobs = provernet_blobs::BlobStore::open(&backend, provernet_blobs::Limits::default())
         .map_err(|e| anyhow!("blob store: {e}"))?;
+    let seed: [u8; 32] = hex::decode(&settings.key.seed)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("the validator key's seed must be 32 bytes of hex"))?;
+    let local = if api.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], api.port()))
+    } else {
+        api
+    };
     run_validator(settings, move |submitter| async move {
+        // Built-in proof systems are verified here, natively, through our own API.
+        tokio::spawn(provernet_node::run_builtin_verifier(format!("http://{local}"), seed));
         if let Err(e) = provernet_api::serve(api, submitter, Some(blobs)).await {
             tracing::error!("the API cannot listen on {api}: {e}; stopping");
             std::process::exit(1);

@@ -43,6 +43,9 @@ pub struct Status {
     pub block_hash: String,
     pub state_root: String,
     pub time_ms: u64,
+    /// The chain's target block time.
+    #[serde(default)]
+    pub block_time_ms: u64,
     pub mempool: Mempool,
 }
 

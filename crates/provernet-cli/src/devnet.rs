@@ -1,0 +1,449 @@
+//! `provernet devnet`: a whole network on this machine, proving real jobs.
+//!
+//! One validator and `--provers` prover nodes, each its own process (this binary, started
+//! with `validator` and `node`), on loopback, with state under `--data-dir`. The devnet
+//! deploys the built-in programs, submits a mixed batch of real jobs (Groth16, winterfell,
+//! Plonky3), follows them to a final state and prints a summary. Then it keeps serving the
+//! API until Ctrl-C, or exits (`--exit-when-done`; exit status 1 unless every job verified).
+
+use crate::network_cmd::{create_network, AccountKeyFile, GenesisArgs};
+use crate::Hint;
+use anyhow::{anyhow, bail, Context, Result};
+use provernet_sdk::Client;
+use provernet_types::{
+    BoundedVec, Bytes, FileName, GpuCount, JobSpec, Keypair, MechanismKind, MicroCredits,
+    MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources, Seconds, Transaction, TxBody,
+    VerifierSpec,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct DevnetArgs {
+    /// Where the devnet keeps its state and logs. Cleared at start.
+    #[arg(long, default_value = ".provernet-devnet")]
+    data_dir: PathBuf,
+    /// Prover nodes to start.
+    #[arg(long, default_value_t = 3)]
+    provers: usize,
+    /// Jobs per built-in program in the batch.
+    #[arg(long, default_value_t = 2)]
+    jobs_per_program: usize,
+    /// The validator's HTTP API port.
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// The validator's p2p port.
+    #[arg(long, default_value_t = 30300)]
+    p2p_port: u16,
+    /// Where the built-in programs' executables are (default: next to this binary).
+    #[arg(long)]
+    programs_dir: Option<PathBuf>,
+    /// Exit once the batch is final instead of serving on.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Print one JSON summary instead of progress and a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The devnet's child processes; killed when dropped.
+struct Children(Vec<(String, Child)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Children {
+    fn spawn(&mut self, name: &str, args: &[&str], log: &Path) -> Result<()> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting the {name}"))?;
+        self.0.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// Fails if a child exited.
+    fn check(&mut self, logs: &Path) -> Result<()> {
+        for (name, c) in &mut self.0 {
+            if let Ok(Some(status)) = c.try_wait() {
+                bail!("the {name} exited ({status}); see its log in {}", logs.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Program {
+    name: &'static str,
+    prover: &'static str,
+    verifier: Option<&'static str>,
+}
+
+const PROGRAMS: [Program; 3] = [
+    Program { name: "groth16-sha256", prover: "groth16-sha256-prover", verifier: None },
+    Program {
+        name: "winterfell-chain",
+        prover: "winterfell-chain-prover",
+        verifier: Some("winterfell-chain-verifier"),
+    },
+    Program {
+        name: "plonky3-keccak",
+        prover: "plonky3-keccak-prover",
+        verifier: Some("plonky3-keccak-verifier"),
+    },
+];
+
+fn say(json: bool, line: impl AsRef<str>) {
+    if !json {
+        eprintln!("{}", line.as_ref());
+    }
+}
+
+pub fn run(args: DevnetArgs) -> Result<()> {
+    let programs_dir = match &args.programs_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| anyhow!("cannot locate this executable's directory"))?,
+    };
+    for p in &PROGRAMS {
+        for exe in std::iter::once(p.prover).chain(p.verifier) {
+            if !programs_dir.join(exe).is_file() {
+                return Err(anyhow::Error::new(Hint(
+                    "build them with `cargo build --release --workspace`, or pass --programs-dir"
+                        .into(),
+                ))
+                .context(format!(
+                    "the built-in program {exe} is not in {}",
+                    programs_dir.display()
+                )));
+            }
+        }
+    }
+    if args.provers == 0 || args.provers > 16 {
+        bail!("--provers must be 1 to 16");
+    }
+    let dir = &args.data_dir;
+    if dir.exists() {
+        say(args.json, format!("clearing {}", dir.display()));
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    // Prover keys first, so genesis can fund them.
+    let mut prover_keys = Vec::new();
+    for i in 0..args.provers {
+        let key = Keypair::generate();
+        let pdir = dir.join(format!("prover-{i}"));
+        std::fs::create_dir_all(&pdir)?;
+        let file = AccountKeyFile { seed: hex::encode(key.seed()) };
+        std::fs::write(pdir.join("key.json"), serde_json::to_string_pretty(&file)?)?;
+        prover_keys.push(key);
+    }
+    let genesis = GenesisArgs {
+        out: dir.join("network"),
+        validators: 1,
+        host: "127.0.0.1".into(),
+        base_port: args.p2p_port,
+        api_port: args.api_port,
+        chain_id: "provernet-devnet".into(),
+        faucet: MicroCredits(1_000_000 * MicroCredits::PER_CREDIT),
+        fund: prover_keys.iter().map(|k| format!("{}=1000", k.account())).collect(),
+        json: false,
+        tweak: None,
+    };
+    create_network(&genesis)?;
+    let faucet =
+        Keypair::from_seed(crate::network_cmd::read_seed(&dir.join("network/faucet.json"))?);
+    let mut children = Children(Vec::new());
+    let validator_toml = dir.join("network/validator-0/validator.toml");
+    children.spawn(
+        "validator",
+        &["validator", "--config", &validator_toml.to_string_lossy()],
+        &logs.join("validator.log"),
+    )?;
+    let api = format!("http://127.0.0.1:{}", args.api_port);
+    let client = Client::new(&api)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        loop {
+            children.check(&logs)?;
+            if client.status().await.is_ok() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("the validator's API did not come up in 60 s; see {}", logs.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        say(args.json, format!("validator up, API at {api}"));
+        for i in 0..args.provers {
+            let pdir = dir.join(format!("prover-{i}"));
+            let toml = format!(
+                "api = \"{api}\"\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\ncores = \"2\"\nmemory = \"4GiB\"\ngpus = 0\n"
+            );
+            let cfg = pdir.join("node.toml");
+            std::fs::write(&cfg, toml)?;
+            children.spawn(
+                &format!("prover node {i}"),
+                &["node", "--config", &cfg.to_string_lossy()],
+                &logs.join(format!("prover-{i}.log")),
+            )?;
+        }
+        let summary = drive(&args, &client, &faucet, &programs_dir, &mut children, &logs).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print_table(&summary);
+        }
+        let all_verified = summary["all_verified"].as_bool().unwrap_or(false);
+        if args.exit_when_done {
+            if !all_verified {
+                bail!("not every job verified; logs are in {}", logs.display());
+            }
+            return Ok(());
+        }
+        say(args.json, format!("the devnet keeps running: API at {api}, logs in {}; Ctrl-C stops it", logs.display()));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => children.check(&logs)?,
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn submit(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<()> {
+    let nonce = client.next_nonce(&key.account()).await?;
+    let kind = body.kind();
+    let signed = Transaction { signer: key.account(), nonce, body }.sign(key, chain_id);
+    client.submit(&signed).await?;
+    let status = client.wait_tx(&signed.hash(), Duration::from_secs(60)).await?;
+    if status.status != "applied" {
+        bail!("{kind} failed: {}", status.error.unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn name(s: &str) -> Result<FileName> {
+    s.parse().map_err(|e| anyhow!("file name {s}: {e}"))
+}
+
+async fn drive(
+    args: &DevnetArgs,
+    client: &Client,
+    faucet: &Keypair,
+    programs_dir: &Path,
+    children: &mut Children,
+    logs: &Path,
+) -> Result<Value> {
+    let chain_id = client.status().await?.chain_id;
+    // Deploy.
+    let mut program_ids = Vec::new();
+    for p in &PROGRAMS {
+        let prover =
+            client.upload(faucet, &chain_id, std::fs::read(programs_dir.join(p.prover))?).await?;
+        let verifier = match p.verifier {
+            Some(v) => VerifierSpec::Program(
+                client.upload(faucet, &chain_id, std::fs::read(programs_dir.join(v))?).await?,
+            ),
+            None => VerifierSpec::Builtin(provernet_types::BuiltinVerifier::Groth16Bn254),
+        };
+        let manifest = ProgramManifest {
+            name: name(p.name)?,
+            prover,
+            verifier,
+            default_resources: Resources {
+                cores: MilliCores(1000),
+                memory: Bytes(1 << 30),
+                gpus: GpuCount(0),
+            },
+            default_time_limit: Seconds(60),
+            requires: BoundedVec::default(),
+        };
+        program_ids.push(manifest.id());
+        submit(client, faucet, &chain_id, TxBody::RegisterProgram { manifest }).await?;
+        say(args.json, format!("deployed {}", p.name));
+    }
+    // Wait for the provers to register.
+    let start = Instant::now();
+    loop {
+        children.check(logs)?;
+        let v: Value = client.get("/v1/provers").await?.unwrap_or(Value::Null);
+        let n = v["items"].as_array().map_or(0, Vec::len);
+        if n >= args.provers {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "only {n} of {} prover nodes registered in 60 s; see {}",
+                args.provers,
+                logs.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    say(args.json, format!("{} prover nodes registered", args.provers));
+    // Inputs. Groth16's keys come from an INSECURE fixed-seed setup (devnet only).
+    let (pk, vk) = groth16_sha256::setup_insecure(64, [7; 32]).map_err(|e| anyhow!("{e}"))?;
+    let pk = client.upload(faucet, &chain_id, pk.to_bytes()).await?;
+    let vk = client.upload(faucet, &chain_id, vk.to_bytes()).await?;
+    let mut jobs: Vec<(String, provernet_types::JobId)> = Vec::new();
+    for i in 0..args.jobs_per_program {
+        for (p, program) in PROGRAMS.iter().zip(&program_ids) {
+            let inputs: Vec<(&str, Vec<u8>)> = match p.name {
+                "groth16-sha256" => {
+                    let preimage: Vec<u8> =
+                        (0..64u8).map(|b| b.wrapping_mul(31).wrapping_add(i as u8)).collect();
+                    let digest = groth16_sha256::sha256(&preimage).to_vec();
+                    vec![("preimage", preimage), ("digest", digest)]
+                }
+                "winterfell-chain" => {
+                    vec![("statement", format!("{} {}", 3 + i, 1 << 12).into_bytes())]
+                }
+                _ => vec![("statement", format!("{} {}", 11 + i, 32).into_bytes())],
+            };
+            let mut named = Vec::new();
+            if p.name == "groth16-sha256" {
+                named.push(NamedBlob { name: name("pk")?, blob: pk });
+                named.push(NamedBlob { name: name("vk")?, blob: vk });
+            }
+            for (n, bytes) in inputs {
+                named.push(NamedBlob {
+                    name: name(n)?,
+                    blob: client.upload(faucet, &chain_id, bytes).await?,
+                });
+            }
+            let spec = JobSpec {
+                program: *program,
+                inputs: BoundedVec::try_from_vec(named).map_err(|_| anyhow!("too many inputs"))?,
+                resources: None,
+                time_limit: Seconds(60),
+                redundancy: 1,
+                prover_set: ProverSet::Any,
+                mechanism: MechanismKind::RandomWithFallback,
+                max_fee: MicroCredits(100 * MicroCredits::PER_CREDIT),
+            };
+            let nonce = client.next_nonce(&faucet.account()).await?;
+            let id = provernet_types::tx::job_id(&faucet.account(), nonce);
+            submit(client, faucet, &chain_id, TxBody::SubmitJob(spec)).await?;
+            say(args.json, format!("submitted {} job {}", p.name, short(&id.to_string())));
+            jobs.push((p.name.to_owned(), id));
+        }
+    }
+    // Follow.
+    let started = Instant::now();
+    let mut last: Vec<String> = vec![String::new(); jobs.len()];
+    let mut views: Vec<Value> = vec![Value::Null; jobs.len()];
+    loop {
+        children.check(logs)?;
+        let mut all_final = true;
+        for (i, (program, id)) in jobs.iter().enumerate() {
+            let v = client.job(&id.to_string()).await?.unwrap_or(Value::Null);
+            let status = v["status"].as_str().unwrap_or("?").to_owned();
+            if status != last[i] {
+                say(
+                    args.json,
+                    format!(
+                        "[{:>5.1}s] {} {program}: {status}",
+                        started.elapsed().as_secs_f64(),
+                        short(&id.to_string())
+                    ),
+                );
+                last[i] = status;
+            }
+            all_final &= v["final"].as_bool().unwrap_or(false);
+            views[i] = v;
+        }
+        if all_final {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("jobs were not final after 10 minutes; see {}", logs.display());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rows: Vec<Value> = jobs
+        .iter()
+        .zip(&views)
+        .map(|((program, id), v)| {
+            let attempts = v["attempts"].as_array().cloned().unwrap_or_default();
+            let winner = v["winner"].as_u64().and_then(|w| attempts.get(w as usize));
+            let status = v["status"].as_str().unwrap_or("?");
+            let fee = v["fee_per_prover_micro_credits"].as_u64().unwrap_or(0);
+            let refund = v["fallback_refund_micro_credits"].as_u64().unwrap_or(0);
+            let paid = match status {
+                "Verified" => fee.saturating_sub(refund),
+                s if s.starts_with("Failed(program") => fee,
+                _ => 0,
+            };
+            json!({
+                "job": id.to_string(),
+                "program": program,
+                "state": status,
+                "provers": attempts.iter().filter_map(|a| a["prover"].as_str().map(short)).collect::<Vec<_>>(),
+                "attempts": attempts.len(),
+                "prove_ms": winner.and_then(|a| a["usage"]["wall_ms"].as_u64()),
+                "verify": winner.and_then(|a| a["state"].as_str()),
+                "fee_micro_credits": paid,
+            })
+        })
+        .collect();
+    let all_verified = rows.iter().all(|r| r["state"] == "Verified");
+    Ok(json!({
+        "chain_id": chain_id,
+        "api": client.base(),
+        "provers": args.provers,
+        "elapsed_s": started.elapsed().as_secs_f64(),
+        "all_verified": all_verified,
+        "jobs": rows,
+    }))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(8).collect()
+}
+
+fn print_table(summary: &Value) {
+    println!(
+        "{:<9} {:<17} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+        "job", "program", "state", "prover(s)", "attempts", "prove", "verify", "fee (cr)"
+    );
+    for r in summary["jobs"].as_array().into_iter().flatten() {
+        let provers: Vec<&str> =
+            r["provers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        println!(
+            "{:<9} {:<17} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+            short(r["job"].as_str().unwrap_or("")),
+            r["program"].as_str().unwrap_or(""),
+            r["state"].as_str().unwrap_or(""),
+            provers.join(","),
+            r["attempts"],
+            r["prove_ms"].as_u64().map_or("-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
+            r["verify"].as_str().unwrap_or("-"),
+            format!("{:.6}", r["fee_micro_credits"].as_u64().unwrap_or(0) as f64 / 1e6),
+        );
+    }
+    println!(
+        "{} jobs, all verified: {}, in {:.1} s",
+        summary["jobs"].as_array().map_or(0, Vec::len),
+        summary["all_verified"],
+        summary["elapsed_s"].as_f64().unwrap_or(0.0)
+    );
+}

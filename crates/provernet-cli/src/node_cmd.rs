@@ -1,0 +1,91 @@
+//! `provernet node --config node.toml`: run a prover node.
+
+use crate::network_cmd::{read_seed, relative_to};
+use crate::Hint;
+use anyhow::{anyhow, Context, Result};
+use provernet_sandbox::Helper;
+use provernet_types::{Bytes, GpuCount, Label, MicroCredits, MilliCores};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// The node's configuration file.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// `node.toml`. Paths are relative to the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeToml {
+    /// A validator's API, e.g. `http://127.0.0.1:8080`.
+    pub api: String,
+    /// The prover's account key (`provernet keys generate`).
+    pub key: PathBuf,
+    pub data_dir: PathBuf,
+    /// Stake to register with, in credits.
+    pub stake: String,
+    /// Capacity offered; detected when left out.
+    pub cores: Option<String>,
+    pub memory: Option<String>,
+    pub gpus: Option<u16>,
+    /// Extra labels (`region=eu`); CPU levels are detected and added.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Run jobs without cgroups.
+    #[serde(default)]
+    pub no_cgroups: bool,
+    /// Testing only: corrupt every proof before uploading it.
+    #[serde(default)]
+    pub testing_corrupt_proofs: bool,
+}
+
+pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
+    let text = std::fs::read_to_string(config).map_err(|e| {
+        anyhow::Error::new(Hint("`provernet devnet` writes one per prover node; see README".into()))
+            .context(format!("cannot read {}: {e}", config.display()))
+    })?;
+    let cfg: NodeToml = toml::from_str(&text)
+        .with_context(|| format!("{} is not a node configuration", config.display()))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    let seed = read_seed(&relative_to(base, &cfg.key))?;
+    let mut capacity = provernet_node::detect_capacity();
+    if let Some(c) = &cfg.cores {
+        capacity.cores = c.parse::<MilliCores>().map_err(|e| anyhow!("cores: {e}"))?;
+    }
+    if let Some(m) = &cfg.memory {
+        capacity.memory = m.parse::<Bytes>().map_err(|e| anyhow!("memory: {e}"))?;
+    }
+    if let Some(g) = cfg.gpus {
+        capacity.gpus = GpuCount(g);
+    }
+    let mut labels: Vec<Label> =
+        provernet_sandbox::host::cpu_labels().iter().filter_map(|l| l.parse().ok()).collect();
+    for l in &cfg.labels {
+        labels.push(l.parse().map_err(|e| anyhow!("label `{l}`: {e}"))?);
+    }
+    let stake: MicroCredits = cfg.stake.parse().map_err(|e| anyhow!("stake: {e}"))?;
+    Ok(provernet_node::NodeSettings {
+        api: cfg.api,
+        seed,
+        data_dir: relative_to(base, &cfg.data_dir),
+        capacity,
+        labels,
+        stake,
+        helper: Helper::SelfExec(std::env::current_exe()?),
+        no_cgroups: cfg.no_cgroups,
+        poll: Duration::from_secs(2),
+        corrupt_proofs: cfg.testing_corrupt_proofs,
+    })
+}
+
+pub fn run(args: NodeArgs) -> Result<()> {
+    crate::logging::init();
+    let settings = load(&args.config)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(provernet_node::run(settings, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))
+}

@@ -1,0 +1,49 @@
+//! The README's main command, end to end: `provernet devnet --exit-when-done --json` starts a
+//! validator and three prover nodes as real processes, deploys the built-in programs and
+//! proves a mixed batch of real jobs (Groth16 verified natively by the validator, winterfell and
+//! Plonky3 by committees of provers). Needs root, like every sandbox test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_provernet");
+
+#[test]
+fn devnet_proves_a_mixed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    // The built-in programs are workspace binaries in the same target directory.
+    let programs = Path::new(BIN).parent().unwrap();
+    let out = Command::new(BIN)
+        .args(["devnet", "--exit-when-done", "--json", "--jobs-per-program", "3"])
+        .args(["--api-port", "18380", "--p2p-port", "18390"])
+        .arg("--data-dir")
+        .arg(dir.path().join("devnet"))
+        .arg("--programs-dir")
+        .arg(programs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "devnet failed: {stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON summary");
+    assert_eq!(summary["all_verified"], true, "{summary:#}");
+    let jobs = summary["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 9);
+    let mut programs = BTreeSet::new();
+    let mut provers = BTreeSet::new();
+    for j in jobs {
+        assert_eq!(j["state"], "Verified", "{j}");
+        assert_eq!(j["verify"], "Verified", "{j}");
+        assert!(j["fee_micro_credits"].as_u64().unwrap() > 0, "{j}");
+        assert!(j["prove_ms"].as_u64().is_some(), "{j}");
+        programs.insert(j["program"].as_str().unwrap().to_owned());
+        provers.insert(j["provers"][0].as_str().unwrap().to_owned());
+    }
+    assert_eq!(programs.len(), 3, "{programs:?}");
+    // Random assignment spreads nine jobs over more than one of the three nodes (all on one:
+    // probability 3 × 3⁻⁹).
+    assert!(provers.len() >= 2, "{provers:?}");
+}

@@ -1,0 +1,632 @@
+//! The prover node: the daemon an operator runs to sell their machine's proving time.
+//!
+//! It registers the machine (capacity detected, or as configured) with a stake, then follows
+//! the chain through a validator's API. Its work is derived from the chain's state alone
+//! (`GET /v1/provers/{id}/work`), read again after every finalized block (the block event
+//! stream wakes it; a timer covers a lost stream), so a restarted or reconnected node learns
+//! its work again rather than replaying events:
+//!
+//! - **accept**: an attempt assigned to it. If the job fits in the capacity it has free, it
+//!   accepts and starts at once (inputs fetched and hash-checked, the prover run in the sandbox
+//!   with exactly the job's cores, memory and time limit); otherwise it declines.
+//! - **run**: an attempt it accepted but is not running, after a restart. It runs it again if
+//!   the deadline leaves the whole time limit, and otherwise abandons it (the chain then falls
+//!   back to another node); a result it already posted is never posted twice.
+//! - **vote**: a proof whose verification committee it sits on. It runs the program's verifier
+//!   in the sandbox and votes.
+//!
+//! Proof files are uploaded to the validator's blob store before the result names them.
+//! Several jobs run at once when they fit; the sum never exceeds the capacity.
+
+mod builtin;
+mod journal;
+mod txq;
+mod views;
+
+pub use builtin::{run_builtin_verifier, verify_builtin};
+pub use txq::{TxOutcome, TxQueue};
+
+use anyhow::{anyhow, bail, Context, Result};
+use journal::{Journal, Step};
+use provernet_sandbox::plan::RootFs;
+use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, Termination};
+use provernet_sdk::Client;
+use provernet_types::limits::REASON_BYTES_MAX;
+use provernet_types::{
+    AttemptOutcome, BlobRef, BoundedString, BoundedVec, Bytes, GpuCount, JobId, Keypair, Label,
+    MicroCredits, MilliCores, Millis, NamedBlob, Resources, TxBody, Usage,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use views::{JobWork, ProgramWork, Work};
+
+/// Everything a node needs, resolved (the CLI reads `node.toml` into this).
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// A validator's API, e.g. `http://127.0.0.1:8080`.
+    pub api: String,
+    pub seed: [u8; 32],
+    pub data_dir: PathBuf,
+    /// What the node offers; [`detect_capacity`] by default.
+    pub capacity: Resources,
+    pub labels: Vec<Label>,
+    pub stake: MicroCredits,
+    pub helper: Helper,
+    /// Run jobs without cgroups (hosts without delegated cgroups).
+    pub no_cgroups: bool,
+    /// How often the work is read when no block event arrives.
+    pub poll: Duration,
+    /// Testing only: flip a byte of every proof before uploading it, to exercise the chain's
+    /// rejection and slashing of invalid proofs.
+    pub corrupt_proofs: bool,
+}
+
+/// The machine's capacity: every core, the memory less 1 GiB for the node itself, and the
+/// NVIDIA GPUs present.
+pub fn detect_capacity() -> Resources {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let memory = (mem_kib * 1024).saturating_sub(1 << 30);
+    Resources {
+        cores: MilliCores(cores * 1000),
+        memory: Bytes(memory),
+        gpus: GpuCount(gpu_count()),
+    }
+}
+
+fn gpu_count() -> u16 {
+    std::fs::read_dir("/dev")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_prefix("nvidia")
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count() as u16
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run(
+    settings: NodeSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let client = Client::new(&settings.api)?;
+    let status = loop {
+        match client.status().await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!("waiting for the validator API at {}: {e}", settings.api);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let key = Keypair::from_seed(settings.seed);
+    let me = key.account();
+    tracing::info!(account = %me, chain = %status.chain_id, "prover node starting");
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let mut sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
+    if settings.no_cgroups {
+        sandbox = sandbox.without_cgroups();
+    }
+    let journal = Journal::open(&settings.data_dir.join("journal.jsonl"))?;
+    let txq = TxQueue::spawn(client.clone(), key.clone(), status.chain_id.clone());
+    let node = Arc::new(Node {
+        client: client.clone(),
+        key,
+        chain_id: status.chain_id.clone(),
+        block_time_ms: status.block_time_ms.max(1),
+        txq,
+        sandbox: Arc::new(sandbox),
+        settings: settings.clone(),
+        journal: Mutex::new(journal),
+        inner: Mutex::new(Inner::default()),
+    });
+    node.ensure_registered().await?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(follow_blocks(client, wake.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        if let Err(e) = node.clone().reconcile().await {
+            tracing::warn!("reading work: {e:#}");
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(settings.poll) => {}
+        }
+    }
+    tracing::info!("prover node stopping");
+    Ok(())
+}
+
+/// Wakes the main loop on every finalized block; reconnects when the stream breaks.
+async fn follow_blocks(client: Client, wake: Arc<tokio::sync::Notify>) {
+    use futures::StreamExt;
+    loop {
+        match client.finalized_blocks().await {
+            Ok(stream) => {
+                tokio::pin!(stream);
+                while let Some(item) = stream.next().await {
+                    if item.is_err() {
+                        break;
+                    }
+                    wake.notify_one();
+                }
+                tracing::info!("block event stream ended; reconnecting");
+            }
+            Err(e) => tracing::warn!("block event stream: {e}; reconnecting"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[derive(Default, Debug)]
+struct Inner {
+    /// Resources of the attempts running now.
+    used: Resources,
+    running: BTreeSet<(JobId, u8)>,
+    voting: BTreeSet<(JobId, u8)>,
+    /// Attempts this node decided not to take (declined or abandoned): not looked at again.
+    skipped: BTreeSet<(JobId, u8)>,
+    programs: BTreeMap<String, ProgramWork>,
+}
+
+#[derive(Debug)]
+struct Node {
+    client: Client,
+    key: Keypair,
+    chain_id: String,
+    block_time_ms: u64,
+    txq: TxQueue,
+    sandbox: Arc<Sandbox>,
+    settings: NodeSettings,
+    journal: Mutex<Journal>,
+    inner: Mutex<Inner>,
+}
+
+fn add(a: Resources, b: Resources) -> Resources {
+    Resources {
+        cores: MilliCores(a.cores.0.saturating_add(b.cores.0)),
+        memory: Bytes(a.memory.0.saturating_add(b.memory.0)),
+        gpus: GpuCount(a.gpus.0.saturating_add(b.gpus.0)),
+    }
+}
+
+fn sub(a: Resources, b: Resources) -> Resources {
+    Resources {
+        cores: MilliCores(a.cores.0.saturating_sub(b.cores.0)),
+        memory: Bytes(a.memory.0.saturating_sub(b.memory.0)),
+        gpus: GpuCount(a.gpus.0.saturating_sub(b.gpus.0)),
+    }
+}
+
+impl Node {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record(&self, job: JobId, attempt: u8, step: Step) {
+        let mut j = self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = j.record(job, attempt, step) {
+            tracing::error!("writing the journal: {e:#}");
+        }
+    }
+
+    /// Registers the prover unless the chain knows it already.
+    async fn ensure_registered(&self) -> Result<()> {
+        let me = self.key.account();
+        if self.client.get::<serde_json::Value>(&format!("/v1/provers/{me}")).await?.is_some() {
+            tracing::info!(prover = %me, "already registered");
+            return Ok(());
+        }
+        let balance = self.client.account(&me).await?.map_or(0, |a| a.balance_micro_credits);
+        if balance < self.settings.stake.0 {
+            bail!(
+                "account {me} holds {} but the stake is {}\nhint: fund the account first (e.g. from the devnet faucet) or lower `stake` in node.toml",
+                MicroCredits(balance),
+                self.settings.stake
+            );
+        }
+        let labels = BoundedVec::try_from_vec(self.settings.labels.clone())
+            .map_err(|_| anyhow!("too many labels"))?;
+        let body = TxBody::RegisterProver {
+            capacity: self.settings.capacity,
+            labels,
+            stake: self.settings.stake,
+        };
+        match self.txq.send(body).await {
+            TxOutcome::Applied { height, .. } => {
+                tracing::info!(prover = %me, height, capacity = ?self.settings.capacity, "registered");
+                Ok(())
+            }
+            TxOutcome::Failed { reason } => bail!("registering the prover: {reason}"),
+        }
+    }
+
+    async fn reconcile(self: Arc<Self>) -> Result<()> {
+        let me = self.key.account();
+        let work: Work = self
+            .client
+            .get(&format!("/v1/provers/{me}/work"))
+            .await?
+            .ok_or_else(|| anyhow!("the API has no work endpoint"))?;
+        if work.prover.is_none() {
+            tracing::warn!(prover = %me, "the chain does not list this prover (removed after an exit or ejection?)");
+        }
+        for task in &work.tasks {
+            let job = match task.job.parse() {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!("skipping a task the API described badly: {e:#}");
+                    continue;
+                }
+            };
+            let key = (job.id, task.attempt);
+            match task.kind.as_str() {
+                "accept" => self.clone().on_assigned(job, task.attempt),
+                "run" => self.clone().on_running(job, task.attempt, task.deadline, work.height),
+                "vote" => {
+                    if self.lock().voting.insert(key) {
+                        let node = self.clone();
+                        let attempt = task.attempt;
+                        tokio::spawn(async move { node.vote(job, attempt).await });
+                    }
+                }
+                other => tracing::debug!("unknown task kind {other}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves the job's resources if they fit; false when they do not, or it already runs.
+    fn reserve(&self, key: (JobId, u8), need: Resources) -> bool {
+        let mut g = self.lock();
+        if g.running.contains(&key) || g.skipped.contains(&key) {
+            return false;
+        }
+        if !need.fits_in(&sub(self.settings.capacity, g.used)) {
+            return false;
+        }
+        g.used = add(g.used, need);
+        g.running.insert(key);
+        true
+    }
+
+    fn release(&self, key: (JobId, u8), need: Resources) {
+        let mut g = self.lock();
+        if g.running.remove(&key) {
+            g.used = sub(g.used, need);
+        }
+    }
+
+    fn on_assigned(self: Arc<Self>, job: JobWork, attempt: u8) {
+        let key = (job.id, attempt);
+        {
+            let g = self.lock();
+            if g.running.contains(&key) || g.skipped.contains(&key) {
+                return;
+            }
+        }
+        if !self.reserve(key, job.resources) {
+            self.lock().skipped.insert(key);
+            tracing::info!(job = %job.id, attempt, need = ?job.resources, "declining: the job does not fit in the free capacity");
+            self.txq.send_detached(TxBody::DeclineJob { job: job.id, attempt });
+            return;
+        }
+        tracing::info!(job = %job.id, attempt, "assigned: accepting and starting");
+        let node = self.clone();
+        tokio::spawn(async move {
+            // Accept and start together: the proof is not posted before the accept applied.
+            let accept = node.txq.send(TxBody::AcceptJob { job: job.id, attempt });
+            let run = node.prove(&job, attempt);
+            let (accepted, proved) = tokio::join!(accept, run);
+            node.finish(job, attempt, accepted, proved).await;
+        });
+    }
+
+    fn on_running(self: Arc<Self>, job: JobWork, attempt: u8, deadline: u64, height: u64) {
+        let key = (job.id, attempt);
+        {
+            let g = self.lock();
+            if g.running.contains(&key) || g.skipped.contains(&key) {
+                return;
+            }
+        }
+        let posted = self
+            .journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last(job.id, attempt)
+            == Some(Step::Posted);
+        if posted {
+            // Posted before a restart; the chain has not finalized it yet.
+            return;
+        }
+        let left_ms = deadline.saturating_sub(height).saturating_mul(self.block_time_ms);
+        if left_ms < job.time_limit.0.saturating_mul(1000) {
+            self.lock().skipped.insert(key);
+            self.record(job.id, attempt, Step::Abandoned);
+            tracing::warn!(job = %job.id, attempt, left_ms, "abandoning an attempt found running after a restart: too little time left to run it again");
+            return;
+        }
+        if !self.reserve(key, job.resources) {
+            return;
+        }
+        tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart: running it again");
+        let node = self.clone();
+        tokio::spawn(async move {
+            let proved = node.prove(&job, attempt).await;
+            // The chain says the accept applied.
+            let applied = TxOutcome::Applied { hash: provernet_types::TxHash([0; 32]), height: 0 };
+            node.finish(job, attempt, applied, proved).await;
+        });
+    }
+
+    /// Posts the result of a run whose accept applied, and frees its resources.
+    async fn finish(
+        &self,
+        job: JobWork,
+        attempt: u8,
+        accepted: TxOutcome,
+        proved: Option<(AttemptOutcome, Usage)>,
+    ) {
+        let key = (job.id, attempt);
+        match (accepted, proved) {
+            (TxOutcome::Failed { reason }, _) => {
+                tracing::warn!(job = %job.id, attempt, "accept failed, result dropped: {reason}");
+                self.lock().skipped.insert(key);
+            }
+            // The node could not run it (a blob it could not fetch, a sandbox error): its own
+            // fault, so it posts nothing and the deadline decides.
+            (TxOutcome::Applied { .. }, None) => {
+                self.lock().skipped.insert(key);
+            }
+            (TxOutcome::Applied { .. }, Some((outcome, usage))) => {
+                self.record(job.id, attempt, Step::Posted);
+                let kind = match &outcome {
+                    AttemptOutcome::Proof(_) => "proof",
+                    AttemptOutcome::ProgramError { .. } => "program error",
+                };
+                let body = TxBody::PostResult { job: job.id, attempt, outcome, usage };
+                match self.txq.send(body).await {
+                    TxOutcome::Applied { height, .. } => {
+                        tracing::info!(job = %job.id, attempt, height, "posted the {kind}")
+                    }
+                    TxOutcome::Failed { reason } => {
+                        tracing::warn!(job = %job.id, attempt, "posting the {kind} failed: {reason}")
+                    }
+                }
+            }
+        }
+        self.release(key, job.resources);
+    }
+
+    /// A blob as a local file, fetched from the validator and hash-checked once.
+    async fn blob_file(&self, blob: &BlobRef) -> Result<PathBuf> {
+        let dir = self.settings.data_dir.join("blobs");
+        let path = dir.join(blob.hash.to_string());
+        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() == blob.size.0) {
+            return Ok(path);
+        }
+        let bytes = self
+            .client
+            .download(&blob.hash)
+            .await?
+            .ok_or_else(|| anyhow!("the validator does not have blob {}", blob.hash))?;
+        if bytes.len() as u64 != blob.size.0 {
+            bail!(
+                "blob {} is {} bytes, not the {} the job declares",
+                blob.hash,
+                bytes.len(),
+                blob.size
+            );
+        }
+        tokio::fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(format!("{}.part", blob.hash));
+        tokio::fs::write(&tmp, &bytes).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(path)
+    }
+
+    async fn program(&self, id: &provernet_types::ProgramId) -> Result<ProgramWork> {
+        let key = id.to_string();
+        if let Some(p) = self.lock().programs.get(&key) {
+            return Ok(p.clone());
+        }
+        let json: views::ProgramJson = self
+            .client
+            .get(&format!("/v1/programs/{key}"))
+            .await?
+            .ok_or_else(|| anyhow!("unknown program {key}"))?;
+        let p = json.parse()?;
+        self.lock().programs.insert(key, p.clone());
+        Ok(p)
+    }
+
+    async fn executable(&self, blob: &BlobRef) -> Result<PathBuf> {
+        let path = self.blob_file(blob).await?;
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).await?;
+        Ok(path)
+    }
+
+    async fn run_sandboxed(&self, run: Run) -> Result<Outcome> {
+        let sandbox = self.sandbox.clone();
+        let out = tokio::task::spawn_blocking(move || sandbox.run(&run)).await??;
+        Ok(out)
+    }
+
+    fn job_dir(&self, job: JobId, attempt: u8, what: &str) -> PathBuf {
+        self.settings.data_dir.join("jobs").join(format!("{job}-{attempt}-{what}"))
+    }
+
+    /// Runs the prover; the outcome to post, or `None` when the node itself failed.
+    async fn prove(&self, job: &JobWork, attempt: u8) -> Option<(AttemptOutcome, Usage)> {
+        self.record(job.id, attempt, Step::Started);
+        match self.prove_inner(job, attempt).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(job = %job.id, attempt, "could not run the job: {e:#}");
+                None
+            }
+        }
+    }
+
+    async fn prove_inner(&self, job: &JobWork, attempt: u8) -> Result<(AttemptOutcome, Usage)> {
+        let program = self.program(&job.program).await?;
+        let exe = self.executable(&program.prover).await?;
+        let mut inputs = Vec::new();
+        for (name, blob) in &job.inputs {
+            inputs.push((name.clone(), self.blob_file(blob).await?, blob.size));
+        }
+        let out_dir = self.job_dir(job.id, attempt, "out");
+        let _ = tokio::fs::remove_dir_all(&out_dir).await;
+        let wall = Duration::from_secs(job.time_limit.0);
+        let run = Run {
+            job_id: format!("{}-{attempt}", short(job.id)),
+            program: exe,
+            args: vec![],
+            inputs,
+            proof: vec![],
+            out_dir: out_dir.clone(),
+            limits: Limits::new(job.resources.cores, job.resources.memory, wall),
+            gpus: vec![],
+            rootfs: RootFs::Host,
+        };
+        let o = self.run_sandboxed(run).await?;
+        let usage = Usage {
+            wall: Millis(o.wall.as_millis() as u64),
+            cpu: Millis(o.cpu.map_or(0, |c| c.as_millis() as u64)),
+            peak_memory: o.peak_memory.unwrap_or(Bytes(0)),
+        };
+        tracing::info!(
+            job = %job.id, attempt, program = %program.name, termination = ?o.termination,
+            wall_ms = usage.wall.0, "prover finished"
+        );
+        if !o.succeeded() {
+            let (code, why) = match o.termination {
+                Termination::Exited(c) => (c as u32, format!("exited with {c}")),
+                Termination::Signaled(s) => (128 + s as u32, format!("killed by signal {s}")),
+                Termination::TimedOut => (124, "ran past its time limit".to_owned()),
+                Termination::OutOfMemory => (137, "ran out of its memory limit".to_owned()),
+            };
+            let why =
+                if o.output_too_large { format!("{why}; its output passed the cap") } else { why };
+            let tail: String = o
+                .stderr_tail
+                .chars()
+                .rev()
+                .take(300)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let reason = truncate(&format!("{why}: {}", tail.trim()), REASON_BYTES_MAX);
+            let reason = BoundedString::try_new(&reason).map_err(|_| anyhow!("reason too long"))?;
+            let _ = tokio::fs::remove_dir_all(&out_dir).await;
+            return Ok((AttemptOutcome::ProgramError { exit_code: code, reason }, usage));
+        }
+        let mut files = Vec::new();
+        for (name, _) in &o.outputs {
+            let mut bytes = tokio::fs::read(out_dir.join(name.as_str())).await?;
+            if self.settings.corrupt_proofs {
+                if let Some(b) = bytes.last_mut() {
+                    *b ^= 0x5a;
+                }
+                tracing::warn!(job = %job.id, "testing: corrupting proof file {name}");
+            }
+            let blob = self.client.upload(&self.key, &self.chain_id, bytes).await?;
+            files.push(NamedBlob { name: name.clone(), blob });
+        }
+        let _ = tokio::fs::remove_dir_all(&out_dir).await;
+        let files = BoundedVec::try_from_vec(files).map_err(|_| anyhow!("too many proof files"))?;
+        Ok((AttemptOutcome::Proof(files), usage))
+    }
+
+    /// Verifies attempt `attempt`'s proof with the program's verifier and votes.
+    async fn vote(&self, job: JobWork, attempt: u8) {
+        let valid = match self.verify(&job, attempt).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(job = %job.id, attempt, "could not verify: {e:#}");
+                self.lock().voting.remove(&(job.id, attempt));
+                return;
+            }
+        };
+        tracing::info!(job = %job.id, attempt, valid, "voting");
+        if let TxOutcome::Failed { reason } =
+            self.txq.send(TxBody::Vote { job: job.id, attempt, valid }).await
+        {
+            tracing::warn!(job = %job.id, attempt, "vote failed: {reason}");
+        }
+    }
+
+    async fn verify(&self, job: &JobWork, attempt: u8) -> Result<bool> {
+        let program = self.program(&job.program).await?;
+        let Some(verifier) = program.verifier else {
+            bail!("program {} has a built-in verifier, which validators run", program.name);
+        };
+        let exe = self.executable(&verifier).await?;
+        let mut inputs = Vec::new();
+        for (name, blob) in &job.inputs {
+            inputs.push((name.clone(), self.blob_file(blob).await?, blob.size));
+        }
+        let mut proof = Vec::new();
+        let files =
+            job.proofs.get(usize::from(attempt)).ok_or_else(|| anyhow!("no such attempt"))?;
+        for (name, blob) in files {
+            proof.push((name.clone(), self.blob_file(blob).await?));
+        }
+        let out_dir = self.job_dir(job.id, attempt, "verify");
+        let _ = tokio::fs::remove_dir_all(&out_dir).await;
+        let run = Run {
+            job_id: format!("{}-{attempt}-v", short(job.id)),
+            program: exe,
+            args: vec![],
+            inputs,
+            proof,
+            out_dir: out_dir.clone(),
+            limits: Limits::new(MilliCores(1000), Bytes(2 << 30), Duration::from_secs(120)),
+            gpus: vec![],
+            rootfs: RootFs::Host,
+        };
+        let o = self.run_sandboxed(run).await?;
+        let _ = tokio::fs::remove_dir_all(&out_dir).await;
+        // The contract: exit 0 valid, 1 invalid; anything else means the proof could not be
+        // checked, which a committee cannot accept either.
+        match o.termination {
+            Termination::Exited(0) => Ok(true),
+            Termination::Exited(1) => Ok(false),
+            other => {
+                tracing::warn!(job = %job.id, attempt, ?other, stderr = %o.stderr_tail, "verifier failed; voting invalid");
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The first 16 hex characters of an id, for short names.
+fn short(id: JobId) -> String {
+    id.to_string().chars().take(16).collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}

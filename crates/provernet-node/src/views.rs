@@ -1,0 +1,153 @@
+//! The API's JSON, as the node reads it. Everything is parsed back into the protocol's types,
+//! so a malformed answer is an error here, not a wrong action later.
+
+use anyhow::{anyhow, Context, Result};
+use provernet_types::{
+    BlobHash, BlobRef, Bytes, FileName, GpuCount, JobId, MilliCores, ProgramId, Resources, Seconds,
+};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Work {
+    pub height: u64,
+    pub prover: Option<serde_json::Value>,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Task {
+    pub kind: String,
+    pub attempt: u8,
+    pub deadline: u64,
+    pub job: JobJson,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct JobJson {
+    pub id: String,
+    pub program: String,
+    pub inputs: Vec<NamedJson>,
+    pub resources: ResourcesJson,
+    pub time_limit_s: u64,
+    pub attempts: Vec<AttemptJson>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AttemptJson {
+    pub proof: Vec<NamedJson>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct NamedJson {
+    pub name: String,
+    pub hash: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ResourcesJson {
+    pub millicores: u32,
+    pub memory_bytes: u64,
+    pub gpus: u16,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct BlobJson {
+    pub hash: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct VerifierJson {
+    pub kind: String,
+    pub blob: Option<BlobJson>,
+    /// For built-in verifiers, e.g. `Builtin(Groth16Bn254)`.
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProgramJson {
+    pub name: String,
+    pub prover: BlobJson,
+    pub verifier: VerifierJson,
+}
+
+/// A job as the node works with it.
+#[derive(Clone, Debug)]
+pub struct JobWork {
+    pub id: JobId,
+    pub program: ProgramId,
+    pub inputs: Vec<(FileName, BlobRef)>,
+    pub resources: Resources,
+    pub time_limit: Seconds,
+    /// The proof files of each attempt.
+    pub proofs: Vec<Vec<(FileName, BlobRef)>>,
+}
+
+fn blob(hash: &str, size: u64) -> Result<BlobRef> {
+    let hash: BlobHash = hash.parse().map_err(|_| anyhow!("bad blob hash `{hash}`"))?;
+    Ok(BlobRef { hash, size: Bytes(size) })
+}
+
+fn named(list: &[NamedJson]) -> Result<Vec<(FileName, BlobRef)>> {
+    list.iter()
+        .map(|n| {
+            let name: FileName =
+                n.name.parse().map_err(|_| anyhow!("bad file name `{}`", n.name))?;
+            Ok((name, blob(&n.hash, n.size)?))
+        })
+        .collect()
+}
+
+impl JobJson {
+    pub fn parse(&self) -> Result<JobWork> {
+        let id: JobId = self.id.parse().map_err(|_| anyhow!("bad job id `{}`", self.id))?;
+        Ok(JobWork {
+            id,
+            program: self
+                .program
+                .parse()
+                .map_err(|_| anyhow!("bad program id `{}`", self.program))?,
+            inputs: named(&self.inputs).with_context(|| format!("job {id}"))?,
+            resources: Resources {
+                cores: MilliCores(self.resources.millicores),
+                memory: Bytes(self.resources.memory_bytes),
+                gpus: GpuCount(self.resources.gpus),
+            },
+            time_limit: Seconds(self.time_limit_s),
+            proofs: self
+                .attempts
+                .iter()
+                .map(|a| named(&a.proof))
+                .collect::<Result<_>>()
+                .with_context(|| format!("job {id}"))?,
+        })
+    }
+}
+
+/// A program as the node works with it.
+#[derive(Clone, Debug)]
+pub struct ProgramWork {
+    pub name: String,
+    pub prover: BlobRef,
+    /// `None` for built-in verifiers, which the validators run.
+    pub verifier: Option<BlobRef>,
+    /// The built-in verifier's name, if it has one.
+    pub builtin: Option<String>,
+}
+
+impl ProgramJson {
+    pub fn parse(&self) -> Result<ProgramWork> {
+        let verifier = match (self.verifier.kind.as_str(), &self.verifier.blob) {
+            ("program", Some(b)) => Some(blob(&b.hash, b.size)?),
+            _ => None,
+        };
+        Ok(ProgramWork {
+            name: self.name.clone(),
+            prover: blob(&self.prover.hash, self.prover.size)?,
+            verifier,
+            builtin: (self.verifier.kind == "builtin")
+                .then(|| self.verifier.name.clone().unwrap_or_default()),
+        })
+    }
+}
