@@ -288,6 +288,15 @@ impl Node {
                 other => tracing::debug!("unknown task kind {other}"),
             }
         }
+        // Forget attempts the chain no longer lists for us, so these sets stay bounded.
+        let listed: BTreeSet<(JobId, u8)> = work
+            .tasks
+            .iter()
+            .filter_map(|t| t.job.id.parse().ok().map(|id| (id, t.attempt)))
+            .collect();
+        let mut g = self.lock();
+        g.skipped.retain(|k| listed.contains(k));
+        g.voting.retain(|k| listed.contains(k));
         Ok(())
     }
 
