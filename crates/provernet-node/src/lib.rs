@@ -314,13 +314,6 @@ impl Node {
         true
     }
 
-    fn release(&self, key: (JobId, u8), need: Resources) {
-        let mut g = self.lock();
-        if g.running.remove(&key) {
-            g.used = sub(g.used, need);
-        }
-    }
-
     fn on_assigned(self: Arc<Self>, job: JobWork, attempt: u8) {
         let key = (job.id, attempt);
         {
@@ -393,6 +386,13 @@ impl Node {
         proved: Option<(AttemptOutcome, Usage)>,
     ) {
         let key = (job.id, attempt);
+        // The run is over, so its resources are free now: the chain frees them in the block
+        // that includes the result and may assign new work in that same block. The attempt
+        // stays marked as ours until its result is settled, so it is not started again.
+        {
+            let mut g = self.lock();
+            g.used = sub(g.used, job.resources);
+        }
         match (accepted, proved) {
             (TxOutcome::Failed { reason }, _) => {
                 tracing::warn!(job = %job.id, attempt, "accept failed, result dropped: {reason}");
@@ -420,7 +420,7 @@ impl Node {
                 }
             }
         }
-        self.release(key, job.resources);
+        self.lock().running.remove(&key);
     }
 
     /// A blob as a local file, fetched from the validator and hash-checked once.
