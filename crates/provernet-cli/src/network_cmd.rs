@@ -277,17 +277,25 @@ pub fn relative_to(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// Reads a TOML configuration file; a missing file's error carries `hint`.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path, what: &str, hint: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::Error::new(Hint(hint.to_owned()))
+            .context(format!("cannot read {}: {e}", path.display()))
+    })?;
+    toml::from_str(&text).with_context(|| format!("{} is not a {what}", path.display()))
+}
+
 /// Loads a validator configuration, resolving its paths relative to the file.
 pub fn load_validator(
     config: &Path,
     threads: usize,
 ) -> Result<(NodeSettings, SocketAddr, provernet_blobs::Backend)> {
-    let text = std::fs::read_to_string(config).map_err(|e| {
-        anyhow::Error::new(Hint("create one with `provernet genesis --out DIR`".into()))
-            .context(format!("cannot read {}: {e}", config.display()))
-    })?;
-    let cfg: ValidatorToml = toml::from_str(&text)
-        .with_context(|| format!("{} is not a validator configuration", config.display()))?;
+    let cfg: ValidatorToml = read_toml(
+        config,
+        "validator configuration",
+        "create one with `provernet genesis --out DIR`",
+    )?;
     let base = config.parent().unwrap_or(Path::new("."));
     let network_path = relative_to(base, &cfg.network);
     let network: NetworkFile = serde_json::from_str(

@@ -1,8 +1,7 @@
 //! `provernet node --config node.toml`: run a prover node.
 
-use crate::network_cmd::{read_seed, relative_to};
-use crate::Hint;
-use anyhow::{anyhow, Context, Result};
+use crate::network_cmd::{read_seed, read_toml, relative_to};
+use anyhow::{anyhow, Result};
 use provernet_sandbox::Helper;
 use provernet_types::{Bytes, GpuCount, Label, MicroCredits, MilliCores};
 use serde::{Deserialize, Serialize};
@@ -43,12 +42,11 @@ pub struct NodeToml {
 }
 
 pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
-    let text = std::fs::read_to_string(config).map_err(|e| {
-        anyhow::Error::new(Hint("`provernet devnet` writes one per prover node; see README".into()))
-            .context(format!("cannot read {}: {e}", config.display()))
-    })?;
-    let cfg: NodeToml = toml::from_str(&text)
-        .with_context(|| format!("{} is not a node configuration", config.display()))?;
+    let cfg: NodeToml = read_toml(
+        config,
+        "node configuration",
+        "`provernet devnet` writes one per prover node; see the README",
+    )?;
     let base = config.parent().unwrap_or(Path::new("."));
     let seed = read_seed(&relative_to(base, &cfg.key))?;
     let mut capacity = provernet_node::detect_capacity();

@@ -453,14 +453,13 @@ impl Chain {
         let Inner { mempool, state, subscribers, receipts, receipt_order, .. } = &mut *g;
         mempool.remove(included.iter().copied());
         mempool.prune(state);
-        for r in output.receipts.iter().filter(|r| r.result.is_err()) {
-            if let Some(tx) = txs.iter().find(|t| t.hash() == r.tx) {
-                let account = tx.tx().signer;
-                let next = state.account(&account).map_or(Nonce(0), |a| a.nonce);
-                let dropped = mempool.evict_gapped(account, next);
-                if dropped > 0 {
-                    tracing::debug!(%account, dropped, "dropped transactions queued behind a failed one");
-                }
+        // Receipts are in transaction order.
+        for (tx, _) in txs.iter().zip(&output.receipts).filter(|(_, r)| r.result.is_err()) {
+            let account = tx.tx().signer;
+            let next = state.account(&account).map_or(Nonce(0), |a| a.nonce);
+            let dropped = mempool.evict_gapped(account, next);
+            if dropped > 0 {
+                tracing::debug!(%account, dropped, "dropped transactions queued behind a failed one");
             }
         }
         for r in &output.receipts {

@@ -18,6 +18,14 @@ use provernet_types::{BlobRef, JobId, Keypair, TxBody};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// The job inputs a built-in verifier reads: the public statement, never a proving key.
+fn public_inputs(kind: &str) -> Result<&'static [&'static str]> {
+    if kind.contains("Groth16Bn254") {
+        return Ok(&["vk", "digest"]);
+    }
+    bail!("no native verifier for {kind}")
+}
+
 /// Verifies one proof natively. `inputs` and `proof` are the job's files by name.
 pub fn verify_builtin(
     kind: &str,
@@ -59,8 +67,14 @@ pub async fn run_builtin_verifier(api: String, seed: [u8; 32]) {
     let me = key.account();
     let txq = TxQueue::spawn(client.clone(), key, status.chain_id);
     let mut done: BTreeSet<(JobId, u8)> = BTreeSet::new();
+    // Work changes only with finalized blocks: read it after each one (and every 2 s).
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(crate::follow_blocks(client.clone(), wake.clone()));
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
         let work: Work = match client.get(&format!("/v1/provers/{me}/work")).await {
             Ok(Some(w)) => w,
             Ok(None) => continue,
@@ -90,11 +104,7 @@ pub async fn run_builtin_verifier(api: String, seed: [u8; 32]) {
             });
         }
         // Forget attempts no longer listed, so the set stays bounded.
-        let listed: BTreeSet<(JobId, u8)> = work
-            .tasks
-            .iter()
-            .filter_map(|t| t.job.parse().ok().map(|j: JobWork| (j.id, t.attempt)))
-            .collect();
+        let listed = work.keys();
         done.retain(|k| listed.contains(k));
     }
 }
@@ -119,12 +129,10 @@ async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<bool> {
     let Some(kind) = program.builtin else {
         bail!("program {} is verified by a committee", program.name)
     };
+    let wanted = public_inputs(&kind)?;
     let mut inputs = Vec::new();
-    for (name, blob) in &job.inputs {
-        // Only small public inputs are needed; a proving key is never fetched.
-        if matches!(name.as_str(), "vk" | "digest") {
-            inputs.push((name.as_str().to_owned(), fetch(client, blob).await?));
-        }
+    for (name, blob) in job.inputs.iter().filter(|(n, _)| wanted.contains(&n.as_str())) {
+        inputs.push((name.as_str().to_owned(), fetch(client, blob).await?));
     }
     let mut proof = Vec::new();
     for (name, blob) in job.proofs.get(usize::from(attempt)).into_iter().flatten() {

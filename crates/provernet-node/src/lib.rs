@@ -33,8 +33,8 @@ use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, Termination};
 use provernet_sdk::Client;
 use provernet_types::limits::REASON_BYTES_MAX;
 use provernet_types::{
-    AttemptOutcome, BlobRef, BoundedString, BoundedVec, Bytes, GpuCount, JobId, Keypair, Label,
-    MicroCredits, MilliCores, Millis, NamedBlob, Resources, TxBody, Usage,
+    AttemptOutcome, BlobRef, BoundedString, BoundedVec, Bytes, FileName, GpuCount, JobId, Keypair,
+    Label, MicroCredits, MilliCores, Millis, NamedBlob, Resources, TxBody, Usage,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -153,7 +153,7 @@ pub async fn run(
 }
 
 /// Wakes the main loop on every finalized block; reconnects when the stream breaks.
-async fn follow_blocks(client: Client, wake: Arc<tokio::sync::Notify>) {
+pub(crate) async fn follow_blocks(client: Client, wake: Arc<tokio::sync::Notify>) {
     use futures::StreamExt;
     loop {
         match client.finalized_blocks().await {
@@ -289,23 +289,22 @@ impl Node {
             }
         }
         // Forget attempts the chain no longer lists for us, so these sets stay bounded.
-        let listed: BTreeSet<(JobId, u8)> = work
-            .tasks
-            .iter()
-            .filter_map(|t| t.job.id.parse().ok().map(|id| (id, t.attempt)))
-            .collect();
+        let listed = work.keys();
         let mut g = self.lock();
         g.skipped.retain(|k| listed.contains(k));
         g.voting.retain(|k| listed.contains(k));
         Ok(())
     }
 
-    /// Reserves the job's resources if they fit; false when they do not, or it already runs.
+    /// Whether the node already took (or decided against) this attempt.
+    fn known(&self, key: (JobId, u8)) -> bool {
+        let g = self.lock();
+        g.running.contains(&key) || g.skipped.contains(&key)
+    }
+
+    /// Reserves the job's resources if they fit in what is free.
     fn reserve(&self, key: (JobId, u8), need: Resources) -> bool {
         let mut g = self.lock();
-        if g.running.contains(&key) || g.skipped.contains(&key) {
-            return false;
-        }
         if !need.fits_in(&sub(self.settings.capacity, g.used)) {
             return false;
         }
@@ -316,11 +315,8 @@ impl Node {
 
     fn on_assigned(self: Arc<Self>, job: JobWork, attempt: u8) {
         let key = (job.id, attempt);
-        {
-            let g = self.lock();
-            if g.running.contains(&key) || g.skipped.contains(&key) {
-                return;
-            }
+        if self.known(key) {
+            return;
         }
         if !self.reserve(key, job.resources) {
             self.lock().skipped.insert(key);
@@ -335,17 +331,18 @@ impl Node {
             let accept = node.txq.send(TxBody::AcceptJob { job: job.id, attempt });
             let run = node.prove(&job, attempt);
             let (accepted, proved) = tokio::join!(accept, run);
+            let accepted = match accepted {
+                TxOutcome::Applied { .. } => Ok(()),
+                TxOutcome::Failed { reason } => Err(reason),
+            };
             node.finish(job, attempt, accepted, proved).await;
         });
     }
 
     fn on_running(self: Arc<Self>, job: JobWork, attempt: u8, deadline: u64, height: u64) {
         let key = (job.id, attempt);
-        {
-            let g = self.lock();
-            if g.running.contains(&key) || g.skipped.contains(&key) {
-                return;
-            }
+        if self.known(key) {
+            return;
         }
         let posted = self
             .journal
@@ -371,18 +368,17 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let proved = node.prove(&job, attempt).await;
-            // The chain says the accept applied.
-            let applied = TxOutcome::Applied { hash: provernet_types::TxHash([0; 32]), height: 0 };
-            node.finish(job, attempt, applied, proved).await;
+            // The chain lists the attempt as running: its accept applied before the restart.
+            node.finish(job, attempt, Ok(()), proved).await;
         });
     }
 
-    /// Posts the result of a run whose accept applied, and frees its resources.
+    /// Frees a finished run's resources and posts its result if its accept applied.
     async fn finish(
         &self,
         job: JobWork,
         attempt: u8,
-        accepted: TxOutcome,
+        accepted: Result<(), String>,
         proved: Option<(AttemptOutcome, Usage)>,
     ) {
         let key = (job.id, attempt);
@@ -394,16 +390,16 @@ impl Node {
             g.used = sub(g.used, job.resources);
         }
         match (accepted, proved) {
-            (TxOutcome::Failed { reason }, _) => {
+            (Err(reason), _) => {
                 tracing::warn!(job = %job.id, attempt, "accept failed, result dropped: {reason}");
                 self.lock().skipped.insert(key);
             }
             // The node could not run it (a blob it could not fetch, a sandbox error): its own
             // fault, so it posts nothing and the deadline decides.
-            (TxOutcome::Applied { .. }, None) => {
+            (Ok(()), None) => {
                 self.lock().skipped.insert(key);
             }
-            (TxOutcome::Applied { .. }, Some((outcome, usage))) => {
+            (Ok(()), Some((outcome, usage))) => {
                 self.record(job.id, attempt, Step::Posted);
                 let kind = match &outcome {
                     AttemptOutcome::Proof(_) => "proof",
@@ -472,6 +468,15 @@ impl Node {
         Ok(path)
     }
 
+    /// The job's inputs as local files, with their declared sizes.
+    async fn input_files(&self, job: &JobWork) -> Result<Vec<(FileName, PathBuf, Bytes)>> {
+        let mut out = Vec::new();
+        for (name, blob) in &job.inputs {
+            out.push((name.clone(), self.blob_file(blob).await?, blob.size));
+        }
+        Ok(out)
+    }
+
     async fn run_sandboxed(&self, run: Run) -> Result<Outcome> {
         let sandbox = self.sandbox.clone();
         let out = tokio::task::spawn_blocking(move || sandbox.run(&run)).await??;
@@ -497,10 +502,7 @@ impl Node {
     async fn prove_inner(&self, job: &JobWork, attempt: u8) -> Result<(AttemptOutcome, Usage)> {
         let program = self.program(&job.program).await?;
         let exe = self.executable(&program.prover).await?;
-        let mut inputs = Vec::new();
-        for (name, blob) in &job.inputs {
-            inputs.push((name.clone(), self.blob_file(blob).await?, blob.size));
-        }
+        let inputs = self.input_files(job).await?;
         let out_dir = self.job_dir(job.id, attempt, "out");
         let _ = tokio::fs::remove_dir_all(&out_dir).await;
         let wall = Duration::from_secs(job.time_limit.0);
@@ -589,10 +591,7 @@ impl Node {
             bail!("program {} has a built-in verifier, which validators run", program.name);
         };
         let exe = self.executable(&verifier).await?;
-        let mut inputs = Vec::new();
-        for (name, blob) in &job.inputs {
-            inputs.push((name.clone(), self.blob_file(blob).await?, blob.size));
-        }
+        let inputs = self.input_files(job).await?;
         let mut proof = Vec::new();
         let files =
             job.proofs.get(usize::from(attempt)).ok_or_else(|| anyhow!("no such attempt"))?;

@@ -14,6 +14,13 @@ pub struct Work {
     pub tasks: Vec<Task>,
 }
 
+impl Work {
+    /// The attempts listed, as (job, attempt).
+    pub fn keys(&self) -> std::collections::BTreeSet<(JobId, u8)> {
+        self.tasks.iter().filter_map(|t| t.job.id.parse().ok().map(|id| (id, t.attempt))).collect()
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct Task {
     pub kind: String,

@@ -137,11 +137,9 @@ fn infinite_loop_times_out_and_is_killed() {
 #[test]
 fn cgroup_v2_alone_kills_accounts_and_cleans_up() {
     let mut f = fixture();
-    f.sandbox = std::mem::replace(
-        &mut f.sandbox,
-        Sandbox::new(Helper::Binary(PathBuf::from(HELPER)), f.dir.path().join("s2")).unwrap(),
-    )
-    .cgroup_v2_only();
+    f.sandbox = Sandbox::new(Helper::Binary(PathBuf::from(HELPER)), f.dir.path().join("s2"))
+        .unwrap()
+        .cgroup_v2_only();
     if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
         && !std::path::Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists()
     {
