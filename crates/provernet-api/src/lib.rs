@@ -123,6 +123,7 @@ impl Api {
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
             .route("/v1/status", get(status))
+            .route("/v1/supply", get(supply))
             .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(TX_BYTES_MAX + 1024)))
             .route("/v1/txs/{hash}", get(tx_status))
             .route("/v1/accounts/{id}", get(account))
@@ -300,6 +301,27 @@ async fn status(State(api): State<Api>) -> ApiResult {
         "time_ms": tip.time,
         "block_time_ms": chain.with_state(|s| s.params().block_time_ms),
         "mempool": {"txs": txs, "bytes": bytes},
+    })))
+}
+
+/// Where every credit is. The parts sum to the genesis supply after every block (the ledger's
+/// conservation invariant), which anyone can check from outside with this and the accounts.
+async fn supply(State(api): State<Api>) -> ApiResult {
+    Ok(Json(api.submitter.chain().with_state(|s| {
+        let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
+        let stakes: u128 = s.provers().map(|(_, p)| u128::from(p.stake.0)).sum();
+        let escrows: u128 = s.jobs().map(|(_, j)| u128::from(j.escrow.0)).sum();
+        let m = s.meta();
+        json!({
+            "height": m.height.0,
+            "supply_micro_credits": m.supply.0,
+            "balances_micro_credits": balances,
+            "stakes_micro_credits": stakes,
+            "escrows_micro_credits": escrows,
+            "treasury_micro_credits": m.treasury.0,
+            "burned_micro_credits": m.burned.0,
+            "accounts": s.accounts().count(),
+        })
     })))
 }
 

@@ -52,6 +52,7 @@ pub fn program(id: &ProgramId, p: &Program) -> Value {
         "default_resources": resources(&m.default_resources),
         "default_time_limit_s": m.default_time_limit.0,
         "requires": m.requires.iter().map(|l| l.as_str().to_owned()).collect::<Vec<_>>(),
+        "inputs": m.inputs.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>(),
     })
 }
 

@@ -313,6 +313,7 @@ async fn the_openapi_document_is_served_and_covers_every_route() {
             "/v1/provers/{id}/work",
             "/v1/quote",
             "/v1/status",
+            "/v1/supply",
             "/v1/txs",
             "/v1/txs/{hash}",
         ]

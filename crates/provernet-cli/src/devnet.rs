@@ -90,21 +90,40 @@ struct Program {
     name: &'static str,
     prover: &'static str,
     verifier: Option<&'static str>,
+    /// The inputs every job must name.
+    inputs: &'static [&'static str],
 }
 
-const PROGRAMS: [Program; 3] = [
-    Program { name: "groth16-sha256", prover: "groth16-sha256-prover", verifier: None },
+const PROGRAMS: [Program; 4] = [
+    Program {
+        name: "groth16-sha256",
+        prover: "groth16-sha256-prover",
+        verifier: None,
+        inputs: &["digest", "pk", "preimage", "vk"],
+    },
     Program {
         name: "winterfell-chain",
         prover: "winterfell-chain-prover",
         verifier: Some("winterfell-chain-verifier"),
+        inputs: &["statement"],
     },
     Program {
         name: "plonky3-keccak",
         prover: "plonky3-keccak-prover",
         verifier: Some("plonky3-keccak-verifier"),
+        inputs: &["statement"],
+    },
+    Program {
+        name: "winterfell-chain-join",
+        prover: "winterfell-chain-join",
+        verifier: Some("winterfell-chain-join-verifier"),
+        inputs: &["statement"],
     },
 ];
+
+/// The segmented workflow: this many leaf proofs of one chain, then their join.
+const SEGMENTS: usize = 4;
+const SEGMENT_ROWS: u64 = 1 << 10;
 
 fn say(json: bool, line: impl AsRef<str>) {
     if !json {
@@ -276,6 +295,10 @@ async fn drive(
             },
             default_time_limit: Seconds(60),
             requires: BoundedVec::default(),
+            inputs: BoundedVec::try_from_vec(
+                p.inputs.iter().map(|n| name(n)).collect::<Result<Vec<_>>>()?,
+            )
+            .map_err(|_| anyhow!("too many inputs"))?,
         };
         program_ids.push(manifest.id());
         submit(client, faucet, &chain_id, TxBody::RegisterProgram { manifest }).await?;
@@ -306,7 +329,9 @@ async fn drive(
     let vk = client.upload(faucet, &chain_id, vk.to_bytes()).await?;
     let mut jobs: Vec<(String, provernet_types::JobId)> = Vec::new();
     for i in 0..args.jobs_per_program {
-        for (p, program) in PROGRAMS.iter().zip(&program_ids) {
+        for (p, program) in
+            PROGRAMS.iter().zip(&program_ids).filter(|(p, _)| !p.name.ends_with("-join"))
+        {
             let inputs: Vec<(&str, Vec<u8>)> = match p.name {
                 "groth16-sha256" => {
                     let preimage: Vec<u8> =
@@ -330,54 +355,74 @@ async fn drive(
                     blob: client.upload(faucet, &chain_id, bytes).await?,
                 });
             }
-            let spec = JobSpec {
-                program: *program,
-                inputs: BoundedVec::try_from_vec(named).map_err(|_| anyhow!("too many inputs"))?,
-                resources: None,
-                time_limit: Seconds(60),
-                redundancy: 1,
-                prover_set: ProverSet::Any,
-                mechanism: MechanismKind::RandomWithFallback,
-                max_fee: MicroCredits(100 * MicroCredits::PER_CREDIT),
-            };
-            let nonce = client.next_nonce(&faucet.account()).await?;
-            let id = provernet_types::tx::job_id(&faucet.account(), nonce);
-            submit(client, faucet, &chain_id, TxBody::SubmitJob(spec)).await?;
+            let id = submit_job(client, faucet, &chain_id, *program, named).await?;
             say(args.json, format!("submitted {} job {}", p.name, short(&id.to_string())));
             jobs.push((p.name.to_owned(), id));
         }
     }
-    // Follow.
+    // The segmented workflow's leaves: one chain cut into SEGMENTS pieces, each its own job.
+    let leaf_program = program_ids[1];
+    let join_program = program_ids[3];
+    let chain_start: u128 = 5;
+    let mut at = chain_start;
+    let mut leaves = Vec::new();
+    for i in 0..SEGMENTS {
+        let statement = format!("{at} {SEGMENT_ROWS}").into_bytes();
+        let blob = client.upload(faucet, &chain_id, statement).await?;
+        let named = vec![NamedBlob { name: name("statement")?, blob }];
+        let id = submit_job(client, faucet, &chain_id, leaf_program, named).await?;
+        say(
+            args.json,
+            format!("submitted segment {}/{SEGMENTS} job {}", i + 1, short(&id.to_string())),
+        );
+        let label = format!("winterfell-chain seg {}/{SEGMENTS}", i + 1);
+        jobs.push((label, id));
+        leaves.push(id);
+        at = winterfell_chain::run_chain(at, SEGMENT_ROWS);
+    }
     let started = Instant::now();
-    let mut last: Vec<String> = vec![String::new(); jobs.len()];
-    let mut views: Vec<Value> = vec![Value::Null; jobs.len()];
-    loop {
-        children.check(logs)?;
-        let mut all_final = true;
-        for (i, (program, id)) in jobs.iter().enumerate() {
-            let v = client.job(&id.to_string()).await?.unwrap_or(Value::Null);
-            let status = v["status"].as_str().unwrap_or("?").to_owned();
-            if status != last[i] {
-                say(
-                    args.json,
-                    format!(
-                        "[{:>5.1}s] {} {program}: {status}",
-                        started.elapsed().as_secs_f64(),
-                        short(&id.to_string())
-                    ),
-                );
-                last[i] = status;
-            }
-            all_final &= v["final"].as_bool().unwrap_or(false);
-            views[i] = v;
+    let mut views = follow(args, client, children, logs, &jobs, started).await?;
+    // Join the segments once every leaf is verified: their proofs are already on the chain's
+    // blob store, so the join job names them directly.
+    let leaf_views: Vec<&Value> = jobs
+        .iter()
+        .zip(&views)
+        .filter(|((_, id), _)| leaves.contains(id))
+        .map(|(_, v)| v)
+        .collect();
+    if leaf_views.iter().all(|v| v["status"] == "Verified") {
+        let statement = format!("{chain_start} {SEGMENT_ROWS} {SEGMENTS}").into_bytes();
+        let mut named = vec![NamedBlob {
+            name: name("statement")?,
+            blob: client.upload(faucet, &chain_id, statement).await?,
+        }];
+        for (i, v) in leaf_views.iter().enumerate() {
+            let winner =
+                v["winner"].as_u64().ok_or_else(|| anyhow!("a verified leaf has no winner"))?;
+            let file = &v["attempts"][winner as usize]["proof"][0];
+            let blob = provernet_types::BlobRef {
+                hash: file["hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| anyhow!("bad proof hash"))?,
+                size: Bytes(file["size"].as_u64().unwrap_or(0)),
+            };
+            named.push(NamedBlob { name: name(&format!("seg-{i:04}"))?, blob });
         }
-        if all_final {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("jobs were not final after 10 minutes; see {}", logs.display());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let id = submit_job(client, faucet, &chain_id, join_program, named).await?;
+        say(
+            args.json,
+            format!(
+                "all {SEGMENTS} segments verified; submitted their join, job {}",
+                short(&id.to_string())
+            ),
+        );
+        let join = vec![("winterfell-chain-join".to_owned(), id)];
+        views.extend(follow(args, client, children, logs, &join, started).await?);
+        jobs.extend(join);
+    } else {
+        say(args.json, "a segment did not verify; the join is not submitted");
     }
     let rows: Vec<Value> = jobs
         .iter()
@@ -414,6 +459,70 @@ async fn drive(
         "all_verified": all_verified,
         "jobs": rows,
     }))
+}
+
+async fn submit_job(
+    client: &Client,
+    key: &Keypair,
+    chain_id: &str,
+    program: provernet_types::ProgramId,
+    inputs: Vec<NamedBlob>,
+) -> Result<provernet_types::JobId> {
+    let spec = JobSpec {
+        program,
+        inputs: BoundedVec::try_from_vec(inputs).map_err(|_| anyhow!("too many inputs"))?,
+        resources: None,
+        time_limit: Seconds(60),
+        redundancy: 1,
+        prover_set: ProverSet::Any,
+        mechanism: MechanismKind::RandomWithFallback,
+        max_fee: MicroCredits(100 * MicroCredits::PER_CREDIT),
+    };
+    let nonce = client.next_nonce(&key.account()).await?;
+    let id = provernet_types::tx::job_id(&key.account(), nonce);
+    submit(client, key, chain_id, TxBody::SubmitJob(spec)).await?;
+    Ok(id)
+}
+
+/// Follows `jobs` until every one is final, printing each change; their final views.
+async fn follow(
+    args: &DevnetArgs,
+    client: &Client,
+    children: &mut Children,
+    logs: &Path,
+    jobs: &[(String, provernet_types::JobId)],
+    started: Instant,
+) -> Result<Vec<Value>> {
+    let mut last: Vec<String> = vec![String::new(); jobs.len()];
+    let mut views: Vec<Value> = vec![Value::Null; jobs.len()];
+    loop {
+        children.check(logs)?;
+        let mut all_final = true;
+        for (i, (program, id)) in jobs.iter().enumerate() {
+            let v = client.job(&id.to_string()).await?.unwrap_or(Value::Null);
+            let status = v["status"].as_str().unwrap_or("?").to_owned();
+            if status != last[i] {
+                say(
+                    args.json,
+                    format!(
+                        "[{:>5.1}s] {} {program}: {status}",
+                        started.elapsed().as_secs_f64(),
+                        short(&id.to_string())
+                    ),
+                );
+                last[i] = status;
+            }
+            all_final &= v["final"].as_bool().unwrap_or(false);
+            views[i] = v;
+        }
+        if all_final {
+            return Ok(views);
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("jobs were not final after 10 minutes; see {}", logs.display());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 fn short(s: &str) -> String {

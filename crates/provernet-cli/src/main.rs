@@ -11,6 +11,7 @@ mod network_cmd;
 mod node_cmd;
 mod program;
 mod quote;
+mod requester;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,12 @@ enum Command {
     Validator(network_cmd::ValidatorArgs),
     /// Run a prover node: register this machine, take assigned jobs, prove and verify.
     Node(node_cmd::NodeArgs),
+    /// Submit proof jobs and follow them.
+    #[command(subcommand)]
+    Job(requester::JobCommand),
+    /// Fetch proofs and verify them locally.
+    #[command(subcommand)]
+    Proof(requester::ProofCommand),
     /// Start a local network (a validator and prover nodes) and prove a batch of real jobs.
     Devnet(devnet::DevnetArgs),
 }
@@ -58,6 +65,8 @@ fn main() {
         Command::Validator(args) => network_cmd::run_validator_cmd(args),
         Command::Node(args) => node_cmd::run(args),
         Command::Devnet(args) => devnet::run(args),
+        Command::Job(cmd) => requester::job(cmd),
+        Command::Proof(cmd) => requester::proof(cmd),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -14,6 +14,8 @@ pub enum ProgramCommand {
     Run(RunArgs),
     /// Run a verifier against a proof directory: exit 0 valid, 1 invalid, 2 verifier error.
     Verify(VerifyArgs),
+    /// Upload a prover and its verifier and register them as a program on the chain.
+    Deploy(crate::requester::DeployArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -129,6 +131,7 @@ fn describe(o: &Outcome) -> String {
 
 pub fn run(cmd: ProgramCommand) -> Result<()> {
     match cmd {
+        ProgramCommand::Deploy(a) => crate::requester::deploy(a),
         ProgramCommand::Run(a) => {
             let sb = sandbox(&a.common)?;
             let mut run = make_run(&a.common, a.prover, a.out.clone(), vec![])?;

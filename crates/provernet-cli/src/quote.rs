@@ -21,6 +21,12 @@ pub struct QuoteArgs {
     /// How many provers run the job at once (1–3); each is paid.
     #[arg(long, default_value_t = 1)]
     redundancy: u8,
+    /// The chain whose posted prices to use; without an answer from it, the genesis defaults.
+    #[arg(long, env = "PROVERNET_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Use the genesis default prices without asking a chain.
+    #[arg(long)]
+    offline: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -36,6 +42,8 @@ struct Quote {
     per_prover_micro_credits: u64,
     total_micro_credits: u64,
     total_credits: String,
+    /// `chain` (its posted prices) or `default` (the genesis defaults; no chain answered).
+    prices: String,
 }
 
 pub fn run(args: QuoteArgs) -> Result<()> {
@@ -45,8 +53,11 @@ pub fn run(args: QuoteArgs) -> Result<()> {
         return Err(anyhow::Error::new(crate::Hint("use --redundancy 1, 2 or 3".into()))
             .context(format!("redundancy {} is outside 1..=3", args.redundancy)));
     }
-    // Until the chain API exists, quotes use the default posted prices that genesis adopts.
-    let per = PriceTable::default().quote(&resources, args.time);
+    let from_chain = if args.offline { None } else { chain_quote(&args, &resources) };
+    let (per, prices) = match from_chain {
+        Some(per) => (per, "chain".to_owned()),
+        None => (PriceTable::default().quote(&resources, args.time), "default".to_owned()),
+    };
     let total = MicroCredits(per.0 * u64::from(args.redundancy));
     let q = Quote {
         cores: resources.cores.to_string(),
@@ -57,14 +68,27 @@ pub fn run(args: QuoteArgs) -> Result<()> {
         per_prover_micro_credits: per.0,
         total_micro_credits: total.0,
         total_credits: format!("{}.{:06}", total.0 / 1_000_000, total.0 % 1_000_000),
+        prices,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&q)?);
     } else {
         println!(
-            "{} cores, {}, {} GPUs for {} × {}: {}",
-            q.cores, q.memory, q.gpus, args.time, q.redundancy, total
+            "{} cores, {}, {} GPUs for {} × {}: {} ({} prices)",
+            q.cores, q.memory, q.gpus, args.time, q.redundancy, total, q.prices
         );
     }
     Ok(())
+}
+
+/// The per-prover price at the chain's posted prices, or `None` if no chain answers.
+fn chain_quote(args: &QuoteArgs, r: &Resources) -> Option<MicroCredits> {
+    let client = provernet_sdk::Client::new(&args.api).ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let path = format!(
+        "/v1/quote?cores={}m&memory={}B&gpus={}&time={}s&redundancy=1",
+        r.cores.0, r.memory.0, r.gpus.0, args.time.0
+    );
+    let v: serde_json::Value = rt.block_on(client.get(&path)).ok()??;
+    v["per_prover_micro_credits"].as_u64().map(MicroCredits)
 }

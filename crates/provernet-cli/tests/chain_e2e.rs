@@ -7,9 +7,11 @@ use provernet_sdk::Client;
 use provernet_types::{AccountId, Keypair, MicroCredits, Nonce, Transaction, TxBody, TxHash};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_provernet");
+mod support;
+
+use support::{wait_until as wait_for, BIN};
 
 struct Validator {
     config: PathBuf,
@@ -53,18 +55,6 @@ fn seed_of(path: &Path) -> [u8; 32] {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
     hex::decode(v["seed"].as_str().expect("seed")).expect("hex").try_into().expect("32 bytes")
-}
-
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn height(c: &Client) -> u64 {

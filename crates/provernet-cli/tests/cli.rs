@@ -15,16 +15,27 @@ fn provernet(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn quote_matches_the_seed_price() {
-    let (code, out, _) =
-        provernet(&["quote", "--cores", "32", "--memory", "190GB", "--gpus", "1", "--time", "5m"]);
+    let (code, out, _) = provernet(&[
+        "quote",
+        "--offline",
+        "--cores",
+        "32",
+        "--memory",
+        "190GB",
+        "--gpus",
+        "1",
+        "--time",
+        "5m",
+    ]);
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), "32 cores, 190GB, 1 GPUs for 5m × 1: 0.035000 credits");
+    assert_eq!(out.trim(), "32 cores, 190GB, 1 GPUs for 5m × 1: 0.035000 credits (default prices)");
 }
 
 #[test]
 fn quote_json() {
     let (code, out, _) = provernet(&[
         "quote",
+        "--offline",
         "--cores",
         "500m",
         "--memory",

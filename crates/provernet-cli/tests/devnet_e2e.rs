@@ -1,7 +1,8 @@
 //! The README's main command, end to end: `provernet devnet --exit-when-done --json` starts a
 //! validator and three prover nodes as real processes, deploys the built-in programs and
 //! proves a mixed batch of real jobs (Groth16 verified natively by the validator, winterfell and
-//! Plonky3 by committees of provers). Needs root, like every sandbox test.
+//! Plonky3 by committees of provers, and a segmented winterfell chain whose four leaf proofs a
+//! join job checks). Needs root, like every sandbox test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,7 +32,8 @@ fn devnet_proves_a_mixed_batch() {
     let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON summary");
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 9);
+    // Three jobs per program, four segments of one chain, and their join.
+    assert_eq!(jobs.len(), 3 * 3 + 4 + 1);
     let mut programs = BTreeSet::new();
     let mut provers = BTreeSet::new();
     for j in jobs {
@@ -42,8 +44,9 @@ fn devnet_proves_a_mixed_batch() {
         programs.insert(j["program"].as_str().unwrap().to_owned());
         provers.insert(j["provers"][0].as_str().unwrap().to_owned());
     }
-    assert_eq!(programs.len(), 3, "{programs:?}");
-    // Random assignment spreads nine jobs over more than one of the three nodes (all on one:
-    // probability 3 × 3⁻⁹).
+    assert_eq!(programs.len(), 3 + 4 + 1, "{programs:?}");
+    assert!(programs.contains("winterfell-chain-join"), "{programs:?}");
+    // Random assignment spreads fourteen jobs over more than one of the three nodes (all on one:
+    // probability 3 × 3⁻¹⁴).
     assert!(provers.len() >= 2, "{provers:?}");
 }

@@ -279,6 +279,9 @@ fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> 
     if !m.requires.windows(2).all(|w| w[0] < w[1]) {
         return Err(TxError::BadManifest("required labels must be sorted and unique"));
     }
+    if first_duplicate(m.inputs.iter()).is_some() {
+        return Err(TxError::BadManifest("declared input names must be unique"));
+    }
     let id = m.id();
     if ov.program(&id).is_some() {
         return Err(TxError::ProgramExists(id));
@@ -433,6 +436,11 @@ fn submit_job(
     }
     if let Some(dup) = first_duplicate(spec.inputs.iter().map(|i| &i.name)) {
         return Err(TxError::DuplicateName(dup.clone()));
+    }
+    if let Some(missing) =
+        program.manifest.inputs.iter().find(|n| !spec.inputs.iter().any(|i| &i.name == *n))
+    {
+        return Err(TxError::MissingInput(missing.clone()));
     }
     if spec.inputs.iter().any(|i| i.blob.size > BLOB_BYTES_MAX) {
         return Err(TxError::BadResources("an input is larger than the 64 GiB blob limit"));

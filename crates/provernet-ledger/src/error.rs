@@ -45,6 +45,8 @@ pub enum TxError {
     NoProverCanFit(Resources),
     #[error("name `{0}` appears twice")]
     DuplicateName(FileName),
+    #[error("the program declares input `{0}`, which the job does not provide")]
+    MissingInput(FileName),
     #[error("the program's manifest is invalid: {0}")]
     BadManifest(&'static str),
     #[error("job {job} is {status:?}; this needs it to be {expected}")]
@@ -99,6 +101,7 @@ impl TxError {
             TxError::FeeBelowQuote { .. } => "fee_below_quote",
             TxError::NoProverCanFit(_) => "no_prover_can_fit",
             TxError::DuplicateName(_) => "duplicate_name",
+            TxError::MissingInput(_) => "missing_input",
             TxError::BadManifest(_) => "bad_manifest",
             TxError::WrongJobState { .. } => "wrong_job_state",
             TxError::UnknownAttempt { .. } => "unknown_attempt",

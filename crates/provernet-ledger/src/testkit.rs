@@ -39,6 +39,7 @@ fn manifest(name: &str, verifier: VerifierSpec) -> ProgramManifest {
         default_resources: small(),
         default_time_limit: Seconds(60),
         requires: BoundedVec::new(),
+        inputs: BoundedVec::new(),
     }
 }
 

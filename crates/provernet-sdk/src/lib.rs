@@ -230,7 +230,29 @@ impl Client {
         chain_id: &str,
         bytes: Vec<u8>,
     ) -> Result<provernet_types::BlobRef, SdkError> {
+        self.upload_with_progress(key, chain_id, bytes, |_| {}).await
+    }
+
+    /// [`Client::upload`], calling `progress(bytes_sent)` as the body goes out. The request may
+    /// take 30 s plus one second per MiB.
+    pub async fn upload_with_progress(
+        &self,
+        key: &provernet_types::Keypair,
+        chain_id: &str,
+        bytes: Vec<u8>,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<provernet_types::BlobRef, SdkError> {
+        const CHUNK: usize = 1 << 20;
         let blob = provernet_types::tx::blob_ref(&bytes);
+        let timeout = Duration::from_secs(30 + blob.size.0 / CHUNK as u64);
+        let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        drop(bytes);
+        let mut sent = 0u64;
+        let body = futures::stream::iter(chunks.into_iter().map(move |c| {
+            sent += c.len() as u64;
+            progress(sent);
+            Ok::<_, std::io::Error>(c)
+        }));
         let mut message = blob.hash.0.to_vec();
         message.extend_from_slice(&blob.size.0.to_le_bytes());
         let sig = key.sign(b"provernet/blob-upload/v1", chain_id, &message);
@@ -241,7 +263,9 @@ impl Client {
             .header("x-provernet-account", key.account().to_string())
             .header("x-provernet-size", blob.size.0.to_string())
             .header("x-provernet-signature", hex_encode(&sig.0))
-            .body(bytes)
+            .header("content-length", blob.size.0.to_string())
+            .timeout(timeout)
+            .body(reqwest::Body::wrap_stream(body))
             .send()
             .await?;
         Self::read::<serde_json::Value>(resp).await?;

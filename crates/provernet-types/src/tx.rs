@@ -60,6 +60,8 @@ pub struct ProgramManifest {
     pub default_time_limit: Seconds,
     /// Labels a prover must carry to run this program (e.g. `cpu=x86-64-v3`).
     pub requires: BoundedVec<Label, REQUIRED_LABELS_MAX>,
+    /// Inputs every job must provide, by name (jobs may add others).
+    pub inputs: BoundedVec<FileName, JOB_INPUTS_MAX>,
 }
 codec_struct!(ProgramManifest {
     name,
@@ -67,7 +69,8 @@ codec_struct!(ProgramManifest {
     verifier,
     default_resources,
     default_time_limit,
-    requires
+    requires,
+    inputs
 });
 
 impl ProgramManifest {

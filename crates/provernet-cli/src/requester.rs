@@ -1,0 +1,851 @@
+//! The requester's commands: `program deploy`, `job submit | status | watch | list | cancel`
+//! and `proof fetch`, all against a validator's HTTP API.
+//!
+//! Everything a requester can get wrong is checked before anything is uploaded or paid for:
+//! the program exists, the job names every input the program declares, the chain's quote fits
+//! the balance and a registered prover has the capacity. What only the chain can decide (a
+//! race with another transaction) comes back as the transaction's error, with a hint.
+
+use crate::Hint;
+use anyhow::{anyhow, bail, Context, Result};
+use provernet_sdk::{Client, SdkError};
+use provernet_types::{
+    BoundedVec, BuiltinVerifier, Bytes, FileName, GpuCount, JobId, JobSpec, Keypair, Label,
+    MechanismKind, MicroCredits, MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources,
+    Seconds, Transaction, TxBody, VerifierSpec,
+};
+use serde_json::{json, Value};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the chain is and who signs.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Conn {
+    /// A validator's API root.
+    #[arg(long, env = "PROVERNET_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Your account's key file (JSON with a hex `seed`). The devnet's funded account is
+    /// `.provernet-devnet/network/faucet.json`.
+    #[arg(long, env = "PROVERNET_KEY")]
+    key: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Conn {
+    fn client(&self) -> Result<Client> {
+        Client::new(&self.api).map_err(|e| hinted(e.to_string(), "pass --api http://HOST:PORT"))
+    }
+
+    fn keypair(&self) -> Result<Keypair> {
+        let Some(path) = &self.key else {
+            return Err(hinted(
+                "this command signs a transaction and needs your key",
+                "pass --key FILE or set PROVERNET_KEY (on a devnet: \
+                 --key .provernet-devnet/network/faucet.json)",
+            ));
+        };
+        Ok(Keypair::from_seed(crate::network_cmd::read_seed(path)?))
+    }
+
+    fn say(&self, line: impl AsRef<str>) {
+        if !self.json {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+}
+
+fn hinted(msg: impl std::fmt::Display, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hint(hint.into())).context(msg.to_string())
+}
+
+/// Turns an API or transaction error into one that says what to do.
+fn explain(err: SdkError, api: &str) -> anyhow::Error {
+    match &err {
+        SdkError::Http(_) => hinted(
+            err,
+            format!("is a validator running at {api}? `provernet devnet` starts a local network"),
+        ),
+        SdkError::Api { code, message, .. } => match hint_for(code, message) {
+            Some(h) => hinted(err, h),
+            None => anyhow!(err),
+        },
+        _ => anyhow!(err),
+    }
+}
+
+fn hint_for(code: &str, message: &str) -> Option<&'static str> {
+    let text = format!("{code} {message}");
+    let table: [(&str, &str); 9] = [
+        ("unknown_program", "deploy it with `provernet program deploy`, or check the name"),
+        ("insufficient_balance", "fund the account, or ask for less (--time, --cores, --memory)"),
+        ("capacity for", "ask for fewer resources; GET /v1/provers lists what provers have"),
+        ("no_prover_can_fit", "ask for fewer resources; GET /v1/provers lists what provers have"),
+        ("below the quote", "raise --max-fee to at least the quote (`provernet quote`)"),
+        ("which the job does not provide", "pass every declared input with --input NAME=PATH"),
+        ("only the requester", "only the account that submitted a job may cancel it"),
+        ("name_taken", "another program has this name; choose another --name"),
+        ("too_many_open_jobs", "wait for some of your jobs to finish (`provernet job list`)"),
+    ];
+    table.iter().find(|(k, _)| text.contains(k)).map(|(_, h)| *h)
+}
+
+/// A one-line progress meter on stderr, drawn only on a terminal.
+#[derive(Clone)]
+struct Progress {
+    label: String,
+    total: u64,
+    done: Arc<AtomicU64>,
+    draw: bool,
+}
+
+impl Progress {
+    fn new(label: impl Into<String>, total: u64, quiet: bool) -> Progress {
+        let draw = !quiet && std::io::stderr().is_terminal();
+        Progress { label: label.into(), total, done: Arc::new(AtomicU64::new(0)), draw }
+    }
+
+    fn set(&self, done: u64) {
+        let before = self.done.swap(done, Ordering::Relaxed);
+        if !self.draw || (done < self.total && done - before.min(done) < (self.total / 50).max(1)) {
+            return;
+        }
+        let pct = (done * 100).checked_div(self.total).unwrap_or(100);
+        let width = 30usize;
+        let filled = (pct as usize * width / 100).min(width);
+        eprint!(
+            "\r{} [{}{}] {:>3}% {}/{}",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            pct,
+            Bytes(done),
+            Bytes(self.total)
+        );
+        if done >= self.total {
+            eprintln!();
+        }
+    }
+}
+
+async fn upload(
+    client: &Client,
+    key: &Keypair,
+    chain_id: &str,
+    what: &str,
+    bytes: Vec<u8>,
+    quiet: bool,
+) -> Result<provernet_types::BlobRef> {
+    let bar = Progress::new(format!("uploading {what}"), bytes.len() as u64, quiet);
+    let b = bar.clone();
+    client
+        .upload_with_progress(key, chain_id, bytes, move |n| b.set(n))
+        .await
+        .map_err(|e| explain(e, client.base()))
+        .with_context(|| format!("uploading {what}"))
+}
+
+/// Signs and submits `body`, waits until it is in a finalized block, and fails with the
+/// chain's reason if it did not apply.
+async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<u64> {
+    let api = client.base().to_owned();
+    let nonce = client.next_nonce(&key.account()).await.map_err(|e| explain(e, &api))?;
+    let kind = body.kind();
+    let signed = Transaction { signer: key.account(), nonce, body }.sign(key, chain_id);
+    client.submit(&signed).await.map_err(|e| explain(e, &api))?;
+    let status = client
+        .wait_tx(&signed.hash(), Duration::from_secs(120))
+        .await
+        .map_err(|e| explain(e, &api))?;
+    if status.status != "applied" {
+        let reason = status.error.unwrap_or_default();
+        let msg = format!("the chain refused the {kind}: {reason}");
+        return Err(match hint_for("", &reason) {
+            Some(h) => hinted(msg, h),
+            None => anyhow!(msg),
+        });
+    }
+    Ok(nonce.0)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// program deploy
+
+#[derive(clap::Args, Debug)]
+pub struct DeployArgs {
+    /// The program's unique name on the chain.
+    #[arg(long)]
+    name: FileName,
+    /// The prover executable (a static or glibc Linux binary).
+    #[arg(long)]
+    prover: PathBuf,
+    /// The verifier executable; a committee of provers runs it on every proof.
+    #[arg(long, conflicts_with = "builtin")]
+    verifier: Option<PathBuf>,
+    /// A verifier the validators run natively instead: `groth16-bn254`.
+    #[arg(long)]
+    builtin: Option<String>,
+    /// An input every job must provide (repeat).
+    #[arg(long = "input-name")]
+    input_names: Vec<FileName>,
+    /// A label provers must carry to run it, e.g. `cpu=x86-64-v3` (repeat).
+    #[arg(long = "requires")]
+    requires: Vec<Label>,
+    /// Default cores for jobs that do not say.
+    #[arg(long, default_value = "1")]
+    cores: MilliCores,
+    /// Default memory for jobs that do not say.
+    #[arg(long, default_value = "1GiB")]
+    memory: Bytes,
+    /// Default GPUs for jobs that do not say.
+    #[arg(long, default_value = "0")]
+    gpus: GpuCount,
+    /// Default time limit for jobs that do not say.
+    #[arg(long, default_value = "60s")]
+    time: Seconds,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub fn deploy(a: DeployArgs) -> Result<()> {
+    let verifier_kind =
+        match (&a.verifier, a.builtin.as_deref()) {
+            (Some(_), _) => None,
+            (None, Some("groth16-bn254")) => Some(BuiltinVerifier::Groth16Bn254),
+            (None, Some(other)) => return Err(hinted(
+                format!("there is no built-in verifier `{other}`"),
+                "the validators verify `groth16-bn254` natively; other programs pass --verifier",
+            )),
+            (None, None) => {
+                return Err(hinted(
+                    "a program needs a verifier",
+                    "pass --verifier EXE, or --builtin groth16-bn254",
+                ))
+            }
+        };
+    let read = |p: &Path| -> Result<Vec<u8>> {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        if bytes.is_empty() {
+            bail!("{} is empty", p.display());
+        }
+        Ok(bytes)
+    };
+    let prover = read(&a.prover)?;
+    let verifier = a.verifier.as_deref().map(read).transpose()?;
+    let mut requires = a.requires.clone();
+    requires.sort();
+    requires.dedup();
+    let mut inputs = a.input_names.clone();
+    inputs.sort();
+    inputs.dedup();
+    let resources = Resources { cores: a.cores, memory: a.memory, gpus: a.gpus };
+    resources.check_bounds().map_err(|e| anyhow!("default resources: {e}"))?;
+    let key = a.conn.keypair()?;
+    let client = a.conn.client()?;
+    runtime()?.block_on(async {
+        let chain_id = client.status().await.map_err(|e| explain(e, &a.conn.api))?.chain_id;
+        let quiet = a.conn.json;
+        let prover = upload(&client, &key, &chain_id, "the prover", prover, quiet).await?;
+        let verifier = match (verifier, verifier_kind) {
+            (Some(bytes), _) => VerifierSpec::Program(
+                upload(&client, &key, &chain_id, "the verifier", bytes, quiet).await?,
+            ),
+            (None, Some(kind)) => VerifierSpec::Builtin(kind),
+            (None, None) => unreachable!("checked above"),
+        };
+        let manifest = ProgramManifest {
+            name: a.name.clone(),
+            prover,
+            verifier,
+            default_resources: resources,
+            default_time_limit: a.time,
+            requires: BoundedVec::try_from_vec(requires)
+                .map_err(|_| anyhow!("too many --requires labels"))?,
+            inputs: BoundedVec::try_from_vec(inputs)
+                .map_err(|_| anyhow!("too many --input-name names"))?,
+        };
+        let id = manifest.id();
+        transact(&client, &key, &chain_id, TxBody::RegisterProgram { manifest }).await?;
+        if a.conn.json {
+            print_json(&json!({"program": id.to_string(), "name": a.name.as_str()}))
+        } else {
+            println!("deployed {} as program {id}", a.name);
+            Ok(())
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// job
+
+#[derive(clap::Subcommand, Debug)]
+pub enum JobCommand {
+    /// Submit a proof job: its inputs are uploaded, its fee escrowed.
+    Submit(SubmitArgs),
+    /// Show a job.
+    Status(JobRef),
+    /// Follow a job until it is final; exits 1 unless it verified.
+    Watch(JobRef),
+    /// List jobs (yours with --mine).
+    List(ListArgs),
+    /// Cancel a job that no prover has started; the fee comes back.
+    Cancel(JobRef),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// The program, by name or id.
+    program: String,
+    /// An input as `name=path`; the prover reads it at /job/in/<name>. Repeat for more.
+    #[arg(long = "input", value_parser = crate::program::parse_input)]
+    inputs: Vec<(FileName, PathBuf)>,
+    /// CPU cores (default: the program's).
+    #[arg(long)]
+    cores: Option<MilliCores>,
+    /// Memory (default: the program's).
+    #[arg(long)]
+    memory: Option<Bytes>,
+    /// GPUs (default: the program's).
+    #[arg(long)]
+    gpus: Option<GpuCount>,
+    /// Time limit (default: the program's).
+    #[arg(long)]
+    time: Option<Seconds>,
+    /// Provers that run the job at once (1–3), each paid.
+    #[arg(long, default_value_t = 1)]
+    redundancy: u8,
+    /// The most to pay, in credits (default: the chain's quote).
+    #[arg(long)]
+    max_fee: Option<MicroCredits>,
+    /// Wait until the job is final, showing its progress; exits 1 unless it verified.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct JobRef {
+    /// The job id.
+    job: JobId,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only the jobs of the account in --key.
+    #[arg(long)]
+    mine: bool,
+    /// Only jobs in this state (`Verified`, `Failed`, `Running`, ...).
+    #[arg(long)]
+    state: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub fn job(cmd: JobCommand) -> Result<()> {
+    let rt = runtime()?;
+    match cmd {
+        JobCommand::Submit(a) => rt.block_on(submit(a)),
+        JobCommand::Status(a) => rt.block_on(async {
+            let client = a.conn.client()?;
+            let v = get_job(&client, &a.job).await?;
+            if a.conn.json {
+                return print_json(&v);
+            }
+            print_job(&v);
+            Ok(())
+        }),
+        JobCommand::Watch(a) => rt.block_on(async {
+            let client = a.conn.client()?;
+            let v = watch(&client, &a.job, &a.conn).await?;
+            finish_watch(&v, &a.conn)
+        }),
+        JobCommand::List(a) => rt.block_on(list(a)),
+        JobCommand::Cancel(a) => rt.block_on(async {
+            let key = a.conn.keypair()?;
+            let client = a.conn.client()?;
+            let chain_id = client.status().await.map_err(|e| explain(e, &a.conn.api))?.chain_id;
+            transact(&client, &key, &chain_id, TxBody::CancelJob { job: a.job }).await?;
+            let v = get_job(&client, &a.job).await?;
+            if a.conn.json {
+                return print_json(&v);
+            }
+            println!("job {} is {}", a.job, v["status"].as_str().unwrap_or("?"));
+            Ok(())
+        }),
+    }
+}
+
+async fn get_job(client: &Client, id: &JobId) -> Result<Value> {
+    client.job(&id.to_string()).await.map_err(|e| explain(e, client.base()))?.ok_or_else(|| {
+        hinted(format!("there is no job {id}"), "`provernet job list --mine` lists your jobs")
+    })
+}
+
+async fn submit(a: SubmitArgs) -> Result<()> {
+    let key = a.conn.keypair()?;
+    let client = a.conn.client()?;
+    let api = a.conn.api.clone();
+    let chain_id = client.status().await.map_err(|e| explain(e, &api))?.chain_id;
+    let program: Value = client
+        .get(&format!("/v1/programs/{}", a.program))
+        .await
+        .map_err(|e| explain(e, &api))?
+        .ok_or_else(|| {
+            hinted(
+                format!("there is no program `{}` on this chain", a.program),
+                "deploy it with `provernet program deploy`, or check the name",
+            )
+        })?;
+    let program_id: provernet_types::ProgramId = program["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| anyhow!("the API returned a program without an id"))?;
+    // Every declared input must be there before anything is uploaded.
+    for declared in program["inputs"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if !a.inputs.iter().any(|(n, _)| n.as_str() == declared) {
+            return Err(hinted(
+                format!("program {} declares the input `{declared}`, which is missing", a.program),
+                format!("pass it with --input {declared}=PATH"),
+            ));
+        }
+    }
+    for (name, path) in &a.inputs {
+        if !path.is_file() {
+            bail!("input `{name}`: {} is not a readable file", path.display());
+        }
+    }
+    let defaults = &program["default_resources"];
+    let cores = match a.cores {
+        Some(c) => c,
+        None => MilliCores(defaults["millicores"].as_u64().unwrap_or(1000) as u32),
+    };
+    let memory = a.memory.unwrap_or(Bytes(defaults["memory_bytes"].as_u64().unwrap_or(1 << 30)));
+    let gpus = a.gpus.unwrap_or(GpuCount(defaults["gpus"].as_u64().unwrap_or(0) as u16));
+    let time = a.time.unwrap_or(Seconds(program["default_time_limit_s"].as_u64().unwrap_or(60)));
+    let custom = a.cores.is_some() || a.memory.is_some() || a.gpus.is_some();
+    let resources = Resources { cores, memory, gpus };
+    resources.check_bounds().map_err(|e| anyhow!("resources: {e}"))?;
+    // The chain's price, and whether the account can pay it.
+    let quote: Value = client
+        .get(&format!(
+            "/v1/quote?cores={}m&memory={}B&gpus={}&time={}s&redundancy={}",
+            resources.cores.0, resources.memory.0, resources.gpus.0, time.0, a.redundancy
+        ))
+        .await
+        .map_err(|e| explain(e, &api))?
+        .ok_or_else(|| anyhow!("the API has no /v1/quote"))?;
+    let total = MicroCredits(quote["total_micro_credits"].as_u64().unwrap_or(0));
+    let max_fee = a.max_fee.unwrap_or(total);
+    if max_fee < total {
+        return Err(hinted(
+            format!("--max-fee {max_fee} is below the chain's quote {total}"),
+            "raise --max-fee, or ask for less (--time, --cores, --memory)",
+        ));
+    }
+    let balance = client
+        .account(&key.account())
+        .await
+        .map_err(|e| explain(e, &api))?
+        .map_or(0, |acc| acc.balance_micro_credits);
+    if balance < total.0 {
+        return Err(hinted(
+            format!(
+                "insufficient credits: the job costs {total} and account {} has {}",
+                key.account(),
+                MicroCredits(balance)
+            ),
+            "fund the account, or ask for less (--time, --cores, --memory)",
+        ));
+    }
+    // Some registered prover must be able to run it, or the chain refuses the job.
+    if !some_prover_fits(&client, &resources).await? {
+        return Err(hinted(
+            format!(
+                "no registered prover has {} cores, {}, {} GPUs",
+                resources.cores, resources.memory, resources.gpus.0
+            ),
+            "ask for fewer resources; GET /v1/provers lists what provers have",
+        ));
+    }
+    let mut named = Vec::new();
+    for (name, path) in &a.inputs {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let blob =
+            upload(&client, &key, &chain_id, &format!("input {name}"), bytes, a.conn.json).await?;
+        named.push(NamedBlob { name: name.clone(), blob });
+    }
+    let spec = JobSpec {
+        program: program_id,
+        inputs: BoundedVec::try_from_vec(named)
+            .map_err(|_| anyhow!("at most {} inputs", provernet_types::limits::JOB_INPUTS_MAX))?,
+        resources: custom.then_some(resources),
+        time_limit: time,
+        redundancy: a.redundancy,
+        prover_set: ProverSet::Any,
+        mechanism: MechanismKind::RandomWithFallback,
+        max_fee,
+    };
+    let nonce = transact(&client, &key, &chain_id, TxBody::SubmitJob(spec)).await?;
+    let id = provernet_types::tx::job_id(&key.account(), provernet_types::Nonce(nonce));
+    a.conn.say(format!("submitted job {id} ({} for up to {total})", a.program));
+    if a.wait {
+        let v = watch(&client, &id, &a.conn).await?;
+        return finish_watch(&v, &a.conn);
+    }
+    if a.conn.json {
+        print_json(&json!({"job": id.to_string(), "quote_micro_credits": total.0}))
+    } else {
+        println!("{id}");
+        Ok(())
+    }
+}
+
+/// Whether a registered prover's capacity holds `r` (pages through `/v1/provers`, at most
+/// 100 pages).
+async fn some_prover_fits(client: &Client, r: &Resources) -> Result<bool> {
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/provers?limit=100&cursor={c}"),
+            None => "/v1/provers?limit=100".to_owned(),
+        };
+        let page: Value =
+            client.get(&path).await.map_err(|e| explain(e, client.base()))?.unwrap_or_default();
+        let fits = page["items"].as_array().into_iter().flatten().any(|p| {
+            let c = &p["capacity"];
+            c["millicores"].as_u64().unwrap_or(0) >= u64::from(r.cores.0)
+                && c["memory_bytes"].as_u64().unwrap_or(0) >= r.memory.0
+                && c["gpus"].as_u64().unwrap_or(0) >= u64::from(r.gpus.0)
+        });
+        if fits {
+            return Ok(true);
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+/// Follows a job until it is final, printing each change; returns the final view.
+async fn watch(client: &Client, id: &JobId, conn: &Conn) -> Result<Value> {
+    let started = Instant::now();
+    let mut last = String::new();
+    let mut failures = 0u32;
+    loop {
+        let v = match client.job(&id.to_string()).await {
+            Ok(Some(v)) => {
+                failures = 0;
+                v
+            }
+            Ok(None) => return Err(hinted(format!("there is no job {id}"), "check the id")),
+            // A validator restart or a slow answer: keep following for a while.
+            Err(e) if failures < 30 => {
+                failures += 1;
+                tracing::debug!("reading the job failed: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(explain(e, client.base())),
+        };
+        let line = describe_progress(&v);
+        if line != last {
+            conn.say(format!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64()));
+            last = line;
+        }
+        if v["final"].as_bool().unwrap_or(false) {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn describe_progress(v: &Value) -> String {
+    let status = v["status"].as_str().unwrap_or("?");
+    let attempts = v["attempts"].as_array().cloned().unwrap_or_default();
+    let parts: Vec<String> = attempts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                "#{i} {} {}",
+                a["prover"].as_str().unwrap_or("?").chars().take(8).collect::<String>(),
+                a["state"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        status.to_owned()
+    } else {
+        format!("{status}: {}", parts.join(", "))
+    }
+}
+
+fn finish_watch(v: &Value, conn: &Conn) -> Result<()> {
+    if conn.json {
+        print_json(v)?;
+    } else {
+        print_job(v);
+    }
+    let status = v["status"].as_str().unwrap_or("?");
+    if status != "Verified" {
+        bail!("job {} ended {status}", v["id"].as_str().unwrap_or("?"));
+    }
+    Ok(())
+}
+
+fn print_job(v: &Value) {
+    let credits = |k: &str| MicroCredits(v[k].as_u64().unwrap_or(0));
+    println!("job       {}", v["id"].as_str().unwrap_or("?"));
+    println!("status    {}", v["status"].as_str().unwrap_or("?"));
+    println!("program   {}", v["program"].as_str().unwrap_or("?"));
+    let r = &v["resources"];
+    println!(
+        "resources {} cores, {}, {} GPUs, {} s",
+        r["cores"].as_str().unwrap_or("?"),
+        r["memory"].as_str().unwrap_or("?"),
+        r["gpus"],
+        v["time_limit_s"]
+    );
+    println!(
+        "fee       {} per prover, escrow {}",
+        credits("fee_per_prover_micro_credits"),
+        credits("escrow_micro_credits")
+    );
+    let refund = credits("fallback_refund_micro_credits");
+    if refund.0 > 0 {
+        println!("refund    {refund} (fallback)");
+    }
+    for (i, a) in v["attempts"].as_array().into_iter().flatten().enumerate() {
+        let winner = v["winner"].as_u64() == Some(i as u64);
+        println!(
+            "attempt {i}{} prover {} {} wall {} ms{}",
+            if winner { "*" } else { " " },
+            a["prover"].as_str().unwrap_or("?"),
+            a["state"].as_str().unwrap_or("?"),
+            a["usage"]["wall_ms"],
+            a["exit_code"].as_u64().map_or(String::new(), |c| format!(", exit {c}"))
+        );
+    }
+}
+
+async fn list(a: ListArgs) -> Result<()> {
+    let client = a.conn.client()?;
+    let mut path = format!("/v1/jobs?limit={}", a.limit.clamp(1, 500));
+    if a.mine {
+        path.push_str(&format!("&requester={}", a.conn.keypair()?.account()));
+    }
+    if let Some(s) = &a.state {
+        path.push_str(&format!("&state={}", urlencode(s)));
+    }
+    let v: Value =
+        client.get(&path).await.map_err(|e| explain(e, &a.conn.api))?.unwrap_or_default();
+    if a.conn.json {
+        return print_json(&v);
+    }
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    println!("{:<66} {:<18} {:>8}", "job", "status", "attempts");
+    for j in &items {
+        println!(
+            "{:<66} {:<18} {:>8}",
+            j["id"].as_str().unwrap_or("?"),
+            j["status"].as_str().unwrap_or("?"),
+            j["attempts"].as_array().map_or(0, Vec::len)
+        );
+    }
+    println!("{} jobs", items.len());
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// proof fetch
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ProofCommand {
+    /// Download a verified job's proof (and its inputs) and verify it here, independently.
+    Fetch(FetchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FetchArgs {
+    /// The job id.
+    job: JobId,
+    /// Directory for the proof files (`proof/`) and the job's inputs (`in/`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only download; do not verify.
+    #[arg(long)]
+    no_verify: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub fn proof(cmd: ProofCommand) -> Result<()> {
+    let ProofCommand::Fetch(a) = cmd;
+    let client = a.conn.client()?;
+    let rt = runtime()?;
+    let (v, program) = rt.block_on(async {
+        let v = get_job(&client, &a.job).await?;
+        let program: Value = client
+            .get(&format!("/v1/programs/{}", v["program"].as_str().unwrap_or("")))
+            .await
+            .map_err(|e| explain(e, &a.conn.api))?
+            .ok_or_else(|| anyhow!("the job's program is not on the chain"))?;
+        Ok::<_, anyhow::Error>((v, program))
+    })?;
+    let status = v["status"].as_str().unwrap_or("?");
+    let Some(winner) = v["winner"].as_u64() else {
+        return Err(hinted(
+            format!("job {} has no accepted proof (it is {status})", a.job),
+            "wait for it with `provernet job watch`",
+        ));
+    };
+    let attempt = &v["attempts"][winner as usize];
+    let proof_dir = a.out.join("proof");
+    let in_dir = a.out.join("in");
+    std::fs::create_dir_all(&proof_dir)
+        .with_context(|| format!("creating {}", proof_dir.display()))?;
+    std::fs::create_dir_all(&in_dir)?;
+    let mut proof = Vec::new();
+    let mut inputs = Vec::new();
+    rt.block_on(async {
+        for (list, dir, acc) in
+            [(&attempt["proof"], &proof_dir, &mut proof), (&v["inputs"], &in_dir, &mut inputs)]
+        {
+            for f in list.as_array().into_iter().flatten() {
+                let name: FileName = f["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| anyhow!("the API returned a bad file name: {e}"))?;
+                let bytes = download(&client, f).await?;
+                let path = dir.join(name.as_str());
+                std::fs::write(&path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                acc.push((name, path, bytes));
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let verdict = if a.no_verify {
+        "not checked".to_owned()
+    } else {
+        let valid = match program["verifier"]["kind"].as_str() {
+            Some("builtin") => {
+                let kind = program["verifier"]["name"].as_str().unwrap_or_default();
+                let files = |l: &[(FileName, PathBuf, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+                    l.iter().map(|(n, _, b)| (n.as_str().to_owned(), b.clone())).collect()
+                };
+                provernet_node::verify_builtin(kind, &files(&inputs), &files(&proof))?
+            }
+            _ => {
+                let exe = rt.block_on(download(&client, &program["verifier"]["blob"]))?;
+                let exe_path = a.out.join("verifier");
+                std::fs::write(&exe_path, exe)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&exe_path, std::fs::Permissions::from_mode(0o755))?;
+                run_verifier(&exe_path, &inputs, &proof)?
+            }
+        };
+        if !valid {
+            bail!("the proof of job {} does NOT verify here", a.job);
+        }
+        "valid".to_owned()
+    };
+    if a.conn.json {
+        print_json(&json!({
+            "job": a.job.to_string(),
+            "status": status,
+            "proof": proof.iter().map(|(n, p, b)| json!({"name": n.as_str(), "path": p, "size": b.len()})).collect::<Vec<_>>(),
+            "verified_locally": !a.no_verify,
+            "verdict": verdict,
+        }))
+    } else {
+        for (n, p, b) in &proof {
+            println!("{n} ({}) → {}", Bytes(b.len() as u64), p.display());
+        }
+        println!("proof of job {}: {verdict}", a.job);
+        Ok(())
+    }
+}
+
+async fn download(client: &Client, f: &Value) -> Result<Vec<u8>> {
+    let hash: provernet_types::BlobHash = f["hash"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| anyhow!("the API returned a bad blob hash"))?;
+    let bytes = client
+        .download(&hash)
+        .await
+        .map_err(|e| explain(e, client.base()))?
+        .ok_or_else(|| anyhow!("the validator no longer has blob {hash}"))?;
+    if Some(bytes.len() as u64) != f["size"].as_u64() {
+        bail!("blob {hash} has the wrong size");
+    }
+    Ok(bytes)
+}
+
+/// Runs a verifier program under the sandbox: exit 0 valid, 1 invalid, else an error.
+fn run_verifier(
+    exe: &Path,
+    inputs: &[(FileName, PathBuf, Vec<u8>)],
+    proof: &[(FileName, PathBuf, Vec<u8>)],
+) -> Result<bool> {
+    use provernet_sandbox::{plan::RootFs, Helper, Limits, Run, Sandbox, Termination};
+    let scratch = std::env::temp_dir().join("provernet-sandbox");
+    let sandbox = Sandbox::new(Helper::SelfExec(std::env::current_exe()?), scratch)?;
+    let out = std::env::temp_dir().join(format!("provernet-fetch-verify-{}", std::process::id()));
+    let run = Run {
+        job_id: "fetch".into(),
+        program: exe.to_owned(),
+        args: vec![],
+        inputs: inputs
+            .iter()
+            .map(|(n, p, b)| (n.clone(), p.clone(), Bytes(b.len() as u64)))
+            .collect(),
+        proof: proof.iter().map(|(n, p, _)| (n.clone(), p.clone())).collect(),
+        out_dir: out.clone(),
+        limits: Limits::new(MilliCores(1000), Bytes(2 << 30), Duration::from_secs(120)),
+        gpus: vec![],
+        rootfs: RootFs::Host,
+    };
+    let o = sandbox.run(&run);
+    let _ = std::fs::remove_dir_all(&out);
+    let o = o?;
+    match o.termination {
+        Termination::Exited(0) => Ok(true),
+        Termination::Exited(1) => Ok(false),
+        other => bail!("the verifier failed ({other:?}): {}", o.stderr_tail.trim()),
+    }
+}

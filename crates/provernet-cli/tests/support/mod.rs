@@ -1,0 +1,394 @@
+//! A network of real processes on loopback for end-to-end tests: one validator from
+//! `provernet genesis`, prover nodes from `provernet node` (each with its own key, config and
+//! log), and the requester's side driven through the `provernet` CLI itself.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use provernet_sdk::Client;
+use provernet_types::Keypair;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_provernet");
+
+/// The directory of the workspace's binaries (the built-in programs sit beside `provernet`).
+pub fn bin_dir() -> &'static Path {
+    Path::new(BIN).parent().unwrap()
+}
+
+/// A child process killed with SIGKILL when dropped.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], log: &Path) -> Proc {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Proc { child: Some(child), log: log.to_owned() }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the process has a child (for a node: a sandboxed program is running).
+    pub fn has_child(&self) -> bool {
+        let Some(pid) = self.pid() else { return false };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        tasks.flatten().any(|t| {
+            std::fs::read_to_string(t.path().join("children")).is_ok_and(|c| !c.trim().is_empty())
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Node {
+    pub key: Keypair,
+    pub config: PathBuf,
+    pub proc: Option<Proc>,
+    log: PathBuf,
+}
+
+impl Node {
+    pub fn start(&mut self) {
+        assert!(self.proc.is_none(), "node already running");
+        self.proc =
+            Some(Proc::spawn(&["node", "--config", &self.config.to_string_lossy()], &self.log));
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    pub fn account(&self) -> String {
+        self.key.account().to_string()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub struct Net {
+    pub dir: tempfile::TempDir,
+    pub api: String,
+    pub client: Client,
+    pub faucet_key: PathBuf,
+    pub validator: Proc,
+    pub nodes: Vec<Node>,
+}
+
+impl Net {
+    /// A validator and `provers` node configurations (not started); `corrupt` lists the nodes
+    /// that corrupt every proof they produce. `slot` keeps concurrent tests' ports apart.
+    pub async fn new(slot: u16, provers: usize, corrupt: &[usize]) -> Net {
+        let dir = tempfile::tempdir().unwrap();
+        // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
+        // 20000-30000), and apart per test process.
+        let base = 10_000 + (std::process::id() % 250) as u16 * 10 + slot * 2_600;
+        let (p2p, api_port) = (base, base + 5);
+        let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
+        let mut genesis = Command::new(BIN);
+        genesis
+            .args(["genesis", "--validators", "1", "--host", "127.0.0.1"])
+            .arg("--out")
+            .arg(dir.path().join("net"))
+            .args(["--base-port", &p2p.to_string(), "--api-port", &api_port.to_string()]);
+        for k in &keys {
+            genesis.args(["--fund", &format!("{}=1000", k.account())]);
+        }
+        let out = genesis.output().unwrap();
+        assert!(out.status.success(), "genesis: {}", String::from_utf8_lossy(&out.stderr));
+        let validator = Proc::spawn(
+            &[
+                "validator",
+                "--config",
+                &dir.path().join("net/validator-0/validator.toml").to_string_lossy(),
+            ],
+            &dir.path().join("validator.log"),
+        );
+        let api = format!("http://127.0.0.1:{api_port}");
+        let client = Client::new(&api).unwrap();
+        wait_until("the validator's API", Duration::from_secs(60), || async {
+            client.status().await.is_ok()
+        })
+        .await;
+        let mut nodes = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let ndir = dir.path().join(format!("node-{i}"));
+            std::fs::create_dir_all(&ndir).unwrap();
+            std::fs::write(
+                ndir.join("key.json"),
+                serde_json::json!({"seed": hex::encode(key.seed())}).to_string(),
+            )
+            .unwrap();
+            let corrupt = if corrupt.contains(&i) { "testing_corrupt_proofs = true\n" } else { "" };
+            let toml = format!(
+                "api = \"{api}\"\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\n\
+                 cores = \"1\"\nmemory = \"2GiB\"\ngpus = 0\n{corrupt}"
+            );
+            std::fs::write(ndir.join("node.toml"), toml).unwrap();
+            nodes.push(Node {
+                key,
+                config: ndir.join("node.toml"),
+                proc: None,
+                log: ndir.join("node.log"),
+            });
+        }
+        let faucet_key = dir.path().join("net/faucet.json");
+        Net { dir, api, client, faucet_key, validator, nodes }
+    }
+
+    /// Starts node `i` and waits until the chain lists it.
+    pub async fn start_node(&mut self, i: usize) {
+        self.nodes[i].start();
+        let id = self.nodes[i].account();
+        let client = self.client.clone();
+        wait_until("a node to register", Duration::from_secs(60), || {
+            let (client, id) = (client.clone(), id.clone());
+            async move {
+                client.get::<Value>(&format!("/v1/provers/{id}")).await.ok().flatten().is_some()
+            }
+        })
+        .await;
+    }
+
+    /// Runs the CLI as the faucet's requester; `(success, stdout, stderr)`.
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        self.cli_as(&self.faucet_key, args)
+    }
+
+    pub fn cli_as(&self, key: &Path, args: &[&str]) -> (bool, String, String) {
+        let out: Output = Command::new(BIN)
+            .args(args)
+            .env("PROVERNET_API", &self.api)
+            .env("PROVERNET_KEY", key)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs the CLI and parses its `--json` output; panics on failure.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let (ok, out, err) = self.cli(&all);
+        assert!(ok, "provernet {args:?} failed:\n{err}\n{}", self.logs());
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.client.job(id).await.unwrap().unwrap()
+    }
+
+    pub async fn wait_final(&self, id: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.job(id).await;
+            if v["final"] == true {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "job {id} not final after {limit:?}: {v:#}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    pub async fn balance(&self, account: &str) -> u64 {
+        self.client
+            .get::<Value>(&format!("/v1/accounts/{account}"))
+            .await
+            .unwrap()
+            .map_or(0, |v| v["balance_micro_credits"].as_u64().unwrap())
+    }
+
+    pub async fn prover(&self, account: &str) -> Value {
+        self.client.get::<Value>(&format!("/v1/provers/{account}")).await.unwrap().unwrap()
+    }
+
+    /// The tail of every log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        let tail = |t: String| -> String {
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(25)..].join("\n")
+        };
+        s.push_str(&format!(
+            "--- validator\n{}\n",
+            tail(std::fs::read_to_string(&self.validator.log).unwrap_or_default())
+        ));
+        for (i, n) in self.nodes.iter().enumerate() {
+            s.push_str(&format!("--- node {i}\n{}\n", tail(n.log())));
+        }
+        s
+    }
+
+    /// Checks conservation from outside: the supply's parts sum to the genesis supply, and
+    /// the balances of the accounts this test knows are all the balances there are.
+    pub async fn assert_conserved(&self, known: &[String]) {
+        let s: Value = self.client.get("/v1/supply").await.unwrap().unwrap();
+        let part = |k: &str| s[k].as_u64().unwrap() as u128;
+        let parts = part("balances_micro_credits")
+            + part("stakes_micro_credits")
+            + part("escrows_micro_credits")
+            + part("treasury_micro_credits")
+            + part("burned_micro_credits");
+        assert_eq!(parts, part("supply_micro_credits"), "credits not conserved: {s:#}");
+        let mut sum = 0u128;
+        for a in known {
+            sum += u128::from(self.balance(a).await);
+        }
+        assert_eq!(s["accounts"].as_u64().unwrap() as usize, known.len(), "{s:#}");
+        assert_eq!(sum, part("balances_micro_credits"), "{s:#}");
+    }
+
+    /// Every account on the chain the test knows of: the faucet, the nodes and the validator.
+    pub fn accounts(&self) -> Vec<String> {
+        let mut v = vec![account_of(&self.faucet_key)];
+        v.extend(self.nodes.iter().map(Node::account));
+        v.push(account_of(&self.path("net/validator-0/key.json")));
+        v
+    }
+}
+
+pub fn account_of(key_file: &Path) -> String {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(key_file).unwrap()).unwrap();
+    let seed: [u8; 32] = hex::decode(v["seed"].as_str().unwrap()).unwrap().try_into().unwrap();
+    Keypair::from_seed(seed).account().to_string()
+}
+
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Groth16 job inputs for a `len`-byte preimage, written into the network's directory:
+/// `name=path` arguments for `job submit`. Keys from the INSECURE fixed-seed setup.
+pub fn groth16_inputs(net: &Net, len: usize, tag: u8) -> Vec<String> {
+    let keys = net.path(&format!("g16-{len}"));
+    if !keys.exists() {
+        std::fs::create_dir_all(&keys).unwrap();
+        let (pk, vk) = groth16_sha256::setup_insecure(len, [7; 32]).unwrap();
+        std::fs::write(keys.join("pk"), pk.to_bytes()).unwrap();
+        std::fs::write(keys.join("vk"), vk.to_bytes()).unwrap();
+    }
+    let preimage: Vec<u8> =
+        (0..len).map(|i| (i as u8).wrapping_mul(13).wrapping_add(tag)).collect();
+    let digest = groth16_sha256::sha256(&preimage);
+    let pre = net.write(&format!("preimage-{len}-{tag}"), &preimage);
+    let dig = net.write(&format!("digest-{len}-{tag}"), &digest);
+    vec![
+        format!("pk={}", keys.join("pk").display()),
+        format!("vk={}", keys.join("vk").display()),
+        format!("preimage={pre}"),
+        format!("digest={dig}"),
+    ]
+}
+
+/// Deploys the built-in Groth16 program (verified natively by the validator) through the CLI.
+pub fn deploy_groth16(net: &Net) {
+    let prover = bin_dir().join("groth16-sha256-prover");
+    let v = net.cli_json(&[
+        "program",
+        "deploy",
+        "--name",
+        "groth16-sha256",
+        "--prover",
+        &prover.to_string_lossy(),
+        "--builtin",
+        "groth16-bn254",
+        "--input-name",
+        "pk",
+        "--input-name",
+        "vk",
+        "--input-name",
+        "preimage",
+        "--input-name",
+        "digest",
+        "--time",
+        "30s",
+    ]);
+    assert!(v["program"].as_str().is_some(), "{v}");
+}
+
+/// Deploys winterfell-chain (verified by committees of provers) through the CLI.
+pub fn deploy_winterfell(net: &Net) {
+    let v = net.cli_json(&[
+        "program",
+        "deploy",
+        "--name",
+        "winterfell-chain",
+        "--prover",
+        &bin_dir().join("winterfell-chain-prover").to_string_lossy(),
+        "--verifier",
+        &bin_dir().join("winterfell-chain-verifier").to_string_lossy(),
+        "--input-name",
+        "statement",
+        "--time",
+        "30s",
+    ]);
+    assert!(v["program"].as_str().is_some(), "{v}");
+}
+
+/// `job submit ... --json` as the faucet; the job id.
+pub fn submit(net: &Net, program: &str, inputs: &[String], extra: &[&str]) -> String {
+    let mut args: Vec<String> = vec!["job".into(), "submit".into(), program.into()];
+    for i in inputs {
+        args.push("--input".into());
+        args.push(i.clone());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = net.cli_json(&refs);
+    v["job"].as_str().or_else(|| v["id"].as_str()).unwrap().to_owned()
+}
