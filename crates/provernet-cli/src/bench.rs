@@ -17,6 +17,9 @@ pub enum BenchCommand {
     /// Chain throughput: signed job submissions per second through the API into finalized
     /// blocks, on a local network of validator processes, with submit-to-finalized latency.
     Chain(crate::bench_chain::ChainArgs),
+    /// End to end on a local network: submit-to-Verified overhead around a proof, and the
+    /// share of node capacity used under a saturating mixed load.
+    Network(crate::bench_network::NetworkArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,6 +96,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Ledger(args) => ledger(args),
         BenchCommand::Sandbox(args) => crate::bench_sandbox::run(args),
         BenchCommand::Chain(args) => crate::bench_chain::run(args),
+        BenchCommand::Network(args) => crate::bench_network::run(args),
     }
 }
 

@@ -49,7 +49,7 @@ pub struct DevnetArgs {
 }
 
 /// The devnet's child processes; killed when dropped.
-struct Children(Vec<(String, Child)>);
+pub struct Children(Vec<(String, Child)>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -76,7 +76,7 @@ impl Children {
     }
 
     /// Fails if a child exited.
-    fn check(&mut self, logs: &Path) -> Result<()> {
+    pub fn check(&mut self, logs: &Path) -> Result<()> {
         for (name, c) in &mut self.0 {
             if let Ok(Some(status)) = c.try_wait() {
                 bail!("the {name} exited ({status}); see its log in {}", logs.display());
@@ -86,15 +86,15 @@ impl Children {
     }
 }
 
-struct Program {
-    name: &'static str,
+pub struct Program {
+    pub name: &'static str,
     prover: &'static str,
     verifier: Option<&'static str>,
     /// The inputs every job must name.
     inputs: &'static [&'static str],
 }
 
-const PROGRAMS: [Program; 4] = [
+pub const PROGRAMS: [Program; 4] = [
     Program {
         name: "groth16-sha256",
         prover: "groth16-sha256-prover",
@@ -131,9 +131,11 @@ fn say(json: bool, line: impl AsRef<str>) {
     }
 }
 
-pub fn run(args: DevnetArgs) -> Result<()> {
-    let programs_dir = match &args.programs_dir {
-        Some(d) => d.clone(),
+/// The directory holding the built-in programs' executables (`dir`, or this binary's own),
+/// checked to hold every one.
+pub fn programs_dir(dir: Option<&Path>) -> Result<PathBuf> {
+    let programs_dir = match dir {
+        Some(d) => d.to_path_buf(),
         None => std::env::current_exe()?
             .parent()
             .map(Path::to_path_buf)
@@ -153,19 +155,94 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             }
         }
     }
+    Ok(programs_dir)
+}
+
+pub fn run(args: DevnetArgs) -> Result<()> {
+    let programs_dir = programs_dir(args.programs_dir.as_deref())?;
     if args.provers == 0 || args.provers > 16 {
         bail!("--provers must be 1 to 16");
     }
-    let dir = &args.data_dir;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let spec = LocalSpec {
+            dir: args.data_dir.clone(),
+            provers: args.provers,
+            api_port: args.api_port,
+            p2p_port: args.p2p_port,
+            node_cores: "2".into(),
+            node_memory: "4GiB".into(),
+            quiet: args.json,
+        };
+        let Local { mut children, client, faucet, logs, api } = start_local(&spec).await?;
+        let summary = drive(&args, &client, &faucet, &programs_dir, &mut children, &logs).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print_table(&summary);
+        }
+        let all_verified = summary["all_verified"].as_bool().unwrap_or(false);
+        if args.exit_when_done {
+            if !all_verified {
+                bail!("not every job verified; logs are in {}", logs.display());
+            }
+            return Ok(());
+        }
+        say(
+            args.json,
+            format!(
+                "the devnet keeps running: API at {api}, logs in {}; Ctrl-C stops it",
+                logs.display()
+            ),
+        );
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => children.check(&logs)?,
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What [`start_local`] starts.
+pub struct LocalSpec {
+    /// Cleared first.
+    pub dir: PathBuf,
+    pub provers: usize,
+    pub api_port: u16,
+    pub p2p_port: u16,
+    /// Each node's offered capacity.
+    pub node_cores: String,
+    pub node_memory: String,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+}
+
+/// A running local network: its processes (killed on drop), a client of its validator, and
+/// the funded faucet key.
+pub struct Local {
+    pub children: Children,
+    pub client: Client,
+    pub faucet: Keypair,
+    pub logs: PathBuf,
+    pub api: String,
+}
+
+/// Creates a one-validator network in `spec.dir` with `spec.provers` funded prover nodes and
+/// starts them all as processes of this binary. Returns once the validator's API answers; the
+/// nodes register on their own (see [`wait_registered`]).
+pub async fn start_local(spec: &LocalSpec) -> Result<Local> {
+    let dir = &spec.dir;
     if dir.exists() {
-        say(args.json, format!("clearing {}", dir.display()));
+        say(spec.quiet, format!("clearing {}", dir.display()));
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     // Prover keys first, so genesis can fund them.
     let mut prover_keys = Vec::new();
-    for i in 0..args.provers {
+    for i in 0..spec.provers {
         let key = Keypair::generate();
         let pdir = dir.join(format!("prover-{i}"));
         std::fs::create_dir_all(&pdir)?;
@@ -177,8 +254,8 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         out: dir.join("network"),
         validators: 1,
         host: "127.0.0.1".into(),
-        base_port: args.p2p_port,
-        api_port: args.api_port,
+        base_port: spec.p2p_port,
+        api_port: spec.api_port,
         chain_id: "provernet-devnet".into(),
         faucet: MicroCredits(1_000_000 * MicroCredits::PER_CREDIT),
         fund: prover_keys.iter().map(|k| format!("{}=1000", k.account())).collect(),
@@ -195,57 +272,57 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         &["validator", "--config", &validator_toml.to_string_lossy()],
         &logs.join("validator.log"),
     )?;
-    let api = format!("http://127.0.0.1:{}", args.api_port);
+    let api = format!("http://127.0.0.1:{}", spec.api_port);
     let client = Client::new(&api)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async {
-        let start = Instant::now();
-        loop {
-            children.check(&logs)?;
-            if client.status().await.is_ok() {
-                break;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                bail!("the validator's API did not come up in 60 s; see {}", logs.display());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    loop {
+        children.check(&logs)?;
+        if client.status().await.is_ok() {
+            break;
         }
-        say(args.json, format!("validator up, API at {api}"));
-        for i in 0..args.provers {
-            let pdir = dir.join(format!("prover-{i}"));
-            let toml = format!(
-                "api = \"{api}\"\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\ncores = \"2\"\nmemory = \"4GiB\"\ngpus = 0\n"
-            );
-            let cfg = pdir.join("node.toml");
-            std::fs::write(&cfg, toml)?;
-            children.spawn(
-                &format!("prover node {i}"),
-                &["node", "--config", &cfg.to_string_lossy()],
-                &logs.join(format!("prover-{i}.log")),
-            )?;
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the validator's API did not come up in 60 s; see {}", logs.display());
         }
-        let summary = drive(&args, &client, &faucet, &programs_dir, &mut children, &logs).await?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&summary)?);
-        } else {
-            print_table(&summary);
-        }
-        let all_verified = summary["all_verified"].as_bool().unwrap_or(false);
-        if args.exit_when_done {
-            if !all_verified {
-                bail!("not every job verified; logs are in {}", logs.display());
-            }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    say(spec.quiet, format!("validator up, API at {api}"));
+    for i in 0..spec.provers {
+        let pdir = dir.join(format!("prover-{i}"));
+        let toml = format!(
+            "api = \"{api}\"\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\ncores = \"{}\"\nmemory = \"{}\"\ngpus = 0\n",
+            spec.node_cores, spec.node_memory
+        );
+        let cfg = pdir.join("node.toml");
+        std::fs::write(&cfg, toml)?;
+        children.spawn(
+            &format!("prover node {i}"),
+            &["node", "--config", &cfg.to_string_lossy()],
+            &logs.join(format!("prover-{i}.log")),
+        )?;
+    }
+    Ok(Local { children, client, faucet, logs, api })
+}
+
+/// Waits until `n` provers are registered (60 s at most).
+pub async fn wait_registered(
+    client: &Client,
+    children: &mut Children,
+    logs: &Path,
+    n: usize,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        children.check(logs)?;
+        let v: Value = client.get("/v1/provers").await?.unwrap_or(Value::Null);
+        let have = v["items"].as_array().map_or(0, Vec::len);
+        if have >= n {
             return Ok(());
         }
-        say(args.json, format!("the devnet keeps running: API at {api}, logs in {}; Ctrl-C stops it", logs.display()));
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                () = tokio::time::sleep(Duration::from_secs(1)) => children.check(&logs)?,
-            }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("only {have} of {n} prover nodes registered in 60 s; see {}", logs.display());
         }
-        Ok(())
-    })
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 async fn submit(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<()> {
@@ -264,23 +341,21 @@ fn name(s: &str) -> Result<FileName> {
     s.parse().map_err(|e| anyhow!("file name {s}: {e}"))
 }
 
-async fn drive(
-    args: &DevnetArgs,
+/// Deploys the built-in programs (in [`PROGRAMS`] order); their ids.
+pub async fn deploy_builtin(
     client: &Client,
     faucet: &Keypair,
+    chain_id: &str,
     programs_dir: &Path,
-    children: &mut Children,
-    logs: &Path,
-) -> Result<Value> {
-    let chain_id = client.status().await?.chain_id;
-    // Deploy.
+    quiet: bool,
+) -> Result<Vec<provernet_types::ProgramId>> {
     let mut program_ids = Vec::new();
     for p in &PROGRAMS {
         let prover =
-            client.upload(faucet, &chain_id, std::fs::read(programs_dir.join(p.prover))?).await?;
+            client.upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?).await?;
         let verifier = match p.verifier {
             Some(v) => VerifierSpec::Program(
-                client.upload(faucet, &chain_id, std::fs::read(programs_dir.join(v))?).await?,
+                client.upload(faucet, chain_id, std::fs::read(programs_dir.join(v))?).await?,
             ),
             None => VerifierSpec::Builtin(provernet_types::BuiltinVerifier::Groth16Bn254),
         };
@@ -301,27 +376,23 @@ async fn drive(
             .map_err(|_| anyhow!("too many inputs"))?,
         };
         program_ids.push(manifest.id());
-        submit(client, faucet, &chain_id, TxBody::RegisterProgram { manifest }).await?;
-        say(args.json, format!("deployed {}", p.name));
+        submit(client, faucet, chain_id, TxBody::RegisterProgram { manifest }).await?;
+        say(quiet, format!("deployed {}", p.name));
     }
-    // Wait for the provers to register.
-    let start = Instant::now();
-    loop {
-        children.check(logs)?;
-        let v: Value = client.get("/v1/provers").await?.unwrap_or(Value::Null);
-        let n = v["items"].as_array().map_or(0, Vec::len);
-        if n >= args.provers {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "only {n} of {} prover nodes registered in 60 s; see {}",
-                args.provers,
-                logs.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    Ok(program_ids)
+}
+
+async fn drive(
+    args: &DevnetArgs,
+    client: &Client,
+    faucet: &Keypair,
+    programs_dir: &Path,
+    children: &mut Children,
+    logs: &Path,
+) -> Result<Value> {
+    let chain_id = client.status().await?.chain_id;
+    let program_ids = deploy_builtin(client, faucet, &chain_id, programs_dir, args.json).await?;
+    wait_registered(client, children, logs, args.provers).await?;
     say(args.json, format!("{} prover nodes registered", args.provers));
     // Inputs. Groth16's keys come from an INSECURE fixed-seed setup (devnet only).
     let (pk, vk) = groth16_sha256::setup_insecure(64, [7; 32]).map_err(|e| anyhow!("{e}"))?;

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_chain;
+mod bench_network;
 mod bench_sandbox;
 mod devnet;
 mod logging;

@@ -467,3 +467,37 @@ fn with_a_draw_delay_reactions_to_transactions_wait_for_a_later_seed() {
     assert!(blocks + 3 <= bound, "{blocks} blocks against a bound of {bound}");
     conserved(&c);
 }
+
+#[test]
+fn reactions_that_draw_nothing_do_not_wait_for_a_later_seed() {
+    use provernet_types::{AttemptOutcome, TxBody};
+    let mut c = TestChain::new(3, |p| p.draw_delay = provernet_types::Blocks(2));
+    let (id, tx) = c.submit("alice", c.spec(builtin_program().id(), 60));
+    c.block(vec![tx]);
+    c.idle(2);
+    let j = job(&c, &id);
+    assert_eq!(j.status, JobStatus::Assigned, "{j:#?}");
+    let prover = c.name_of(&j.attempts[0].prover.into()).expect("a test prover");
+    let accept = c.tx(&prover, TxBody::AcceptJob { job: id, attempt: 0 });
+    c.block(vec![accept]);
+    // A proof of a built-in program: its committee, every validator, is seated in the result's
+    // own block (no randomness is involved).
+    let files = crate::testkit::proof_files(true);
+    let result = c.tx(
+        &prover,
+        TxBody::PostResult {
+            job: id,
+            attempt: 0,
+            outcome: AttemptOutcome::Proof(files),
+            usage: crate::testkit::usage(),
+        },
+    );
+    c.block(vec![result]);
+    let j = job(&c, &id);
+    assert_eq!(j.attempts[0].committee.as_slice(), &[c.account("v0")], "{j:#?}");
+    // The vote that completes the quorum for the proof settles the job in its own block.
+    let vote = c.tx("v0", TxBody::Vote { job: id, attempt: 0, valid: true });
+    c.block(vec![vote]);
+    assert_eq!(job(&c, &id).status, JobStatus::Verified);
+    conserved(&c);
+}
