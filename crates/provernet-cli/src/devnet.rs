@@ -191,8 +191,12 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         say(
             args.json,
             format!(
-                "the devnet keeps running: API at {api}, logs in {}; Ctrl-C stops it",
-                logs.display()
+                "the devnet keeps running: API at {api}, logs in {}; Ctrl-C stops it\n\
+                 submit your own jobs as its funded account:\n  \
+                 export PROVERNET_KEY={}\n  \
+                 printf '3 65536' > statement && provernet job submit winterfell-chain --input statement=statement --wait",
+                logs.display(),
+                args.data_dir.join("network/faucet.json").display()
             ),
         );
         loop {
@@ -602,14 +606,14 @@ fn short(s: &str) -> String {
 
 fn print_table(summary: &Value) {
     println!(
-        "{:<9} {:<17} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+        "{:<9} {:<24} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
         "job", "program", "state", "prover(s)", "attempts", "prove", "verify", "fee (cr)"
     );
     for r in summary["jobs"].as_array().into_iter().flatten() {
         let provers: Vec<&str> =
             r["provers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         println!(
-            "{:<9} {:<17} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+            "{:<9} {:<24} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
             short(r["job"].as_str().unwrap_or("")),
             r["program"].as_str().unwrap_or(""),
             r["state"].as_str().unwrap_or(""),

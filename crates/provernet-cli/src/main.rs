@@ -70,7 +70,13 @@ fn main() {
         Command::Proof(cmd) => requester::proof(cmd),
     };
     if let Err(err) = result {
-        eprintln!("error: {err:#}");
+        // The causes, outermost first; a hint is printed on its own line instead.
+        let causes: Vec<String> = err
+            .chain()
+            .filter(|c| c.downcast_ref::<Hint>().is_none())
+            .map(ToString::to_string)
+            .collect();
+        eprintln!("error: {}", causes.join(": "));
         if let Some(hint) = err.downcast_ref::<Hint>() {
             eprintln!("hint: {}", hint.0);
         }
