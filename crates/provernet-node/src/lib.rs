@@ -19,6 +19,7 @@
 //! Several jobs run at once when they fit; the sum never exceeds the capacity.
 
 mod builtin;
+mod gpus;
 mod journal;
 mod txq;
 mod views;
@@ -27,6 +28,7 @@ pub use builtin::{run_builtin_verifier, verify_builtin};
 pub use txq::{TxOutcome, TxQueue};
 
 use anyhow::{anyhow, bail, Context, Result};
+use gpus::GpuPool;
 use journal::{Journal, Step};
 use provernet_sandbox::plan::RootFs;
 use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, Termination};
@@ -132,7 +134,10 @@ pub async fn run(
         sandbox: Arc::new(sandbox),
         settings: settings.clone(),
         journal: Mutex::new(journal),
-        inner: Mutex::new(Inner::default()),
+        inner: Mutex::new(Inner {
+            gpus: GpuPool::new(settings.capacity.gpus.0),
+            ..Inner::default()
+        }),
     });
     node.ensure_registered().await?;
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -182,6 +187,8 @@ struct Inner {
     /// Attempts this node decided not to take (declined or abandoned): not looked at again.
     skipped: BTreeSet<(JobId, u8)>,
     programs: BTreeMap<String, ProgramWork>,
+    /// Which GPUs each running attempt holds.
+    gpus: GpuPool,
 }
 
 #[derive(Debug)]
@@ -308,6 +315,9 @@ impl Node {
         if !need.fits_in(&sub(self.settings.capacity, g.used)) {
             return false;
         }
+        if g.gpus.take(key, need.gpus.0).is_none() {
+            return false;
+        }
         g.used = add(g.used, need);
         g.running.insert(key);
         true
@@ -388,6 +398,7 @@ impl Node {
         {
             let mut g = self.lock();
             g.used = sub(g.used, job.resources);
+            g.gpus.release(&key);
         }
         match (accepted, proved) {
             (Err(reason), _) => {
@@ -514,7 +525,7 @@ impl Node {
             proof: vec![],
             out_dir: out_dir.clone(),
             limits: Limits::new(job.resources.cores, job.resources.memory, wall),
-            gpus: vec![],
+            gpus: self.lock().gpus.of(&(job.id, attempt)),
             rootfs: RootFs::Host,
         };
         let o = self.run_sandboxed(run).await?;
