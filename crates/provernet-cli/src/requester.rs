@@ -80,7 +80,7 @@ fn explain(err: SdkError, api: &str) -> anyhow::Error {
 
 fn hint_for(code: &str, message: &str) -> Option<&'static str> {
     let text = format!("{code} {message}");
-    let table: [(&str, &str); 9] = [
+    let table: [(&str, &str); 10] = [
         ("unknown_program", "deploy it with `provernet program deploy`, or check the name"),
         ("insufficient_balance", "fund the account, or ask for less (--time, --cores, --memory)"),
         ("capacity for", "ask for fewer resources; GET /v1/provers lists what provers have"),
@@ -90,6 +90,7 @@ fn hint_for(code: &str, message: &str) -> Option<&'static str> {
         ("only the requester", "only the account that submitted a job may cancel it"),
         ("name_taken", "another program has this name; choose another --name"),
         ("too_many_open_jobs", "wait for some of your jobs to finish (`provernet job list`)"),
+        ("this needs it to be", "`provernet job status ID` shows the job's state"),
     ];
     table.iter().find(|(k, _)| text.contains(k)).map(|(_, h)| *h)
 }
@@ -443,6 +444,16 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let gpus = a.gpus.unwrap_or(GpuCount(defaults["gpus"].as_u64().unwrap_or(0) as u16));
     let time = a.time.unwrap_or(Seconds(program["default_time_limit_s"].as_u64().unwrap_or(60)));
     let custom = a.cores.is_some() || a.memory.is_some() || a.gpus.is_some();
+    // The program's default time limit is its author's estimate of a run: a shorter limit is
+    // allowed (small jobs) but likely to time out, which the requester pays for.
+    let estimate = program["default_time_limit_s"].as_u64().unwrap_or(0);
+    if time.0 < estimate {
+        eprintln!(
+            "warning: --time {time} is below program {}'s expected run time ({estimate} s, its \
+             default limit); a run that times out is paid for and not proven",
+            a.program
+        );
+    }
     let resources = Resources { cores, memory, gpus };
     resources.check_bounds().map_err(|e| anyhow!("resources: {e}"))?;
     // The chain's price, and whether the account can pay it.

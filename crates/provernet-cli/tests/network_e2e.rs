@@ -46,17 +46,35 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
     }
     deploy_groth16(&net);
     deploy_winterfell(&net);
+    let v = net.cli_json(&[
+        "program",
+        "deploy",
+        "--name",
+        "plonky3-keccak",
+        "--prover",
+        &bin_dir().join("plonky3-keccak-prover").to_string_lossy(),
+        "--verifier",
+        &bin_dir().join("plonky3-keccak-verifier").to_string_lossy(),
+        "--input-name",
+        "statement",
+        "--time",
+        "30s",
+    ]);
+    assert!(v["program"].is_string(), "{v}");
 
     // The quote comes from the chain.
     let q = net.cli_json(&["quote", "--cores", "1", "--memory", "1GiB", "--time", "30s"]);
     assert_eq!(q["prices"], "chain", "{q}");
 
-    // Groth16 (verified natively by the validator) and winterfell (by a committee of
+    // Groth16 (verified natively by the validator), winterfell and Plonky3 (by committees of
     // provers): each waits to Verified, and each proof fetched verifies here.
     let g16 = groth16_inputs(&net, 64, 1);
     let statement = net.write("statement", b"3 4096");
     let wf = vec![format!("statement={statement}")];
-    for (program, inputs) in [("groth16-sha256", &g16), ("winterfell-chain", &wf)] {
+    let p3 = vec![format!("statement={}", net.write("p3-statement", b"11 32"))];
+    for (program, inputs) in
+        [("groth16-sha256", &g16), ("winterfell-chain", &wf), ("plonky3-keccak", &p3)]
+    {
         let mut args = vec!["job", "submit", program, "--wait"];
         for i in inputs.iter() {
             args.extend(["--input", i.as_str()]);
@@ -72,7 +90,7 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
         assert_eq!(s["status"], "Verified");
     }
     let listed = net.cli_json(&["job", "list", "--mine"]);
-    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
 
     // A program that fails on every node: Failed(program), the requester pays, nobody is
     // punished.
@@ -115,6 +133,16 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
         &["job", "submit", "winterfell-chain", "--input", &stmt, "--max-fee", "0.000001"],
         "below the chain's quote",
     );
+    // A job that has finished cannot be cancelled.
+    let (ok, _, err) = net.cli(&["job", "cancel", &id]);
+    assert!(!ok && err.contains("Failed") && err.contains("hint:"), "{err}");
+    // A time limit below the program's expected run time is allowed, with a warning.
+    let (ok, out, err) =
+        net.cli(&["job", "submit", "winterfell-chain", "--input", &stmt, "--time", "5s", "--json"]);
+    assert!(ok && err.contains("warning: --time 5s is below"), "{err}");
+    let short: Value = serde_json::from_str(&out).unwrap();
+    let v = net.wait_final(short["job"].as_str().unwrap(), Duration::from_secs(120)).await;
+    assert_eq!(v["status"], "Verified", "{v:#}");
     let poor = net.path("poor.json");
     std::fs::write(
         &poor,
