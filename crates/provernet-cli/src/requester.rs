@@ -100,21 +100,27 @@ fn hint_for(code: &str, message: &str) -> Option<&'static str> {
 struct Progress {
     label: String,
     total: u64,
-    done: Arc<AtomicU64>,
+    /// Bytes done when the meter was last drawn.
+    drawn: Arc<AtomicU64>,
     draw: bool,
 }
 
 impl Progress {
     fn new(label: impl Into<String>, total: u64, quiet: bool) -> Progress {
         let draw = !quiet && std::io::stderr().is_terminal();
-        Progress { label: label.into(), total, done: Arc::new(AtomicU64::new(0)), draw }
+        Progress { label: label.into(), total, drawn: Arc::new(AtomicU64::new(0)), draw }
     }
 
+    /// Redraws at every 2% step and at the end.
     fn set(&self, done: u64) {
-        let before = self.done.swap(done, Ordering::Relaxed);
-        if !self.draw || (done < self.total && done - before.min(done) < (self.total / 50).max(1)) {
+        if !self.draw {
             return;
         }
+        let last = self.drawn.load(Ordering::Relaxed);
+        if done < self.total && done.saturating_sub(last) < (self.total / 50).max(1) {
+            return;
+        }
+        self.drawn.store(done, Ordering::Relaxed);
         let pct = (done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30usize;
         let filled = (pct as usize * width / 100).min(width);
