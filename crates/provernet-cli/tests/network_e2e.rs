@@ -45,22 +45,8 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
         net.start_node(i).await;
     }
     deploy_groth16(&net);
-    deploy_winterfell(&net);
-    let v = net.cli_json(&[
-        "program",
-        "deploy",
-        "--name",
-        "plonky3-keccak",
-        "--prover",
-        &bin_dir().join("plonky3-keccak-prover").to_string_lossy(),
-        "--verifier",
-        &bin_dir().join("plonky3-keccak-verifier").to_string_lossy(),
-        "--input-name",
-        "statement",
-        "--time",
-        "30s",
-    ]);
-    assert!(v["program"].is_string(), "{v}");
+    deploy_committee_program(&net, "winterfell-chain");
+    deploy_committee_program(&net, "plonky3-keccak");
 
     // The quote comes from the chain.
     let q = net.cli_json(&["quote", "--cores", "1", "--memory", "1GiB", "--time", "30s"]);

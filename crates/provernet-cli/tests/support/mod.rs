@@ -361,17 +361,18 @@ pub fn deploy_groth16(net: &Net) {
     assert!(v["program"].as_str().is_some(), "{v}");
 }
 
-/// Deploys winterfell-chain (verified by committees of provers) through the CLI.
-pub fn deploy_winterfell(net: &Net) {
+/// Deploys a program whose proofs committees of provers verify, through the CLI: the
+/// workspace binaries `<name>-prover` and `<name>-verifier`, one declared input `statement`.
+pub fn deploy_committee_program(net: &Net, name: &str) {
     let v = net.cli_json(&[
         "program",
         "deploy",
         "--name",
-        "winterfell-chain",
+        name,
         "--prover",
-        &bin_dir().join("winterfell-chain-prover").to_string_lossy(),
+        &bin_dir().join(format!("{name}-prover")).to_string_lossy(),
         "--verifier",
-        &bin_dir().join("winterfell-chain-verifier").to_string_lossy(),
+        &bin_dir().join(format!("{name}-verifier")).to_string_lossy(),
         "--input-name",
         "statement",
         "--time",
