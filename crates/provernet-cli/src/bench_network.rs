@@ -280,10 +280,11 @@ pub fn run(a: NetworkArgs) -> Result<()> {
         };
         let window = qe - first;
         let makespan = last - first;
-        let mut prove: Vec<u64> = overhead.iter().map(|o| o.prove_ms).collect();
-        let mut over: Vec<u64> = overhead.iter().map(|o| o.overhead_ms).collect();
-        prove.sort_unstable();
-        over.sort_unstable();
+        let ms = |f: fn(&OverheadJob) -> u64| -> Vec<Duration> {
+            overhead.iter().map(|o| Duration::from_millis(f(o))).collect()
+        };
+        let (mut prove, mut over) = (ms(|o| o.prove_ms), ms(|o| o.overhead_ms));
+        let pct = |v: &mut [Duration], p: f64| crate::bench::percentile(v, p).round() as u64;
         let report = Report {
             machine: crate::bench::machine(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -291,10 +292,10 @@ pub fn run(a: NetworkArgs) -> Result<()> {
             provers: a.provers,
             node_cores: a.node_cores.clone(),
             preimage_bytes: a.preimage_bytes,
-            prove_ms_p50: pct(&prove, 50),
-            overhead_ms_p50: pct(&over, 50),
-            overhead_ms_p99: pct(&over, 99),
-            overhead_block_times_p99: pct(&over, 99) as f64 / status.block_time_ms.max(1) as f64,
+            prove_ms_p50: pct(&mut prove, 0.5),
+            overhead_ms_p50: pct(&mut over, 0.5),
+            overhead_ms_p99: pct(&mut over, 0.99),
+            overhead_block_times_p99: pct(&mut over, 0.99) as f64 / status.block_time_ms.max(1) as f64,
             overhead_jobs: overhead,
             load_jobs: n,
             load_verified: finals.iter().filter(|v| v["status"] == "Verified").count(),
@@ -339,13 +340,6 @@ fn say(a: &NetworkArgs, line: impl AsRef<str>) {
     if !a.json {
         eprintln!("{}", line.as_ref());
     }
-}
-
-fn pct(sorted: &[u64], p: usize) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) * p).div_ceil(100)]
 }
 
 fn named(name: &str, blob: provernet_types::BlobRef) -> Result<NamedBlob> {

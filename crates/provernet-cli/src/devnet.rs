@@ -7,13 +7,13 @@
 //! API until Ctrl-C, or exits (`--exit-when-done`; exit status 1 unless every job verified).
 
 use crate::network_cmd::{create_network, AccountKeyFile, GenesisArgs};
+use crate::requester::transact;
 use crate::Hint;
 use anyhow::{anyhow, bail, Context, Result};
 use provernet_sdk::Client;
 use provernet_types::{
     BoundedVec, Bytes, FileName, GpuCount, JobSpec, Keypair, MechanismKind, MicroCredits,
-    MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources, Seconds, Transaction, TxBody,
-    VerifierSpec,
+    MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources, Seconds, TxBody, VerifierSpec,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -329,18 +329,6 @@ pub async fn wait_registered(
     }
 }
 
-async fn submit(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<()> {
-    let nonce = client.next_nonce(&key.account()).await?;
-    let kind = body.kind();
-    let signed = Transaction { signer: key.account(), nonce, body }.sign(key, chain_id);
-    client.submit(&signed).await?;
-    let status = client.wait_tx(&signed.hash(), Duration::from_secs(60)).await?;
-    if status.status != "applied" {
-        bail!("{kind} failed: {}", status.error.unwrap_or_default());
-    }
-    Ok(())
-}
-
 fn name(s: &str) -> Result<FileName> {
     s.parse().map_err(|e| anyhow!("file name {s}: {e}"))
 }
@@ -380,7 +368,7 @@ pub async fn deploy_builtin(
             .map_err(|_| anyhow!("too many inputs"))?,
         };
         program_ids.push(manifest.id());
-        submit(client, faucet, chain_id, TxBody::RegisterProgram { manifest }).await?;
+        transact(client, faucet, chain_id, TxBody::RegisterProgram { manifest }).await?;
         say(quiet, format!("deployed {}", p.name));
     }
     Ok(program_ids)
@@ -553,10 +541,8 @@ async fn submit_job(
         mechanism: MechanismKind::RandomWithFallback,
         max_fee: MicroCredits(100 * MicroCredits::PER_CREDIT),
     };
-    let nonce = client.next_nonce(&key.account()).await?;
-    let id = provernet_types::tx::job_id(&key.account(), nonce);
-    submit(client, key, chain_id, TxBody::SubmitJob(spec)).await?;
-    Ok(id)
+    let nonce = transact(client, key, chain_id, TxBody::SubmitJob(spec)).await?;
+    Ok(provernet_types::tx::job_id(&key.account(), provernet_types::Nonce(nonce)))
 }
 
 /// Follows `jobs` until every one is final, printing each change; their final views.

@@ -157,8 +157,8 @@ async fn upload(
 }
 
 /// Signs and submits `body`, waits until it is in a finalized block, and fails with the
-/// chain's reason if it did not apply.
-async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<u64> {
+/// chain's reason if it did not apply; the nonce it used.
+pub async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<u64> {
     let api = client.base().to_owned();
     let nonce = client.next_nonce(&key.account()).await.map_err(|e| explain(e, &api))?;
     let kind = body.kind();
