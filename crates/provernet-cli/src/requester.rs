@@ -334,6 +334,10 @@ pub struct SubmitArgs {
     /// Provers that run the job at once (1–3), each paid.
     #[arg(long, default_value_t = 1)]
     redundancy: u8,
+    /// How provers are picked: random (default), stake-linear, stake-sqrt or open-race
+    /// (the chain lists what it enables).
+    #[arg(long, default_value_t = MechanismKind::RandomWithFallback)]
+    mechanism: MechanismKind,
     /// The most to pay, in credits (default: the chain's quote).
     #[arg(long)]
     max_fee: Option<MicroCredits>,
@@ -519,7 +523,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         time_limit: time,
         redundancy: a.redundancy,
         prover_set: ProverSet::Any,
-        mechanism: MechanismKind::RandomWithFallback,
+        mechanism: a.mechanism,
         max_fee,
     };
     let nonce = transact(&client, &key, &chain_id, TxBody::SubmitJob(spec)).await?;

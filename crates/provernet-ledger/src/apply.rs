@@ -48,9 +48,10 @@ use crate::events::{Event, Fault, PaymentKind, Receipt};
 use crate::overlay::Overlay;
 use crate::params::Genesis;
 use crate::state::{ChangeSet, Meta, State};
-use provernet_mechanism::{allocator, pick_committee, Candidate, Request, Seed};
+use provernet_mechanism::{mechanism, pick_committee, Candidate, Decision, Request, Round, Seed};
 use provernet_types::limits::*;
 use provernet_types::tx::job_id;
+use provernet_types::MechanismKind;
 use provernet_types::{
     first_duplicate, AccountId, AttemptOutcome, BoundedVec, Height, JobId, JobSpec, MicroCredits,
     Millis, Nonce, ProgramManifest, ProverId, ProverSet, Resources, StateRoot, TxBody, Usage,
@@ -433,6 +434,12 @@ fn submit_job(
     check_time_limit(spec.time_limit)?;
     if spec.redundancy == 0 || spec.redundancy > REDUNDANCY_MAX {
         return Err(TxError::BadRedundancy(spec.redundancy));
+    }
+    if !ov.params().mechanisms.contains(&spec.mechanism) {
+        return Err(TxError::MechanismNotEnabled(spec.mechanism));
+    }
+    if spec.mechanism == MechanismKind::OpenRace && spec.redundancy != 1 {
+        return Err(TxError::RaceRedundancy(spec.redundancy));
     }
     if let Some(dup) = first_duplicate(spec.inputs.iter().map(|i| &i.name)) {
         return Err(TxError::DuplicateName(dup.clone()));
@@ -1128,15 +1135,21 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
         return;
     }
     let max_attempts = usize::from(job.redundancy) + usize::from(params.fallback_attempts_max);
+    let mut open = false;
     while job.live_attempts() < usize::from(job.redundancy)
         && job.assigned_attempts() < max_attempts
     {
-        if !assign(ov, ctx, id, job) {
-            break;
+        match assign(ov, ctx, id, job) {
+            Assigned::Yes => {}
+            Assigned::No => break,
+            Assigned::Open => {
+                open = true;
+                break;
+            }
         }
     }
     if job.live_attempts() == 0 {
-        if job.assigned_attempts() == 0 {
+        if job.assigned_attempts() == 0 && !open {
             if h >= job.submitted_at.plus(params.pending_timeout) {
                 finish_job(ov, id, job, JobStatus::Expired);
             }
@@ -1150,11 +1163,20 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
     refresh_status(ov, id, job);
 }
 
-/// Assigns one new attempt. Returns false when no eligible prover exists.
-fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) -> bool {
+/// What [`assign`] did.
+enum Assigned {
+    Yes,
+    /// No eligible prover (or the mechanism waits for offers).
+    No,
+    /// The mechanism opens the job to a race instead of assigning it.
+    Open,
+}
+
+/// Assigns one new attempt through the job's mechanism.
+fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) -> Assigned {
     let index = job.attempts.len();
     if index >= ATTEMPTS_MAX {
-        return false;
+        return Assigned::No;
     }
     let exclude = job.provers();
     let requires =
@@ -1168,6 +1190,7 @@ fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) ->
                 id: *pid,
                 free: p.free(),
                 free_stake: p.free_stake(),
+                stake: p.stake,
                 labels: &p.labels,
             })
             .collect();
@@ -1178,9 +1201,23 @@ fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) ->
             requires: &requires,
             exclude: &exclude,
         };
-        allocator(job.mechanism).select(seed, &request, &candidates)
+        // Every mechanism the ledger runs decides in the round the attempt opens: the
+        // lotteries assign at the quote, the open race opens (see `LEDGER_MECHANISMS`).
+        let round = Round {
+            seed,
+            request: &request,
+            elapsed: 0,
+            quote: job.fee_per_prover,
+            max_fee: job.fee_per_prover,
+            params: &ov.params().mechanism_params,
+        };
+        mechanism(job.mechanism).decide(&round, &candidates, &[])
     };
-    let Some(prover) = picked else { return false };
+    let prover = match picked {
+        Decision::Assign { prover, .. } => prover,
+        Decision::Open { .. } => return Assigned::Open,
+        Decision::Wait | Decision::Unfilled => return Assigned::No,
+    };
     let (resources, bond) = (job.resources, job.fee_per_prover);
     if let Some(p) = ov.prover_mut(&prover) {
         p.used = p.used.checked_add(&resources).unwrap_or(p.capacity);
@@ -1188,8 +1225,8 @@ fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) ->
     }
     let deadline = ctx.height.plus(ov.params().accept_timeout);
     if job.attempts.try_push(new_attempt(prover, ctx.height, deadline, false)).is_err() {
-        return false;
+        return Assigned::No;
     }
     ov.events.push(Event::AttemptAssigned { job: id, attempt: index as u8, prover });
-    true
+    Assigned::Yes
 }

@@ -3,8 +3,8 @@
 
 use crate::entities::{AttemptState, JobStatus};
 use provernet_types::{
-    AccountId, FileName, Height, JobId, MicroCredits, Nonce, ProgramId, ProverId, Resources,
-    Seconds,
+    AccountId, FileName, Height, JobId, MechanismKind, MicroCredits, Nonce, ProgramId, ProverId,
+    Resources, Seconds,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +39,10 @@ pub enum TxError {
     UnknownJob(JobId),
     #[error("redundancy {0} is outside 1..=3")]
     BadRedundancy(u8),
+    #[error("mechanism {0} is not enabled on this chain (see the chain's `mechanisms` parameter)")]
+    MechanismNotEnabled(MechanismKind),
+    #[error("an open-race job has redundancy 1 (the first valid proof wins), not {0}")]
+    RaceRedundancy(u8),
     #[error("max fee {max_fee} is below the quote {quote}")]
     FeeBelowQuote { quote: MicroCredits, max_fee: MicroCredits },
     #[error("no registered prover has the capacity for {0} within the job's prover set")]
@@ -99,6 +103,8 @@ impl TxError {
             TxError::UnknownJob(_) => "unknown_job",
             TxError::BadRedundancy(_) => "bad_redundancy",
             TxError::FeeBelowQuote { .. } => "fee_below_quote",
+            TxError::MechanismNotEnabled(_) => "mechanism_not_enabled",
+            TxError::RaceRedundancy(_) => "race_redundancy",
             TxError::NoProverCanFit(_) => "no_prover_can_fit",
             TxError::DuplicateName(_) => "duplicate_name",
             TxError::MissingInput(_) => "missing_input",

@@ -1,10 +1,10 @@
 //! Chain parameters and the genesis description.
 
-use provernet_mechanism::PriceTable;
+use provernet_mechanism::{MechanismParams, PriceTable};
 use provernet_types::limits::*;
 use provernet_types::{
-    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, MicroCredits, NamedBlob, ProgramId,
-    ProgramManifest, Seconds,
+    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, MechanismKind, MicroCredits,
+    NamedBlob, ProgramId, ProgramManifest, Seconds,
 };
 
 /// A job the chain sends to every new prover before it may take real work: a known program with
@@ -69,7 +69,20 @@ pub struct ChainParams {
     pub draw_delay: Blocks,
     /// Validator accounts: the committee for built-in verifiers.
     pub validators: BoundedVec<AccountId, VALIDATORS_MAX>,
+    /// The allocation mechanisms jobs may ask for.
+    pub mechanisms: BoundedVec<MechanismKind, 8>,
+    pub mechanism_params: MechanismParams,
 }
+
+/// The mechanisms this ledger runs. The reverse Dutch and lowest-bid auctions are implemented
+/// in `provernet-mechanism` and run in the simulator, but their lock and bid transactions are
+/// not in the ledger yet, so a chain cannot enable them.
+pub const LEDGER_MECHANISMS: [MechanismKind; 4] = [
+    MechanismKind::RandomWithFallback,
+    MechanismKind::StakeLinear,
+    MechanismKind::StakeSqrt,
+    MechanismKind::OpenRace,
+];
 
 codec_struct!(ChainParams {
     chain_id,
@@ -96,7 +109,9 @@ codec_struct!(ChainParams {
     decline_window,
     probe,
     draw_delay,
-    validators
+    validators,
+    mechanisms,
+    mechanism_params
 });
 
 impl ChainParams {
@@ -131,6 +146,8 @@ impl ChainParams {
             probe: None,
             draw_delay: Blocks(2),
             validators: BoundedVec::try_from_vec(validators).expect("within VALIDATORS_MAX"),
+            mechanisms: BoundedVec::try_from_vec(LEDGER_MECHANISMS.to_vec()).expect("within 8"),
+            mechanism_params: MechanismParams::default(),
         }
     }
 
@@ -191,6 +208,16 @@ impl ChainParams {
                 "fallback_attempts_max must be at most {}",
                 crate::entities::FALLBACK_ATTEMPTS_MAX
             ));
+        }
+        self.mechanism_params.validate()?;
+        if !self.mechanisms.contains(&MechanismKind::RandomWithFallback) {
+            return Err("mechanisms must include random (the default)".into());
+        }
+        if let Some(k) = self.mechanisms.iter().find(|k| !LEDGER_MECHANISMS.contains(k)) {
+            return Err(format!("mechanism {k} is not supported by this ledger yet"));
+        }
+        if let Some(dup) = provernet_types::first_duplicate(self.mechanisms.iter()) {
+            return Err(format!("mechanism {dup} is listed twice"));
         }
         if self.validators.is_empty() {
             return Err("at least one validator is required".into());

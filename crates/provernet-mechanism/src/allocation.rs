@@ -2,14 +2,12 @@
 //!
 //! The ledger gathers the candidate provers (in ascending id order, so the input is the same on
 //! every validator), builds a [`Request`] from the job, and asks the job's mechanism to
-//! [`Allocator::select`] one. Eligibility is shared by every mechanism: the prover must be in
+//! `select` one (see [`crate::market`]). Eligibility is shared by every mechanism: the prover must be in
 //! the job's prover set, carry the labels the program requires, not be excluded (the job's
 //! earlier provers), have the free capacity for the job's resources, and have the free stake
 //! to bond the attempt's fee.
 
-use provernet_types::{
-    domain_hash, Label, MechanismKind, MicroCredits, ProverId, ProverSet, Resources,
-};
+use provernet_types::{domain_hash, Label, MicroCredits, ProverId, ProverSet, Resources};
 
 /// 32 bytes of unbiasable randomness, already bound to its purpose.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,6 +32,25 @@ impl Seed {
         (u128::from_le_bytes(wide) % n as u128) as usize
     }
 
+    /// A uniform value below `n` (`n > 0`), for weighted draws. Reduces all 256 bits, so the
+    /// modulo bias is below 2⁻¹²⁸ for any `n`.
+    pub fn below(&self, n: u128) -> u128 {
+        assert!(n > 0, "draw below zero");
+        let (mut hi, mut lo) = ([0u8; 16], [0u8; 16]);
+        hi.copy_from_slice(&self.0[..16]);
+        lo.copy_from_slice(&self.0[16..]);
+        let (hi, lo) = (u128::from_le_bytes(hi) % n, u128::from_le_bytes(lo));
+        // (hi·2¹²⁸ + lo) mod n, one bit at a time (no 256-bit integers needed).
+        let mut r = hi;
+        for bit in (0..128).rev() {
+            r = mulmod2(r, n);
+            if (lo >> bit) & 1 == 1 {
+                r = if r >= n - 1 { r - (n - 1) } else { r + 1 };
+            }
+        }
+        r
+    }
+
     /// The next seed in a chain of draws.
     pub fn next(&self) -> Seed {
         Seed(domain_hash("provernet allocation seed step v1", &[&self.0]))
@@ -48,6 +65,8 @@ pub struct Candidate<'a> {
     pub free: Resources,
     /// Stake not bonded to other attempts.
     pub free_stake: MicroCredits,
+    /// All the prover's stake, bonded or not: the weight of stake-weighted lotteries.
+    pub stake: MicroCredits,
     pub labels: &'a [Label],
 }
 
@@ -74,49 +93,12 @@ impl Request<'_> {
     }
 }
 
-/// An allocation mechanism.
-pub trait Allocator {
-    fn kind(&self) -> MechanismKind;
-
-    /// Picks the prover for one attempt from `candidates` (in ascending id order), or `None`
-    /// when none is eligible.
-    fn select(
-        &self,
-        seed: Seed,
-        request: &Request<'_>,
-        candidates: &[Candidate<'_>],
-    ) -> Option<ProverId>;
-}
-
-/// The default: every eligible prover is equally likely; after a failure the ledger asks again
-/// with the failed provers excluded.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RandomWithFallback;
-
-impl Allocator for RandomWithFallback {
-    fn kind(&self) -> MechanismKind {
-        MechanismKind::RandomWithFallback
-    }
-
-    fn select(
-        &self,
-        seed: Seed,
-        request: &Request<'_>,
-        candidates: &[Candidate<'_>],
-    ) -> Option<ProverId> {
-        let eligible = candidates.iter().filter(|c| request.admits(c)).count();
-        if eligible == 0 {
-            return None;
-        }
-        let pick = seed.index(eligible);
-        candidates.iter().filter(|c| request.admits(c)).nth(pick).map(|c| c.id)
-    }
-}
-
-/// The mechanism for `kind`.
-pub fn allocator(kind: MechanismKind) -> &'static dyn Allocator {
-    match kind {
-        MechanismKind::RandomWithFallback => &RandomWithFallback,
+/// `2r mod n` for `r < n`, without overflow.
+fn mulmod2(r: u128, n: u128) -> u128 {
+    if r >= n - r {
+        r - (n - r)
+    } else {
+        r + r
     }
 }
 
@@ -135,88 +117,6 @@ pub fn pick_committee(seed: Seed, pool: &[ProverId], k: usize) -> Vec<ProverId> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provernet_types::{Bytes, GpuCount, MilliCores};
-
-    fn res(cores: u32, gib: u64, gpus: u16) -> Resources {
-        Resources {
-            cores: MilliCores::from_cores(cores),
-            memory: Bytes::gib(gib),
-            gpus: GpuCount(gpus),
-        }
-    }
-
-    fn cands(labels: &[Label]) -> Vec<Candidate<'_>> {
-        (0..10u8)
-            .map(|i| Candidate {
-                id: ProverId([i; 32]),
-                free: res(u32::from(i) + 1, 16, u16::from(i % 2)),
-                free_stake: MicroCredits(1_000_000),
-                labels: if i == 9 { labels } else { &[] },
-            })
-            .collect()
-    }
-
-    #[test]
-    fn respects_fit_exclusion_set_and_stake() {
-        let gpu: Vec<Label> = vec!["gpu=h100".parse().unwrap()];
-        let c = cands(&gpu);
-        let any = ProverSet::Any;
-        let exclude = [ProverId([9; 32])];
-        for i in 0..200u32 {
-            let seed = Seed::derive(&[0; 32], "test", &[&i.to_le_bytes()]);
-            // 8 cores and a GPU: only provers 7 and 9 fit; 9 is excluded.
-            let req = Request {
-                resources: res(8, 1, 1),
-                bond: MicroCredits(1),
-                prover_set: &any,
-                requires: &[],
-                exclude: &exclude,
-            };
-            assert_eq!(RandomWithFallback.select(seed, &req, &c), Some(ProverId([7; 32])));
-            // The program requires the GPU label: only prover 9 has it.
-            let req = Request {
-                resources: res(1, 1, 0),
-                bond: MicroCredits(1),
-                prover_set: &any,
-                requires: &gpu,
-                exclude: &[],
-            };
-            assert_eq!(RandomWithFallback.select(seed, &req, &c), Some(ProverId([9; 32])));
-            // Nobody has the stake.
-            let req = Request {
-                resources: res(1, 1, 0),
-                bond: MicroCredits(2_000_000),
-                prover_set: &any,
-                requires: &[],
-                exclude: &[],
-            };
-            assert_eq!(RandomWithFallback.select(seed, &req, &c), None);
-        }
-    }
-
-    #[test]
-    fn selection_is_close_to_uniform() {
-        let c = cands(&[]);
-        let any = ProverSet::Any;
-        let req = Request {
-            resources: res(1, 1, 0),
-            bond: MicroCredits(0),
-            prover_set: &any,
-            requires: &[],
-            exclude: &[],
-        };
-        let mut counts = [0u32; 10];
-        let n = 20_000u32;
-        for i in 0..n {
-            let seed = Seed::derive(&[1; 32], "test", &[&i.to_le_bytes()]);
-            let id = RandomWithFallback.select(seed, &req, &c).unwrap();
-            counts[id.0[0] as usize] += 1;
-        }
-        // Each expected 2000, sd ≈ 42: 6 sd either way.
-        for (i, k) in counts.iter().enumerate() {
-            assert!((1750..=2250).contains(k), "prover {i} picked {k} times");
-        }
-    }
 
     #[test]
     fn committees_are_distinct_and_bounded() {

@@ -4,9 +4,12 @@
 //! [`Seed`] derived from the block's randomness, so every validator computes the same answer.
 
 pub mod allocation;
+pub mod market;
 pub mod pricing;
 
-pub use allocation::{
-    allocator, pick_committee, Allocator, Candidate, RandomWithFallback, Request, Seed,
+pub use allocation::{pick_committee, Candidate, Request, Seed};
+pub use market::{
+    mechanism, Decision, LowestBid, Mechanism, MechanismParams, Offer, OpenRace,
+    RandomWithFallback, ReverseDutch, Round, StakeLottery,
 };
 pub use pricing::PriceTable;

@@ -79,14 +79,72 @@ impl ProgramManifest {
     }
 }
 
-/// The allocation mechanism a job asks for.
+/// The allocation mechanism a job asks for. The rules live in `provernet-mechanism`; which
+/// kinds a chain accepts is a chain parameter.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub enum MechanismKind {
     /// A uniformly random eligible prover per attempt, a fresh one after each failure.
     #[default]
     RandomWithFallback,
+    /// A random eligible prover per attempt, weighted by its stake.
+    StakeLinear,
+    /// A random eligible prover per attempt, weighted by the square root of its stake.
+    StakeSqrt,
+    /// The price ramps from the quote to the job's max fee; the first prover to lock the job
+    /// gets it at the current price and posts collateral.
+    ReverseDutch,
+    /// Sealed bids for a fixed window; the lowest bid wins and is paid what it bid.
+    LowestBid,
+    /// Nobody is assigned: the first valid proof wins the fee.
+    OpenRace,
 }
-codec_unit_enum!(MechanismKind { RandomWithFallback = 0 });
+codec_unit_enum!(MechanismKind {
+    RandomWithFallback = 0,
+    StakeLinear = 1,
+    StakeSqrt = 2,
+    ReverseDutch = 3,
+    LowestBid = 4,
+    OpenRace = 5,
+});
+
+impl MechanismKind {
+    pub const ALL: [MechanismKind; 6] = [
+        MechanismKind::RandomWithFallback,
+        MechanismKind::StakeLinear,
+        MechanismKind::StakeSqrt,
+        MechanismKind::ReverseDutch,
+        MechanismKind::LowestBid,
+        MechanismKind::OpenRace,
+    ];
+
+    /// The name used in configuration files, on the command line and in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            MechanismKind::RandomWithFallback => "random",
+            MechanismKind::StakeLinear => "stake-linear",
+            MechanismKind::StakeSqrt => "stake-sqrt",
+            MechanismKind::ReverseDutch => "reverse-dutch",
+            MechanismKind::LowestBid => "lowest-bid",
+            MechanismKind::OpenRace => "open-race",
+        }
+    }
+}
+
+impl std::fmt::Display for MechanismKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for MechanismKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        MechanismKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = MechanismKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown mechanism {s:?}; known: {}", names.join(", "))
+        })
+    }
+}
 
 /// What a requester asks for when submitting a job.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -4,7 +4,9 @@ use crate::entities::{AttemptState, FailReason, JobStatus, ProverStatus};
 use crate::events::{Event, Fault, PaymentKind};
 use crate::testkit::*;
 use crate::ProbeSpec;
-use provernet_types::{AccountId, BoundedVec, JobId, MicroCredits, ProgramId, ProverId, TxBody};
+use provernet_types::{
+    AccountId, BoundedVec, JobId, MechanismKind, MicroCredits, ProgramId, ProverId, TxBody,
+};
 
 fn committee() -> ProgramId {
     committee_program().id()
@@ -500,4 +502,100 @@ fn reactions_that_draw_nothing_do_not_wait_for_a_later_seed() {
     c.block(vec![vote]);
     assert_eq!(job(&c, &id).status, JobStatus::Verified);
     conserved(&c);
+}
+
+#[test]
+fn stake_weighted_jobs_go_mostly_to_the_heavy_prover() {
+    // p0 stakes 10 credits, p1 990: a linear lottery gives p1 99% of first attempts, the
+    // square-root lottery about 91%, the uniform default 50%.
+    let g = test_genesis(2, |_| {});
+    let mut c = TestChain::from_state(crate::genesis(&g).unwrap(), 2);
+    let regs: Vec<_> = [("p0", 10u64), ("p1", 990)]
+        .into_iter()
+        .map(|(who, credits)| {
+            let stake = MicroCredits(credits * MicroCredits::PER_CREDIT);
+            c.tx(
+                who,
+                TxBody::RegisterProver { capacity: machine(), labels: BoundedVec::new(), stake },
+            )
+        })
+        .collect();
+    let out = c.block(regs);
+    assert!(out.receipts.iter().all(|r| r.result.is_ok()), "{:?}", out.receipts);
+    let heavy = c.prover_id("p1");
+    let mut won = std::collections::BTreeMap::new();
+    for kind in
+        [MechanismKind::StakeLinear, MechanismKind::StakeSqrt, MechanismKind::RandomWithFallback]
+    {
+        let mut heavy_wins = 0;
+        for _ in 0..40 {
+            let mut spec = c.spec(committee(), 60);
+            spec.mechanism = kind;
+            let (id, tx) = c.submit("alice", spec);
+            c.block(vec![tx]);
+            let j = job(&c, &id);
+            assert_eq!(j.mechanism, kind);
+            if j.attempts[0].prover == heavy {
+                heavy_wins += 1;
+            }
+            // Free the prover for the next draw.
+            let cancel = c.tx("alice", TxBody::CancelJob { job: id });
+            assert!(c.block(vec![cancel]).receipts[0].result.is_ok());
+        }
+        won.insert(kind, heavy_wins);
+    }
+    // Binomial tails: P(linear ≤ 35 | 0.99) < 1e-4, P(random ≥ 33 | 0.5) < 1e-4.
+    assert!(won[&MechanismKind::StakeLinear] >= 36, "{won:?}");
+    assert!(won[&MechanismKind::StakeSqrt] >= 30, "{won:?}");
+    assert!(won[&MechanismKind::RandomWithFallback] <= 32, "{won:?}");
+    conserved(&c);
+}
+
+#[test]
+fn open_race_jobs_are_won_by_the_first_valid_proof() {
+    let mut c = TestChain::new(3, |_| {});
+    let before = balance(&c, "alice");
+    let mut spec = c.spec(committee(), 30);
+    spec.mechanism = MechanismKind::OpenRace;
+    let (id, tx) = c.submit("alice", spec.clone());
+    c.block(vec![tx]);
+    let j = job(&c, &id);
+    assert_eq!(j.status, JobStatus::Race, "{j:#?}");
+    assert!(j.attempts.is_empty(), "nobody is assigned in an open race");
+    c.run_agent(Behaviour::HONEST, 100);
+    let j = job(&c, &id);
+    assert_eq!(j.status, JobStatus::Verified, "{j:#?}");
+    assert!(j.attempts[usize::from(j.winner.unwrap())].race);
+    assert_eq!(balance(&c, "alice"), before - j.fee_per_prover.0, "charged the quote, no refund");
+    // A race has one winner: redundancy is refused.
+    spec.redundancy = 2;
+    let (_, tx) = c.submit("alice", spec);
+    let out = c.block(vec![tx]);
+    assert_eq!(out.receipts[0].result.as_ref().unwrap_err().code(), "race_redundancy");
+    conserved(&c);
+}
+
+#[test]
+fn mechanisms_a_chain_does_not_enable_are_refused() {
+    let mut c = TestChain::new(2, |p| {
+        p.mechanisms = BoundedVec::try_from_vec(vec![MechanismKind::RandomWithFallback]).unwrap();
+    });
+    let mut spec = c.spec(committee(), 30);
+    spec.mechanism = MechanismKind::StakeSqrt;
+    let (_, tx) = c.submit("alice", spec);
+    let out = c.block(vec![tx]);
+    let err = out.receipts[0].result.as_ref().unwrap_err();
+    assert_eq!(err.code(), "mechanism_not_enabled");
+    assert!(err.to_string().contains("stake-sqrt"), "{err}");
+    // Genesis refuses auctions whose transactions this ledger does not have yet.
+    let mut g = test_genesis(0, |p| {
+        p.mechanisms = BoundedVec::try_from_vec(vec![
+            MechanismKind::RandomWithFallback,
+            MechanismKind::ReverseDutch,
+        ])
+        .unwrap();
+    });
+    assert!(crate::genesis(&g).unwrap_err().to_string().contains("reverse-dutch"));
+    g.params.mechanisms = BoundedVec::try_from_vec(vec![MechanismKind::StakeLinear]).unwrap();
+    assert!(crate::genesis(&g).unwrap_err().to_string().contains("random"));
 }

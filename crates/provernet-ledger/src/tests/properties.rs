@@ -18,6 +18,8 @@ enum Action {
         time: u16,
         redundancy: u8,
         underpay: bool,
+        /// Index into the ledger's mechanisms (open races only with redundancy 1 are valid).
+        mechanism: u8,
     },
     Transfer {
         from: u8,
@@ -42,8 +44,8 @@ enum Action {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        4 => (0u8..2, any::<bool>(), 5u16..120, 0u8..5, prop::bool::weighted(0.1))
-            .prop_map(|(who, builtin, time, redundancy, underpay)| Action::Submit { who, builtin, time, redundancy, underpay }),
+        4 => (0u8..2, any::<bool>(), 5u16..120, 0u8..5, prop::bool::weighted(0.1), 0u8..4)
+            .prop_map(|(who, builtin, time, redundancy, underpay, mechanism)| Action::Submit { who, builtin, time, redundancy, underpay, mechanism }),
         1 => (0u8..8, 0u8..8, 0u64..2_000_000_000_000).prop_map(|(from, to, amount)| Action::Transfer { from, to, amount }),
         1 => (0u8..2, any::<u8>()).prop_map(|(who, job)| Action::Cancel { who, job }),
         2 => (0u8..8, any::<u8>(), 0u8..5, 0u8..4).prop_map(|(who, job, kind, attempt)| Action::Noise { who, job, kind, attempt }),
@@ -55,11 +57,12 @@ const NAMES: [&str; 8] = ["alice", "bob", "p0", "p1", "p2", "p3", "p4", "p5"];
 
 fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
     match a {
-        Action::Submit { who, builtin, time, redundancy, underpay } => {
+        Action::Submit { who, builtin, time, redundancy, underpay, mechanism } => {
             let program: ProgramId =
                 if *builtin { builtin_program().id() } else { committee_program().id() };
             let mut spec = c.spec(program, u64::from(*time));
             spec.redundancy = *redundancy;
+            spec.mechanism = crate::LEDGER_MECHANISMS[usize::from(*mechanism)];
             if *underpay {
                 spec.max_fee = MicroCredits(1);
             }
