@@ -13,6 +13,7 @@ mod node_cmd;
 mod program;
 mod quote;
 mod requester;
+mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +52,9 @@ enum Command {
     Proof(requester::ProofCommand),
     /// Start a local network (a validator and prover nodes) and prove a batch of real jobs.
     Devnet(devnet::DevnetArgs),
+    /// The mechanism lab: simulate allocation mechanisms over scenarios and compare them.
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
 }
 
 fn main() {
@@ -68,6 +72,7 @@ fn main() {
         Command::Devnet(args) => devnet::run(args),
         Command::Job(cmd) => requester::job(cmd),
         Command::Proof(cmd) => requester::proof(cmd),
+        Command::Sim(cmd) => sim_cmd::run(cmd),
     };
     if let Err(err) = result {
         // The causes, outermost first; a hint is printed on its own line instead.

@@ -28,16 +28,18 @@ pub struct MechanismParams {
     /// Of forfeited collateral, the share burned; the rest is a bounty for whoever proves the
     /// job instead.
     pub collateral_burn_bps: u32,
-    /// Stake lotteries draw only among the `lottery_top` heaviest eligible provers (0: all).
-    /// Taiko's alpha-4 design capped its lottery at the top 32 stakers.
-    pub lottery_top: u32,
+    /// The square-root lottery draws only among this many heaviest eligible provers (0: all),
+    /// as Taiko's alpha-4 design capped its lottery at the top 32 stakers. Without a cap,
+    /// splitting stake into identities raises its square-root weight without bound; the
+    /// linear lottery needs no cap (splitting does not change its weight).
+    pub sqrt_lottery_top: u32,
 }
 provernet_types::codec_struct!(MechanismParams {
     dutch_ramp_blocks,
     bid_window_blocks,
     collateral_bps,
     collateral_burn_bps,
-    lottery_top,
+    sqrt_lottery_top,
 });
 
 impl Default for MechanismParams {
@@ -48,7 +50,7 @@ impl Default for MechanismParams {
             bid_window_blocks: 3,
             collateral_bps: 100_000,
             collateral_burn_bps: 5_000,
-            lottery_top: 0,
+            sqrt_lottery_top: 0,
         }
     }
 }
@@ -177,8 +179,8 @@ impl Mechanism for RandomWithFallback {
     }
 }
 
-/// A lottery weighted by stake (`sqrt: false`) or by its integer square root (`sqrt: true`),
-/// among the `lottery_top` heaviest eligible provers, at the posted price.
+/// A lottery weighted by stake (`sqrt: false`) or by its integer square root (`sqrt: true`,
+/// among the `sqrt_lottery_top` heaviest eligible provers), at the posted price.
 ///
 /// Linear weights are Sybil-neutral (splitting stake splits weight) but hand a whale its stake
 /// share; square-root weights flatten stake concentration but reward splitting, up to the cap.
@@ -213,7 +215,7 @@ impl StakeLottery {
             // Heaviest first; equal weights by id, so the cut is the same everywhere.
             pool.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             pool.truncate(top as usize);
-            pool.sort_by(|a, b| a.1.cmp(&b.1));
+            pool.sort_by_key(|p| p.1);
         }
         let total: u128 = pool.iter().map(|(w, _)| w).sum();
         if total == 0 {
@@ -240,7 +242,8 @@ impl Mechanism for StakeLottery {
     }
 
     fn decide(&self, round: &Round<'_>, candidates: &[Candidate<'_>], _: &[Offer]) -> Decision {
-        match self.select(round.seed, round.request, candidates, round.params.lottery_top) {
+        let top = if self.sqrt { round.params.sqrt_lottery_top } else { 0 };
+        match self.select(round.seed, round.request, candidates, top) {
             Some(prover) => {
                 Decision::Assign { prover, price: round.quote, collateral: MicroCredits(0) }
             }
@@ -491,11 +494,14 @@ mod tests {
                 "sqrt {i}: {k} vs {expect}"
             );
         }
-        // The top-3 cap: only the three heaviest (stakes 8, 9, 10) are ever drawn.
-        let capped = MechanismParams { lottery_top: 3, ..params };
-        let top = counts(mechanism(MechanismKind::StakeLinear), &capped, 3_000);
+        // The top-3 cap on the square-root lottery: only the three heaviest (stakes 8, 9, 10)
+        // are ever drawn. The linear lottery ignores it.
+        let capped = MechanismParams { sqrt_lottery_top: 3, ..params };
+        let top = counts(mechanism(MechanismKind::StakeSqrt), &capped, 3_000);
         assert_eq!(top[..7].iter().sum::<u32>(), 0);
         assert!(top[7] > 0 && top[8] > top[7] / 2 && top[9] > 0);
+        let linear = counts(mechanism(MechanismKind::StakeLinear), &capped, 3_000);
+        assert!(linear[0] > 0, "{linear:?}");
     }
 
     #[test]
