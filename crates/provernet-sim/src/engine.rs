@@ -428,12 +428,10 @@ impl<'a> Sim<'a> {
     }
 
     fn candidates(&self) -> Vec<Candidate<'static>> {
-        let unit =
-            Resources { cores: MilliCores::from_cores(1), memory: Bytes(1), gpus: GpuCount(0) };
         (0..self.provers.len())
             .map(|p| Candidate {
                 id: self.ids[p],
-                free: if self.free(p) { unit } else { Resources::ZERO },
+                free: if self.free(p) { UNIT } else { Resources::ZERO },
                 free_stake: MicroCredits(u64::MAX),
                 stake: MicroCredits(self.provers[p].stake),
                 labels: &[],
@@ -482,17 +480,7 @@ impl<'a> Sim<'a> {
         let mut exclude: Vec<ProverId> = self.jobs[j].tried.iter().map(|p| self.ids[*p]).collect();
         let mut got = 0;
         for _ in 0..k {
-            let request = Request {
-                resources: Resources {
-                    cores: MilliCores::from_cores(1),
-                    memory: Bytes(1),
-                    gpus: GpuCount(0),
-                },
-                bond: MicroCredits(0),
-                prover_set: &ProverSet::Any,
-                requires: &[],
-                exclude: &exclude,
-            };
+            let request = request(&exclude);
             let round = Round {
                 seed: self.seed(),
                 request: &request,
@@ -549,17 +537,7 @@ impl<'a> Sim<'a> {
             .collect();
         let request_exclude: Vec<ProverId> =
             self.jobs[j].tried.iter().map(|p| self.ids[*p]).collect();
-        let request = Request {
-            resources: Resources {
-                cores: MilliCores::from_cores(1),
-                memory: Bytes(1),
-                gpus: GpuCount(0),
-            },
-            bond: MicroCredits(0),
-            prover_set: &ProverSet::Any,
-            requires: &[],
-            exclude: &request_exclude,
-        };
+        let request = request(&request_exclude);
         let kind = if dutch { MechanismKind::ReverseDutch } else { MechanismKind::LowestBid };
         let last = if dutch { ramp } else { self.sc.bid_window_blocks };
         let mut order: Vec<usize> = (0..free.len()).collect();
@@ -866,6 +844,20 @@ impl<'a> Sim<'a> {
         self.out.rewards = self.revenue.iter().map(|r| mc(*r).0).collect();
         self.out.profit = (0..self.entities).map(|e| self.revenue[e] - self.spent[e]).collect();
         self.out
+    }
+}
+
+/// Every simulated job needs one unit of capacity; a busy prover offers none.
+const UNIT: Resources = Resources { cores: MilliCores(1_000), memory: Bytes(1), gpus: GpuCount(0) };
+
+/// The request of one attempt, excluding the provers the job already tried.
+fn request(exclude: &[ProverId]) -> Request<'_> {
+    Request {
+        resources: UNIT,
+        bond: MicroCredits(0),
+        prover_set: &ProverSet::Any,
+        requires: &[],
+        exclude,
     }
 }
 
