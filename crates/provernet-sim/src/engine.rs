@@ -7,16 +7,22 @@
 //! go offline, bid and lock by their strategies, pay their costs, collateral and slashes, and
 //! exit after losing periods. Every run is a pure function of (scenario, mechanism, seed).
 //!
-//! Model choices (documented in the report too):
+//! Model choices (`docs/mechanism-lab.md` repeats them):
 //! - a prover runs `capacity` attempts at once; an attempt that fails is silent and found out
 //!   at the fallback timeout; an outage starting during an attempt fails it;
+//! - an attempt still running at the fallback timeout is slashed and the job falls back, but
+//!   it may still deliver first (Boundless' lock timeout before the request's deadline);
+//! - the reverse Dutch price climbs from the scenario's `dutch_start` to the max fee;
 //! - auctions use the availability at arrival, and the winner is reserved from then on;
 //! - bids are complete-information equilibrium bids: each bids just under the cheapest rival's
 //!   reservation price, never under its own (zero-fee workers' reservation is 0);
 //! - in a race every free prover joins; losers stop when the race is won and pay the share of
 //!   their cost already spent;
 //! - a fault under fixed-price assignment is slashed `slash_ratio` × the price (burned); under
-//!   the auctions it forfeits the collateral (part burned, part a bounty for the race winner).
+//!   the auctions it forfeits the collateral (part burned, part a bounty for the race winner);
+//! - reputation epochs last `epoch_jobs` jobs: shares are computed from the scores at the start
+//!   of the epoch, and scores move once per epoch;
+//! - zero-fee workers are subsidised: they never exit.
 
 use crate::contest::tullock;
 use crate::scenario::{Offline, Scenario, TimeDist};
@@ -76,6 +82,9 @@ impl Mech {
 /// What one run measured.
 #[derive(Clone, Debug, Default)]
 pub struct RunResult {
+    /// The entities, in the order of the per-entity vectors: a group's `entity` name, or
+    /// `<group>-<i>` for each member of a group without one.
+    pub entities: Vec<String>,
     /// Rewards earned per entity, in micro-credits.
     pub rewards: Vec<u64>,
     /// Profit per entity (rewards − proving costs − slashes − efforts − fixed costs), credits.
@@ -135,6 +144,8 @@ struct Prover {
     offline: Vec<Offline>,
     exited: bool,
     score: u64,
+    /// Delivered a shared (reputation) proof in the current epoch.
+    epoch_active: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -238,6 +249,7 @@ impl<'a> Sim<'a> {
                     offline: g.offline.clone(),
                     exited: false,
                     score: sc.booster.max_score,
+                    epoch_active: false,
                 });
             }
         }
@@ -277,7 +289,7 @@ impl<'a> Sim<'a> {
             loss_streak: vec![0; e],
             exited: vec![false; e],
             subsidised,
-            out: RunResult { jobs: sc.jobs, ..Default::default() },
+            out: RunResult { jobs: sc.jobs, entities: entity_names, ..Default::default() },
         }
     }
 
@@ -401,6 +413,13 @@ impl<'a> Sim<'a> {
         if j > 0 && j % period == 0 {
             self.close_period();
         }
+        if self.mech == Mech::Reputation && j > 0 && j % self.sc.epoch_jobs as usize == 0 {
+            // The epoch ends: every prover decays, those who delivered in it gain.
+            let b = self.sc.booster;
+            for p in &mut self.provers {
+                p.score = b.step(p.score, std::mem::take(&mut p.epoch_active));
+            }
+        }
         self.allocate(j);
     }
 
@@ -445,6 +464,11 @@ impl<'a> Sim<'a> {
         u64::from_be_bytes(b) as usize
     }
 
+    /// The ids of the provers the job already tried: a fallback excludes them.
+    fn tried(&self, j: usize) -> Vec<ProverId> {
+        self.jobs[j].tried.iter().map(|p| self.ids[*p]).collect()
+    }
+
     fn seed(&mut self) -> Seed {
         Seed(self.rng.random())
     }
@@ -477,7 +501,7 @@ impl<'a> Sim<'a> {
     /// Random or stake-weighted assignment of `k` provers at the posted price.
     fn assign_fixed(&mut self, j: usize, kind: MechanismKind, k: u8) {
         let cands = self.candidates();
-        let mut exclude: Vec<ProverId> = self.jobs[j].tried.iter().map(|p| self.ids[*p]).collect();
+        let mut exclude = self.tried(j);
         let mut got = 0;
         for _ in 0..k {
             let request = request(&exclude);
@@ -517,7 +541,7 @@ impl<'a> Sim<'a> {
         let reserve: Vec<f64> = free.iter().map(|p| self.reservation(*p)).collect();
         // Each holds out for just under the cheapest rival's reservation.
         let ramp = self.sc.dutch_ramp_blocks;
-        let lo = 0.0;
+        let lo = self.sc.dutch_start;
         let step = (self.sc.max_fee - lo) / ramp as f64;
         let tick = if dutch { step } else { 0.001 };
         let asks: Vec<f64> = (0..free.len())
@@ -535,9 +559,8 @@ impl<'a> Sim<'a> {
                 }
             })
             .collect();
-        let request_exclude: Vec<ProverId> =
-            self.jobs[j].tried.iter().map(|p| self.ids[*p]).collect();
-        let request = request(&request_exclude);
+        let exclude = self.tried(j);
+        let request = request(&exclude);
         let kind = if dutch { MechanismKind::ReverseDutch } else { MechanismKind::LowestBid };
         let last = if dutch { ramp } else { self.sc.bid_window_blocks };
         let mut order: Vec<usize> = (0..free.len()).collect();
@@ -580,9 +603,7 @@ impl<'a> Sim<'a> {
         // Nobody locked or bid: the open race at the max fee, once the auction is over.
         self.jobs[j].race_open = true;
         self.jobs[j].mech_attempts += 1;
-        let over = self.now + last * us(self.sc.block_s);
-        self.seq += 1;
-        self.queue.push(Reverse((over, self.seq, Ev::Retry(j))));
+        self.at(self.now + last * us(self.sc.block_s), Ev::Retry(j));
     }
 
     /// The Tullock contest among the free provers; the winner proves at the max fee.
@@ -753,10 +774,8 @@ impl<'a> Sim<'a> {
         } else if !self.jobs[j].done {
             self.later(j);
         }
-        // One epoch per job: every prover decays, those who delivered gain.
-        for p in 0..self.provers.len() {
-            let active = delivered.contains(&p);
-            self.provers[p].score = b.step(self.provers[p].score, active);
+        for p in delivered {
+            self.provers[p].epoch_active = true;
         }
     }
 

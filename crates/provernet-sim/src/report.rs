@@ -117,27 +117,6 @@ fn measure(sc: &Scenario, focus: Option<usize>, r: &RunResult) -> Vec<f64> {
     ]
 }
 
-/// The entity index of `name` as the engine numbers entities.
-fn entity_index(sc: &Scenario, name: &str) -> Option<usize> {
-    let mut seen: Vec<String> = Vec::new();
-    for g in &sc.groups {
-        for i in 0..g.count {
-            let e = g.entity.clone().unwrap_or_else(|| format!("{}-{i}", g.name));
-            if !seen.contains(&e) {
-                seen.push(e);
-            }
-        }
-    }
-    seen.iter().position(|e| e == name)
-}
-
-fn entity_count(sc: &Scenario) -> usize {
-    let named: std::collections::BTreeSet<&str> =
-        sc.groups.iter().filter_map(|g| g.entity.as_deref()).collect();
-    named.len()
-        + sc.groups.iter().filter(|g| g.entity.is_none()).map(|g| g.count as usize).sum::<usize>()
-}
-
 /// Runs every mechanism over `seeds` seeds, spread over the machine's cores. `progress` is
 /// called after each run with (runs done, runs in all).
 pub fn simulate(
@@ -172,7 +151,9 @@ pub fn simulate(
         }
     });
     let results = results.into_inner().unwrap_or_default();
-    let focus = sc.focus.as_deref().and_then(|f| entity_index(sc, f));
+    // Every run of a scenario numbers its entities alike.
+    let entities = results.iter().flatten().next().map(|r| r.entities.clone()).unwrap_or_default();
+    let focus = sc.focus.as_deref().and_then(|f| entities.iter().position(|e| e == f));
     let mut reports = Vec::new();
     for (m, mech) in mechs.iter().enumerate() {
         let runs: Vec<&RunResult> = tasks
@@ -210,7 +191,7 @@ pub fn simulate(
     Report {
         scenario: sc.clone(),
         seeds,
-        entities: entity_count(sc),
+        entities: entities.len(),
         mechanisms: reports,
         elapsed_s: started.elapsed().as_secs_f64(),
         threads,

@@ -155,6 +155,9 @@ pub struct Scenario {
     pub quote: f64,
     /// The requester's max fee: the auctions' ceiling and the contest's prize.
     pub max_fee: f64,
+    /// Where the reverse Dutch price starts its climb to the max fee (Boundless' min price).
+    #[serde(default)]
+    pub dutch_start: f64,
     pub block_s: f64,
     #[serde(default = "ten_u64")]
     pub dutch_ramp_blocks: u64,
@@ -181,7 +184,8 @@ pub struct Scenario {
     pub sqrt_lottery_top: u32,
     #[serde(default = "booster")]
     pub booster: Booster,
-    /// Jobs per reputation epoch.
+    /// Jobs per reputation epoch: scores move once per epoch (Aztec's epochs hold many
+    /// blocks).
     #[serde(default = "one_u32")]
     pub epoch_jobs: u32,
     /// A prover (entity) exits after this many consecutive periods with a loss (0: never).
@@ -274,6 +278,7 @@ impl Scenario {
         }
         let money = [
             ("quote", self.quote),
+            ("dutch_start", self.dutch_start),
             ("max_fee", self.max_fee),
             ("collateral_ratio", self.collateral_ratio),
             ("slash_ratio", self.slash_ratio),
@@ -286,8 +291,8 @@ impl Scenario {
                 return Err(format!("{name} must be within 0..=1e9, not {v}"));
             }
         }
-        if self.quote > self.max_fee {
-            return Err("quote must not exceed max_fee".into());
+        if self.quote > self.max_fee || self.dutch_start > self.max_fee {
+            return Err("quote and dutch_start must not exceed max_fee".into());
         }
         if !(0.0..=1.0).contains(&self.collateral_burn) {
             return Err("collateral_burn must be within 0..=1".into());
@@ -390,6 +395,7 @@ fn base(name: &str, description: &str, groups: Vec<Group>) -> Scenario {
         give_up_deadlines: 10.0,
         quote: 1.2,
         max_fee: 1.5,
+        dutch_start: 0.0,
         block_s: 2.0,
         dutch_ramp_blocks: 10,
         bid_window_blocks: 2,

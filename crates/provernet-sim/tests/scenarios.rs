@@ -27,6 +27,20 @@ fn runs_are_a_function_of_the_seed() {
         assert_eq!((a.rewards.clone(), a.late, a.unfulfilled), (b.rewards, b.late, b.unfulfilled));
         assert_ne!(a.rewards, run(&sc, m, 8).rewards, "{m:?}: another seed, another run");
     }
+    // Scenario fields reach the engine: longer reputation epochs move scores less often.
+    let rep = Mech::parse("reputation").unwrap();
+    let per_job = run(&sc, rep, 7).rewards;
+    sc.epoch_jobs = 50;
+    assert_ne!(per_job, run(&sc, rep, 7).rewards);
+    // And the Dutch ramp's start sets the price a lone prover waits for.
+    let mut s2 = Scenario::builtin("S2").unwrap();
+    s2.jobs = 200;
+    s2.exit_after_periods = 0;
+    s2.fixed_cost_per_period = 0.0;
+    let dutch = Mech::parse("reverse-dutch").unwrap();
+    let low = run(&s2, dutch, 1).paid;
+    s2.dutch_start = 0.9;
+    assert!(run(&s2, dutch, 1).paid > low);
 }
 
 #[test]
