@@ -48,7 +48,9 @@ use crate::events::{Event, Fault, PaymentKind, Receipt};
 use crate::overlay::Overlay;
 use crate::params::Genesis;
 use crate::state::{ChangeSet, Meta, State};
-use provernet_mechanism::{mechanism, pick_committee, Candidate, Decision, Request, Round, Seed};
+use provernet_mechanism::{
+    mechanism, pick_committee, Candidate, Decision, Offer, Request, Round, Seed,
+};
 use provernet_types::limits::*;
 use provernet_types::tx::job_id;
 use provernet_types::MechanismKind;
@@ -217,6 +219,11 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
             post_race_proof(ov, signer.into(), *job, files, *usage)?
         }
         TxBody::Vote { job, attempt, valid } => vote(ov, signer, *job, *attempt, *valid)?,
+        TxBody::LockJob { job } => lock_job(ov, signer.into(), *job)?,
+        TxBody::BidJob { job, commitment } => bid_job(ov, signer.into(), *job, *commitment)?,
+        TxBody::RevealBid { job, price, salt } => {
+            reveal_bid(ov, signer.into(), *job, *price, salt)?
+        }
     }
     let a = ov.account_mut(signer);
     a.nonce = Nonce(a.nonce.0 + 1);
@@ -355,7 +362,8 @@ fn register_prover(
             // The probe runs with the prover's full declared capacity: passing it shows the
             // machine delivers what it claims. It is free and goes to this prover only.
             let job_id = job_id(&signer, nonce);
-            let attempt = new_attempt(id, h, h.plus(ov.params().accept_timeout), false);
+            let attempt =
+                new_attempt(id, h, h.plus(ov.params().accept_timeout), false, MicroCredits(0));
             let job = Job {
                 requester: signer,
                 program: probe.program,
@@ -368,6 +376,7 @@ fn register_prover(
                 ),
                 mechanism: Default::default(),
                 fee_per_prover: MicroCredits(0),
+                max_fee: MicroCredits(0),
                 escrow: MicroCredits(0),
                 status: JobStatus::Assigned,
                 attempts: BoundedVec::try_from_vec(vec![attempt]).map_err(|_| TxError::Overflow)?,
@@ -376,6 +385,10 @@ fn register_prover(
                 winner: None,
                 probe_for: Some(id),
                 race_until: None,
+                race_price: MicroCredits(0),
+                round: None,
+                bids: BoundedVec::new(),
+                bounty: MicroCredits(0),
                 fallback_refund: MicroCredits(0),
                 settled: false,
                 wake: Some(h.plus(ov.params().accept_timeout)),
@@ -406,7 +419,13 @@ fn deregister_prover(ov: &mut Overlay<'_>, id: ProverId) -> Result<(), TxError> 
     Ok(())
 }
 
-fn new_attempt(prover: ProverId, h: Height, deadline: Height, race: bool) -> Attempt {
+fn new_attempt(
+    prover: ProverId,
+    h: Height,
+    deadline: Height,
+    race: bool,
+    price: MicroCredits,
+) -> Attempt {
     Attempt {
         prover,
         state: if race { AttemptState::Proven } else { AttemptState::Assigned },
@@ -419,6 +438,8 @@ fn new_attempt(prover: ProverId, h: Height, deadline: Height, race: bool) -> Att
         committee: BoundedVec::new(),
         votes: BoundedVec::new(),
         verify_round: 0,
+        price,
+        collateral: MicroCredits(0),
     }
 }
 
@@ -438,8 +459,12 @@ fn submit_job(
     if !ov.params().mechanisms.contains(&spec.mechanism) {
         return Err(TxError::MechanismNotEnabled(spec.mechanism));
     }
-    if spec.mechanism == MechanismKind::OpenRace && spec.redundancy != 1 {
-        return Err(TxError::RaceRedundancy(spec.redundancy));
+    let auction = is_auction(spec.mechanism);
+    if (auction || spec.mechanism == MechanismKind::OpenRace) && spec.redundancy != 1 {
+        return Err(TxError::SingleProver {
+            mechanism: spec.mechanism,
+            redundancy: spec.redundancy,
+        });
     }
     if let Some(dup) = first_duplicate(spec.inputs.iter().map(|i| &i.name)) {
         return Err(TxError::DuplicateName(dup.clone()));
@@ -473,7 +498,10 @@ fn submit_job(
     if open >= ov.params().open_jobs_per_account_max {
         return Err(TxError::TooManyOpenJobs { open });
     }
-    debit(ov, requester, quote)?;
+    // An auction may clear anywhere up to the max fee, so it escrows the max fee; the rest
+    // returns at settlement. Fixed-price mechanisms escrow (and charge at most) the quote.
+    let escrow = if auction { spec.max_fee } else { quote };
+    debit(ov, requester, escrow)?;
     ov.account_mut(requester).open_jobs = open + 1;
     let id = job_id(&requester, nonce);
     let h = ov.height;
@@ -487,7 +515,8 @@ fn submit_job(
         prover_set: spec.prover_set.clone(),
         mechanism: spec.mechanism,
         fee_per_prover: fee,
-        escrow: quote,
+        max_fee: if auction { spec.max_fee } else { fee },
+        escrow,
         status: JobStatus::Pending,
         attempts: BoundedVec::new(),
         submitted_at: h,
@@ -495,6 +524,10 @@ fn submit_job(
         winner: None,
         probe_for: None,
         race_until: None,
+        race_price: fee,
+        round: auction.then_some(h),
+        bids: BoundedVec::new(),
+        bounty: MicroCredits(0),
         fallback_refund: MicroCredits(0),
         settled: false,
         wake: Some(h.plus(ov.params().draw_delay)),
@@ -571,7 +604,7 @@ fn release(ov: &mut Overlay<'_>, job: &Job, a: &Attempt) {
             p.used = p.used.saturating_sub(&resources);
         }
         if a.state.is_live() {
-            p.bonded = p.bonded.saturating_sub(bond);
+            p.bonded = p.bonded.saturating_sub(bond).saturating_sub(a.collateral);
         }
     }
 }
@@ -595,6 +628,7 @@ fn cancel_job(ov: &mut Overlay<'_>, signer: AccountId, id: JobId) -> Result<(), 
             set_attempt(ov, id, &mut job, i, AttemptState::Cancelled);
         }
     }
+    close_bids(ov, id, &mut job, false);
     finish_job(ov, id, &mut job, JobStatus::Cancelled);
     save(ov, id, job);
     Ok(())
@@ -738,7 +772,7 @@ fn post_race_proof(
     if let Some(p) = ov.prover_mut(&prover) {
         p.bonded = MicroCredits(p.bonded.0 + fee.0);
     }
-    let mut a = new_attempt(prover, ov.height, ov.height, true);
+    let mut a = new_attempt(prover, ov.height, ov.height, true, job.race_price);
     a.proof = files.clone();
     a.usage = usage;
     let index = job.attempts.len() as u8;
@@ -886,11 +920,13 @@ fn tick_attempt(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut J
         AttemptState::Assigned if h >= a.deadline => {
             release(ov, job, &a);
             set_attempt(ov, id, job, i, AttemptState::MissedAccept);
+            forfeit(ov, id, job, a.prover, a.collateral);
             slash(ov, a.prover, id, job.fee_per_prover, Fault::MissedAccept);
         }
         AttemptState::Running if h >= a.deadline => {
             release(ov, job, &a);
             set_attempt(ov, id, job, i, AttemptState::MissedDeadline);
+            forfeit(ov, id, job, a.prover, a.collateral);
             slash(ov, a.prover, id, job.fee_per_prover, Fault::MissedDeadline);
         }
         AttemptState::Proven if a.committee.is_empty() => draw_committee(ov, ctx, id, job, i),
@@ -987,7 +1023,7 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     let a = job.attempts[i].clone();
     release(ov, job, &a);
     set_attempt(ov, id, job, i, AttemptState::Verified);
-    let paid = job.fee_per_prover.min(job.escrow);
+    let paid = a.price.min(job.escrow);
     job.escrow = MicroCredits(job.escrow.0 - paid.0);
     let verifier_pool = paid.mul_bps(ov.params().verifier_reward_bps);
     pay(
@@ -1005,6 +1041,10 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
         return;
     }
     job.winner = Some(i as u8);
+    let bounty = job.bounty.min(job.escrow);
+    job.escrow = MicroCredits(job.escrow.0 - bounty.0);
+    job.bounty = MicroCredits(0);
+    pay(ov, a.prover.into(), Some(id), PaymentKind::Bounty, bounty);
     if job.had_fault() {
         let want = job.fee_per_prover.mul_bps(ov.params().fallback_refund_bps);
         let refund = want.min(ov.meta().treasury);
@@ -1027,6 +1067,7 @@ fn reject_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     let a = job.attempts[i].clone();
     release(ov, job, &a);
     set_attempt(ov, id, job, i, AttemptState::Rejected);
+    forfeit(ov, id, job, a.prover, a.collateral);
     slash(ov, a.prover, id, job.fee_per_prover, Fault::InvalidProof);
     let want = job.fee_per_prover.mul_bps(ov.params().verifier_reward_bps);
     let reward = want.min(ov.meta().treasury);
@@ -1135,21 +1176,26 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
         return;
     }
     let max_attempts = usize::from(job.redundancy) + usize::from(params.fallback_attempts_max);
-    let mut open = false;
+    let mut open = None;
     while job.live_attempts() < usize::from(job.redundancy)
         && job.assigned_attempts() < max_attempts
     {
         match assign(ov, ctx, id, job) {
             Assigned::Yes => {}
             Assigned::No => break,
-            Assigned::Open => {
-                open = true;
+            Assigned::Wait => {
+                // An auction round is still collecting locks, bids or reveals.
+                refresh_status(ov, id, job);
+                return;
+            }
+            Assigned::Open(price) => {
+                open = Some(price);
                 break;
             }
         }
     }
     if job.live_attempts() == 0 {
-        if job.assigned_attempts() == 0 && !open {
+        if job.assigned_attempts() == 0 && open.is_none() {
             if h >= job.submitted_at.plus(params.pending_timeout) {
                 finish_job(ov, id, job, JobStatus::Expired);
             }
@@ -1158,6 +1204,9 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
         // Attempts exhausted, or no fresh prover left: open the race.
         let run = params.time_limit_blocks(job.time_limit);
         job.race_until = Some(h.plus(run).plus(params.result_grace));
+        job.race_price = open.unwrap_or(job.max_fee);
+        job.round = None;
+        close_bids(ov, id, job, false);
         ov.events.push(Event::RaceOpened { job: id });
     }
     refresh_status(ov, id, job);
@@ -1166,10 +1215,68 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
 /// What [`assign`] did.
 enum Assigned {
     Yes,
-    /// No eligible prover (or the mechanism waits for offers).
+    /// No eligible prover.
     No,
-    /// The mechanism opens the job to a race instead of assigning it.
-    Open,
+    /// An auction round is still open: ask again next block.
+    Wait,
+    /// The mechanism opens the job to a race at this price instead of assigning it.
+    Open(MicroCredits),
+}
+
+/// Whether `kind` allocates by auction: a round of locks or sealed bids, with collateral.
+fn is_auction(kind: MechanismKind) -> bool {
+    matches!(kind, MechanismKind::ReverseDutch | MechanismKind::LowestBid)
+}
+
+/// The request a job's next attempt makes of a prover. Auctions ask for enough free stake for
+/// the bond and the collateral at the max fee, so a winner can always post its collateral.
+fn request_for<'a>(
+    ov: &Overlay<'_>,
+    job: &'a Job,
+    requires: &'a [provernet_types::Label],
+    exclude: &'a [ProverId],
+) -> Request<'a> {
+    let collateral = if is_auction(job.mechanism) {
+        ov.params().mechanism_params.collateral(job.max_fee)
+    } else {
+        MicroCredits(0)
+    };
+    Request {
+        resources: job.resources,
+        bond: MicroCredits(job.fee_per_prover.0.saturating_add(collateral.0)),
+        prover_set: &job.prover_set,
+        requires,
+        exclude,
+    }
+}
+
+fn required_labels(ov: &Overlay<'_>, job: &Job) -> Vec<provernet_types::Label> {
+    ov.program(&job.program).map(|p| p.manifest.requires.clone().into_vec()).unwrap_or_default()
+}
+
+/// A prover as a mechanism sees it; `deposit` is stake it has bonded to its own sealed bid on
+/// this job, which the auction's decision releases first.
+fn candidate(id: ProverId, p: &Prover, deposit: MicroCredits) -> Candidate<'_> {
+    Candidate {
+        id,
+        free: p.free(),
+        free_stake: MicroCredits(p.free_stake().0.saturating_add(deposit.0)),
+        stake: p.stake,
+        labels: &p.labels,
+    }
+}
+
+/// The mechanism's clock: blocks since the auction round opened. A lowest-bid round on chain
+/// has a reveal phase as long as its bidding window after it, which the mechanism (sealed bids
+/// arriving at once, as in the simulator) does not see, so its clock starts after the reveals.
+fn elapsed(ov: &Overlay<'_>, job: &Job, h: Height) -> u64 {
+    let since = h.0.saturating_sub(job.round.unwrap_or(h).0);
+    match job.mechanism {
+        MechanismKind::LowestBid => {
+            since.saturating_sub(ov.params().mechanism_params.bid_window_blocks)
+        }
+        _ => since,
+    }
 }
 
 /// Assigns one new attempt through the job's mechanism.
@@ -1178,55 +1285,283 @@ fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) ->
     if index >= ATTEMPTS_MAX {
         return Assigned::No;
     }
+    if is_auction(job.mechanism) && job.round.is_none() {
+        // A fallback after a failed auction attempt: a fresh round opens now.
+        job.round = Some(ctx.height);
+    }
     let exclude = job.provers();
-    let requires =
-        ov.program(&job.program).map(|p| p.manifest.requires.clone()).unwrap_or_default();
+    let requires = required_labels(ov, job);
     let seed = Seed::derive(&ctx.randomness, "assign", &[&id.0, &[index as u8]]);
-    let picked = {
+    // Locks apply as transactions; only revealed sealed bids reach the end of the block.
+    let offers: Vec<Offer> = job
+        .bids
+        .iter()
+        .filter_map(|b| b.price.map(|price| Offer { prover: b.prover, price }))
+        .collect();
+    let decision = {
         let active = ov.active_provers();
-        let candidates: Vec<Candidate<'_>> = active
-            .iter()
-            .map(|(pid, p)| Candidate {
-                id: *pid,
-                free: p.free(),
-                free_stake: p.free_stake(),
-                stake: p.stake,
-                labels: &p.labels,
-            })
-            .collect();
-        let request = Request {
-            resources: job.resources,
-            bond: job.fee_per_prover,
-            prover_set: &job.prover_set,
-            requires: &requires,
-            exclude: &exclude,
+        let deposit = |pid: &ProverId| {
+            job.bids.iter().find(|b| b.prover == *pid).map_or(MicroCredits(0), |b| b.deposit)
         };
-        // Every mechanism the ledger runs decides in the round the attempt opens: the
-        // lotteries assign at the quote, the open race opens (see `LEDGER_MECHANISMS`).
+        let candidates: Vec<Candidate<'_>> =
+            active.iter().map(|(pid, p)| candidate(*pid, p, deposit(pid))).collect();
+        let request = request_for(ov, job, &requires, &exclude);
         let round = Round {
             seed,
             request: &request,
-            elapsed: 0,
+            elapsed: elapsed(ov, job, ctx.height),
             quote: job.fee_per_prover,
-            max_fee: job.fee_per_prover,
+            max_fee: job.max_fee,
             params: &ov.params().mechanism_params,
         };
-        mechanism(job.mechanism).decide(&round, &candidates, &[])
+        mechanism(job.mechanism).decide(&round, &candidates, &offers)
     };
-    let prover = match picked {
-        Decision::Assign { prover, .. } => prover,
-        Decision::Open { .. } => return Assigned::Open,
-        Decision::Wait | Decision::Unfilled => return Assigned::No,
+    match decision {
+        Decision::Wait => Assigned::Wait,
+        Decision::Unfilled => Assigned::No,
+        Decision::Open { price } => {
+            job.round = None;
+            close_bids(ov, id, job, true);
+            Assigned::Open(price)
+        }
+        Decision::Assign { prover, price, collateral } => {
+            job.round = None;
+            close_bids(ov, id, job, true);
+            // Auction winners committed when they locked or bid: their attempt runs at once.
+            let running = is_auction(job.mechanism);
+            if start_attempt(ov, id, job, prover, price, collateral, running) {
+                Assigned::Yes
+            } else {
+                Assigned::No
+            }
+        }
+    }
+}
+
+/// Gives a new attempt to `prover`: holds its capacity, bond and collateral. A `running`
+/// attempt (an auction's) skips the accept step and is due by its result deadline.
+fn start_attempt(
+    ov: &mut Overlay<'_>,
+    id: JobId,
+    job: &mut Job,
+    prover: ProverId,
+    price: MicroCredits,
+    collateral: MicroCredits,
+    running: bool,
+) -> bool {
+    let index = job.attempts.len() as u8;
+    let (h, p) = (ov.height, ov.params());
+    let deadline = if running {
+        h.plus(p.time_limit_blocks(job.time_limit)).plus(p.result_grace)
+    } else {
+        h.plus(p.accept_timeout)
     };
-    let (resources, bond) = (job.resources, job.fee_per_prover);
+    let mut a = new_attempt(prover, h, deadline, false, price);
+    a.collateral = collateral;
+    if running {
+        a.state = AttemptState::Running;
+    }
+    if job.attempts.try_push(a).is_err() {
+        return false;
+    }
+    let (resources, held) = (job.resources, job.fee_per_prover.0.saturating_add(collateral.0));
     if let Some(p) = ov.prover_mut(&prover) {
         p.used = p.used.checked_add(&resources).unwrap_or(p.capacity);
-        p.bonded = MicroCredits(p.bonded.0 + bond.0);
+        p.bonded = MicroCredits(p.bonded.0.saturating_add(held));
     }
-    let deadline = ctx.height.plus(ov.params().accept_timeout);
-    if job.attempts.try_push(new_attempt(prover, ctx.height, deadline, false)).is_err() {
-        return Assigned::No;
+    ov.events.push(Event::AttemptAssigned { job: id, attempt: index, prover });
+    if running {
+        ov.events.push(Event::AttemptChanged {
+            job: id,
+            attempt: index,
+            state: AttemptState::Running,
+        });
     }
-    ov.events.push(Event::AttemptAssigned { job: id, attempt: index as u8, prover });
-    Assigned::Yes
+    true
+}
+
+/// Takes forfeited collateral from `prover`'s stake (its bond on it must already be
+/// released): part burned, the rest held in the job's escrow as a bounty for whoever proves it.
+fn forfeit(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, prover: ProverId, amount: MicroCredits) {
+    if amount.0 == 0 {
+        return;
+    }
+    let params = ov.params().mechanism_params;
+    let Some(p) = ov.prover_mut(&prover) else { return };
+    let taken = amount.min(p.stake);
+    p.stake = MicroCredits(p.stake.0 - taken.0);
+    let (burned, bounty) = params.forfeit(taken);
+    ov.meta().burned.0 += burned.0;
+    job.escrow = MicroCredits(job.escrow.0 + bounty.0);
+    job.bounty = MicroCredits(job.bounty.0 + bounty.0);
+    ov.events.push(Event::CollateralForfeited { prover, job: id, burned, bounty });
+}
+
+/// Ends the current round's sealed bids: every deposit is released, and with `decided` a bid
+/// never revealed forfeits its deposit (it might otherwise have been withheld on purpose, to
+/// pick the best of several Sybil bids after seeing the others).
+fn close_bids(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, decided: bool) {
+    let bids = std::mem::take(&mut job.bids);
+    for b in bids.iter() {
+        if let Some(p) = ov.prover_mut(&b.prover) {
+            p.bonded = p.bonded.saturating_sub(b.deposit);
+        }
+        if decided && b.price.is_none() {
+            forfeit(ov, id, job, b.prover, b.deposit);
+        }
+    }
+}
+
+/// Checks that `job` (of mechanism `want`) is taking offers for a new attempt.
+fn check_auction(
+    job: &Job,
+    id: JobId,
+    want: MechanismKind,
+    what: &'static str,
+) -> Result<(), TxError> {
+    if job.mechanism != want {
+        return Err(TxError::WrongMechanism { job: id, mechanism: job.mechanism, expected: want });
+    }
+    if job.status.is_final() || job.status == JobStatus::Race {
+        return Err(TxError::WrongJobState {
+            job: id,
+            status: job.status,
+            expected: "waiting for a prover",
+        });
+    }
+    if job.live_attempts() >= usize::from(job.redundancy) {
+        return Err(TxError::AuctionClosed { job: id, what, why: "a prover already holds it" });
+    }
+    Ok(())
+}
+
+/// Whether `prover` may take a new attempt of `job` apart from its free resources and stake:
+/// active, admitted by the job's prover set and the program's labels, and new to the job.
+fn check_bidder(ov: &Overlay<'_>, job: &Job, id: JobId, prover: ProverId) -> Result<(), TxError> {
+    let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
+    let requires = required_labels(ov, job);
+    if !p.is_active()
+        || job.provers().contains(&prover)
+        || !job.prover_set.admits(&prover, &p.labels)
+        || !requires.iter().all(|l| p.labels.contains(l))
+        || !job.resources.fits_in(&p.capacity)
+    {
+        return Err(TxError::NotEligible { job: id, prover });
+    }
+    Ok(())
+}
+
+fn lock_job(ov: &mut Overlay<'_>, prover: ProverId, id: JobId) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    check_auction(&job, id, MechanismKind::ReverseDutch, "locks")?;
+    check_bidder(ov, &job, id, prover)?;
+    let exclude = job.provers();
+    let requires = required_labels(ov, &job);
+    let request = request_for(ov, &job, &requires, &exclude);
+    let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
+    if p.free_stake() < request.bond {
+        return Err(TxError::CollateralTooLow { need: request.bond, have: p.free_stake() });
+    }
+    if !request.resources.fits_in(&p.free()) {
+        return Err(TxError::NotEligible { job: id, prover });
+    }
+    let round = Round {
+        seed: Seed::derive(&[0; 32], "lock", &[&id.0]),
+        request: &request,
+        elapsed: elapsed(ov, &job, ov.height),
+        quote: job.fee_per_prover,
+        max_fee: job.max_fee,
+        params: &ov.params().mechanism_params,
+    };
+    let offer = Offer { prover, price: MicroCredits(0) };
+    let decision = mechanism(job.mechanism).decide(
+        &round,
+        &[candidate(prover, p, MicroCredits(0))],
+        &[offer],
+    );
+    let Decision::Assign { prover, price, collateral } = decision else {
+        return Err(TxError::NotEligible { job: id, prover });
+    };
+    job.round = None;
+    if !start_attempt(ov, id, &mut job, prover, price, collateral, true) {
+        return Err(TxError::AuctionClosed {
+            job: id,
+            what: "locks",
+            why: "its attempts are used up",
+        });
+    }
+    refresh_status(ov, id, &mut job);
+    save(ov, id, job);
+    Ok(())
+}
+
+fn bid_job(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    commitment: [u8; 32],
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    check_auction(&job, id, MechanismKind::LowestBid, "bids")?;
+    let window = ov.params().mechanism_params.bid_window_blocks;
+    let start = job.round.unwrap_or(ov.height);
+    if ov.height.0.saturating_sub(start.0) >= window {
+        return Err(TxError::AuctionClosed {
+            job: id,
+            what: "bids",
+            why: "this round's bidding window has closed (bids are being revealed)",
+        });
+    }
+    check_bidder(ov, &job, id, prover)?;
+    if job.bids.iter().any(|b| b.prover == prover) {
+        return Err(TxError::AlreadyBid { job: id, prover });
+    }
+    let deposit = ov.params().mechanism_params.collateral(job.max_fee);
+    let need = MicroCredits(job.fee_per_prover.0.saturating_add(deposit.0));
+    let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
+    if p.free_stake() < need {
+        return Err(TxError::CollateralTooLow { need, have: p.free_stake() });
+    }
+    job.bids
+        .try_push(crate::entities::Bid { prover, commitment, price: None, deposit })
+        .map_err(|_| TxError::BidsFull(id))?;
+    if let Some(p) = ov.prover_mut(&prover) {
+        p.bonded = MicroCredits(p.bonded.0 + deposit.0);
+    }
+    job.round = Some(start);
+    save(ov, id, job);
+    Ok(())
+}
+
+fn reveal_bid(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    price: MicroCredits,
+    salt: &[u8; 32],
+) -> Result<(), TxError> {
+    let mut job = load_job(ov, id)?;
+    check_auction(&job, id, MechanismKind::LowestBid, "reveals")?;
+    let window = ov.params().mechanism_params.bid_window_blocks;
+    let closed = |why| TxError::AuctionClosed { job: id, what: "reveals", why };
+    let start = job.round.ok_or(closed("no auction round is open"))?;
+    let since = ov.height.0.saturating_sub(start.0);
+    if since < window {
+        return Err(closed("the bidding window is still open; reveal after it"));
+    }
+    if since >= 2 * window {
+        return Err(closed("this round's reveal window has closed"));
+    }
+    let bid = job
+        .bids
+        .as_mut_slice()
+        .iter_mut()
+        .find(|b| b.prover == prover && b.price.is_none())
+        .ok_or(TxError::NoBid { job: id, prover })?;
+    if provernet_types::bid_commitment(&id, &prover.into(), price, salt) != bid.commitment {
+        return Err(TxError::BidMismatch(id));
+    }
+    bid.price = Some(price);
+    save(ov, id, job);
+    Ok(())
 }

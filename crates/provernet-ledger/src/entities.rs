@@ -12,6 +12,9 @@ pub const ATTEMPTS_MAX: usize = 32;
 /// Most proofs accepted in one job's open race.
 pub const RACE_PROOFS_MAX: usize = 8;
 
+/// Most sealed bids one round of a lowest-bid auction takes.
+pub const BIDS_MAX: usize = 16;
+
 /// Most fallback attempts chain parameters may allow.
 pub const FALLBACK_ATTEMPTS_MAX: u8 = 16;
 
@@ -293,6 +296,11 @@ pub struct Attempt {
     /// Votes in committee order: `None` until the member votes.
     pub votes: BoundedVec<Option<bool>, COMMITTEE_MAX>,
     pub verify_round: u8,
+    /// What the prover is paid if its proof is accepted: the posted price, or the price it
+    /// won an auction at.
+    pub price: MicroCredits,
+    /// Collateral bonded while the attempt is live, forfeited if its prover fails it.
+    pub collateral: MicroCredits,
 }
 codec_struct!(Attempt {
     prover,
@@ -305,8 +313,22 @@ codec_struct!(Attempt {
     exit_code,
     committee,
     votes,
-    verify_round
+    verify_round,
+    price,
+    collateral
 });
+
+/// A sealed bid in the current round of a lowest-bid auction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Bid {
+    pub prover: ProverId,
+    pub commitment: [u8; 32],
+    /// Set once revealed.
+    pub price: Option<MicroCredits>,
+    /// Stake bonded while the bid is open; forfeited if the bid is never revealed.
+    pub deposit: MicroCredits,
+}
+codec_struct!(Bid { prover, commitment, price, deposit });
 
 /// A proof job.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -321,6 +343,9 @@ pub struct Job {
     pub mechanism: MechanismKind,
     /// The posted price of one attempt: resources × time limit. Each paid prover gets this.
     pub fee_per_prover: MicroCredits,
+    /// The most one attempt may be paid: the requester's max fee for auctions, the posted
+    /// price otherwise.
+    pub max_fee: MicroCredits,
     /// Credits still held for this job.
     pub escrow: MicroCredits,
     pub status: JobStatus,
@@ -332,6 +357,16 @@ pub struct Job {
     /// Set for a probe job: the prover it tests.
     pub probe_for: Option<ProverId>,
     pub race_until: Option<Height>,
+    /// What the first accepted race proof is paid.
+    pub race_price: MicroCredits,
+    /// When the current auction round opened (reverse Dutch, lowest bid); `None` while no
+    /// attempt is being auctioned.
+    pub round: Option<Height>,
+    /// Sealed bids of the current lowest-bid round, in arrival order.
+    pub bids: BoundedVec<Bid, BIDS_MAX>,
+    /// Forfeited collateral held for whoever proves the job; returns to the requester if
+    /// nobody does.
+    pub bounty: MicroCredits,
     /// The requester's 50% refund, once paid.
     pub fallback_refund: MicroCredits,
     /// All attempts are resolved and the escrow is empty.
@@ -349,6 +384,7 @@ codec_struct!(Job {
     prover_set,
     mechanism,
     fee_per_prover,
+    max_fee,
     escrow,
     status,
     attempts,
@@ -357,6 +393,10 @@ codec_struct!(Job {
     winner,
     probe_for,
     race_until,
+    race_price,
+    round,
+    bids,
+    bounty,
     fallback_refund,
     settled,
     wake

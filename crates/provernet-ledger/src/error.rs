@@ -41,8 +41,22 @@ pub enum TxError {
     BadRedundancy(u8),
     #[error("mechanism {0} is not enabled on this chain (see the chain's `mechanisms` parameter)")]
     MechanismNotEnabled(MechanismKind),
-    #[error("an open-race job has redundancy 1 (the first valid proof wins), not {0}")]
-    RaceRedundancy(u8),
+    #[error("a {mechanism} job takes one prover (redundancy 1), not {redundancy}; use random or a stake lottery for redundant proving")]
+    SingleProver { mechanism: MechanismKind, redundancy: u8 },
+    #[error("job {job} uses {mechanism}; this transaction needs a {expected} job")]
+    WrongMechanism { job: JobId, mechanism: MechanismKind, expected: MechanismKind },
+    #[error("job {job} takes no {what} now: {why}")]
+    AuctionClosed { job: JobId, what: &'static str, why: &'static str },
+    #[error("prover {prover} already bid on job {job} in this round")]
+    AlreadyBid { job: JobId, prover: ProverId },
+    #[error("job {0} has as many sealed bids as allowed in this round")]
+    BidsFull(JobId),
+    #[error("prover {prover} has no sealed bid to reveal on job {job} in this round")]
+    NoBid { job: JobId, prover: ProverId },
+    #[error("the revealed price and salt do not match the sealed bid on job {0}")]
+    BidMismatch(JobId),
+    #[error("free stake {have} is below the {need} needed for the bond and collateral")]
+    CollateralTooLow { need: MicroCredits, have: MicroCredits },
     #[error("max fee {max_fee} is below the quote {quote}")]
     FeeBelowQuote { quote: MicroCredits, max_fee: MicroCredits },
     #[error("no registered prover has the capacity for {0} within the job's prover set")]
@@ -104,7 +118,14 @@ impl TxError {
             TxError::BadRedundancy(_) => "bad_redundancy",
             TxError::FeeBelowQuote { .. } => "fee_below_quote",
             TxError::MechanismNotEnabled(_) => "mechanism_not_enabled",
-            TxError::RaceRedundancy(_) => "race_redundancy",
+            TxError::SingleProver { .. } => "single_prover_mechanism",
+            TxError::WrongMechanism { .. } => "wrong_mechanism",
+            TxError::AuctionClosed { .. } => "auction_closed",
+            TxError::AlreadyBid { .. } => "already_bid",
+            TxError::BidsFull(_) => "bids_full",
+            TxError::NoBid { .. } => "no_bid",
+            TxError::BidMismatch(_) => "bid_mismatch",
+            TxError::CollateralTooLow { .. } => "collateral_too_low",
             TxError::NoProverCanFit(_) => "no_prover_can_fit",
             TxError::DuplicateName(_) => "duplicate_name",
             TxError::MissingInput(_) => "missing_input",

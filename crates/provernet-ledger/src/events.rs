@@ -20,6 +20,8 @@ pub enum PaymentKind {
     FallbackRefund,
     EscrowRefund,
     StakeReturned,
+    /// Forfeited collateral paid to the prover that proved the job instead.
+    Bounty,
 }
 
 /// Why a prover was slashed.
@@ -82,6 +84,14 @@ pub enum Event {
         job: JobId,
         fault: Fault,
         amount: MicroCredits,
+    },
+    /// An auction winner failed its attempt (or a bidder never revealed): its collateral is
+    /// partly burned, the rest held as a bounty for whoever proves the job.
+    CollateralForfeited {
+        prover: ProverId,
+        job: JobId,
+        burned: MicroCredits,
+        bounty: MicroCredits,
     },
     Paid {
         to: AccountId,

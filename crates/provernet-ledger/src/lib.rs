@@ -21,7 +21,7 @@ pub use apply::{
 pub use entities::*;
 pub use error::TxError;
 pub use events::{Event, Fault, PaymentKind, Receipt};
-pub use params::{ChainParams, Genesis, ProbeSpec, LEDGER_MECHANISMS};
+pub use params::{ChainParams, Genesis, ProbeSpec};
 pub use state::{ChangeSet, LoadError, Meta, State, StateKey, Table};
 
 #[cfg(test)]

@@ -74,16 +74,6 @@ pub struct ChainParams {
     pub mechanism_params: MechanismParams,
 }
 
-/// The mechanisms this ledger runs. The reverse Dutch and lowest-bid auctions are implemented
-/// in `provernet-mechanism` and run in the simulator, but their lock and bid transactions are
-/// not in the ledger yet, so a chain cannot enable them.
-pub const LEDGER_MECHANISMS: [MechanismKind; 4] = [
-    MechanismKind::RandomWithFallback,
-    MechanismKind::StakeLinear,
-    MechanismKind::StakeSqrt,
-    MechanismKind::OpenRace,
-];
-
 codec_struct!(ChainParams {
     chain_id,
     block_time_ms,
@@ -146,7 +136,7 @@ impl ChainParams {
             probe: None,
             draw_delay: Blocks(2),
             validators: BoundedVec::try_from_vec(validators).expect("within VALIDATORS_MAX"),
-            mechanisms: BoundedVec::try_from_vec(LEDGER_MECHANISMS.to_vec()).expect("within 8"),
+            mechanisms: BoundedVec::try_from_vec(MechanismKind::ALL.to_vec()).expect("within 8"),
             mechanism_params: MechanismParams::default(),
         }
     }
@@ -165,10 +155,14 @@ impl ChainParams {
         let attempt = self.accept_timeout.0 + run + verify + 2;
         let attempts = u64::from(redundancy) + u64::from(self.fallback_attempts_max);
         let race = run + verify + 2;
+        // An auctioned attempt first waits out its round: the Dutch ramp, or the bidding and
+        // reveal windows.
+        let mp = &self.mechanism_params;
+        let auction = mp.dutch_ramp_blocks.max(2 * mp.bid_window_blocks) + 1;
         // Every reaction to a transaction (submission, accept, result, each vote round) may
         // wait `draw_delay` blocks.
         let delays = self.draw_delay.0 * (2 + attempts * (3 + u64::from(self.verify_rounds_max)));
-        Blocks(self.pending_timeout.0 + attempts * attempt + race + 2 + delays)
+        Blocks(self.pending_timeout.0 + attempts * (attempt + auction) + race + 2 + delays)
     }
 
     /// Checks that the parameters are usable; run at genesis.
@@ -212,9 +206,6 @@ impl ChainParams {
         self.mechanism_params.validate()?;
         if !self.mechanisms.contains(&MechanismKind::RandomWithFallback) {
             return Err("mechanisms must include random (the default)".into());
-        }
-        if let Some(k) = self.mechanisms.iter().find(|k| !LEDGER_MECHANISMS.contains(k)) {
-            return Err(format!("mechanism {k} is not supported by this ledger yet"));
         }
         if let Some(dup) = provernet_types::first_duplicate(self.mechanisms.iter()) {
             return Err(format!("mechanism {dup} is listed twice"));

@@ -85,6 +85,8 @@ pub fn test_genesis(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> Gen
     // Scenario tests step the protocol block by block and expect a reaction in the block of the
     // transaction; the draw delay has its own tests and runs in the property tests.
     params.draw_delay = Blocks(0);
+    // Collateral equal to the price, so test provers' stake covers auctions at the test max fee.
+    params.mechanism_params.collateral_bps = 10_000;
     tweak(&mut params);
     Genesis {
         params,
@@ -337,6 +339,7 @@ impl TestChain {
                     _ => {}
                 }
             }
+            self.auction_txs(&mut plan, id, &job, behaviour);
             if job.status == JobStatus::Race && self.roll(behaviour.race_pct) {
                 let barred: Vec<ProverId> = job.provers();
                 let racer = self
@@ -353,6 +356,56 @@ impl TestChain {
             }
         }
         plan.into_iter().map(|(who, body)| self.tx(&who, body)).collect()
+    }
+
+    /// The agent's locks, sealed bids and reveals on an auctioned job: provers lock with
+    /// `accept_pct`, bid with `accept_pct` (asking the quote plus a per-prover markup) and
+    /// reveal with `deliver_pct`.
+    fn auction_txs(
+        &mut self,
+        plan: &mut Vec<(String, TxBody)>,
+        id: JobId,
+        job: &crate::entities::Job,
+        behaviour: Behaviour,
+    ) {
+        let Some(start) = job.round else { return };
+        if job.status.is_final() || job.live_attempts() >= usize::from(job.redundancy) {
+            return;
+        }
+        // The transactions land in the next block.
+        let since = self.state.height().0 + 1 - start.0;
+        let window = self.state.params().mechanism_params.bid_window_blocks;
+        let tried = job.provers();
+        let bidders: Vec<(ProverId, String)> = self
+            .state
+            .provers()
+            .filter(|(p, pr)| pr.is_active() && !tried.contains(p))
+            .filter_map(|(p, _)| self.name_of(&(*p).into()).map(|n| (*p, n)))
+            .collect();
+        for (i, (prover, name)) in bidders.into_iter().enumerate() {
+            match job.mechanism {
+                MechanismKind::ReverseDutch if self.roll(behaviour.accept_pct) => {
+                    plan.push((name, TxBody::LockJob { job: id }));
+                    return;
+                }
+                MechanismKind::LowestBid => {
+                    let price = MicroCredits(job.fee_per_prover.0 + 1_000 * (i as u64 % 3));
+                    let salt = domain_hash("test bid salt", &[&id.0, name.as_bytes()]);
+                    let bid = job.bids.iter().find(|b| b.prover == prover);
+                    if since < window && bid.is_none() && self.roll(behaviour.accept_pct) {
+                        let commitment =
+                            provernet_types::bid_commitment(&id, &prover.into(), price, &salt);
+                        plan.push((name, TxBody::BidJob { job: id, commitment }));
+                    } else if (window..2 * window).contains(&since)
+                        && bid.is_some_and(|b| b.price.is_none())
+                        && self.roll(behaviour.deliver_pct)
+                    {
+                        plan.push((name, TxBody::RevealBid { job: id, price, salt }));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Runs blocks with the agent until every job is settled or `max_blocks` pass; returns

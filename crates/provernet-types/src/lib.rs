@@ -20,8 +20,8 @@ pub use resources::{
     first_duplicate, BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,
 };
 pub use tx::{
-    AttemptOutcome, JobSpec, MechanismKind, ProgramManifest, SignedTx, Transaction, TxBody,
-    TxDecodeError, Usage, VerifiedTx, VerifierSpec,
+    bid_commitment, AttemptOutcome, JobSpec, MechanismKind, ProgramManifest, SignedTx, Transaction,
+    TxBody, TxDecodeError, Usage, VerifiedTx, VerifierSpec,
 };
 pub use units::{
     Blocks, Bytes, GpuCount, Height, MicroCredits, MilliCores, Millis, Nonce, ParseUnitError,

@@ -248,6 +248,14 @@ pub enum TxBody {
     PostRaceProof { job: JobId, files: BoundedVec<NamedBlob, PROOF_FILES_MAX>, usage: Usage },
     /// A committee member's verdict on an attempt's proof.
     Vote { job: JobId, attempt: u8, valid: bool },
+    /// Lock a reverse-Dutch job at its current price: the first eligible lock wins the attempt
+    /// and posts collateral. The attempt starts running at once.
+    LockJob { job: JobId },
+    /// A sealed bid on a lowest-bid job: `commitment` is [`bid_commitment`] of the price and a
+    /// secret salt, revealed with [`TxBody::RevealBid`] after the bidding window.
+    BidJob { job: JobId, commitment: [u8; 32] },
+    /// Opens the signer's sealed bid on a lowest-bid job.
+    RevealBid { job: JobId, price: MicroCredits, salt: [u8; 32] },
 }
 
 impl Encode for TxBody {
@@ -306,6 +314,21 @@ impl Encode for TxBody {
                 attempt.encode_to(out);
                 valid.encode_to(out);
             }
+            TxBody::LockJob { job } => {
+                out.push(12);
+                job.encode_to(out);
+            }
+            TxBody::BidJob { job, commitment } => {
+                out.push(13);
+                job.encode_to(out);
+                commitment.encode_to(out);
+            }
+            TxBody::RevealBid { job, price, salt } => {
+                out.push(14);
+                job.encode_to(out);
+                price.encode_to(out);
+                salt.encode_to(out);
+            }
         }
     }
 }
@@ -342,6 +365,13 @@ impl Decode for TxBody {
                 attempt: D::decode_from(r)?,
                 valid: D::decode_from(r)?,
             },
+            12 => TxBody::LockJob { job: D::decode_from(r)? },
+            13 => TxBody::BidJob { job: D::decode_from(r)?, commitment: D::decode_from(r)? },
+            14 => TxBody::RevealBid {
+                job: D::decode_from(r)?,
+                price: D::decode_from(r)?,
+                salt: D::decode_from(r)?,
+            },
             tag => return Err(CodecError::InvalidTag { what: "transaction kind", tag }),
         })
     }
@@ -362,6 +392,9 @@ impl TxBody {
             TxBody::PostResult { .. } => "post_result",
             TxBody::PostRaceProof { .. } => "post_race_proof",
             TxBody::Vote { .. } => "vote",
+            TxBody::LockJob { .. } => "lock_job",
+            TxBody::BidJob { .. } => "bid_job",
+            TxBody::RevealBid { .. } => "reveal_bid",
         }
     }
 }
@@ -449,6 +482,21 @@ pub fn job_id(requester: &AccountId, nonce: Nonce) -> JobId {
     JobId(crate::ids::domain_hash("provernet job id v1", &[&requester.0, &nonce.0.to_le_bytes()]))
 }
 
+/// The commitment a sealed bid carries: binds the job, the bidder, the price and a secret
+/// salt, so the bid cannot be read before the reveal nor changed after it, and cannot be
+/// replayed by another prover or on another job.
+pub fn bid_commitment(
+    job: &JobId,
+    bidder: &AccountId,
+    price: MicroCredits,
+    salt: &[u8; 32],
+) -> [u8; 32] {
+    crate::ids::domain_hash(
+        "provernet sealed bid v1",
+        &[&job.0, &bidder.0, &price.0.to_le_bytes(), salt],
+    )
+}
+
 /// Convenience for tests and tools: a blob reference for known bytes.
 pub fn blob_ref(bytes: &[u8]) -> BlobRef {
     BlobRef { hash: BlobHash::of(bytes), size: Bytes(bytes.len() as u64) }
@@ -525,6 +573,7 @@ mod tests {
             TxBody::Transfer { to: AccountId([1; 32]), amount: MicroCredits(5) },
             TxBody::DeregisterProver,
             TxBody::Vote { job: JobId([2; 32]), attempt: 1, valid: true },
+            TxBody::RevealBid { job: JobId([4; 32]), price: MicroCredits(9), salt: [5; 32] },
             TxBody::PostResult {
                 job: JobId([3; 32]),
                 attempt: 0,
@@ -552,7 +601,7 @@ mod tests {
         /// Whatever decodes re-encodes to exactly the same bytes: one value, one encoding.
         #[test]
         fn mutated_encodings_are_rejected_or_canonical(
-            which in 0usize..5,
+            which in 0usize..6,
             edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..4),
         ) {
             let mut bytes = samples()[which].clone();

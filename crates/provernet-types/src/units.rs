@@ -138,9 +138,11 @@ impl fmt::Debug for Millis {
 impl MicroCredits {
     pub const PER_CREDIT: u64 = 1_000_000;
 
-    /// `self × bps / 10_000`, rounded down. Basis points are the only fractions in ledger math.
+    /// `self × bps / 10_000`, rounded down and capped at `u64::MAX` (bps above 10,000 can
+    /// overflow). Basis points are the only fractions in ledger math.
     pub fn mul_bps(self, bps: u32) -> MicroCredits {
-        MicroCredits((u128::from(self.0) * u128::from(bps) / 10_000) as u64)
+        let v = u128::from(self.0) * u128::from(bps) / 10_000;
+        MicroCredits(u64::try_from(v).unwrap_or(u64::MAX))
     }
 }
 

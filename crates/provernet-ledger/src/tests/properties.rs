@@ -7,7 +7,7 @@ use crate::state::State;
 use crate::testkit::*;
 use proptest::prelude::*;
 use provernet_types::{
-    AttemptOutcome, JobId, MicroCredits, ProgramId, Seconds, TxBody, VerifiedTx,
+    AttemptOutcome, JobId, MechanismKind, MicroCredits, ProgramId, Seconds, TxBody, VerifiedTx,
 };
 
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ enum Action {
         time: u16,
         redundancy: u8,
         underpay: bool,
-        /// Index into the ledger's mechanisms (open races only with redundancy 1 are valid).
+        /// Index into the mechanisms (races and auctions only with redundancy 1 are valid).
         mechanism: u8,
     },
     Transfer {
@@ -44,11 +44,11 @@ enum Action {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        4 => (0u8..2, any::<bool>(), 5u16..120, 0u8..5, prop::bool::weighted(0.1), 0u8..4)
+        4 => (0u8..2, any::<bool>(), 5u16..120, 0u8..5, prop::bool::weighted(0.1), 0u8..6)
             .prop_map(|(who, builtin, time, redundancy, underpay, mechanism)| Action::Submit { who, builtin, time, redundancy, underpay, mechanism }),
         1 => (0u8..8, 0u8..8, 0u64..2_000_000_000_000).prop_map(|(from, to, amount)| Action::Transfer { from, to, amount }),
         1 => (0u8..2, any::<u8>()).prop_map(|(who, job)| Action::Cancel { who, job }),
-        2 => (0u8..8, any::<u8>(), 0u8..5, 0u8..4).prop_map(|(who, job, kind, attempt)| Action::Noise { who, job, kind, attempt }),
+        2 => (0u8..8, any::<u8>(), 0u8..8, 0u8..4).prop_map(|(who, job, kind, attempt)| Action::Noise { who, job, kind, attempt }),
         1 => (2u8..8).prop_map(|who| Action::Deregister { who }),
     ]
 }
@@ -62,7 +62,7 @@ fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
                 if *builtin { builtin_program().id() } else { committee_program().id() };
             let mut spec = c.spec(program, u64::from(*time));
             spec.redundancy = *redundancy;
-            spec.mechanism = crate::LEDGER_MECHANISMS[usize::from(*mechanism)];
+            spec.mechanism = MechanismKind::ALL[usize::from(*mechanism)];
             if *underpay {
                 spec.max_fee = MicroCredits(1);
             }
@@ -90,6 +90,9 @@ fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
                     usage: usage(),
                 },
                 3 => TxBody::Vote { job, attempt: *attempt, valid: false },
+                4 => TxBody::LockJob { job },
+                5 => TxBody::BidJob { job, commitment: [*attempt; 32] },
+                6 => TxBody::RevealBid { job, price: MicroCredits(1), salt: [*attempt; 32] },
                 _ => TxBody::PostRaceProof { job, files: proof_files(false), usage: usage() },
             };
             c.tx(NAMES[usize::from(*who)], body)
