@@ -410,8 +410,12 @@ pub const WORK_TASKS_MAX: usize = 256;
 
 /// What the prover (or validator) `id` has to do now, derived from the state alone so that a
 /// node which restarts or reconnects learns its work again: attempts assigned to it that await
-/// its accept, attempts it is running, and proofs whose committee it sits on and has not voted
-/// for yet. Each task carries its job.
+/// its accept (`accept`), attempts it is running (`run`), proofs whose committee it sits on and
+/// has not voted for yet (`vote`), and what job markets offer it (see
+/// [`provernet_ledger::Opening`]): races it may join (`race`), reverse-Dutch jobs it may lock
+/// at the listed price (`lock`), and lowest-bid jobs taking its sealed bid (`bid`) or awaiting
+/// its reveal (`reveal`). Each task carries its job; `attempt` is the index a new attempt would
+/// get for market tasks.
 async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     let me: AccountId = parse_id("prover", &id)?;
     let pid = ProverId::from(me);
@@ -440,6 +444,12 @@ async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
                     "deadline": a.deadline.0,
                     "job": views::job(jid, j),
                 }));
+            }
+            if let Some(o) = provernet_ledger::opening(s, j, &pid) {
+                if tasks.len() == WORK_TASKS_MAX {
+                    break 'jobs;
+                }
+                tasks.push(views::opening(jid, j, &o));
             }
         }
         json!({

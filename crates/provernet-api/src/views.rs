@@ -2,7 +2,7 @@
 //! micro-credits; resources are also given in their human form.
 
 use provernet_consensus::Finalized;
-use provernet_ledger::{Account, Attempt, Event, Job, Program, Prover};
+use provernet_ledger::{Account, Attempt, Event, Job, Opening, Program, Prover};
 use provernet_store::BlockRecord;
 use provernet_types::{
     AccountId, BlobRef, JobId, NamedBlob, ProgramId, ProverId, Resources, VerifierSpec,
@@ -89,6 +89,8 @@ fn attempt(a: &Attempt) -> Value {
         "committee": a.committee.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
         "votes": a.votes.iter().copied().collect::<Vec<_>>(),
         "verify_round": a.verify_round,
+        "price_micro_credits": a.price.0,
+        "collateral_micro_credits": a.collateral.0,
     })
 }
 
@@ -103,14 +105,39 @@ pub fn job(id: &JobId, j: &Job) -> Value {
         "resources": resources(&j.resources),
         "time_limit_s": j.time_limit.0,
         "redundancy": j.redundancy,
-        "mechanism": format!("{:?}", j.mechanism),
+        "mechanism": j.mechanism.name(),
         "fee_per_prover_micro_credits": j.fee_per_prover.0,
+        "max_fee_micro_credits": j.max_fee.0,
+        "race_price_micro_credits": j.race_price.0,
+        "race_until": j.race_until.map(|h| h.0),
+        "auction_round_opened_at": j.round.map(|h| h.0),
+        "sealed_bids": j.bids.len(),
+        "revealed_bids": j.bids.iter().filter(|b| b.price.is_some()).count(),
+        "bounty_micro_credits": j.bounty.0,
         "escrow_micro_credits": j.escrow.0,
         "attempts": j.attempts.iter().map(attempt).collect::<Vec<_>>(),
         "winner": j.winner,
         "submitted_at": j.submitted_at.0,
         "finished_at": j.finished_at.map(|h| h.0),
         "fallback_refund_micro_credits": j.fallback_refund.0,
+    })
+}
+
+/// A market task for `/work`: what the job offers, by when, at what price.
+pub fn opening(id: &JobId, j: &Job, o: &Opening) -> Value {
+    let (deadline, price, round) = match *o {
+        Opening::Race { until, price } => (until.0, Some(price.0), None),
+        Opening::Lock { price, .. } => (0, Some(price.0), j.round.map(|h| h.0)),
+        Opening::Bid { until, round, .. } => (until.0, None, Some(round.0)),
+        Opening::Reveal { until, round } => (until.0, None, Some(round.0)),
+    };
+    json!({
+        "kind": o.kind(),
+        "attempt": j.attempts.len(),
+        "deadline": deadline,
+        "price_micro_credits": price,
+        "round": round,
+        "job": job(id, j),
     })
 }
 
@@ -134,7 +161,8 @@ pub fn event_job(e: &Event) -> Option<JobId> {
         | Event::CommitteeDrawn { job, .. }
         | Event::RaceOpened { job }
         | Event::JobStatusChanged { job, .. }
-        | Event::Slashed { job, .. } => Some(*job),
+        | Event::Slashed { job, .. }
+        | Event::CollateralForfeited { job, .. } => Some(*job),
         Event::Paid { job, .. } => *job,
         _ => None,
     }

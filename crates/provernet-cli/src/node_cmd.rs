@@ -39,6 +39,20 @@ pub struct NodeToml {
     /// Testing only: corrupt every proof before uploading it.
     #[serde(default)]
     pub testing_corrupt_proofs: bool,
+    /// Join open races and auctions (default true); assigned work is always taken.
+    #[serde(default = "yes")]
+    pub markets: bool,
+    /// The ask in auctions, in percent of the chain's quote (default 100).
+    #[serde(default = "hundred")]
+    pub ask_percent: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn hundred() -> u32 {
+    100
 }
 
 pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
@@ -65,6 +79,12 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
         labels.push(l.parse().map_err(|e| anyhow!("label `{l}`: {e}"))?);
     }
     let stake: MicroCredits = cfg.stake.parse().map_err(|e| anyhow!("stake: {e}"))?;
+    if !(1..=10_000).contains(&cfg.ask_percent) {
+        return Err(anyhow!(
+            "ask_percent is {}; it must be 1 to 10000 (percent of the chain's quote)",
+            cfg.ask_percent
+        ));
+    }
     Ok(provernet_node::NodeSettings {
         api: cfg.api,
         seed,
@@ -76,6 +96,8 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
         no_cgroups: cfg.no_cgroups,
         poll: Duration::from_secs(2),
         corrupt_proofs: cfg.testing_corrupt_proofs,
+        markets: cfg.markets,
+        ask_bps: cfg.ask_percent * 100,
     })
 }
 

@@ -226,3 +226,62 @@ async fn a_corrupted_proof_is_rejected_slashed_and_reassigned() {
     assert_eq!(f["verdict"], "valid", "{f}");
     net.assert_conserved(&net.accounts()).await;
 }
+
+/// Jobs allocated by market rather than by draw, proven by real nodes: an open race (nodes
+/// join it), a reverse Dutch auction (a node locks once the ramp reaches its ask) and a sealed
+/// lowest-bid auction (nodes bid, reveal, and the winner runs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_races_and_win_auctions() {
+    let mut net = Net::new(3, 3, &[]).await;
+    for i in 0..3 {
+        net.start_node(i).await;
+    }
+    deploy_committee_program(&net, "winterfell-chain");
+    let statement = net.write("statement", b"3 1024");
+    let inputs = vec![format!("statement={statement}")];
+    let max_fee = 1_000_000; // 1 credit, far above the quote
+    let faucet = account_of(&net.faucet_key);
+    for mechanism in ["open-race", "reverse-dutch", "lowest-bid"] {
+        let before = net.balance(&faucet).await;
+        let id = submit(
+            &net,
+            "winterfell-chain",
+            &inputs,
+            &["--mechanism", mechanism, "--max-fee", "1", "--time", "30s"],
+        );
+        let v = net.wait_final(&id, Duration::from_secs(120)).await;
+        let quote = v["fee_per_prover_micro_credits"].as_u64().unwrap();
+        assert_eq!(v["status"], "Verified", "{mechanism}: {v:#}\n{}", net.logs());
+        assert_eq!(v["mechanism"], mechanism);
+        let winner = &v["attempts"][v["winner"].as_u64().unwrap() as usize];
+        let price = winner["price_micro_credits"].as_u64().unwrap();
+        let charged = before - net.balance(&faucet).await;
+        assert_eq!(charged, price, "{mechanism}: the requester pays the winning price: {v:#}");
+        match mechanism {
+            "open-race" => {
+                assert_eq!(winner["race"], true, "{v:#}");
+                assert_eq!(price, quote);
+            }
+            // The nodes ask the quote: the Dutch lock lands near the start of the ramp, and
+            // the lowest sealed bid is the quote itself.
+            "reverse-dutch" => {
+                assert_eq!(winner["race"], false, "locked, not raced: {v:#}");
+                assert!((quote..max_fee).contains(&price), "{v:#}");
+                assert_eq!(winner["collateral_micro_credits"].as_u64().unwrap(), 10 * price);
+            }
+            _ => {
+                assert_eq!(winner["race"], false, "won by bid, not raced: {v:#}");
+                assert_eq!(price, quote, "{v:#}");
+            }
+        }
+    }
+    for n in &net.nodes {
+        let p = net.prover(&n.account()).await;
+        assert_eq!(
+            (p["faults"].as_u64(), p["stake_micro_credits"].as_u64()),
+            (Some(0), Some(STAKE)),
+            "{p}"
+        );
+    }
+    net.assert_conserved(&net.accounts()).await;
+}

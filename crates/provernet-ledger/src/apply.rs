@@ -1474,11 +1474,8 @@ fn lock_job(ov: &mut Overlay<'_>, prover: ProverId, id: JobId) -> Result<(), TxE
         params: &ov.params().mechanism_params,
     };
     let offer = Offer { prover, price: MicroCredits(0) };
-    let decision = mechanism(job.mechanism).decide(
-        &round,
-        &[candidate(prover, p, MicroCredits(0))],
-        &[offer],
-    );
+    let decision =
+        mechanism(job.mechanism).decide(&round, &[candidate(prover, p, MicroCredits(0))], &[offer]);
     let Decision::Assign { prover, price, collateral } = decision else {
         return Err(TxError::NotEligible { job: id, prover });
     };

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod entities;
 pub mod error;
 pub mod events;
+pub mod market;
 mod overlay;
 pub mod params;
 pub mod state;
@@ -21,6 +22,7 @@ pub use apply::{
 pub use entities::*;
 pub use error::TxError;
 pub use events::{Event, Fault, PaymentKind, Receipt};
+pub use market::{opening, Opening};
 pub use params::{ChainParams, Genesis, ProbeSpec};
 pub use state::{ChangeSet, LoadError, Meta, State, StateKey, Table};
 

@@ -14,6 +14,14 @@
 //!   back to another node); a result it already posted is never posted twice.
 //! - **vote**: a proof whose verification committee it sits on. It runs the program's verifier
 //!   in the sandbox and votes.
+//! - **race**: a job in its open race (an open-race job, or one whose fallbacks ran out). If it
+//!   fits in the free capacity and the race leaves the whole time limit, it proves the job and
+//!   posts the proof; the first accepted proof is paid.
+//! - **lock** / **bid** / **reveal**: auctioned jobs. The node's ask is the chain's quote times
+//!   `ask_bps`: it locks a reverse-Dutch job once the ramp reaches its ask (and the job fits
+//!   now), places a sealed bid at its ask on a lowest-bid job, and reveals it in the reveal
+//!   window. The bid's salt is derived from the node's key, the job and the round, so a node
+//!   restarted between bid and reveal can still reveal. A won auction shows up as **run**.
 //!
 //! Proof files are uploaded to the validator's blob store before the result names them.
 //! Several jobs run at once when they fit; the sum never exceeds the capacity.
@@ -63,6 +71,10 @@ pub struct NodeSettings {
     /// Testing only: flip a byte of every proof before uploading it, to exercise the chain's
     /// rejection and slashing of invalid proofs.
     pub corrupt_proofs: bool,
+    /// Whether to join races and auctions at all (assigned work is always taken).
+    pub markets: bool,
+    /// The node's ask in auctions, as basis points of the chain's quote (10,000: the quote).
+    pub ask_bps: u32,
 }
 
 /// The machine's capacity: every core, the memory less 1 GiB for the node itself, and the
@@ -186,6 +198,10 @@ struct Inner {
     voting: BTreeSet<(JobId, u8)>,
     /// Attempts this node decided not to take (declined or abandoned): not looked at again.
     skipped: BTreeSet<(JobId, u8)>,
+    /// Jobs whose race this node is proving.
+    racing: BTreeSet<JobId>,
+    /// Market transactions sent, by job, attempt and kind, so each is sent once.
+    offered: BTreeSet<(JobId, u8, &'static str)>,
     programs: BTreeMap<String, ProgramWork>,
     /// Which GPUs each running attempt holds.
     gpus: GpuPool,
@@ -285,6 +301,10 @@ impl Node {
             match task.kind.as_str() {
                 "accept" => self.clone().on_assigned(job, task.attempt),
                 "run" => self.clone().on_running(job, task.attempt, task.deadline, work.height),
+                "race" | "lock" | "bid" | "reveal" if !self.settings.markets => {}
+                "race" => self.clone().on_race(job, task.attempt, task.deadline, work.height),
+                "lock" => self.clone().on_lock(job, task.attempt, task.price_micro_credits),
+                "bid" | "reveal" => self.on_sealed_bid(job, task),
                 "vote" => {
                     if self.lock().voting.insert(key) {
                         let node = self.clone();
@@ -300,6 +320,7 @@ impl Node {
         let mut g = self.lock();
         g.skipped.retain(|k| listed.contains(k));
         g.voting.retain(|k| listed.contains(k));
+        g.offered.retain(|(j, a, _)| listed.contains(&(*j, *a)));
         Ok(())
     }
 
@@ -374,13 +395,141 @@ impl Node {
         if !self.reserve(key, job.resources) {
             return;
         }
-        tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart: running it again");
+        tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart (or running one won at auction)");
         let node = self.clone();
         tokio::spawn(async move {
             let proved = node.prove(&job, attempt).await;
             // The chain lists the attempt as running: its accept applied before the restart.
             node.finish(job, attempt, Ok(()), proved).await;
         });
+    }
+
+    /// The ask for `job`: the quote times `ask_bps`.
+    fn ask(&self, job: &JobWork) -> MicroCredits {
+        job.quote.mul_bps(self.settings.ask_bps)
+    }
+
+    /// Whether the run of `job` fits before `deadline`, seen at `height`.
+    fn time_left(&self, job: &JobWork, deadline: u64, height: u64) -> bool {
+        let left_ms = deadline.saturating_sub(height).saturating_mul(self.block_time_ms);
+        left_ms >= job.time_limit.0.saturating_mul(1000)
+    }
+
+    /// Undoes [`Node::reserve`] for work that did not start.
+    fn unreserve(&self, key: (JobId, u8), need: Resources) {
+        let mut g = self.lock();
+        if g.running.remove(&key) {
+            g.used = sub(g.used, need);
+            g.gpus.release(&key);
+        }
+    }
+
+    /// Joins a job's open race: proves it and posts the proof, if it fits now.
+    fn on_race(self: Arc<Self>, job: JobWork, attempt: u8, until: u64, height: u64) {
+        let key = (job.id, attempt);
+        if self.lock().racing.contains(&job.id) || self.known(key) {
+            return;
+        }
+        if !self.time_left(&job, until, height) || !self.reserve(key, job.resources) {
+            return;
+        }
+        self.lock().racing.insert(job.id);
+        tracing::info!(job = %job.id, "joining the job's open race");
+        let node = self.clone();
+        tokio::spawn(async move {
+            let proved = node.prove(&job, attempt).await;
+            {
+                let mut g = node.lock();
+                g.used = sub(g.used, job.resources);
+                g.gpus.release(&key);
+                g.running.remove(&key);
+            }
+            match proved {
+                Some((AttemptOutcome::Proof(files), usage)) => {
+                    let body = TxBody::PostRaceProof { job: job.id, files, usage };
+                    match node.txq.send(body).await {
+                        TxOutcome::Applied { height, .. } => {
+                            tracing::info!(job = %job.id, height, "posted a race proof")
+                        }
+                        TxOutcome::Failed { reason } => {
+                            tracing::info!(job = %job.id, "race proof not taken: {reason}")
+                        }
+                    }
+                }
+                // A program error in a race is nobody's business but ours: post nothing.
+                Some((AttemptOutcome::ProgramError { exit_code, .. }, _)) => {
+                    tracing::info!(job = %job.id, exit_code, "the program failed in the race");
+                }
+                None => {}
+            }
+            node.lock().racing.remove(&job.id);
+            // Do not race this job again at this attempt index.
+            node.lock().skipped.insert(key);
+        });
+    }
+
+    /// Locks a reverse-Dutch job once its price reaches the ask, then runs it.
+    fn on_lock(self: Arc<Self>, job: JobWork, attempt: u8, price: Option<u64>) {
+        let key = (job.id, attempt);
+        let price = MicroCredits(price.unwrap_or(0));
+        if self.known(key) || price < self.ask(&job) {
+            return;
+        }
+        if !self.reserve(key, job.resources) {
+            return;
+        }
+        tracing::info!(job = %job.id, attempt, %price, "locking the job at the Dutch price");
+        let node = self.clone();
+        tokio::spawn(async move {
+            match node.txq.send(TxBody::LockJob { job: job.id }).await {
+                TxOutcome::Applied { .. } => {
+                    let proved = node.prove(&job, attempt).await;
+                    node.finish(job, attempt, Ok(()), proved).await;
+                }
+                TxOutcome::Failed { reason } => {
+                    tracing::info!(job = %job.id, "lock not taken: {reason}");
+                    node.unreserve(key, job.resources);
+                    node.lock().skipped.insert(key);
+                }
+            }
+        });
+    }
+
+    /// The salt of this node's sealed bid on `job` in the round opened at `round`.
+    fn bid_salt(&self, job: JobId, round: u64) -> [u8; 32] {
+        provernet_types::domain_hash(
+            "provernet node bid salt v1",
+            &[&self.settings.seed, &job.0, &round.to_le_bytes()],
+        )
+    }
+
+    /// Places (at the ask) or reveals the node's sealed bid on a lowest-bid job.
+    fn on_sealed_bid(&self, job: JobWork, task: &views::Task) {
+        let kind = if task.kind == "bid" { "bid" } else { "reveal" };
+        let mark = (job.id, task.attempt, kind);
+        let Some(round) = task.round else { return };
+        if self.lock().offered.contains(&mark) {
+            return;
+        }
+        let price = self.ask(&job).max(job.quote);
+        if price > job.max_fee {
+            return;
+        }
+        let salt = self.bid_salt(job.id, round);
+        let body = if kind == "bid" {
+            // A bid commits the node to run the job if it wins: bid only with room for it now.
+            if !job.resources.fits_in(&sub(self.settings.capacity, self.lock().used)) {
+                return;
+            }
+            let me = self.key.account();
+            let commitment = provernet_types::bid_commitment(&job.id, &me, price, &salt);
+            TxBody::BidJob { job: job.id, commitment }
+        } else {
+            TxBody::RevealBid { job: job.id, price, salt }
+        };
+        tracing::info!(job = %job.id, %price, "sending a sealed-bid {kind}");
+        self.lock().offered.insert(mark);
+        self.txq.send_detached(body);
     }
 
     /// Frees a finished run's resources and posts its result if its accept applied.

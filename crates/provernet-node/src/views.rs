@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, Context, Result};
 use provernet_types::{
-    BlobHash, BlobRef, Bytes, FileName, GpuCount, JobId, MilliCores, ProgramId, Resources, Seconds,
+    BlobHash, BlobRef, Bytes, FileName, GpuCount, JobId, MicroCredits, MilliCores, ProgramId,
+    Resources, Seconds,
 };
 use serde::Deserialize;
 
@@ -26,6 +27,12 @@ pub struct Task {
     pub kind: String,
     pub attempt: u8,
     pub deadline: u64,
+    /// Market tasks: the price a lock gets, or a race pays.
+    #[serde(default)]
+    pub price_micro_credits: Option<u64>,
+    /// Auction tasks: when the auction round opened.
+    #[serde(default)]
+    pub round: Option<u64>,
     pub job: JobJson,
 }
 
@@ -37,6 +44,10 @@ pub struct JobJson {
     pub resources: ResourcesJson,
     pub time_limit_s: u64,
     pub attempts: Vec<AttemptJson>,
+    #[serde(default)]
+    pub fee_per_prover_micro_credits: u64,
+    #[serde(default)]
+    pub max_fee_micro_credits: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -89,6 +100,10 @@ pub struct JobWork {
     pub time_limit: Seconds,
     /// The proof files of each attempt.
     pub proofs: Vec<Vec<(FileName, BlobRef)>>,
+    /// The chain's posted price for one attempt.
+    pub quote: MicroCredits,
+    /// The most one attempt may be paid (auctions).
+    pub max_fee: MicroCredits,
 }
 
 fn blob(hash: &str, size: u64) -> Result<BlobRef> {
@@ -128,6 +143,8 @@ impl JobJson {
                 .map(|a| named(&a.proof))
                 .collect::<Result<_>>()
                 .with_context(|| format!("job {id}"))?,
+            quote: MicroCredits(self.fee_per_prover_micro_credits),
+            max_fee: MicroCredits(self.max_fee_micro_credits),
         })
     }
 }
