@@ -301,6 +301,18 @@ async fn status(State(api): State<Api>) -> ApiResult {
         "time_ms": tip.time,
         "block_time_ms": chain.with_state(|s| s.params().block_time_ms),
         "mempool": {"txs": txs, "bytes": bytes},
+        "mechanisms": chain.with_state(|s| {
+            let p = s.params();
+            let m = &p.mechanism_params;
+            json!({
+                "enabled": p.mechanisms.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                "dutch_ramp_blocks": m.dutch_ramp_blocks,
+                "bid_window_blocks": m.bid_window_blocks,
+                "collateral_bps": m.collateral_bps,
+                "collateral_burn_bps": m.collateral_burn_bps,
+                "sqrt_lottery_top": m.sqrt_lottery_top,
+            })
+        }),
     })))
 }
 

@@ -104,6 +104,9 @@ async fn health_status_metrics_and_unknown_routes() {
     let (s, v) = get(&f.router, "/v1/status").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["chain_id"], "provernet-devnet");
+    let enabled = v["mechanisms"]["enabled"].as_array().map(Vec::len);
+    assert_eq!(enabled, Some(6), "the devnet enables every mechanism: {v}");
+    assert!(v["mechanisms"]["collateral_bps"].as_u64().is_some(), "{v}");
     let (s, v) = get(&f.router, "/metrics").await;
     assert_eq!(s, StatusCode::OK);
     assert!(v.as_str().is_some_and(|t| t.contains("provernet_height 0")), "{v}");

@@ -80,7 +80,9 @@ fn explain(err: SdkError, api: &str) -> anyhow::Error {
 
 fn hint_for(code: &str, message: &str) -> Option<&'static str> {
     let text = format!("{code} {message}");
-    let table: [(&str, &str); 10] = [
+    let table: [(&str, &str); 12] = [
+        ("single_prover_mechanism", "use --redundancy 1, or --mechanism random for redundancy"),
+        ("mechanism_not_enabled", "GET /v1/status shows the chain; pick another --mechanism"),
         ("unknown_program", "deploy it with `provernet program deploy`, or check the name"),
         ("insufficient_balance", "fund the account, or ask for less (--time, --cores, --memory)"),
         ("capacity for", "ask for fewer resources; GET /v1/provers lists what provers have"),
@@ -334,8 +336,9 @@ pub struct SubmitArgs {
     /// Provers that run the job at once (1–3), each paid.
     #[arg(long, default_value_t = 1)]
     redundancy: u8,
-    /// How provers are picked: random (default), stake-linear, stake-sqrt or open-race
-    /// (the chain lists what it enables).
+    /// How provers are picked: random (default), stake-linear, stake-sqrt, reverse-dutch,
+    /// lowest-bid or open-race (the chain lists what it enables). The auctions escrow
+    /// --max-fee and charge the clearing price: give them room above the quote.
     #[arg(long, default_value_t = MechanismKind::RandomWithFallback)]
     mechanism: MechanismKind,
     /// The most to pay, in credits (default: the chain's quote).
@@ -488,10 +491,16 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         .await
         .map_err(|e| explain(e, &api))?
         .map_or(0, |acc| acc.balance_micro_credits);
-    if balance < total.0 {
+    // Auctions escrow the max fee (the clearing price is only known later).
+    let escrow = if matches!(a.mechanism, MechanismKind::ReverseDutch | MechanismKind::LowestBid) {
+        max_fee
+    } else {
+        total
+    };
+    if balance < escrow.0 {
         return Err(hinted(
             format!(
-                "insufficient credits: the job costs {total} and account {} has {}",
+                "insufficient credits: the job escrows {escrow} and account {} has {}",
                 key.account(),
                 MicroCredits(balance)
             ),
@@ -650,21 +659,40 @@ fn print_job(v: &Value) {
         v["time_limit_s"]
     );
     println!(
-        "fee       {} per prover, escrow {}",
+        "fee       {} per prover (quote), max {}, escrow {}",
         credits("fee_per_prover_micro_credits"),
+        credits("max_fee_micro_credits"),
         credits("escrow_micro_credits")
     );
+    let mechanism = v["mechanism"].as_str().unwrap_or("?");
+    let auction = match (v["auction_round_opened_at"].as_u64(), mechanism) {
+        (Some(h), "lowest-bid") => format!(
+            ", round opened at {h}: {} sealed bids, {} revealed",
+            v["sealed_bids"], v["revealed_bids"]
+        ),
+        (Some(h), _) => format!(", round opened at {h}"),
+        (None, _) => String::new(),
+    };
+    println!("mechanism {mechanism}{auction}");
+    let bounty = credits("bounty_micro_credits");
+    if bounty.0 > 0 {
+        println!("bounty    {bounty} (forfeited collateral, for whoever proves the job)");
+    }
     let refund = credits("fallback_refund_micro_credits");
     if refund.0 > 0 {
         println!("refund    {refund} (fallback)");
     }
     for (i, a) in v["attempts"].as_array().into_iter().flatten().enumerate() {
         let winner = v["winner"].as_u64() == Some(i as u64);
+        let collateral = MicroCredits(a["collateral_micro_credits"].as_u64().unwrap_or(0));
         println!(
-            "attempt {i}{} prover {} {} wall {} ms{}",
+            "attempt {i}{} prover {} {}{} price {}{} wall {} ms{}",
             if winner { "*" } else { " " },
             a["prover"].as_str().unwrap_or("?"),
             a["state"].as_str().unwrap_or("?"),
+            if a["race"] == true { " (race)" } else { "" },
+            MicroCredits(a["price_micro_credits"].as_u64().unwrap_or(0)),
+            if collateral.0 > 0 { format!(", collateral {collateral}") } else { String::new() },
             a["usage"]["wall_ms"],
             a["exit_code"].as_u64().map_or(String::new(), |c| format!(", exit {c}"))
         );

@@ -16,12 +16,13 @@
 //!    valid and rejected once that can no longer happen. At the vote deadline without a quorum a
 //!    new committee is drawn; in the last round the votes cast decide, and with none cast the
 //!    attempt is `Unverifiable` (nobody paid, nobody punished).
-//! 3. **Settlement of an attempt.** Accepted: the prover is paid the attempt's fee less the
+//! 3. **Settlement of an attempt.** Accepted: the prover is paid the attempt's price less the
 //!    verifier share, which goes to the members who voted valid; the first accepted attempt
 //!    makes the job `Verified`, and if any earlier attempt failed through a prover's fault the
 //!    requester gets `fallback_refund_bps` of the fee back from the treasury (which holds the
-//!    slashes). Rejected: the prover is slashed; members who voted invalid share the verifier
-//!    reward, paid from the treasury.
+//!    slashes); the deciding attempt also collects the job's bounty (forfeited collateral).
+//!    Rejected: the prover is slashed and forfeits its collateral; members who voted invalid
+//!    share the verifier reward, paid from the treasury.
 //! 4. **Fallback.** While a job is not final and fewer than `redundancy` attempts are live, new
 //!    attempts go to fresh provers picked by the job's mechanism, excluding every prover that
 //!    already held one, until `redundancy + fallback_attempts_max` attempts were made. Then, or
@@ -30,7 +31,12 @@
 //!    `Failed(no proof)` with a full refund. Program errors from `program_error_quorum` distinct
 //!    provers end the job `Failed(program)`: the requester is charged one attempt's fee, shared
 //!    by those provers, and nobody is punished. A job never assigned within `pending_timeout`
-//!    `Expired`.
+//!    `Expired`. Auctioned jobs (reverse Dutch, lowest bid) are assigned by auction *rounds*
+//!    instead: a round opens at submission and after each failed attempt; a Dutch round ends at
+//!    the first eligible `LockJob` (the attempt runs at once at the ramp's price), a lowest-bid
+//!    round at the end of its reveal window (the lowest revealed sealed bid wins; unrevealed
+//!    bids forfeit their deposits); a round nobody takes opens the race at the max fee. A
+//!    failed auction winner forfeits its collateral: part burned, the rest a bounty.
 //! 5. **Settlement of a job.** Once a job is final and no attempt of it is live, the rest of its
 //!    escrow returns to the requester. Every path conserves credits: balances + stakes +
 //!    escrows + treasury + burned always equals the genesis supply.

@@ -843,3 +843,49 @@ fn the_test_agent_wins_auctions_by_lock_and_bid_not_by_race() {
     }
     conserved(&c);
 }
+
+#[test]
+fn market_openings_follow_races_and_auction_phases() {
+    use crate::Opening;
+    let mut c = TestChain::new(3, |_| {});
+    let open = |c: &TestChain, id: &JobId, who: &str| {
+        crate::opening(&c.state, &job(c, id), &c.prover_id(who))
+    };
+    // Reverse Dutch: everyone may lock at the price the next block will have, until one does.
+    let (dutch, quote) = auction_job(&mut c, MechanismKind::ReverseDutch, 2_000_000);
+    let step = (2_000_000 - quote.0) / 10;
+    let want =
+        Opening::Lock { price: MicroCredits(quote.0 + step), max_fee: MicroCredits(2_000_000) };
+    assert_eq!(open(&c, &dutch, "p0"), Some(want));
+    let lock = c.tx("p0", TxBody::LockJob { job: dutch });
+    assert_eq!(code(&c.block(vec![lock]), 0), "ok");
+    assert_eq!((open(&c, &dutch, "p0"), open(&c, &dutch, "p1")), (None, None));
+    // Lowest bid: bid while the window is open, reveal only one's own bid, in its window.
+    let (bid, quote) = auction_job(&mut c, MechanismKind::LowestBid, 2_000_000);
+    let round = job(&c, &bid).round.unwrap();
+    let w = c.state.params().mechanism_params.bid_window_blocks;
+    assert!(
+        matches!(open(&c, &bid, "p1"), Some(Opening::Bid { until, .. }) if until.0 == round.0 + w - 1)
+    );
+    let commitment = provernet_types::bid_commitment(&bid, &c.account("p1"), quote, &[7; 32]);
+    let tx = c.tx("p1", TxBody::BidJob { job: bid, commitment });
+    assert_eq!(code(&c.block(vec![tx]), 0), "ok");
+    assert_eq!(open(&c, &bid, "p1"), None, "one bid per round");
+    while c.state.height().0 + 1 < round.0 + w {
+        c.idle(1);
+    }
+    assert!(matches!(open(&c, &bid, "p1"), Some(Opening::Reveal { .. })));
+    assert_eq!(open(&c, &bid, "p2"), None, "nothing to reveal without a bid");
+    // Open race: every eligible prover may race until it has a live race proof.
+    let mut spec = c.spec(committee(), 30);
+    spec.mechanism = MechanismKind::OpenRace;
+    let (race, tx) = c.submit("alice", spec);
+    c.block(vec![tx]);
+    let fee = job(&c, &race).fee_per_prover;
+    assert!(matches!(open(&c, &race, "p2"), Some(Opening::Race { price, .. }) if price == fee));
+    let proof = TxBody::PostRaceProof { job: race, files: proof_files(true), usage: usage() };
+    let tx = c.tx("p2", proof);
+    assert_eq!(code(&c.block(vec![tx]), 0), "ok");
+    assert_eq!(open(&c, &race, "p2"), None);
+    assert!(open(&c, &race, "p1").is_some());
+}
