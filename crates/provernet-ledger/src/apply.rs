@@ -868,6 +868,9 @@ fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId) {
         advance_job(ov, ctx, id, &mut job);
     }
     if job.status.is_final() {
+        // An auction round still open has nothing left to decide: its deposits return.
+        job.round = None;
+        close_bids(ov, id, &mut job, false);
         // Attempts not yet running are no longer needed.
         for i in 0..job.attempts.len() {
             let a = job.attempts[i].clone();
