@@ -1031,6 +1031,11 @@ fn voters(a: &Attempt, verdict: bool) -> Vec<AccountId> {
 fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     let a = job.attempts[i].clone();
     release(ov, job, &a);
+    if a.race && job.winner.is_some() {
+        // A race has one winner: a proof accepted after it (in the same block) came second.
+        set_attempt(ov, id, job, i, AttemptState::Superseded);
+        return;
+    }
     set_attempt(ov, id, job, i, AttemptState::Verified);
     let paid = a.price.min(job.escrow);
     job.escrow = MicroCredits(job.escrow.0 - paid.0);

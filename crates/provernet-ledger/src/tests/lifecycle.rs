@@ -889,3 +889,42 @@ fn market_openings_follow_races_and_auction_phases() {
     assert_eq!(open(&c, &race, "p2"), None);
     assert!(open(&c, &race, "p1").is_some());
 }
+
+#[test]
+fn a_race_pays_one_winner_even_when_several_proofs_verify_together() {
+    let mut c = TestChain::new(4, |_| {});
+    let before = balance(&c, "alice");
+    let mut spec = c.spec(committee(), 30);
+    spec.mechanism = MechanismKind::OpenRace;
+    let (id, tx) = c.submit("alice", spec);
+    c.block(vec![tx]);
+    let proofs: Vec<_> = ["p0", "p1", "p2"]
+        .iter()
+        .map(|p| {
+            let body = TxBody::PostRaceProof { job: id, files: proof_files(true), usage: usage() };
+            c.tx(p, body)
+        })
+        .collect();
+    let out = c.block(proofs);
+    assert!(out.receipts.iter().all(|r| r.result.is_ok()), "{:?}", out.receipts);
+    let mut rewards = Vec::new();
+    for _ in 0..50 {
+        let txs = c.agent_txs(Behaviour::HONEST);
+        rewards.extend(paid(&c.block(txs), PaymentKind::ProverReward));
+        if job(&c, &id).settled {
+            break;
+        }
+    }
+    let j = job(&c, &id);
+    assert_eq!(j.status, JobStatus::Verified, "{j:#?}");
+    let states: Vec<AttemptState> = j.attempts.iter().map(|a| a.state).collect();
+    assert_eq!(states.iter().filter(|s| **s == AttemptState::Verified).count(), 1, "{states:?}");
+    let superseded = states.iter().filter(|s| **s == AttemptState::Superseded).count();
+    assert_eq!(superseded, states.len() - 1, "the others came second: {states:?}");
+    assert_eq!(rewards.len(), 1, "one prover paid: {rewards:?}");
+    assert_eq!(balance(&c, "alice"), before - j.fee_per_prover.0);
+    for p in ["p0", "p1", "p2", "p3"] {
+        assert_eq!(c.state.prover(&c.prover_id(p)).unwrap().bonded.0, 0);
+    }
+    conserved(&c);
+}
