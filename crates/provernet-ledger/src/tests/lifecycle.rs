@@ -690,10 +690,10 @@ fn a_dutch_winner_that_misses_forfeits_its_collateral_to_burn_and_bounty() {
     assert!(p0.stake.0 <= PROVER_STAKE.0 - collateral.0, "collateral left the stake");
     assert_eq!(p0.bonded.0, 0);
     // p1 locks the fallback round and proves: it is paid its price and the bounty.
-    let lock = c.tx("p1", TxBody::LockJob { job: id });
     let again = c.tx("p0", TxBody::LockJob { job: id });
-    let out = c.block(vec![lock, again]);
-    assert_eq!((code(&out, 0), code(&out, 1)), ("ok", "auction_closed"));
+    let lock = c.tx("p1", TxBody::LockJob { job: id });
+    let out = c.block(vec![again, lock]);
+    assert_eq!((code(&out, 0), code(&out, 1)), ("not_eligible", "ok"), "the failed prover is out");
     let price = job(&c, &id).attempts[1].price;
     let mut bounties = Vec::new();
     for _ in 0..100 {
