@@ -647,10 +647,8 @@ fn accept_job(
     attempt: u8,
 ) -> Result<(), TxError> {
     let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Assigned, "Assigned")?;
-    let p = ov.params();
-    let run = p.time_limit_blocks(job.time_limit);
-    let deadline = ov.height.plus(run).plus(p.result_grace);
-    job.attempts.as_mut_slice()[i].deadline = deadline;
+    job.attempts.as_mut_slice()[i].deadline =
+        ov.params().result_deadline(ov.height, job.time_limit);
     set_attempt(ov, id, &mut job, i, AttemptState::Running);
     refresh_status(ov, id, &mut job);
     save(ov, id, job);
@@ -758,21 +756,12 @@ fn post_race_proof(
     if racing >= RACE_PROOFS_MAX || job.attempts.len() >= ATTEMPTS_MAX {
         return Err(TxError::RaceFull(id));
     }
-    let not_eligible = TxError::NotEligible { job: id, prover };
     let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
-    let requires =
-        ov.program(&job.program).map(|p| p.manifest.requires.clone()).unwrap_or_default();
-    let barred = job
-        .attempts
-        .iter()
-        .any(|a| a.prover == prover && (a.state.is_fault() || (a.race && a.state.is_live())));
-    if !p.is_active()
-        || barred
-        || !job.prover_set.admits(&prover, &p.labels)
-        || !requires.iter().all(|l| p.labels.contains(l))
+    if !job.admits(&prover, p, &required_labels(ov, &job))
+        || job.barred_from_race(&prover)
         || p.free_stake() < job.fee_per_prover
     {
-        return Err(not_eligible);
+        return Err(TxError::NotEligible { job: id, prover });
     }
     let fee = job.fee_per_prover;
     if let Some(p) = ov.prover_mut(&prover) {
@@ -1216,8 +1205,7 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
             return;
         }
         // Attempts exhausted, or no fresh prover left: open the race.
-        let run = params.time_limit_blocks(job.time_limit);
-        job.race_until = Some(h.plus(run).plus(params.result_grace));
+        job.race_until = Some(params.result_deadline(h, job.time_limit));
         job.race_price = open.unwrap_or(job.max_fee);
         job.round = None;
         close_bids(ov, id, job, false);
@@ -1365,11 +1353,8 @@ fn start_attempt(
 ) -> bool {
     let index = job.attempts.len() as u8;
     let (h, p) = (ov.height, ov.params());
-    let deadline = if running {
-        h.plus(p.time_limit_blocks(job.time_limit)).plus(p.result_grace)
-    } else {
-        h.plus(p.accept_timeout)
-    };
+    let deadline =
+        if running { p.result_deadline(h, job.time_limit) } else { h.plus(p.accept_timeout) };
     let mut a = new_attempt(prover, h, deadline, false, price);
     a.collateral = collateral;
     if running {
@@ -1453,11 +1438,8 @@ fn check_auction(
 /// active, admitted by the job's prover set and the program's labels, and new to the job.
 fn check_bidder(ov: &Overlay<'_>, job: &Job, id: JobId, prover: ProverId) -> Result<(), TxError> {
     let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
-    let requires = required_labels(ov, job);
-    if !p.is_active()
+    if !job.admits(&prover, p, &required_labels(ov, job))
         || job.provers().contains(&prover)
-        || !job.prover_set.admits(&prover, &p.labels)
-        || !requires.iter().all(|l| p.labels.contains(l))
         || !job.resources.fits_in(&p.capacity)
     {
         return Err(TxError::NotEligible { job: id, prover });

@@ -416,6 +416,23 @@ impl Job {
         self.attempts.iter().any(|a| a.state.is_fault())
     }
 
+    /// Whether `p` (registered as `id`) may work on this job, the program requiring
+    /// `requires`: active, admitted by the job's prover set and carrying the labels. Free
+    /// resources, stake and earlier attempts are each caller's own rule.
+    pub fn admits(&self, id: &ProverId, p: &Prover, requires: &[Label]) -> bool {
+        p.is_active()
+            && self.prover_set.admits(id, &p.labels)
+            && requires.iter().all(|l| p.labels.contains(l))
+    }
+
+    /// Whether `prover` is kept out of this job's race: it failed the job through its own
+    /// fault, or has a race proof of it under verification.
+    pub fn barred_from_race(&self, prover: &ProverId) -> bool {
+        self.attempts
+            .iter()
+            .any(|a| a.prover == *prover && (a.state.is_fault() || (a.race && a.state.is_live())))
+    }
+
     /// Every prover that ever held an attempt of this job.
     pub fn provers(&self) -> Vec<ProverId> {
         self.attempts.iter().map(|a| a.prover).collect()

@@ -41,21 +41,14 @@ pub fn opening(state: &State, job: &Job, prover: &ProverId) -> Option<Opening> {
     }
     let p = state.prover(prover)?;
     let requires = state.program(&job.program).map(|x| &x.manifest.requires)?;
-    if !p.is_active()
-        || !job.prover_set.admits(prover, &p.labels)
-        || !requires.iter().all(|l| p.labels.contains(l))
-        || !job.resources.fits_in(&p.capacity)
-    {
+    if !job.admits(prover, p, requires) || !job.resources.fits_in(&p.capacity) {
         return None;
     }
     let next = Height(state.height().0 + 1);
     if job.status == JobStatus::Race {
         let until = job.race_until?;
-        let barred = job
-            .attempts
-            .iter()
-            .any(|a| a.prover == *prover && (a.state.is_fault() || (a.race && a.state.is_live())));
-        let ok = until >= next && !barred && p.free_stake() >= job.fee_per_prover;
+        let ok =
+            until >= next && !job.barred_from_race(prover) && p.free_stake() >= job.fee_per_prover;
         return ok.then_some(Opening::Race { until, price: job.race_price });
     }
     let round = job.round?;

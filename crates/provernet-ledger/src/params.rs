@@ -3,8 +3,8 @@
 use provernet_mechanism::{MechanismParams, PriceTable};
 use provernet_types::limits::*;
 use provernet_types::{
-    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, MechanismKind, MicroCredits,
-    NamedBlob, ProgramId, ProgramManifest, Seconds,
+    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, Height, MechanismKind,
+    MicroCredits, NamedBlob, ProgramId, ProgramManifest, Seconds,
 };
 
 /// A job the chain sends to every new prover before it may take real work: a known program with
@@ -144,6 +144,11 @@ impl ChainParams {
     /// A job's time limit in blocks, rounded up.
     pub fn time_limit_blocks(&self, time_limit: Seconds) -> Blocks {
         Blocks(time_limit.0.saturating_mul(1000).div_ceil(self.block_time_ms.max(1)))
+    }
+
+    /// When a result started at `from` is due: the time limit in blocks plus the grace.
+    pub fn result_deadline(&self, from: Height, time_limit: Seconds) -> Height {
+        from.plus(self.time_limit_blocks(time_limit)).plus(self.result_grace)
     }
 
     /// The most blocks a job with `time_limit` and `redundancy` can take from submission to a

@@ -511,7 +511,7 @@ impl Node {
         if self.lock().offered.contains(&mark) {
             return;
         }
-        let price = self.ask(&job).max(job.quote);
+        let price = self.ask(&job);
         if price > job.max_fee {
             return;
         }
