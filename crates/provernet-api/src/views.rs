@@ -127,8 +127,8 @@ pub fn job(id: &JobId, j: &Job) -> Value {
 pub fn opening(id: &JobId, j: &Job, o: &Opening) -> Value {
     let (deadline, price, round) = match *o {
         Opening::Race { until, price } => (until.0, Some(price.0), None),
-        Opening::Lock { price, .. } => (0, Some(price.0), j.round.map(|h| h.0)),
-        Opening::Bid { until, round, .. } => (until.0, None, Some(round.0)),
+        Opening::Lock { price, round } => (0, Some(price.0), Some(round.0)),
+        Opening::Bid { until, round } => (until.0, None, Some(round.0)),
         Opening::Reveal { until, round } => (until.0, None, Some(round.0)),
     };
     json!({

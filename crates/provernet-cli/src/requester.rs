@@ -492,11 +492,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         .map_err(|e| explain(e, &api))?
         .map_or(0, |acc| acc.balance_micro_credits);
     // Auctions escrow the max fee (the clearing price is only known later).
-    let escrow = if matches!(a.mechanism, MechanismKind::ReverseDutch | MechanismKind::LowestBid) {
-        max_fee
-    } else {
-        total
-    };
+    let escrow = if a.mechanism.is_auction() { max_fee } else { total };
     if balance < escrow.0 {
         return Err(hinted(
             format!(

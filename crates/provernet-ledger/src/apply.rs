@@ -51,6 +51,7 @@
 use crate::entities::*;
 use crate::error::TxError;
 use crate::events::{Event, Fault, PaymentKind, Receipt};
+use crate::market::{sealed_phase, stake_needed, SealedPhase};
 use crate::overlay::Overlay;
 use crate::params::Genesis;
 use crate::state::{ChangeSet, Meta, State};
@@ -465,7 +466,7 @@ fn submit_job(
     if !ov.params().mechanisms.contains(&spec.mechanism) {
         return Err(TxError::MechanismNotEnabled(spec.mechanism));
     }
-    let auction = is_auction(spec.mechanism);
+    let auction = spec.mechanism.is_auction();
     if (auction || spec.mechanism == MechanismKind::OpenRace) && spec.redundancy != 1 {
         return Err(TxError::SingleProver {
             mechanism: spec.mechanism,
@@ -1225,27 +1226,17 @@ enum Assigned {
     Open(MicroCredits),
 }
 
-/// Whether `kind` allocates by auction: a round of locks or sealed bids, with collateral.
-fn is_auction(kind: MechanismKind) -> bool {
-    matches!(kind, MechanismKind::ReverseDutch | MechanismKind::LowestBid)
-}
-
-/// The request a job's next attempt makes of a prover. Auctions ask for enough free stake for
-/// the bond and the collateral at the max fee, so a winner can always post its collateral.
+/// The request a job's next attempt makes of a prover (the stake it asks for is
+/// [`stake_needed`]).
 fn request_for<'a>(
     ov: &Overlay<'_>,
     job: &'a Job,
     requires: &'a [provernet_types::Label],
     exclude: &'a [ProverId],
 ) -> Request<'a> {
-    let collateral = if is_auction(job.mechanism) {
-        ov.params().mechanism_params.collateral(job.max_fee)
-    } else {
-        MicroCredits(0)
-    };
     Request {
         resources: job.resources,
-        bond: MicroCredits(job.fee_per_prover.0.saturating_add(collateral.0)),
+        bond: stake_needed(&ov.params().mechanism_params, job),
         prover_set: &job.prover_set,
         requires,
         exclude,
@@ -1287,7 +1278,7 @@ fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) ->
     if index >= ATTEMPTS_MAX {
         return Assigned::No;
     }
-    if is_auction(job.mechanism) && job.round.is_none() {
+    if job.mechanism.is_auction() && job.round.is_none() {
         // A fallback after a failed auction attempt: a fresh round opens now.
         job.round = Some(ctx.height);
     }
@@ -1330,7 +1321,7 @@ fn assign(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) ->
             job.round = None;
             close_bids(ov, id, job, true);
             // Auction winners committed when they locked or bid: their attempt runs at once.
-            let running = is_auction(job.mechanism);
+            let running = job.mechanism.is_auction();
             if start_attempt(ov, id, job, prover, price, collateral, running) {
                 Assigned::Yes
             } else {
@@ -1496,9 +1487,10 @@ fn bid_job(
 ) -> Result<(), TxError> {
     let mut job = load_job(ov, id)?;
     check_auction(&job, id, MechanismKind::LowestBid, "bids")?;
-    let window = ov.params().mechanism_params.bid_window_blocks;
+    let mp = &ov.params().mechanism_params;
     let start = job.round.unwrap_or(ov.height);
-    if ov.height.0.saturating_sub(start.0) >= window {
+    if !matches!(sealed_phase(start, mp.bid_window_blocks, ov.height), SealedPhase::Bidding { .. })
+    {
         return Err(TxError::AuctionClosed {
             job: id,
             what: "bids",
@@ -1509,8 +1501,8 @@ fn bid_job(
     if job.bids.iter().any(|b| b.prover == prover) {
         return Err(TxError::AlreadyBid { job: id, prover });
     }
-    let deposit = ov.params().mechanism_params.collateral(job.max_fee);
-    let need = MicroCredits(job.fee_per_prover.0.saturating_add(deposit.0));
+    let deposit = mp.collateral(job.max_fee);
+    let need = stake_needed(mp, &job);
     let p = ov.prover(&prover).ok_or(TxError::UnknownProver(prover))?;
     if p.free_stake() < need {
         return Err(TxError::CollateralTooLow { need, have: p.free_stake() });
@@ -1538,12 +1530,12 @@ fn reveal_bid(
     let window = ov.params().mechanism_params.bid_window_blocks;
     let closed = |why| TxError::AuctionClosed { job: id, what: "reveals", why };
     let start = job.round.ok_or(closed("no auction round is open"))?;
-    let since = ov.height.0.saturating_sub(start.0);
-    if since < window {
-        return Err(closed("the bidding window is still open; reveal after it"));
-    }
-    if since >= 2 * window {
-        return Err(closed("this round's reveal window has closed"));
+    match sealed_phase(start, window, ov.height) {
+        SealedPhase::Revealing { .. } => {}
+        SealedPhase::Bidding { .. } => {
+            return Err(closed("the bidding window is still open; reveal after it"))
+        }
+        SealedPhase::Decided => return Err(closed("this round's reveal window has closed")),
     }
     let bid = job
         .bids

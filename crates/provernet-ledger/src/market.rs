@@ -6,7 +6,7 @@
 
 use crate::entities::{Job, JobStatus};
 use crate::state::State;
-use provernet_mechanism::ReverseDutch;
+use provernet_mechanism::{MechanismParams, ReverseDutch};
 use provernet_types::{Height, MechanismKind, MicroCredits, ProverId};
 
 /// A market action open to a prover on one job, for a transaction landing in the next block.
@@ -14,10 +14,11 @@ use provernet_types::{Height, MechanismKind, MicroCredits, ProverId};
 pub enum Opening {
     /// The job is in its open race until `until`; the first accepted proof earns `price`.
     Race { until: Height, price: MicroCredits },
-    /// A reverse-Dutch job: a lock in the next block wins it at `price`.
-    Lock { price: MicroCredits, max_fee: MicroCredits },
-    /// A lowest-bid job takes sealed bids until `until`; bids above `max_fee` cannot win.
-    Bid { until: Height, round: Height, max_fee: MicroCredits },
+    /// A reverse-Dutch job in the round opened at `round`: a lock in the next block wins it
+    /// at `price`.
+    Lock { price: MicroCredits, round: Height },
+    /// A lowest-bid job takes sealed bids until `until` (bids above its max fee cannot win).
+    Bid { until: Height, round: Height },
     /// The prover's sealed bid on a lowest-bid job must be revealed by `until`.
     Reveal { until: Height, round: Height },
 }
@@ -32,6 +33,35 @@ impl Opening {
             Opening::Reveal { .. } => "reveal",
         }
     }
+}
+
+/// Where a lowest-bid round that opened at `round` stands at height `h`: it takes sealed bids
+/// for `window` blocks, then reveals for as many, then the end-of-block rules decide it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SealedPhase {
+    Bidding { until: Height },
+    Revealing { until: Height },
+    Decided,
+}
+
+pub fn sealed_phase(round: Height, window: u64, h: Height) -> SealedPhase {
+    let since = h.0.saturating_sub(round.0);
+    if since < window {
+        SealedPhase::Bidding { until: Height(round.0 + window - 1) }
+    } else if since < 2 * window {
+        SealedPhase::Revealing { until: Height(round.0 + 2 * window - 1) }
+    } else {
+        SealedPhase::Decided
+    }
+}
+
+/// The free stake a prover needs to take a new attempt of `job`: the bond, and for an auction
+/// also the collateral at the max fee (what a sealed bid's deposit holds and the most a winner
+/// posts), so a winner can always post its collateral.
+pub fn stake_needed(params: &MechanismParams, job: &Job) -> MicroCredits {
+    let collateral =
+        if job.mechanism.is_auction() { params.collateral(job.max_fee) } else { MicroCredits(0) };
+    MicroCredits(job.fee_per_prover.0.saturating_add(collateral.0))
 }
 
 /// What `job` offers `prover` for a transaction in the block after `state`'s.
@@ -56,23 +86,24 @@ pub fn opening(state: &State, job: &Job, prover: &ProverId) -> Option<Opening> {
         return None;
     }
     let mp = &state.params().mechanism_params;
-    let since = next.0.saturating_sub(round.0);
-    let need = job.fee_per_prover.0.saturating_add(mp.collateral(job.max_fee).0);
+    let staked = p.free_stake() >= stake_needed(mp, job);
     match job.mechanism {
-        MechanismKind::ReverseDutch if p.free_stake().0 >= need => {
+        MechanismKind::ReverseDutch if staked => {
+            let since = next.0.saturating_sub(round.0);
             let price =
                 ReverseDutch::price(job.fee_per_prover, job.max_fee, since, mp.dutch_ramp_blocks);
-            Some(Opening::Lock { price, max_fee: job.max_fee })
+            Some(Opening::Lock { price, round })
         }
         MechanismKind::LowestBid => {
-            let w = mp.bid_window_blocks;
             let mine = job.bids.iter().find(|b| b.prover == *prover);
-            if since < w && mine.is_none() && p.free_stake().0 >= need {
-                Some(Opening::Bid { until: Height(round.0 + w - 1), round, max_fee: job.max_fee })
-            } else if (w..2 * w).contains(&since) && mine.is_some_and(|b| b.price.is_none()) {
-                Some(Opening::Reveal { until: Height(round.0 + 2 * w - 1), round })
-            } else {
-                None
+            match sealed_phase(round, mp.bid_window_blocks, next) {
+                SealedPhase::Bidding { until } if mine.is_none() && staked => {
+                    Some(Opening::Bid { until, round })
+                }
+                SealedPhase::Revealing { until } if mine.is_some_and(|b| b.price.is_none()) => {
+                    Some(Opening::Reveal { until, round })
+                }
+                _ => None,
             }
         }
         _ => None,

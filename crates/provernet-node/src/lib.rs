@@ -415,7 +415,8 @@ impl Node {
         left_ms >= job.time_limit.0.saturating_mul(1000)
     }
 
-    /// Undoes [`Node::reserve`] for work that did not start.
+    /// Undoes [`Node::reserve`] for work that did not start or whose run is over and needs no
+    /// result posted on its attempt (races, failed locks).
     fn unreserve(&self, key: (JobId, u8), need: Resources) {
         let mut g = self.lock();
         if g.running.remove(&key) {
@@ -438,12 +439,7 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             let proved = node.prove(&job, attempt).await;
-            {
-                let mut g = node.lock();
-                g.used = sub(g.used, job.resources);
-                g.gpus.release(&key);
-                g.running.remove(&key);
-            }
+            node.unreserve(key, job.resources);
             match proved {
                 Some((AttemptOutcome::Proof(files), usage)) => {
                     let body = TxBody::PostRaceProof { job: job.id, files, usage };
@@ -462,9 +458,10 @@ impl Node {
                 }
                 None => {}
             }
-            node.lock().racing.remove(&job.id);
+            let mut g = node.lock();
+            g.racing.remove(&job.id);
             // Do not race this job again at this attempt index.
-            node.lock().skipped.insert(key);
+            g.skipped.insert(key);
         });
     }
 

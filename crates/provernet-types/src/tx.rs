@@ -117,6 +117,12 @@ impl MechanismKind {
         MechanismKind::OpenRace,
     ];
 
+    /// Whether the kind allocates by auction (a round of locks or sealed bids, with
+    /// collateral): the job escrows its max fee and pays the clearing price.
+    pub fn is_auction(self) -> bool {
+        matches!(self, MechanismKind::ReverseDutch | MechanismKind::LowestBid)
+    }
+
     /// The name used in configuration files, on the command line and in the API.
     pub fn name(self) -> &'static str {
         match self {

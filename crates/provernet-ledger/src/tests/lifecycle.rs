@@ -797,12 +797,16 @@ fn lowest_bid_jobs_go_to_the_lowest_revealed_sealed_bid() {
     let p2 = c.state.prover(&c.prover_id("p2")).unwrap();
     assert_eq!((p2.bonded.0, p2.stake.0), (0, PROVER_STAKE.0 - deposit));
     assert_eq!(c.state.prover(&c.prover_id("p0")).unwrap().bonded.0, 0, "losers are released");
+    let bounty = job(&c, &id).bounty;
+    assert_eq!(bounty.0, deposit / 2, "half of p2's deposit is held as a bounty");
+    let p1_before = balance(&c, "p1");
     c.run_agent(Behaviour::HONEST, 100);
     let j = job(&c, &id);
     assert_eq!(j.status, JobStatus::Verified, "{j:#?}");
-    // The requester pays the winning bid; p2's bounty, unclaimed by the winner's own success,
-    // went to the winner.
+    // The requester pays the winning bid; the winner also collects p2's forfeit.
     assert_eq!(balance(&c, "alice"), before - price(1_000).0);
+    let share = price(1_000).mul_bps(c.state.params().verifier_reward_bps);
+    assert_eq!(balance(&c, "p1") - p1_before, price(1_000).0 - share.0 + bounty.0);
     conserved(&c);
 }
 
@@ -854,8 +858,8 @@ fn market_openings_follow_races_and_auction_phases() {
     // Reverse Dutch: everyone may lock at the price the next block will have, until one does.
     let (dutch, quote) = auction_job(&mut c, MechanismKind::ReverseDutch, 2_000_000);
     let step = (2_000_000 - quote.0) / 10;
-    let want =
-        Opening::Lock { price: MicroCredits(quote.0 + step), max_fee: MicroCredits(2_000_000) };
+    let round = job(&c, &dutch).round.unwrap();
+    let want = Opening::Lock { price: MicroCredits(quote.0 + step), round };
     assert_eq!(open(&c, &dutch, "p0"), Some(want));
     let lock = c.tx("p0", TxBody::LockJob { job: dutch });
     assert_eq!(code(&c.block(vec![lock]), 0), "ok");
