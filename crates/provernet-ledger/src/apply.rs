@@ -10,12 +10,15 @@
 //! 1. **Timeouts.** An attempt still `Assigned` at its accept deadline becomes `MissedAccept`;
 //!    one still `Running` at its result deadline (accept height + time limit in blocks + grace)
 //!    becomes `MissedDeadline`. Both slash the prover and free its capacity and bond.
-//! 2. **Verification.** A newly `Proven` attempt gets a committee: the validators for built-in
-//!    verifiers, else `committee_size` random active provers other than the attempt's prover
-//!    (the validators when there are none). It is accepted once ≥ 2/3 of the committee vote
-//!    valid and rejected once that can no longer happen. At the vote deadline without a quorum a
-//!    new committee is drawn; in the last round the votes cast decide, and with none cast the
-//!    attempt is `Unverifiable` (nobody paid, nobody punished).
+//! 2. **Verification.** A newly `Proven` attempt gets its voters: every validator for a
+//!    built-in verifier, else `committee_size` random active provers other than the attempt's
+//!    prover (the validators when there are none). A verdict needs a quorum ([`Tally`]): at
+//!    least two thirds of the seats voting the same way accept the proof, or reject it; one vote
+//!    never decides for two seats or more. A round ends at its vote deadline, or earlier once no
+//!    quorum can form; without a verdict, members of a committee of provers who did not vote are
+//!    slashed (`Fault::MissedVote`) and a fresh committee is drawn, up to `verify_rounds_max`
+//!    rounds. After the last one the attempt is `Unverifiable`: its prover is neither paid nor
+//!    punished, and the job falls back to another prover.
 //! 3. **Settlement of an attempt.** Accepted: the prover is paid the attempt's price less the
 //!    verifier share, which goes to the members who voted valid; the first accepted attempt
 //!    makes the job `Verified`, and if any earlier attempt failed through a prover's fault the
@@ -23,11 +26,17 @@
 //!    slashes); the deciding attempt also collects the job's bounty (forfeited collateral).
 //!    Rejected: the prover is slashed and forfeits its collateral; members who voted invalid
 //!    share the verifier reward, paid from the treasury.
-//! 4. **Fallback.** While a job is not final and fewer than `redundancy` attempts are live, new
-//!    attempts go to fresh provers picked by the job's mechanism, excluding every prover that
-//!    already held one, until `redundancy + fallback_attempts_max` attempts were made. Then, or
-//!    when no eligible prover remains, the job opens a race: any eligible prover may post a proof
-//!    for one time limit; the first proof accepted wins. A race with no accepted proof ends
+//! 4. **Assignment and fallback.** Jobs of the chain-assigned mechanisms (random, the stake
+//!    lotteries) wait in a first-come, first-served queue (`Job::seq`): after the wake-ups, the
+//!    end-of-block rules look at the first [`QUEUE_SCAN_MAX`] queued jobs in submission order and
+//!    assign each a prover its mechanism draws, if one is eligible; a job that fits no free
+//!    prover stays in place without holding up the ones behind it, and the work per block does
+//!    not grow with the queue. While a job is not final and fewer than `redundancy` attempts are
+//!    live, new attempts go to fresh provers, excluding every prover that already held one,
+//!    until `redundancy + fallback_attempts_max` attempts were made; a fallback after a failed
+//!    attempt is drawn as soon as the failure is seen. Then, or when no eligible prover remains,
+//!    the job opens a race: any eligible prover may post a proof for one time limit; the first
+//!    proof accepted wins. A race with no accepted proof ends
 //!    `Failed(no proof)` with a full refund. Program errors from `program_error_quorum` distinct
 //!    provers end the job `Failed(program)`: the requester is charged one attempt's fee, shared
 //!    by those provers, and nobody is punished. A job never assigned within `pending_timeout`
@@ -39,7 +48,8 @@
 //!    failed auction winner forfeits its collateral: part burned, the rest a bounty.
 //! 5. **Settlement of a job.** Once a job is final and no attempt of it is live, the rest of its
 //!    escrow returns to the requester. Every path conserves credits: balances + stakes +
-//!    escrows + treasury + burned always equals the genesis supply.
+//!    escrows + treasury + burned always equals the genesis supply, move by move, since credits
+//!    only ever move through one primitive with checked arithmetic (`money.rs`).
 //!
 //! Randomness for assignment and committees comes from the block context (the consensus
 //! engine's threshold beacon), bound to the job, the attempt and the purpose, so the order in
@@ -52,6 +62,9 @@ use crate::entities::*;
 use crate::error::TxError;
 use crate::events::{Event, Fault, PaymentKind, Receipt};
 use crate::market::{sealed_phase, stake_needed, SealedPhase};
+use crate::money::{
+    bond, free_capacity, hold_capacity, move_credits, must_move, pay, unbond, Purse,
+};
 use crate::overlay::Overlay;
 use crate::params::Genesis;
 use crate::state::{ChangeSet, Meta, State};
@@ -119,6 +132,7 @@ pub fn genesis(g: &Genesis) -> Result<State, GenesisError> {
         supply: MicroCredits(0),
         treasury: MicroCredits(0),
         burned: MicroCredits(0),
+        jobs_submitted: 0,
         params: g.params.clone(),
     });
     for (id, amount) in g.accounts.iter() {
@@ -182,11 +196,7 @@ pub fn apply_block(
         }
         receipts.push(Receipt { tx: tx.hash(), result });
     }
-    let mut ov = Overlay::new(state, ctx.height);
-    end_of_block(&mut ov, ctx);
-    let (writes, evs) = ov.finish();
-    writes.apply(state);
-    events.extend(evs);
+    end_of_block(state, ctx, &mut events);
     let (root, changes) = state.commit();
     Ok(BlockOutput { receipts, events, root, changes })
 }
@@ -237,33 +247,15 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
     Ok(())
 }
 
-fn debit(ov: &mut Overlay<'_>, who: AccountId, amount: MicroCredits) -> Result<(), TxError> {
-    let have = ov.account(&who).map(|a| a.balance).unwrap_or_default();
-    let left =
-        have.checked_sub(amount).ok_or(TxError::InsufficientBalance { need: amount, have })?;
-    ov.account_mut(who).balance = left;
-    Ok(())
-}
-
-/// Credits `amount` to `to`. Balances cannot overflow: every credit comes from the fixed
-/// supply, which fits in a `u64`.
-fn credit(ov: &mut Overlay<'_>, to: AccountId, amount: MicroCredits) {
-    let a = ov.account_mut(to);
-    a.balance = MicroCredits(a.balance.0 + amount.0);
-}
-
-fn pay(
+/// Moves `amount` that `from`'s transaction pays out of its balance into `to`.
+fn spend(
     ov: &mut Overlay<'_>,
-    to: AccountId,
-    job: Option<JobId>,
-    kind: PaymentKind,
+    from: AccountId,
+    to: Purse<'_>,
     amount: MicroCredits,
-) {
-    if amount.0 == 0 {
-        return;
-    }
-    credit(ov, to, amount);
-    ov.events.push(Event::Paid { to, job, kind, amount });
+) -> Result<(), TxError> {
+    move_credits(ov, Purse::Balance(from), to, amount)
+        .map_err(|s| TxError::InsufficientBalance { need: s.need, have: s.have })
 }
 
 fn transfer(
@@ -275,9 +267,7 @@ fn transfer(
     if amount.0 == 0 {
         return Err(TxError::ZeroAmount);
     }
-    debit(ov, from, amount)?;
-    credit(ov, to, amount);
-    Ok(())
+    spend(ov, from, Purse::Balance(to), amount)
 }
 
 fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> {
@@ -343,16 +333,15 @@ fn register_prover(
     if stake < min {
         return Err(TxError::StakeTooLow { need: min, have: stake });
     }
-    debit(ov, signer, stake)?;
     let mut sorted = labels.clone().into_vec();
     sorted.sort();
     sorted.dedup();
     let labels = BoundedVec::try_from_vec(sorted).map_err(|_| TxError::Overflow)?;
     let h = ov.height;
-    let mut prover = Prover {
+    let prover = Prover {
         capacity: *capacity,
         labels,
-        stake,
+        stake: MicroCredits(0),
         bonded: MicroCredits(0),
         used: Resources::ZERO,
         status: ProverStatus::Active,
@@ -362,6 +351,8 @@ fn register_prover(
         declines_in_window: 0,
         registered_at: h,
     };
+    ov.put_prover(id, Some(prover));
+    spend(ov, signer, Purse::Stake(id), stake)?;
     ov.events.push(Event::ProverRegistered { prover: id });
     match ov.params().probe.clone() {
         None => ov.events.push(Event::ProverActivated { prover: id }),
@@ -388,6 +379,8 @@ fn register_prover(
                 status: JobStatus::Assigned,
                 attempts: BoundedVec::try_from_vec(vec![attempt]).map_err(|_| TxError::Overflow)?,
                 submitted_at: h,
+                seq: next_seq(ov),
+                draw_at: h,
                 finished_at: None,
                 winner: None,
                 probe_for: Some(id),
@@ -400,8 +393,10 @@ fn register_prover(
                 settled: false,
                 wake: Some(h.plus(ov.params().accept_timeout)),
             };
-            prover.used = *capacity;
-            prover.status = ProverStatus::Probing { probe: job_id };
+            hold_capacity(ov, id, capacity);
+            if let Some(p) = ov.prover_mut(&id) {
+                p.status = ProverStatus::Probing { probe: job_id };
+            }
             ov.events.push(Event::JobSubmitted {
                 job: job_id,
                 requester: signer,
@@ -411,8 +406,15 @@ fn register_prover(
             ov.put_job(job_id, job);
         }
     }
-    ov.put_prover(id, Some(prover));
     Ok(())
+}
+
+/// The next job's place in the first-come, first-served order.
+fn next_seq(ov: &mut Overlay<'_>) -> u64 {
+    let meta = ov.meta();
+    let seq = meta.jobs_submitted;
+    meta.jobs_submitted = seq + 1;
+    seq
 }
 
 fn deregister_prover(ov: &mut Overlay<'_>, id: ProverId) -> Result<(), TxError> {
@@ -508,11 +510,11 @@ fn submit_job(
     // An auction may clear anywhere up to the max fee, so it escrows the max fee; the rest
     // returns at settlement. Fixed-price mechanisms escrow (and charge at most) the quote.
     let escrow = if auction { spec.max_fee } else { quote };
-    debit(ov, requester, escrow)?;
     ov.account_mut(requester).open_jobs = open + 1;
     let id = job_id(&requester, nonce);
     let h = ov.height;
-    let job = Job {
+    let seq = next_seq(ov);
+    let mut job = Job {
         requester,
         program: spec.program,
         inputs: spec.inputs.clone(),
@@ -523,10 +525,12 @@ fn submit_job(
         mechanism: spec.mechanism,
         fee_per_prover: fee,
         max_fee: if auction { spec.max_fee } else { fee },
-        escrow,
+        escrow: MicroCredits(0),
         status: JobStatus::Pending,
         attempts: BoundedVec::new(),
         submitted_at: h,
+        seq,
+        draw_at: h.plus(ov.params().draw_delay),
         finished_at: None,
         winner: None,
         probe_for: None,
@@ -537,9 +541,16 @@ fn submit_job(
         bounty: MicroCredits(0),
         fallback_refund: MicroCredits(0),
         settled: false,
-        wake: Some(h.plus(ov.params().draw_delay)),
+        wake: None,
     };
+    spend(ov, requester, Purse::Escrow(&mut job), escrow)?;
     ov.events.push(Event::JobSubmitted { job: id, requester, fee_per_prover: fee });
+    // The chain-assigned mechanisms wait in the queue; the others decide at their first wake.
+    job.wake = if job.mechanism.is_assigned() {
+        Some(h.plus(ov.params().pending_timeout))
+    } else {
+        Some(job.draw_at)
+    };
     ov.put_job(id, job);
     Ok(())
 }
@@ -586,6 +597,7 @@ fn save(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
         Some(w) if w >= h && w < later => w,
         _ => later,
     });
+    job.draw_at = later;
     ov.put_job(id, job);
 }
 
@@ -594,6 +606,7 @@ fn save(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
 /// and a vote that completes a quorum for the proof (acceptance pays; it draws no one).
 fn save_now(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
     job.wake = Some(ov.height);
+    job.draw_at = ov.height.plus(ov.params().draw_delay);
     ov.put_job(id, job);
 }
 
@@ -605,14 +618,20 @@ fn set_attempt(ov: &mut Overlay<'_>, job_id: JobId, job: &mut Job, i: usize, sta
 /// Frees what an attempt held on its prover: capacity while assigned or running, the bond while
 /// live. Call before changing the attempt's state.
 fn release(ov: &mut Overlay<'_>, job: &Job, a: &Attempt) {
-    let (resources, bond) = (job.resources, job.fee_per_prover);
-    if let Some(p) = ov.prover_mut(&a.prover) {
-        if a.state.holds_capacity() {
-            p.used = p.used.saturating_sub(&resources);
-        }
-        if a.state.is_live() {
-            p.bonded = p.bonded.saturating_sub(bond).saturating_sub(a.collateral);
-        }
+    if a.state.holds_capacity() {
+        free_capacity(ov, a.prover, &job.resources);
+    }
+    if a.state.is_live() {
+        unbond(ov, a.prover, attempt_bond(job, a));
+    }
+}
+
+/// What a live attempt holds of its prover's stake: the bond (the posted price of one attempt)
+/// and its collateral.
+fn attempt_bond(job: &Job, a: &Attempt) -> MicroCredits {
+    match job.fee_per_prover.checked_add(a.collateral) {
+        Some(b) => b,
+        None => panic!("ledger invariant broken: an attempt's bond overflows"),
     }
 }
 
@@ -712,9 +731,7 @@ fn post_result(
         AttemptOutcome::Proof(files) => {
             check_proof_files(files)?;
             // The work is done: free the capacity, keep the bond until the verdict.
-            if let Some(p) = ov.prover_mut(&prover) {
-                p.used = p.used.saturating_sub(&job.resources);
-            }
+            free_capacity(ov, prover, &job.resources);
             let slot = &mut job.attempts.as_mut_slice()[i];
             slot.proof = files.clone();
             slot.usage = usage;
@@ -764,10 +781,7 @@ fn post_race_proof(
     {
         return Err(TxError::NotEligible { job: id, prover });
     }
-    let fee = job.fee_per_prover;
-    if let Some(p) = ov.prover_mut(&prover) {
-        p.bonded = MicroCredits(p.bonded.0 + fee.0);
-    }
+    bond(ov, prover, job.fee_per_prover);
     let mut a = new_attempt(prover, ov.height, ov.height, true, job.race_price);
     a.proof = files.clone();
     a.usage = usage;
@@ -818,18 +832,57 @@ fn vote(
 // End of block
 // ---------------------------------------------------------------------------------------------
 
-fn end_of_block(ov: &mut Overlay<'_>, ctx: &BlockContext) {
+/// Most jobs the queue pass looks at in one block, so its work does not grow with the length
+/// of the queue.
+pub const QUEUE_SCAN_MAX: usize = 128;
+
+/// Which pass of the end-of-block rules is looking at a job.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pass {
+    /// Its wake-up height came: deadlines, verdicts, races, auction rounds, expiry, and new
+    /// attempts for a job that already had some (fallback).
+    Timers,
+    /// Its turn in the queue of jobs waiting for their first prover (or a redundant one).
+    Queue,
+}
+
+/// The end-of-block rules: exits, then every job whose wake-up height has come, then the
+/// queue of jobs waiting for a prover in submission order. Each pass sees what the one before
+/// it wrote; the queue pass looks at most at [`QUEUE_SCAN_MAX`] jobs.
+fn end_of_block(state: &mut State, ctx: &BlockContext, events: &mut Vec<Event>) {
     let h = ctx.height;
+    let mut ov = Overlay::new(state, h);
     let provers: Vec<ProverId> =
         ov.base().prover_wake.range(..=(h, ProverId([0xff; 32]))).map(|(_, id)| *id).collect();
     for id in provers {
-        finish_exit(ov, id, h);
+        finish_exit(&mut ov, id, h);
     }
     let jobs: Vec<JobId> =
         ov.base().job_wake.range(..=(h, JobId([0xff; 32]))).map(|(_, id)| *id).collect();
     for id in jobs {
-        tick_job(ov, ctx, id);
+        tick_job(&mut ov, ctx, id, Pass::Timers);
     }
+    let (writes, evs) = ov.finish();
+    writes.apply(state);
+    events.extend(evs);
+
+    let mut ov = Overlay::new(state, h);
+    let queued: Vec<(JobId, Height)> = ov
+        .base()
+        .queue
+        .iter()
+        .take(QUEUE_SCAN_MAX)
+        .filter_map(|(_, id)| ov.base().job(id).map(|j| (*id, j.draw_at)))
+        .collect();
+    for (id, draw_at) in queued {
+        // Commit, then reveal: a job touched in this block waits for a later seed.
+        if draw_at <= h {
+            tick_job(&mut ov, ctx, id, Pass::Queue);
+        }
+    }
+    let (writes, evs) = ov.finish();
+    writes.apply(state);
+    events.extend(evs);
 }
 
 fn finish_exit(ov: &mut Overlay<'_>, id: ProverId, h: Height) {
@@ -843,19 +896,21 @@ fn finish_exit(ov: &mut Overlay<'_>, id: ProverId, h: Height) {
         }
         return;
     }
-    pay(ov, id.into(), None, PaymentKind::StakeReturned, p.stake);
+    pay(ov, Purse::Stake(id), id.into(), None, PaymentKind::StakeReturned, p.stake);
     ov.put_prover(id, None);
     ov.events.push(Event::ProverRemoved { prover: id });
 }
 
-fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId) {
+fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, pass: Pass) {
     let Some(mut job) = ov.job(&id) else { return };
     let h = ctx.height;
-    for i in 0..job.attempts.len() {
-        tick_attempt(ov, ctx, id, &mut job, i);
+    if pass == Pass::Timers {
+        for i in 0..job.attempts.len() {
+            tick_attempt(ov, ctx, id, &mut job, i);
+        }
     }
     if !job.status.is_final() {
-        advance_job(ov, ctx, id, &mut job);
+        advance_job(ov, ctx, id, &mut job, pass);
     }
     if job.status.is_final() {
         // An auction round still open has nothing left to decide: its deposits return.
@@ -871,23 +926,39 @@ fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId) {
             }
         }
         if job.live_attempts() == 0 && !job.settled {
-            let rest = job.escrow;
-            job.escrow = MicroCredits(0);
-            job.settled = true;
-            pay(ov, job.requester, Some(id), PaymentKind::EscrowRefund, rest);
-            if job.probe_for.is_none() {
-                let a = ov.account_mut(job.requester);
-                a.open_jobs = a.open_jobs.saturating_sub(1);
-            }
+            settle(ov, id, &mut job);
         }
     }
-    job.wake = next_wake(&job, h);
+    job.wake = next_wake(ov.params(), &job, h);
     ov.put_job(id, job);
 }
 
+/// Returns what is left of a final job's escrow to its requester, an unclaimed bounty
+/// included, and closes its account's count of open jobs.
+fn settle(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
+    let (requester, bounty, total) = (job.requester, job.bounty, job.escrow);
+    must_move(ov, Purse::Bounty(job), Purse::Balance(requester), bounty, "escrow refund");
+    let rest = job.escrow;
+    must_move(ov, Purse::Escrow(job), Purse::Balance(requester), rest, "escrow refund");
+    if total.0 > 0 {
+        let kind = PaymentKind::EscrowRefund;
+        ov.events.push(Event::Paid { to: requester, job: Some(id), kind, amount: total });
+    }
+    job.settled = true;
+    if job.probe_for.is_none() {
+        let a = ov.account_mut(job.requester);
+        a.open_jobs = match a.open_jobs.checked_sub(1) {
+            Some(n) => n,
+            None => panic!("ledger invariant broken: a settled job's requester had no open jobs"),
+        };
+    }
+}
+
 /// When the job next needs the end-of-block rules: its earliest live deadline, the end of its
-/// race, or the next block while it waits for a prover or a committee.
-fn next_wake(job: &Job, h: Height) -> Option<Height> {
+/// race or auction round, the next block while a proof waits for its committee, and the end of
+/// its wait for a first prover. A job waiting in the queue needs no wake-up for that: the queue
+/// pass looks at it.
+fn next_wake(params: &crate::ChainParams, job: &Job, h: Height) -> Option<Height> {
     if job.settled {
         return None;
     }
@@ -902,14 +973,81 @@ fn next_wake(job: &Job, h: Height) -> Option<Height> {
         }
     }
     if !job.status.is_final() {
+        if job.draw_at > h {
+            at(job.draw_at);
+        }
         if let Some(until) = job.race_until {
             at(until);
         }
-        if job.live_attempts() < usize::from(job.redundancy) && job.status != JobStatus::Race {
-            at(next);
+        if let Some(round) = job.round {
+            at(round_decision(params, job.mechanism, round));
+        }
+        if job.assigned_attempts() == 0 && job.race_until.is_none() {
+            at(job.submitted_at.plus(params.pending_timeout));
+        }
+        if !job.mechanism.is_assigned() && job.round.is_none() && job.race_until.is_none() {
+            // An auction between rounds or an open race not opened yet: decide next block.
+            at(job.draw_at.max(next));
         }
     }
+    // A job with nothing left to wait for is looked at again next block rather than lost.
     Some(wake.unwrap_or(next))
+}
+
+/// The height at which an auction round that opened at `round` is decided if no lock decides
+/// it first: the end of the Dutch ramp, or the end of the sealed bids' reveal window.
+fn round_decision(params: &crate::ChainParams, kind: MechanismKind, round: Height) -> Height {
+    let mp = &params.mechanism_params;
+    match kind {
+        MechanismKind::LowestBid => Height(round.0 + 2 * mp.bid_window_blocks),
+        _ => Height(round.0 + mp.dutch_ramp_blocks),
+    }
+}
+
+/// How a committee's votes on one proof stand. A verdict needs `quorum` votes for it, which is
+/// at least two thirds of the seats: one vote never decides for a committee of two or more,
+/// and neither do the votes cast when too few members vote.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Tally {
+    pub seats: usize,
+    pub valid: usize,
+    pub invalid: usize,
+}
+
+impl Tally {
+    pub fn of(votes: &[Option<bool>]) -> Tally {
+        Tally {
+            seats: votes.len(),
+            valid: votes.iter().filter(|v| **v == Some(true)).count(),
+            invalid: votes.iter().filter(|v| **v == Some(false)).count(),
+        }
+    }
+
+    /// The smallest number of votes that is at least two thirds of the seats.
+    pub fn quorum(&self) -> usize {
+        (2 * self.seats).div_ceil(3)
+    }
+
+    /// `Some(valid)` once a quorum agrees.
+    pub fn verdict(&self) -> Option<bool> {
+        let q = self.quorum();
+        if self.seats == 0 {
+            None
+        } else if self.valid >= q {
+            Some(true)
+        } else if self.invalid >= q {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Whether no quorum can form any more in this round, whatever the missing votes say.
+    pub fn deadlocked(&self) -> bool {
+        let missing = self.seats - self.valid - self.invalid;
+        let q = self.quorum();
+        self.valid + missing < q && self.invalid + missing < q
+    }
 }
 
 fn tick_attempt(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job, i: usize) {
@@ -930,40 +1068,43 @@ fn tick_attempt(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut J
         }
         AttemptState::Proven if a.committee.is_empty() => draw_committee(ov, ctx, id, job, i),
         AttemptState::Proven => {
-            let n = a.votes.len();
-            let valid = a.votes.iter().filter(|v| **v == Some(true)).count();
-            let invalid = a.votes.iter().filter(|v| **v == Some(false)).count();
-            let cast = valid + invalid;
-            let verdict = if 3 * valid >= 2 * n {
-                Some(true)
-            } else if 3 * invalid > n {
-                Some(false)
-            } else if h < a.deadline {
-                None
-            } else if a.verify_round + 1 < ov.params().verify_rounds_max {
-                // No quorum in time: ask a fresh committee.
-                job.attempts.as_mut_slice()[i].verify_round += 1;
-                job.attempts.as_mut_slice()[i].committee = BoundedVec::new();
-                job.attempts.as_mut_slice()[i].votes = BoundedVec::new();
-                draw_committee(ov, ctx, id, job, i);
-                None
-            } else if cast > 0 {
-                Some(3 * valid >= 2 * cast)
-            } else {
-                release(ov, job, &a);
-                set_attempt(ov, id, job, i, AttemptState::Unverifiable);
-                None
-            };
-            match verdict {
+            let tally = Tally::of(&a.votes);
+            match tally.verdict() {
                 Some(true) => accept_attempt(ov, id, job, i),
                 Some(false) => reject_attempt(ov, id, job, i),
-                None => {}
+                None if h < a.deadline && !tally.deadlocked() => {}
+                None => {
+                    // The round ended without a quorum. Members who never voted are
+                    // penalised (a committee of provers; validators hold no stake), then a
+                    // fresh committee votes, and after the last round the proof is
+                    // unverifiable: nobody is paid for it and its prover is not punished.
+                    if h >= a.deadline {
+                        for (m, v) in a.committee.iter().zip(a.votes.iter()) {
+                            if v.is_none() && ov.prover(&ProverId::from(*m)).is_some() {
+                                slash(ov, (*m).into(), id, job.fee_per_prover, Fault::MissedVote);
+                            }
+                        }
+                    }
+                    if a.verify_round + 1 < ov.params().verify_rounds_max {
+                        let slot = &mut job.attempts.as_mut_slice()[i];
+                        slot.verify_round += 1;
+                        slot.committee = BoundedVec::new();
+                        slot.votes = BoundedVec::new();
+                        draw_committee(ov, ctx, id, job, i);
+                    } else {
+                        release(ov, job, &a);
+                        set_attempt(ov, id, job, i, AttemptState::Unverifiable);
+                    }
+                }
             }
         }
         _ => {}
     }
 }
 
+/// Seats the voters of a proof: every validator for a built-in verifier (whatever the seed),
+/// else `committee_size` random active provers other than the attempt's own (the validators
+/// when there are none).
 fn draw_committee(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job, i: usize) {
     let a = &job.attempts[i];
     let seed = Seed::derive(&ctx.randomness, "committee", &[&id.0, &[i as u8, a.verify_round]]);
@@ -974,7 +1115,7 @@ fn draw_committee(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut
         ov.params().validators.iter().map(|v| ProverId::from(*v)).collect();
     let k = usize::from(ov.params().committee_size);
     let members = if builtin {
-        pick_committee(seed, &validators, validators.len().min(COMMITTEE_MAX))
+        validators
     } else {
         let pool: Vec<ProverId> = ov
             .active_provers()
@@ -989,24 +1130,46 @@ fn draw_committee(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut
         }
     };
     let members: Vec<AccountId> = members.into_iter().map(AccountId::from).collect();
+    let seats = members.len();
     let slot = &mut job.attempts.as_mut_slice()[i];
-    slot.votes = BoundedVec::try_from_vec(vec![None; members.len()]).unwrap_or_default();
-    slot.committee = BoundedVec::try_from_vec(members.clone()).unwrap_or_default();
+    match (BoundedVec::try_from_vec(vec![None; seats]), BoundedVec::try_from_vec(members.clone())) {
+        (Ok(votes), Ok(committee)) => {
+            slot.votes = votes;
+            slot.committee = committee;
+        }
+        _ => panic!("ledger invariant broken: {seats} voters exceed VOTERS_MAX"),
+    }
     slot.deadline = ctx.height.plus(ov.params().vote_timeout);
     ov.events.push(Event::CommitteeDrawn { job: id, attempt: i as u8, members });
 }
 
-/// Splits `pool` equally between `members`; the indivisible rest is burned.
-fn pay_members(ov: &mut Overlay<'_>, id: JobId, members: &[AccountId], pool: MicroCredits) {
-    if members.is_empty() {
-        ov.meta().burned.0 += pool.0;
-        return;
+/// Pays `pool` from `from` to `members` in equal shares; the indivisible rest (or all of it,
+/// with no members) is burned.
+fn pay_members(
+    ov: &mut Overlay<'_>,
+    job: &mut Job,
+    from_treasury: bool,
+    id: JobId,
+    members: &[AccountId],
+    pool: MicroCredits,
+) {
+    fn purse(job: &mut Job, from_treasury: bool) -> Purse<'_> {
+        if from_treasury {
+            Purse::Treasury
+        } else {
+            Purse::Escrow(job)
+        }
     }
-    let each = pool.0 / members.len() as u64;
+    let each = match u64::try_from(members.len()) {
+        Ok(n) if n > 0 => pool.0 / n,
+        _ => 0,
+    };
     for m in members {
-        pay(ov, *m, Some(id), PaymentKind::VerifierReward, MicroCredits(each));
+        let kind = PaymentKind::VerifierReward;
+        pay(ov, purse(job, from_treasury), *m, Some(id), kind, MicroCredits(each));
     }
-    ov.meta().burned.0 += pool.0 - each * members.len() as u64;
+    let rest = MicroCredits(pool.0 - each * members.len() as u64);
+    must_move(ov, purse(job, from_treasury), Purse::Burned, rest, "verifier reward dust");
 }
 
 fn voters(a: &Attempt, verdict: bool) -> Vec<AccountId> {
@@ -1027,17 +1190,10 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
         return;
     }
     set_attempt(ov, id, job, i, AttemptState::Verified);
-    let paid = a.price.min(job.escrow);
-    job.escrow = MicroCredits(job.escrow.0 - paid.0);
-    let verifier_pool = paid.mul_bps(ov.params().verifier_reward_bps);
-    pay(
-        ov,
-        a.prover.into(),
-        Some(id),
-        PaymentKind::ProverReward,
-        MicroCredits(paid.0 - verifier_pool.0),
-    );
-    pay_members(ov, id, &voters(&a, true), verifier_pool);
+    let verifier_pool = a.price.mul_bps(ov.params().verifier_reward_bps);
+    let reward = MicroCredits(a.price.0 - verifier_pool.0);
+    pay(ov, Purse::Escrow(job), a.prover.into(), Some(id), PaymentKind::ProverReward, reward);
+    pay_members(ov, job, false, id, &voters(&a, true), verifier_pool);
     if let Some(p) = ov.prover_mut(&a.prover) {
         p.completed += 1;
     }
@@ -1045,16 +1201,14 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
         return;
     }
     job.winner = Some(i as u8);
-    let bounty = job.bounty.min(job.escrow);
-    job.escrow = MicroCredits(job.escrow.0 - bounty.0);
-    job.bounty = MicroCredits(0);
-    pay(ov, a.prover.into(), Some(id), PaymentKind::Bounty, bounty);
+    let bounty = job.bounty;
+    pay(ov, Purse::Bounty(job), a.prover.into(), Some(id), PaymentKind::Bounty, bounty);
     if job.had_fault() {
+        // The treasury holds the slashes that pay this; it pays what it holds, at most.
         let want = job.fee_per_prover.mul_bps(ov.params().fallback_refund_bps);
         let refund = want.min(ov.meta().treasury);
-        ov.meta().treasury.0 -= refund.0;
         job.fallback_refund = refund;
-        pay(ov, job.requester, Some(id), PaymentKind::FallbackRefund, refund);
+        pay(ov, Purse::Treasury, job.requester, Some(id), PaymentKind::FallbackRefund, refund);
     }
     if let Some(prover) = job.probe_for {
         if let Some(p) = ov.prover_mut(&prover) {
@@ -1073,34 +1227,38 @@ fn reject_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     set_attempt(ov, id, job, i, AttemptState::Rejected);
     forfeit(ov, id, job, a.prover, a.collateral);
     slash(ov, a.prover, id, job.fee_per_prover, Fault::InvalidProof);
+    // Paid from the treasury, which the slash just funded; it pays what it holds, at most.
     let want = job.fee_per_prover.mul_bps(ov.params().verifier_reward_bps);
     let reward = want.min(ov.meta().treasury);
-    ov.meta().treasury.0 -= reward.0;
-    pay_members(ov, id, &voters(&a, false), reward);
+    pay_members(ov, job, true, id, &voters(&a, false), reward);
 }
 
 /// Takes `fee × rate`, doubled per earlier fault (at most 16×), from the prover's stake into
-/// the treasury; ejects the prover after too many faults or when its stake runs low.
+/// the treasury (all of its stake when that is less); ejects the prover after too many faults
+/// or when its stake runs low.
 fn slash(ov: &mut Overlay<'_>, prover: ProverId, job: JobId, fee: MicroCredits, fault: Fault) {
     let params = ov.params();
     let rate = match fault {
         Fault::MissedAccept => params.slash_missed_accept_bps,
         Fault::MissedDeadline => params.slash_missed_deadline_bps,
         Fault::InvalidProof => params.slash_invalid_proof_bps,
+        Fault::MissedVote => params.slash_missed_vote_bps,
     };
     let (to_eject, min_stake, until) =
         (params.faults_to_eject, params.min_prover_stake, ov.height.plus(params.exit_delay));
-    let Some(p) = ov.prover_mut(&prover) else { return };
+    let Some(p) = ov.prover(&prover) else { return };
     let factor = 1u64 << p.faults.min(4);
-    let amount = MicroCredits(fee.mul_bps(rate).0.saturating_mul(factor)).min(p.stake);
-    p.stake = MicroCredits(p.stake.0 - amount.0);
+    // A slash is at most the stake: what a prover can lose is what it staked.
+    let want = fee.mul_bps(rate).0.checked_mul(factor).map_or(p.stake, MicroCredits);
+    let amount = want.min(p.stake);
+    must_move(ov, Purse::Stake(prover), Purse::Treasury, amount, "slash");
+    let Some(p) = ov.prover_mut(&prover) else { return };
     p.faults += 1;
     let eject = (p.faults >= to_eject || p.stake < min_stake)
         && !matches!(p.status, ProverStatus::Exiting { .. });
     if eject {
         p.status = ProverStatus::Exiting { until, ejected: true };
     }
-    ov.meta().treasury.0 += amount.0;
     ov.events.push(Event::Slashed { prover, job, fault, amount });
     if eject {
         ov.events.push(Event::ProverExiting { prover, ejected: true });
@@ -1136,7 +1294,11 @@ fn refresh_status(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
     }
 }
 
-fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job) {
+/// Moves a non-final job on: probes, the program-error quorum, the end of its race, and new
+/// attempts. A chain-assigned job (random, stake lotteries) gets its first prover, and any
+/// redundant one, only from the queue pass, in submission order; after a failed attempt its
+/// fallback is drawn as soon as the failure is seen.
+fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Job, pass: Pass) {
     let h = ctx.height;
     let params = ov.params();
     // A probe is all or nothing: any failed attempt fails the probe and ejects the prover.
@@ -1162,13 +1324,20 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
     if errors.len() >= usize::from(params.program_error_quorum) {
         // The program fails wherever it runs: the requester's fault. One attempt's fee is
         // shared by the provers that ran it; nobody is punished.
-        let charge = job.fee_per_prover.min(job.escrow);
-        job.escrow = MicroCredits(job.escrow.0 - charge.0);
-        let each = charge.0 / errors.len() as u64;
+        let charge = job.fee_per_prover;
+        let each = MicroCredits(charge.0 / errors.len() as u64);
         for p in &errors {
-            pay(ov, (*p).into(), Some(id), PaymentKind::ProgramErrorCharge, MicroCredits(each));
+            pay(
+                ov,
+                Purse::Escrow(job),
+                (*p).into(),
+                Some(id),
+                PaymentKind::ProgramErrorCharge,
+                each,
+            );
         }
-        ov.meta().burned.0 += charge.0 - each * errors.len() as u64;
+        let dust = MicroCredits(charge.0 - each.0 * errors.len() as u64);
+        must_move(ov, Purse::Escrow(job), Purse::Burned, dust, "program error charge dust");
         finish_job(ov, id, job, JobStatus::Failed(FailReason::Program));
         return;
     }
@@ -1180,8 +1349,16 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
         return;
     }
     let max_attempts = usize::from(job.redundancy) + usize::from(params.fallback_attempts_max);
+    // The queue draws first attempts and redundant ones in submission order; a fallback (the
+    // job had attempts and none is live) is drawn at once. Auctions and races draw at their
+    // own wake-ups.
+    let assigns = job.draw_at <= h
+        && (!job.mechanism.is_assigned()
+            || pass == Pass::Queue
+            || (job.live_attempts() == 0 && job.assigned_attempts() > 0));
     let mut open = None;
-    while job.live_attempts() < usize::from(job.redundancy)
+    while assigns
+        && job.live_attempts() < usize::from(job.redundancy)
         && job.assigned_attempts() < max_attempts
     {
         match assign(ov, ctx, id, job) {
@@ -1354,11 +1531,9 @@ fn start_attempt(
     if job.attempts.try_push(a).is_err() {
         return false;
     }
-    let (resources, held) = (job.resources, job.fee_per_prover.0.saturating_add(collateral.0));
-    if let Some(p) = ov.prover_mut(&prover) {
-        p.used = p.used.checked_add(&resources).unwrap_or(p.capacity);
-        p.bonded = MicroCredits(p.bonded.0.saturating_add(held));
-    }
+    let held = attempt_bond(job, &job.attempts[usize::from(index)]);
+    hold_capacity(ov, prover, &job.resources);
+    bond(ov, prover, held);
     ov.events.push(Event::AttemptAssigned { job: id, attempt: index, prover });
     if running {
         ov.events.push(Event::AttemptChanged {
@@ -1371,19 +1546,18 @@ fn start_attempt(
 }
 
 /// Takes forfeited collateral from `prover`'s stake (its bond on it must already be
-/// released): part burned, the rest held in the job's escrow as a bounty for whoever proves it.
+/// released; all of its stake when that is less): part burned, the rest held in the job's
+/// escrow as a bounty for whoever proves it.
 fn forfeit(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, prover: ProverId, amount: MicroCredits) {
     if amount.0 == 0 {
         return;
     }
     let params = ov.params().mechanism_params;
-    let Some(p) = ov.prover_mut(&prover) else { return };
+    let Some(p) = ov.prover(&prover) else { return };
     let taken = amount.min(p.stake);
-    p.stake = MicroCredits(p.stake.0 - taken.0);
     let (burned, bounty) = params.forfeit(taken);
-    ov.meta().burned.0 += burned.0;
-    job.escrow = MicroCredits(job.escrow.0 + bounty.0);
-    job.bounty = MicroCredits(job.bounty.0 + bounty.0);
+    must_move(ov, Purse::Stake(prover), Purse::Burned, burned, "forfeit");
+    must_move(ov, Purse::Stake(prover), Purse::Bounty(job), bounty, "forfeit");
     ov.events.push(Event::CollateralForfeited { prover, job: id, burned, bounty });
 }
 
@@ -1393,9 +1567,7 @@ fn forfeit(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, prover: ProverId, amo
 fn close_bids(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, decided: bool) {
     let bids = std::mem::take(&mut job.bids);
     for b in bids.iter() {
-        if let Some(p) = ov.prover_mut(&b.prover) {
-            p.bonded = p.bonded.saturating_sub(b.deposit);
-        }
+        unbond(ov, b.prover, b.deposit);
         if decided && b.price.is_none() {
             forfeit(ov, id, job, b.prover, b.deposit);
         }
@@ -1510,9 +1682,7 @@ fn bid_job(
     job.bids
         .try_push(crate::entities::Bid { prover, commitment, price: None, deposit })
         .map_err(|_| TxError::BidsFull(id))?;
-    if let Some(p) = ov.prover_mut(&prover) {
-        p.bonded = MicroCredits(p.bonded.0 + deposit.0);
-    }
+    bond(ov, prover, deposit);
     job.round = Some(start);
     save(ov, id, job);
     Ok(())

@@ -292,9 +292,11 @@ pub struct Attempt {
     pub proof: BoundedVec<NamedBlob, PROOF_FILES_MAX>,
     pub usage: Usage,
     pub exit_code: Option<u32>,
-    pub committee: BoundedVec<AccountId, COMMITTEE_MAX>,
+    /// Who votes on the proof: a committee of provers, or every validator for a built-in
+    /// verifier.
+    pub committee: BoundedVec<AccountId, VOTERS_MAX>,
     /// Votes in committee order: `None` until the member votes.
-    pub votes: BoundedVec<Option<bool>, COMMITTEE_MAX>,
+    pub votes: BoundedVec<Option<bool>, VOTERS_MAX>,
     pub verify_round: u8,
     /// What the prover is paid if its proof is accepted: the posted price, or the price it
     /// won an auction at.
@@ -351,6 +353,12 @@ pub struct Job {
     pub status: JobStatus,
     pub attempts: BoundedVec<Attempt, ATTEMPTS_MAX>,
     pub submitted_at: Height,
+    /// The job's place in the chain's first-come, first-served order (`Meta::jobs_submitted`
+    /// when it was submitted).
+    pub seq: u64,
+    /// No prover is drawn for the job before this height: a transaction touching it pushes
+    /// this `draw_delay` blocks ahead, so the draw uses a seed its block's proposer did not know.
+    pub draw_at: Height,
     pub finished_at: Option<Height>,
     /// The attempt whose proof decided the job.
     pub winner: Option<u8>,
@@ -389,6 +397,8 @@ codec_struct!(Job {
     status,
     attempts,
     submitted_at,
+    seq,
+    draw_at,
     finished_at,
     winner,
     probe_for,
@@ -436,5 +446,21 @@ impl Job {
     /// Every prover that ever held an attempt of this job.
     pub fn provers(&self) -> Vec<ProverId> {
         self.attempts.iter().map(|a| a.prover).collect()
+    }
+
+    /// Whether the job waits in the chain's queue for the end-of-block rules to assign it a
+    /// prover: a job of a chain-assigned mechanism (random, the stake lotteries) that is not
+    /// final, not racing, not a probe, and has fewer live attempts than its redundancy while
+    /// it may still make more.
+    pub fn waits_for_prover(&self, fallback_attempts_max: u8) -> bool {
+        let most = usize::from(self.redundancy) + usize::from(fallback_attempts_max);
+        self.mechanism.is_assigned()
+            && !self.settled
+            && !self.status.is_final()
+            && self.race_until.is_none()
+            && self.probe_for.is_none()
+            && self.live_attempts() < usize::from(self.redundancy)
+            && self.assigned_attempts() < most
+            && self.attempts.len() < ATTEMPTS_MAX
     }
 }

@@ -24,12 +24,28 @@ pub enum PaymentKind {
     Bounty,
 }
 
+impl PaymentKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PaymentKind::ProverReward => "prover_reward",
+            PaymentKind::VerifierReward => "verifier_reward",
+            PaymentKind::ProgramErrorCharge => "program_error_charge",
+            PaymentKind::FallbackRefund => "fallback_refund",
+            PaymentKind::EscrowRefund => "escrow_refund",
+            PaymentKind::StakeReturned => "stake_returned",
+            PaymentKind::Bounty => "bounty",
+        }
+    }
+}
+
 /// Why a prover was slashed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Fault {
     MissedAccept,
     MissedDeadline,
     InvalidProof,
+    /// A verification committee member did not vote before the round's deadline.
+    MissedVote,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

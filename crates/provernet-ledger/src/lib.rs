@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod events;
 pub mod market;
+mod money;
 mod overlay;
 pub mod params;
 pub mod state;
@@ -17,7 +18,8 @@ pub mod state;
 pub mod testkit;
 
 pub use apply::{
-    apply_block, check_tx, genesis, BlockContext, BlockError, BlockOutput, GenesisError,
+    apply_block, check_tx, genesis, BlockContext, BlockError, BlockOutput, GenesisError, Tally,
+    QUEUE_SCAN_MAX,
 };
 pub use entities::*;
 pub use error::TxError;

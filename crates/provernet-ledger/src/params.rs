@@ -49,6 +49,8 @@ pub struct ChainParams {
     pub slash_missed_accept_bps: u32,
     pub slash_missed_deadline_bps: u32,
     pub slash_invalid_proof_bps: u32,
+    /// A verification committee member that did not vote by the round's deadline.
+    pub slash_missed_vote_bps: u32,
     /// Faults after which a prover is ejected.
     pub faults_to_eject: u32,
     pub min_prover_stake: MicroCredits,
@@ -91,6 +93,7 @@ codec_struct!(ChainParams {
     slash_missed_accept_bps,
     slash_missed_deadline_bps,
     slash_invalid_proof_bps,
+    slash_missed_vote_bps,
     faults_to_eject,
     min_prover_stake,
     exit_delay,
@@ -127,6 +130,9 @@ impl ChainParams {
             slash_missed_accept_bps: 5_000,
             slash_missed_deadline_bps: 10_000,
             slash_invalid_proof_bps: 20_000,
+            // Voting costs a verifier run; not voting can stall a verdict. A tenth of the fee
+            // (doubled per earlier fault) makes voting the better choice by far.
+            slash_missed_vote_bps: 1_000,
             faults_to_eject: 5,
             min_prover_stake: MicroCredits(10 * MicroCredits::PER_CREDIT),
             exit_delay: Blocks(100),
@@ -178,6 +184,7 @@ impl ChainParams {
             ("slash_missed_accept_bps", self.slash_missed_accept_bps, 100_000),
             ("slash_missed_deadline_bps", self.slash_missed_deadline_bps, 100_000),
             ("slash_invalid_proof_bps", self.slash_invalid_proof_bps, 100_000),
+            ("slash_missed_vote_bps", self.slash_missed_vote_bps, 100_000),
         ];
         for (name, v, max) in shares {
             if v > max {

@@ -42,11 +42,13 @@ pub struct Meta {
     pub supply: MicroCredits,
     /// Slashed stake not yet paid out; funds fallback refunds and verifier rewards on rejection.
     pub treasury: MicroCredits,
-    /// Credits destroyed (rounding dust).
+    /// Credits destroyed (rounding dust, the burned part of forfeited collateral).
     pub burned: MicroCredits,
+    /// Jobs submitted so far: the next job's place in the first-come, first-served order.
+    pub jobs_submitted: u64,
     pub params: ChainParams,
 }
-codec_struct!(Meta { height, supply, treasury, burned, params });
+codec_struct!(Meta { height, supply, treasury, burned, jobs_submitted, params });
 
 /// The tables of the state, as they appear in keys.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -210,6 +212,8 @@ pub struct State {
     // Indexes derived from the records; rebuilt on load, not committed.
     program_names: BTreeMap<String, ProgramId>,
     pub(crate) job_wake: BTreeSet<(Height, JobId)>,
+    /// Jobs waiting for the chain to assign a prover, first come first served.
+    pub(crate) queue: BTreeSet<(u64, JobId)>,
     pub(crate) prover_wake: BTreeSet<(Height, ProverId)>,
     commitment: Commitment,
     dirty: BTreeSet<StateKey>,
@@ -226,6 +230,7 @@ impl State {
             jobs: BTreeMap::new(),
             program_names: BTreeMap::new(),
             job_wake: BTreeSet::new(),
+            queue: BTreeSet::new(),
             prover_wake: BTreeSet::new(),
             commitment: Commitment::new(),
             dirty: BTreeSet::new(),
@@ -275,6 +280,10 @@ impl State {
     }
     pub fn jobs(&self) -> impl Iterator<Item = (&JobId, &Job)> {
         self.jobs.iter()
+    }
+    /// Jobs waiting for the chain to assign them a prover, first come first served.
+    pub fn queued_jobs(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.queue.iter().map(|(_, id)| *id)
     }
 
     /// All credits held anywhere: balances, stakes, escrows, the treasury and burned credits.
@@ -328,11 +337,18 @@ impl State {
     }
 
     pub(crate) fn put_job(&mut self, id: JobId, job: Job) {
-        if let Some(old) = self.jobs.get(&id).and_then(|j| j.wake) {
-            self.job_wake.remove(&(old, id));
+        let fallbacks = self.meta.params.fallback_attempts_max;
+        if let Some(old) = self.jobs.get(&id) {
+            if let Some(w) = old.wake {
+                self.job_wake.remove(&(w, id));
+            }
+            self.queue.remove(&(old.seq, id));
         }
         if let Some(w) = job.wake {
             self.job_wake.insert((w, id));
+        }
+        if job.waits_for_prover(fallbacks) {
+            self.queue.insert((job.seq, id));
         }
         self.jobs.insert(id, job);
         self.dirty.insert(StateKey { table: Table::Job, id: id.0 });

@@ -73,7 +73,8 @@ pub fn machine() -> Resources {
 }
 
 /// The genesis of a test chain: `alice` and `bob` with [`GENESIS_BALANCE`], provers `p0`…
-/// with 1,000 credits each, validator `v0`, and the two test programs.
+/// with 1,000 credits each, validator `v0` (or `v0`…`v3` with [`four_validators`]), and the
+/// two test programs.
 pub fn test_genesis(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> Genesis {
     let id = |name: &str| Keypair::insecure_from_label(name).account();
     let mut accounts = vec![(id("alice"), GENESIS_BALANCE), (id("bob"), GENESIS_BALANCE)];
@@ -94,6 +95,14 @@ pub fn test_genesis(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> Gen
         programs: BoundedVec::try_from_vec(vec![committee_program(), builtin_program()])
             .expect("two programs"),
     }
+}
+
+/// A [`test_genesis`] tweak that makes `v0`…`v3` the validators (the committee of every
+/// built-in proof), as on a network that tolerates one faulty validator.
+pub fn four_validators(p: &mut ChainParams) {
+    let ids: Vec<AccountId> =
+        (0..4).map(|i| Keypair::insecure_from_label(&format!("v{i}")).account()).collect();
+    p.validators = BoundedVec::try_from_vec(ids).expect("four validators");
 }
 
 /// How the agent's provers and verifiers behave, in percent.
@@ -139,7 +148,7 @@ pub struct TestChain {
 
 impl TestChain {
     /// A chain with requesters `alice` and `bob`, `provers` registered and active provers named
-    /// `p0`, `p1`…, one validator `v0`, and the two test programs.
+    /// `p0`, `p1`…, validator `v0` (keys for `v1`…`v3` too), and the two test programs.
     pub fn new(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> TestChain {
         let g = test_genesis(provers, tweak);
         let mut chain = TestChain::from_state(genesis(&g).expect("valid test genesis"), provers);
@@ -153,7 +162,7 @@ impl TestChain {
     /// A chain over an existing state built from [`test_genesis`] with `provers` provers.
     pub fn from_state(state: State, provers: usize) -> TestChain {
         let mut keys = BTreeMap::new();
-        for name in ["v0", "alice", "bob"]
+        for name in ["v0", "v1", "v2", "v3", "alice", "bob"]
             .into_iter()
             .map(String::from)
             .chain((0..provers).map(|i| format!("p{i}")))

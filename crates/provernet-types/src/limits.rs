@@ -26,10 +26,13 @@ pub const REQUIRED_LABELS_MAX: usize = 8;
 pub const PROVER_ALLOW_MAX: usize = 64;
 /// Most provers running one job at once.
 pub const REDUNDANCY_MAX: u8 = 3;
-/// Largest verification committee.
+/// Largest verification committee of provers (the `committee_size` parameter).
 pub const COMMITTEE_MAX: usize = 16;
 /// Most validators.
 pub const VALIDATORS_MAX: usize = 128;
+/// Most voters on one proof: a committee of provers, or every validator for a built-in
+/// verifier.
+pub const VOTERS_MAX: usize = VALIDATORS_MAX;
 /// Most genesis accounts and genesis programs.
 pub const GENESIS_ENTRIES_MAX: usize = 10_000;
 /// Largest declared blob (input, program, proof).
@@ -45,4 +48,4 @@ pub const GPUS_MAX: GpuCount = GpuCount(64);
 const _: () = assert!(NAME_BYTES_MAX <= LABEL_BYTES_MAX);
 const _: () = assert!(PROOF_FILES_MAX * (NAME_BYTES_MAX + 48) < TX_BYTES_MAX / 2);
 const _: () = assert!(JOB_INPUTS_MAX * (NAME_BYTES_MAX + 48) < TX_BYTES_MAX / 2);
-const _: () = assert!(COMMITTEE_MAX <= VALIDATORS_MAX);
+const _: () = assert!(COMMITTEE_MAX <= VOTERS_MAX && VALIDATORS_MAX <= VOTERS_MAX);

@@ -34,6 +34,14 @@ impl Resources {
         })
     }
 
+    pub fn checked_sub(&self, other: &Resources) -> Option<Resources> {
+        Some(Resources {
+            cores: self.cores.checked_sub(other.cores)?,
+            memory: self.memory.checked_sub(other.memory)?,
+            gpus: self.gpus.checked_sub(other.gpus)?,
+        })
+    }
+
     pub fn saturating_sub(&self, other: &Resources) -> Resources {
         Resources {
             cores: self.cores.saturating_sub(other.cores),
@@ -267,19 +275,55 @@ impl Decode for ProverSet {
     }
 }
 
-/// Verifiers the validators run natively instead of a committee of provers.
+/// Verifiers the validators run natively instead of a committee of provers. Each one checks
+/// the statement of one built-in program, read from the job's inputs.
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, serde::Serialize, serde::Deserialize,
 )]
 pub enum BuiltinVerifier {
-    /// Groth16 over BN254 (arkworks).
+    /// Groth16 over BN254 (arkworks): `groth16-sha256`'s SHA-256 preimage statement (inputs
+    /// `vk` and `digest`).
     Groth16Bn254,
-    /// A winterfell STARK.
-    Winterfell,
-    /// A Plonky3 STARK.
-    Plonky3,
+    /// A winterfell STARK of `winterfell-chain`'s iterated cube (input `statement`).
+    WinterfellChain,
+    /// A Plonky3 STARK of `plonky3-keccak`'s Keccak-f permutations (input `statement`).
+    Plonky3Keccak,
 }
-codec_unit_enum!(BuiltinVerifier { Groth16Bn254 = 1, Winterfell = 2, Plonky3 = 3 });
+codec_unit_enum!(BuiltinVerifier { Groth16Bn254 = 1, WinterfellChain = 2, Plonky3Keccak = 3 });
+
+impl BuiltinVerifier {
+    pub const ALL: [BuiltinVerifier; 3] = [
+        BuiltinVerifier::Groth16Bn254,
+        BuiltinVerifier::WinterfellChain,
+        BuiltinVerifier::Plonky3Keccak,
+    ];
+
+    /// The stable name used on the command line and in the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BuiltinVerifier::Groth16Bn254 => "groth16-bn254",
+            BuiltinVerifier::WinterfellChain => "winterfell-chain",
+            BuiltinVerifier::Plonky3Keccak => "plonky3-keccak",
+        }
+    }
+}
+
+impl std::fmt::Display for BuiltinVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BuiltinVerifier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BuiltinVerifier::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = BuiltinVerifier::ALL.iter().map(|b| b.name()).collect();
+            format!("no built-in verifier `{s}`; the built-in ones are {}", names.join(", "))
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

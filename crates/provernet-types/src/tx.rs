@@ -123,6 +123,17 @@ impl MechanismKind {
         matches!(self, MechanismKind::ReverseDutch | MechanismKind::LowestBid)
     }
 
+    /// Whether the chain itself picks the prover at the posted price (random and the stake
+    /// lotteries): such jobs wait in the chain's first-come, first-served queue for a prover.
+    pub fn is_assigned(self) -> bool {
+        matches!(
+            self,
+            MechanismKind::RandomWithFallback
+                | MechanismKind::StakeLinear
+                | MechanismKind::StakeSqrt
+        )
+    }
+
     /// The name used in configuration files, on the command line and in the API.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,3 +1,5 @@
 mod bad_input;
 mod lifecycle;
 mod properties;
+mod queue;
+mod quorum;

@@ -7,7 +7,8 @@ use crate::state::State;
 use crate::testkit::*;
 use proptest::prelude::*;
 use provernet_types::{
-    AttemptOutcome, JobId, MechanismKind, MicroCredits, ProgramId, Seconds, TxBody, VerifiedTx,
+    AttemptOutcome, JobId, MechanismKind, MicroCredits, ProgramId, ProverId, Resources, Seconds,
+    TxBody, VerifiedTx,
 };
 
 #[derive(Debug, Clone)]
@@ -130,6 +131,45 @@ fn check_failed_txs_changed_nothing(
     assert_eq!(again.root, out.root, "failed transactions changed the state");
 }
 
+/// Each prover's bonded stake and used capacity are exactly what the attempts and bids it
+/// holds account for: the bond (and collateral) of each live attempt, the deposit of each open
+/// sealed bid, and the resources of each attempt assigned or running.
+fn check_liens(state: &State) {
+    use std::collections::BTreeMap;
+    let mut bonded: BTreeMap<ProverId, u64> = BTreeMap::new();
+    let mut used: BTreeMap<ProverId, Resources> = BTreeMap::new();
+    for (_, j) in state.jobs() {
+        for a in j.attempts.iter() {
+            if a.state.is_live() {
+                *bonded.entry(a.prover).or_default() += j.fee_per_prover.0 + a.collateral.0;
+            }
+            if a.state.holds_capacity() {
+                let u = used.entry(a.prover).or_insert(Resources::ZERO);
+                *u = u.checked_add(&j.resources).unwrap();
+            }
+        }
+        for b in j.bids.iter() {
+            *bonded.entry(b.prover).or_default() += b.deposit.0;
+        }
+    }
+    for (id, p) in state.provers() {
+        assert_eq!(p.bonded.0, bonded.get(id).copied().unwrap_or(0), "prover {id}'s bond");
+        assert_eq!(p.used, used.get(id).copied().unwrap_or(Resources::ZERO), "prover {id}'s use");
+    }
+    // The queue holds exactly the jobs waiting for a prover, in submission order.
+    let fallbacks = state.params().fallback_attempts_max;
+    let waiting: Vec<JobId> = {
+        let mut w: Vec<(u64, JobId)> = state
+            .jobs()
+            .filter(|(_, j)| j.waits_for_prover(fallbacks))
+            .map(|(id, j)| (j.seq, *id))
+            .collect();
+        w.sort();
+        w.into_iter().map(|(_, id)| id).collect()
+    };
+    assert_eq!(state.queued_jobs().collect::<Vec<_>>(), waiting);
+}
+
 fn derive_randomness(c: &TestChain, h: provernet_types::Height) -> [u8; 32] {
     provernet_types::domain_hash(
         "provernet test randomness",
@@ -139,7 +179,13 @@ fn derive_randomness(c: &TestChain, h: provernet_types::Height) -> [u8; 32] {
 
 fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
     // Every draw delay a chain may use: 0 (reactions in the same block) to 2 (commit-reveal).
-    let mut c = TestChain::new(6, |p| p.draw_delay = provernet_types::Blocks(salt % 3));
+    // One validator or four (a built-in proof then needs three of their votes).
+    let mut c = TestChain::new(6, |p| {
+        p.draw_delay = provernet_types::Blocks(salt % 3);
+        if salt % 2 == 1 {
+            four_validators(p);
+        }
+    });
     c.salt = salt;
     c.seed_agent(salt);
     let mut jobs = Vec::new();
@@ -151,6 +197,7 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         let out = c.block(txs.clone());
         check_failed_txs_changed_nothing(&before, &c, &txs, &out);
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
+        check_liens(&c.state);
     }
     // Let everything finish, with the same behaviour, then check every job's final state.
     let bound = c.state.params().job_lifetime_bound(Seconds(120), 3).0;
@@ -160,6 +207,7 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         c.block(txs);
         extra += 1;
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
+        check_liens(&c.state);
     }
     for (id, j) in c.state.jobs() {
         assert!(j.status.is_final() && j.settled, "job {id:?} not finished: {j:#?}");
