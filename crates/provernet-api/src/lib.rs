@@ -82,15 +82,9 @@ struct Counters {
     txs_rejected: AtomicU64,
 }
 
-/// The domain of the signature that authorises a blob upload (over hash ‖ size, little-endian).
-pub const BLOB_UPLOAD_DOMAIN: &[u8] = b"provernet/blob-upload/v1";
-
-/// The message an uploader signs for a blob.
-pub fn blob_upload_message(blob: &BlobRef) -> Vec<u8> {
-    let mut m = blob.hash.0.to_vec();
-    m.extend_from_slice(&blob.size.0.to_le_bytes());
-    m
-}
+/// How long a download waits for a copy of the blob from another validator that is already
+/// under way.
+const DOWNLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Shared state of the API handlers.
 #[derive(Clone, Debug)]
@@ -101,11 +95,13 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API of a validator: blobs come from its blob network when it has one.
     pub fn new(submitter: Submitter) -> Api {
-        Api { submitter, counters: Arc::default(), blobs: None }
+        let blobs = submitter.blobs().map(|b| b.store().clone());
+        Api { submitter, counters: Arc::default(), blobs }
     }
 
-    /// Serves blobs from (and accepts uploads into) `store`.
+    /// Serves blobs from (and accepts uploads into) `store` (for a detached submitter).
     pub fn with_blobs(mut self, store: BlobStore) -> Api {
         self.blobs = Some(store);
         self
@@ -149,28 +145,23 @@ impl Api {
 }
 
 /// Serves the API on `addr` until the task is dropped.
-pub async fn serve(
-    addr: SocketAddr,
-    submitter: Submitter,
-    blobs: Option<BlobStore>,
-) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, submitter: Submitter) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "API listening");
-    let mut api = Api::new(submitter);
-    if let Some(b) = blobs {
-        api = api.with_blobs(b);
+    axum::serve(listener, Api::new(submitter).router()).await
+}
+
+fn blob_status(e: &BlobError) -> StatusCode {
+    match e {
+        BlobError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BlobError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+        BlobError::Store(_) | BlobError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
     }
-    axum::serve(listener, api.router()).await
 }
 
 fn blob_error(e: BlobError) -> ApiError {
-    let status = match e {
-        BlobError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        BlobError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
-        BlobError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, e.code(), e.to_string())
+    ApiError::new(blob_status(&e), e.code(), e.to_string())
 }
 
 fn no_blobs() -> ApiError {
@@ -180,7 +171,17 @@ fn no_blobs() -> ApiError {
 async fn get_blob(State(api): State<Api>, Path(hash): Path<String>) -> Result<Response, ApiError> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
-    match store.get(&h).await.map_err(blob_error)? {
+    let mut found = store.get(&h).await.map_err(blob_error)?;
+    if found.is_none() {
+        // A copy from another validator may be on its way (a block named the blob, or its
+        // upload was announced): wait a little for it.
+        if let Some(net) = api.submitter.blobs() {
+            if net.wait(h, DOWNLOAD_WAIT).await.is_ok() {
+                found = store.get(&h).await.map_err(blob_error)?;
+            }
+        }
+    }
+    match found {
         Some(bytes) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
         }
@@ -223,12 +224,13 @@ async fn put_blob(
         })?;
     let declared = BlobRef { hash: h, size: ByteSize(size) };
     let chain = api.submitter.chain();
+    let signature = provernet_types::Signature(sig);
     provernet_types::crypto::verify(
         &account,
-        BLOB_UPLOAD_DOMAIN,
+        provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
         chain.chain_id(),
-        &blob_upload_message(&declared),
-        &provernet_types::Signature(sig),
+        &provernet_types::tx::blob_upload_message(&declared),
+        &signature,
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
     if chain.with_state(|s| s.account(&account).is_none()) {
@@ -239,6 +241,10 @@ async fn put_blob(
         ));
     }
     let stored = store.put(&account, &declared, body).await.map_err(blob_error)?;
+    // The other validators copy it, charging the same account on their own stores.
+    if let Some(net) = api.submitter.blobs() {
+        net.uploaded(declared, provernet_consensus::blobnet::Upload { account, signature });
+    }
     let state = match stored {
         Stored::New => "new",
         Stored::Existing => "existing",
@@ -338,9 +344,10 @@ async fn supply(State(api): State<Api>) -> ApiResult {
 }
 
 fn admit_error(e: AdmitError) -> ApiError {
-    let status = match e {
+    let status = match &e {
         AdmitError::AccountFull { .. } | AdmitError::Full { .. } => StatusCode::TOO_MANY_REQUESTS,
         AdmitError::NonceTaken { .. } => StatusCode::CONFLICT,
+        AdmitError::Blob(b) => blob_status(b),
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.to_string())
@@ -360,7 +367,7 @@ async fn submit_tx(
     if body.is_empty() {
         return Err(ApiError::bad("empty_body", "send the encoded signed transaction as the body"));
     }
-    match api.submitter.submit(&body) {
+    match api.submitter.submit(&body).await {
         Ok((hash, admitted)) => {
             let (counter, state) = match admitted {
                 Admitted::Added => (&api.counters.txs_admitted, "added"),

@@ -40,7 +40,7 @@ pub fn program(id: &ProgramId, p: &Program) -> Value {
     let m = &p.manifest;
     let verifier = match &m.verifier {
         VerifierSpec::Program(b) => json!({"kind": "program", "blob": blob(b)}),
-        other => json!({"kind": "builtin", "name": format!("{other:?}")}),
+        VerifierSpec::Builtin(b) => json!({"kind": "builtin", "name": b.name()}),
     };
     json!({
         "id": id.to_string(),

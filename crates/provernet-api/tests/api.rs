@@ -5,10 +5,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use provernet_api::{blob_upload_message, Api, BLOB_UPLOAD_DOMAIN, OPENAPI, PAGE_MAX};
+use provernet_api::{Api, OPENAPI, PAGE_MAX};
 use provernet_blobs::{Backend, BlobStore, Limits};
 use provernet_consensus::{Chain, ChainConfig, MempoolConfig, Submitter};
 use provernet_ledger::{ChainParams, Genesis};
+use provernet_types::crypto::BLOB_UPLOAD_DOMAIN;
+use provernet_types::tx::blob_upload_message;
 use provernet_types::{
     AccountId, BoundedVec, Encode, Keypair, MicroCredits, Nonce, Transaction, TxBody,
 };

@@ -8,18 +8,25 @@
 //! Uploads declare their size and hash and are refused unless the bytes match both, the size is
 //! within the per-blob limit, and the uploading account stays within its byte quota (usage is
 //! kept in the store itself, under `usage/<account>`, so it survives restarts). Storing a blob
-//! that is already there charges nothing. A node that lacks a blob fetches it from peers' APIs
-//! ([`BlobStore::fetch_from`]) and keeps it only if the bytes hash right.
+//! that is already there charges nothing. Blobs copied from other validators are charged to an
+//! account too ([`Quota`]), so an account's quota holds on every validator, not per upload.
+//!
+//! Validators copy blobs between them in verifiable pieces ([`pieces`]): a blob larger than one
+//! piece keeps its *outline* beside it (`outlines/<hash>`), from which every piece served is
+//! checked before it leaves the store.
+
+pub mod pieces;
 
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use pieces::PieceHash;
 use provernet_types::{AccountId, BlobHash, BlobRef};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Where blobs live.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +47,8 @@ pub enum Backend {
         #[serde(default)]
         allow_http: bool,
     },
+    /// In memory, lost when the process ends (for simulations and tests).
+    Memory,
 }
 
 fn default_region() -> String {
@@ -72,8 +81,10 @@ pub enum BlobError {
     HashMismatch { declared: BlobHash, actual: BlobHash },
     #[error("account {account} would use {would} bytes, above its quota of {quota} bytes")]
     QuotaExceeded { account: AccountId, would: u64, quota: u64 },
-    #[error("no peer holds blob {0} with the right bytes")]
+    #[error("no validator could provide blob {0} in time; upload it first")]
     Unavailable(BlobHash),
+    #[error("too many blob fetches are in progress on this validator; retry shortly")]
+    Busy,
     #[error("blob store: {0}")]
     Store(String),
 }
@@ -86,6 +97,7 @@ impl BlobError {
             BlobError::HashMismatch { .. } => "blob_hash_mismatch",
             BlobError::QuotaExceeded { .. } => "blob_quota_exceeded",
             BlobError::Unavailable(_) => "blob_unavailable",
+            BlobError::Busy => "blob_fetches_busy",
             BlobError::Store(_) => "blob_store_error",
         }
     }
@@ -93,6 +105,17 @@ impl BlobError {
 
 fn store_err(e: object_store::Error) -> BlobError {
     BlobError::Store(e.to_string())
+}
+
+/// How a stored blob is charged to the account it is stored for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// Refused if it would take the account over its quota: uploads, and copies of uploads
+    /// made to other validators.
+    Enforce,
+    /// Charged even above the quota: blobs a finalized block names, which every validator must
+    /// hold whatever its own count says.
+    Charge,
 }
 
 /// Whether a put stored new bytes.
@@ -117,6 +140,10 @@ fn blob_path(hash: &BlobHash) -> StorePath {
 
 fn usage_path(account: &AccountId) -> StorePath {
     StorePath::from(format!("usage/{account}"))
+}
+
+fn outline_path(hash: &BlobHash) -> StorePath {
+    StorePath::from(format!("outlines/{hash}"))
 }
 
 impl BlobStore {
@@ -146,6 +173,7 @@ impl BlobStore {
                 }
                 Arc::new(b.build().map_err(store_err)?)
             }
+            Backend::Memory => Arc::new(InMemory::new()),
         };
         Ok(BlobStore { store, limits, quota_lock: Arc::default() })
     }
@@ -203,20 +231,46 @@ impl BlobStore {
         declared: &BlobRef,
         data: Bytes,
     ) -> Result<Stored, BlobError> {
+        self.put_as(account, declared, data, Quota::Enforce).await
+    }
+
+    /// Stores `data` for `account` (its uploader, or the account whose transaction named it):
+    /// checks it against `declared`, charges the account's usage as `quota` says, and writes
+    /// the blob and, for a blob of several pieces, its outline.
+    pub async fn put_as(
+        &self,
+        account: &AccountId,
+        declared: &BlobRef,
+        data: Bytes,
+        quota: Quota,
+    ) -> Result<Stored, BlobError> {
         self.check(declared, &data)?;
         let _guard = self.quota_lock.lock().await;
         if self.has(&declared.hash).await? {
             return Ok(Stored::Existing);
         }
         let used = self.usage(account).await?;
-        let would = used.saturating_add(declared.size.0);
-        if would > self.limits.account_quota {
+        let would = used.checked_add(declared.size.0).ok_or(BlobError::QuotaExceeded {
+            account: *account,
+            would: u64::MAX,
+            quota: self.limits.account_quota,
+        })?;
+        if quota == Quota::Enforce && would > self.limits.account_quota {
             return Err(BlobError::QuotaExceeded {
                 account: *account,
                 would,
                 quota: self.limits.account_quota,
             });
         }
+        let outline = pieces::outline(&data);
+        if !outline.is_empty() {
+            let bytes: Vec<u8> = outline.concat();
+            self.store
+                .put(&outline_path(&declared.hash), PutPayload::from(bytes))
+                .await
+                .map_err(store_err)?;
+        }
+        // The blob last: a blob present means its outline is too.
         self.store
             .put(&blob_path(&declared.hash), PutPayload::from(data))
             .await
@@ -224,6 +278,55 @@ impl BlobStore {
         let record = Bytes::copy_from_slice(&would.to_le_bytes());
         self.store.put(&usage_path(account), PutPayload::from(record)).await.map_err(store_err)?;
         Ok(Stored::New)
+    }
+
+    /// The size of a stored blob.
+    pub async fn size(&self, hash: &BlobHash) -> Result<Option<u64>, BlobError> {
+        match self.store.head(&blob_path(hash)).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// The outline of a stored blob of several pieces (see [`pieces`]), rebuilt from the blob
+    /// if it was lost; `None` if the blob is not here, an empty outline for a single piece.
+    pub async fn outline(&self, hash: &BlobHash) -> Result<Option<Vec<PieceHash>>, BlobError> {
+        let Some(size) = self.size(hash).await? else { return Ok(None) };
+        if !pieces::has_outline(size) {
+            return Ok(Some(Vec::new()));
+        }
+        if let Ok(r) = self.store.get(&outline_path(hash)).await {
+            let b = r.bytes().await.map_err(store_err)?;
+            let hashes: Vec<PieceHash> =
+                b.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
+            if b.len() % 32 == 0 && pieces::root_of(&hashes, size) == Some(*hash) {
+                return Ok(Some(hashes));
+            }
+        }
+        let Some(data) = self.get(hash).await? else { return Ok(None) };
+        let outline = pieces::outline(&data);
+        self.store
+            .put(&outline_path(hash), PutPayload::from(outline.concat()))
+            .await
+            .map_err(store_err)?;
+        Ok(Some(outline))
+    }
+
+    /// Piece `index` of a stored blob, checked against its outline (or, for a blob of one
+    /// piece, its hash) before it is returned.
+    pub async fn piece(&self, hash: &BlobHash, index: u64) -> Result<Option<Bytes>, BlobError> {
+        let Some(outline) = self.outline(hash).await? else { return Ok(None) };
+        if outline.is_empty() {
+            return if index == 0 { self.get(hash).await } else { Ok(None) };
+        }
+        let Some(size) = self.size(hash).await? else { return Ok(None) };
+        let Some(range) = pieces::piece_range(size, index) else { return Ok(None) };
+        let bytes = self.store.get_range(&blob_path(hash), range).await.map_err(store_err)?;
+        if pieces::piece_hash(index, &bytes) != outline[index as usize] {
+            return Err(BlobError::Store(format!("piece {index} of blob {hash} is corrupt")));
+        }
+        Ok(Some(bytes))
     }
 
     /// The blob's bytes, re-checked against its hash (a corrupted store is an error, not data).
@@ -240,42 +343,5 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
         }
-    }
-
-    /// Fetches a blob this node lacks from the first peer API (`http://host:port`) that serves
-    /// bytes matching `blob`, and keeps it (replication is not charged to any account).
-    pub async fn fetch_from(&self, blob: &BlobRef, peers: &[String]) -> Result<Bytes, BlobError> {
-        if let Some(b) = self.get(&blob.hash).await? {
-            return Ok(b);
-        }
-        if blob.size.0 > self.limits.blob_max {
-            return Err(BlobError::TooLarge { size: blob.size.0, max: self.limits.blob_max });
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| BlobError::Store(e.to_string()))?;
-        for peer in peers {
-            let url = format!("{}/v1/blobs/{}", peer.trim_end_matches('/'), blob.hash);
-            let Ok(resp) = http.get(&url).send().await else { continue };
-            if !resp.status().is_success() {
-                continue;
-            }
-            if resp.content_length().is_some_and(|n| n != blob.size.0) {
-                continue;
-            }
-            let Ok(bytes) = resp.bytes().await else { continue };
-            if self.check(blob, &bytes).is_err() {
-                tracing::warn!(%peer, hash = %blob.hash, "peer served a blob whose bytes do not match");
-                continue;
-            }
-            self.store
-                .put(&blob_path(&blob.hash), PutPayload::from(bytes.clone()))
-                .await
-                .map_err(store_err)?;
-            return Ok(bytes);
-        }
-        Err(BlobError::Unavailable(blob.hash))
     }
 }

@@ -1,6 +1,7 @@
 //! `provernet bench network`: the end-to-end cost of the protocol around a proof.
 //!
-//! On a local network of real processes (one validator, `--provers` prover nodes), two phases:
+//! On a local network of real processes (`--validators` validators, `--provers` prover nodes
+//! spread across them; jobs submitted through validator 0), two phases:
 //!
 //! 1. **Overhead.** Groth16 jobs (`--preimage-bytes` sets the proving time; 512 bytes is about
 //!    10 s on one core here), one at a time on an idle network. For each: the wall time from
@@ -29,6 +30,9 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub struct NetworkArgs {
+    /// Validators (1, or 4 to measure a network that tolerates a faulty one).
+    #[arg(long, default_value_t = 1)]
+    validators: usize,
     /// Prover nodes.
     #[arg(long, default_value_t = 3)]
     provers: usize,
@@ -79,6 +83,7 @@ struct Report {
     machine: String,
     command: String,
     block_time_ms: u64,
+    validators: usize,
     provers: usize,
     node_cores: String,
     preimage_bytes: usize,
@@ -106,6 +111,7 @@ pub fn run(a: NetworkArgs) -> Result<()> {
     rt.block_on(async {
         let spec = LocalSpec {
             dir,
+            validators: a.validators,
             provers: a.provers,
             api_port: a.api_port,
             p2p_port: a.p2p_port,
@@ -289,6 +295,7 @@ pub fn run(a: NetworkArgs) -> Result<()> {
             machine: crate::bench::machine(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             block_time_ms: status.block_time_ms,
+            validators: a.validators,
             provers: a.provers,
             node_cores: a.node_cores.clone(),
             preimage_bytes: a.preimage_bytes,

@@ -1,9 +1,11 @@
 //! `provernet devnet`: a whole network on this machine, proving real jobs.
 //!
-//! One validator and `--provers` prover nodes, each its own process (this binary, started
-//! with `validator` and `node`), on loopback, with state under `--data-dir`. The devnet
-//! deploys the built-in programs, submits a mixed batch of real jobs (Groth16, winterfell,
-//! Plonky3), follows them to a final state and prints a summary. Then it keeps serving the
+//! `--validators` validators (one by default; four tolerate one faulty) and `--provers` prover
+//! nodes spread across them, each its own process (this binary, started with `validator` and
+//! `node`), on loopback, with state under `--data-dir`. Node `i` talks to validator
+//! `i mod validators` first and falls back to the others. The devnet deploys the built-in
+//! programs and submits a mixed batch of real jobs (Groth16, winterfell, Plonky3) through
+//! validator 0, follows them to a final state and prints a summary. Then it keeps serving the
 //! API until Ctrl-C, or exits (`--exit-when-done`; exit status 1 unless every job verified).
 
 use crate::network_cmd::{create_network, AccountKeyFile, GenesisArgs};
@@ -12,8 +14,9 @@ use crate::Hint;
 use anyhow::{anyhow, bail, Context, Result};
 use provernet_sdk::Client;
 use provernet_types::{
-    BoundedVec, Bytes, FileName, GpuCount, JobSpec, Keypair, MechanismKind, MicroCredits,
-    MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources, Seconds, TxBody, VerifierSpec,
+    BoundedVec, BuiltinVerifier, Bytes, FileName, GpuCount, JobSpec, Keypair, MechanismKind,
+    MicroCredits, MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources, Seconds, TxBody,
+    VerifierSpec,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -25,16 +28,19 @@ pub struct DevnetArgs {
     /// Where the devnet keeps its state and logs. Cleared at start.
     #[arg(long, default_value = ".provernet-devnet")]
     data_dir: PathBuf,
+    /// Validators to start (1, or 4 and up to tolerate faulty ones).
+    #[arg(long, default_value_t = 1)]
+    validators: usize,
     /// Prover nodes to start.
     #[arg(long, default_value_t = 3)]
     provers: usize,
     /// Jobs per built-in program in the batch.
     #[arg(long, default_value_t = 2)]
     jobs_per_program: usize,
-    /// The validator's HTTP API port.
+    /// Validator 0's HTTP API port; validator N uses this plus N.
     #[arg(long, default_value_t = 8080)]
     api_port: u16,
-    /// The validator's p2p port.
+    /// Validator 0's p2p port; validator N uses this plus N.
     #[arg(long, default_value_t = 30300)]
     p2p_port: u16,
     /// Where the built-in programs' executables are (default: next to this binary).
@@ -86,37 +92,56 @@ impl Children {
     }
 }
 
+/// How a built-in program's proofs are checked.
+pub enum Check {
+    /// Natively, by the validators.
+    Builtin(BuiltinVerifier),
+    /// By a committee of provers running this verifier executable.
+    Committee(&'static str),
+}
+
 pub struct Program {
     pub name: &'static str,
     prover: &'static str,
-    verifier: Option<&'static str>,
+    check: Check,
     /// The inputs every job must name.
     inputs: &'static [&'static str],
 }
 
+impl Program {
+    fn verifier_exe(&self) -> Option<&'static str> {
+        match self.check {
+            Check::Committee(exe) => Some(exe),
+            Check::Builtin(_) => None,
+        }
+    }
+}
+
+/// The devnet's programs: the three proof systems the validators verify natively, and the
+/// segmented workflow's join, which a committee of provers verifies.
 pub const PROGRAMS: [Program; 4] = [
     Program {
         name: "groth16-sha256",
         prover: "groth16-sha256-prover",
-        verifier: None,
+        check: Check::Builtin(BuiltinVerifier::Groth16Bn254),
         inputs: &["digest", "pk", "preimage", "vk"],
     },
     Program {
         name: "winterfell-chain",
         prover: "winterfell-chain-prover",
-        verifier: Some("winterfell-chain-verifier"),
+        check: Check::Builtin(BuiltinVerifier::WinterfellChain),
         inputs: &["statement"],
     },
     Program {
         name: "plonky3-keccak",
         prover: "plonky3-keccak-prover",
-        verifier: Some("plonky3-keccak-verifier"),
+        check: Check::Builtin(BuiltinVerifier::Plonky3Keccak),
         inputs: &["statement"],
     },
     Program {
         name: "winterfell-chain-join",
         prover: "winterfell-chain-join",
-        verifier: Some("winterfell-chain-join-verifier"),
+        check: Check::Committee("winterfell-chain-join-verifier"),
         inputs: &["statement"],
     },
 ];
@@ -142,7 +167,7 @@ pub fn programs_dir(dir: Option<&Path>) -> Result<PathBuf> {
             .ok_or_else(|| anyhow!("cannot locate this executable's directory"))?,
     };
     for p in &PROGRAMS {
-        for exe in std::iter::once(p.prover).chain(p.verifier) {
+        for exe in std::iter::once(p.prover).chain(p.verifier_exe()) {
             if !programs_dir.join(exe).is_file() {
                 return Err(anyhow::Error::new(Hint(
                     "build them with `cargo build --release --workspace`, or pass --programs-dir"
@@ -163,10 +188,14 @@ pub fn run(args: DevnetArgs) -> Result<()> {
     if args.provers == 0 || args.provers > 16 {
         bail!("--provers must be 1 to 16");
     }
+    if args.validators == 0 || args.validators > 16 {
+        bail!("--validators must be 1 to 16 (4 tolerates one faulty validator)");
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let spec = LocalSpec {
             dir: args.data_dir.clone(),
+            validators: args.validators,
             provers: args.provers,
             api_port: args.api_port,
             p2p_port: args.p2p_port,
@@ -174,7 +203,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
             node_memory: "4GiB".into(),
             quiet: args.json,
         };
-        let Local { mut children, client, faucet, logs, api } = start_local(&spec).await?;
+        let Local { mut children, client, faucet, logs, apis, .. } = start_local(&spec).await?;
         let summary = drive(&args, &client, &faucet, &programs_dir, &mut children, &logs).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -191,10 +220,11 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         say(
             args.json,
             format!(
-                "the devnet keeps running: API at {api}, logs in {}; Ctrl-C stops it\n\
+                "the devnet keeps running: API at {}, logs in {}; Ctrl-C stops it\n\
                  submit your own jobs as its funded account:\n  \
                  export PROVERNET_KEY={}\n  \
                  printf '3 65536' > statement && provernet job submit winterfell-chain --input statement=statement --wait",
+                apis.join(", "),
                 logs.display(),
                 args.data_dir.join("network/faucet.json").display()
             ),
@@ -213,6 +243,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
 pub struct LocalSpec {
     /// Cleared first.
     pub dir: PathBuf,
+    pub validators: usize,
     pub provers: usize,
     pub api_port: u16,
     pub p2p_port: u16,
@@ -223,19 +254,21 @@ pub struct LocalSpec {
     pub quiet: bool,
 }
 
-/// A running local network: its processes (killed on drop), a client of its validator, and
-/// the funded faucet key.
+/// A running local network: its processes (killed on drop), a client of its validators
+/// (validator 0 first), and the funded faucet key.
 pub struct Local {
     pub children: Children,
     pub client: Client,
     pub faucet: Keypair,
     pub logs: PathBuf,
-    pub api: String,
+    /// Every validator's API, in order.
+    pub apis: Vec<String>,
 }
 
-/// Creates a one-validator network in `spec.dir` with `spec.provers` funded prover nodes and
-/// starts them all as processes of this binary. Returns once the validator's API answers; the
-/// nodes register on their own (see [`wait_registered`]).
+/// Creates a network of `spec.validators` validators in `spec.dir` with `spec.provers` funded
+/// prover nodes spread across them, and starts them all as processes of this binary. Returns
+/// once every validator's API answers; the nodes register on their own (see
+/// [`wait_registered`]).
 pub async fn start_local(spec: &LocalSpec) -> Result<Local> {
     let dir = &spec.dir;
     if dir.exists() {
@@ -256,7 +289,7 @@ pub async fn start_local(spec: &LocalSpec) -> Result<Local> {
     }
     let genesis = GenesisArgs {
         out: dir.join("network"),
-        validators: 1,
+        validators: spec.validators,
         host: "127.0.0.1".into(),
         base_port: spec.p2p_port,
         api_port: spec.api_port,
@@ -270,31 +303,49 @@ pub async fn start_local(spec: &LocalSpec) -> Result<Local> {
     let faucet =
         Keypair::from_seed(crate::network_cmd::read_seed(&dir.join("network/faucet.json"))?);
     let mut children = Children(Vec::new());
-    let validator_toml = dir.join("network/validator-0/validator.toml");
-    children.spawn(
-        "validator",
-        &["validator", "--config", &validator_toml.to_string_lossy()],
-        &logs.join("validator.log"),
-    )?;
-    let api = format!("http://127.0.0.1:{}", spec.api_port);
-    let client = Client::new(&api)?;
-    let start = Instant::now();
-    loop {
-        children.check(&logs)?;
-        if client.status().await.is_ok() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("the validator's API did not come up in 60 s; see {}", logs.display());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let apis: Vec<String> = (0..spec.validators)
+        .map(|v| format!("http://127.0.0.1:{}", spec.api_port as usize + v))
+        .collect();
+    for v in 0..spec.validators {
+        let toml = dir.join(format!("network/validator-{v}/validator.toml"));
+        let (name, log) = if spec.validators == 1 {
+            ("validator".to_owned(), logs.join("validator.log"))
+        } else {
+            (format!("validator {v}"), logs.join(format!("validator-{v}.log")))
+        };
+        children.spawn(&name, &["validator", "--config", &toml.to_string_lossy()], &log)?;
     }
-    say(spec.quiet, format!("validator up, API at {api}"));
+    let start = Instant::now();
+    for api in &apis {
+        let c = Client::new(api)?;
+        loop {
+            children.check(&logs)?;
+            if c.status().await.is_ok() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("the validator API at {api} did not come up in 60 s; see {}", logs.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let client = Client::new(&apis.join(","))?;
+    if spec.validators == 1 {
+        say(spec.quiet, format!("validator up, API at {}", apis[0]));
+    } else {
+        say(spec.quiet, format!("{} validators up, APIs at {}", spec.validators, apis.join(", ")));
+    }
     for i in 0..spec.provers {
         let pdir = dir.join(format!("prover-{i}"));
+        // Each node talks to its own validator first, then the others in turn.
+        let own: Vec<String> = (0..spec.validators)
+            .map(|k| format!("\"{}\"", apis[(i + k) % spec.validators]))
+            .collect();
         let toml = format!(
-            "api = \"{api}\"\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\ncores = \"{}\"\nmemory = \"{}\"\ngpus = 0\n",
-            spec.node_cores, spec.node_memory
+            "api = [{}]\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\ncores = \"{}\"\nmemory = \"{}\"\ngpus = 0\n",
+            own.join(", "),
+            spec.node_cores,
+            spec.node_memory
         );
         let cfg = pdir.join("node.toml");
         std::fs::write(&cfg, toml)?;
@@ -304,7 +355,7 @@ pub async fn start_local(spec: &LocalSpec) -> Result<Local> {
             &logs.join(format!("prover-{i}.log")),
         )?;
     }
-    Ok(Local { children, client, faucet, logs, api })
+    Ok(Local { children, client, faucet, logs, apis })
 }
 
 /// Waits until `n` provers are registered (60 s at most).
@@ -345,11 +396,11 @@ pub async fn deploy_builtin(
     for p in &PROGRAMS {
         let prover =
             client.upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?).await?;
-        let verifier = match p.verifier {
-            Some(v) => VerifierSpec::Program(
-                client.upload(faucet, chain_id, std::fs::read(programs_dir.join(v))?).await?,
+        let verifier = match p.check {
+            Check::Committee(exe) => VerifierSpec::Program(
+                client.upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?).await?,
             ),
-            None => VerifierSpec::Builtin(provernet_types::BuiltinVerifier::Groth16Bn254),
+            Check::Builtin(kind) => VerifierSpec::Builtin(kind),
         };
         let manifest = ProgramManifest {
             name: name(p.name)?,

@@ -154,6 +154,10 @@ pub struct ValidatorToml {
     /// secret_access_key = "..." }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blobs: Option<provernet_blobs::Backend>,
+    /// The other validators' APIs: this validator's built-in verifier reads its work through
+    /// its own API and falls back to these when that stops answering.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_apis: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -238,6 +242,10 @@ pub fn create_network(args: &GenesisArgs) -> Result<GenesisSummary> {
                 .parse()
                 .with_context(|| format!("--host {} is not an IP address", args.host))?;
         let api: SocketAddr = format!("{}:{}", args.host, args.api_port as usize + i).parse()?;
+        let peer_apis = (0..args.validators)
+            .filter(|j| *j != i)
+            .map(|j| format!("http://{}:{}", args.host, args.api_port as usize + j))
+            .collect();
         let toml = ValidatorToml {
             data_dir: PathBuf::from("data"),
             network: PathBuf::from("../network.json"),
@@ -245,6 +253,7 @@ pub fn create_network(args: &GenesisArgs) -> Result<GenesisSummary> {
             listen,
             api,
             blobs: None,
+            peer_apis,
         };
         write_new(&dir.join("validator.toml"), &toml::to_string(&toml)?)?;
         validators.push(dir.join("validator.toml").display().to_string());
@@ -286,11 +295,12 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path, what: &str, hint: 
     toml::from_str(&text).with_context(|| format!("{} is not a {what}", path.display()))
 }
 
-/// Loads a validator configuration, resolving its paths relative to the file.
+/// Loads a validator configuration, resolving its paths relative to the file, and opens its
+/// blob store. Returns the settings, the API's address and the other validators' APIs.
 pub fn load_validator(
     config: &Path,
     threads: usize,
-) -> Result<(NodeSettings, SocketAddr, provernet_blobs::Backend)> {
+) -> Result<(NodeSettings, SocketAddr, Vec<String>)> {
     let cfg: ValidatorToml = read_toml(
         config,
         "validator configuration",
@@ -317,14 +327,18 @@ pub fn load_validator(
         Some(other) => other,
         None => provernet_blobs::Backend::Local { dir: data_dir.join("blobs") },
     };
-    Ok((NodeSettings { data_dir, network, key, listen: cfg.listen, threads }, cfg.api, blobs))
+    let blobs = provernet_blobs::BlobStore::open(&blobs, provernet_blobs::Limits::default())
+        .map_err(|e| anyhow!("blob store: {e}"))?;
+    Ok((
+        NodeSettings { data_dir, network, key, listen: cfg.listen, threads, blobs },
+        cfg.api,
+        cfg.peer_apis,
+    ))
 }
 
 pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
     crate::logging::init();
-    let (settings, api, backend) = load_validator(&args.config, args.threads)?;
-    let blobs = provernet_blobs::BlobStore::open(&backend, provernet_blobs::Limits::default())
-        .map_err(|e| anyhow!("blob store: {e}"))?;
+    let (settings, api, peer_apis) = load_validator(&args.config, args.threads)?;
     let seed: [u8; 32] = hex::decode(&settings.key.seed)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -336,8 +350,10 @@ pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
     };
     run_validator(settings, move |submitter| async move {
         // Built-in proof systems are verified here, natively, through our own API.
-        tokio::spawn(provernet_node::run_builtin_verifier(format!("http://{local}"), seed));
-        if let Err(e) = provernet_api::serve(api, submitter, Some(blobs)).await {
+        let mut apis = vec![format!("http://{local}")];
+        apis.extend(peer_apis);
+        tokio::spawn(provernet_node::run_builtin_verifier(apis, seed));
+        if let Err(e) = provernet_api::serve(api, submitter).await {
             tracing::error!("the API cannot listen on {api}: {e}; stopping");
             std::process::exit(1);
         }

@@ -15,12 +15,30 @@ pub struct NodeArgs {
     config: PathBuf,
 }
 
+/// One validator API or several.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Apis {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Apis {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            Apis::One(a) => vec![a.clone()],
+            Apis::Many(v) => v.clone(),
+        }
+    }
+}
+
 /// `node.toml`. Paths are relative to the file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeToml {
-    /// A validator's API, e.g. `http://127.0.0.1:8080`.
-    pub api: String,
+    /// Validators' APIs, e.g. `["http://127.0.0.1:8080", "http://127.0.0.1:8081"]` (or one as a
+    /// string): the node uses the first that answers and moves on when it stops answering.
+    pub api: Apis,
     /// The prover's account key (`provernet keys generate`).
     pub key: PathBuf,
     pub data_dir: PathBuf,
@@ -85,8 +103,21 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
             cfg.ask_percent
         ));
     }
+    let apis = cfg.api.list();
+    if apis.is_empty() || apis.len() > provernet_sdk::APIS_MAX {
+        return Err(anyhow!(
+            "api lists {} validators; give 1 to {}",
+            apis.len(),
+            provernet_sdk::APIS_MAX
+        ));
+    }
+    for a in &apis {
+        if !(a.starts_with("http://") || a.starts_with("https://")) {
+            return Err(anyhow!("api `{a}` is not an http:// or https:// URL"));
+        }
+    }
     Ok(provernet_node::NodeSettings {
-        api: cfg.api,
+        apis,
         seed,
         data_dir: relative_to(base, &cfg.data_dir),
         capacity,

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 /// Where the chain is and who signs.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Conn {
-    /// A validator's API root.
+    /// A validator's API root, or several separated by commas: the next is used when one
+    /// cannot be reached, and a blob one lacks is downloaded from another.
     #[arg(long, env = "PROVERNET_API", default_value = "http://127.0.0.1:8080")]
     api: String,
     /// Your account's key file (JSON with a hex `seed`). The devnet's funded account is
@@ -38,7 +39,9 @@ pub struct Conn {
 
 impl Conn {
     fn client(&self) -> Result<Client> {
-        Client::new(&self.api).map_err(|e| hinted(e.to_string(), "pass --api http://HOST:PORT"))
+        Client::new(&self.api).map_err(|e| {
+            hinted(e.to_string(), "pass --api http://HOST:PORT (or several, comma-separated)")
+        })
     }
 
     fn keypair(&self) -> Result<Keypair> {
@@ -204,7 +207,8 @@ pub struct DeployArgs {
     /// The verifier executable; a committee of provers runs it on every proof.
     #[arg(long, conflicts_with = "builtin")]
     verifier: Option<PathBuf>,
-    /// A verifier the validators run natively instead: `groth16-bn254`.
+    /// A verifier the validators run natively instead: `groth16-bn254`, `winterfell-chain` or
+    /// `plonky3-keccak` (the statements of the built-in programs).
     #[arg(long)]
     builtin: Option<String>,
     /// An input every job must provide (repeat).
@@ -233,17 +237,13 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
     let verifier_kind =
         match (&a.verifier, a.builtin.as_deref()) {
             (Some(_), _) => None,
-            (None, Some("groth16-bn254")) => Some(BuiltinVerifier::Groth16Bn254),
-            (None, Some(other)) => return Err(hinted(
-                format!("there is no built-in verifier `{other}`"),
-                "the validators verify `groth16-bn254` natively; other programs pass --verifier",
+            (None, Some(name)) => Some(name.parse::<BuiltinVerifier>().map_err(|e| {
+                hinted(e, "other programs pass --verifier EXE, run by a committee of provers")
+            })?),
+            (None, None) => return Err(hinted(
+                "a program needs a verifier",
+                "pass --verifier EXE, or --builtin groth16-bn254|winterfell-chain|plonky3-keccak",
             )),
-            (None, None) => {
-                return Err(hinted(
-                    "a program needs a verifier",
-                    "pass --verifier EXE, or --builtin groth16-bn254",
-                ))
-            }
         };
     let read = |p: &Path| -> Result<Vec<u8>> {
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
@@ -807,7 +807,11 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
     } else {
         let valid = match program["verifier"]["kind"].as_str() {
             Some("builtin") => {
-                let kind = program["verifier"]["name"].as_str().unwrap_or_default();
+                let kind: BuiltinVerifier = program["verifier"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e: String| anyhow!("the chain's program: {e}"))?;
                 let files = |l: &[(FileName, PathBuf, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
                     l.iter().map(|(n, _, b)| (n.as_str().to_owned(), b.clone())).collect()
                 };

@@ -57,11 +57,49 @@ fn seed_bytes(seed: &vrf::Seed<MinSig>) -> Option<[u8; SEED_BYTES]> {
 pub struct App {
     chain: Chain,
     scheme: Scheme,
+    blobs: Option<crate::blobnet::BlobNet>,
 }
 
 impl App {
     pub fn new(chain: Chain, scheme: Scheme) -> App {
-        App { chain, scheme }
+        App { chain, scheme, blobs: None }
+    }
+
+    /// Votes for a block only once this validator holds every blob its transactions name.
+    pub fn with_blobs(mut self, blobs: crate::blobnet::BlobNet) -> App {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// Fetches what this validator lacks of the blobs `block` names, within `within`; `false`
+    /// if some blob could not be had (the block is then not voted for).
+    async fn has_blobs(&self, block: &Block, within: Duration) -> bool {
+        let Some(net) = &self.blobs else { return true };
+        let wanted: Vec<_> = block
+            .header()
+            .txs
+            .iter()
+            .flat_map(|t| {
+                let charge = crate::blobnet::Charge {
+                    account: t.tx.signer,
+                    quota: provernet_blobs::Quota::Enforce,
+                };
+                t.tx.body.blobs().into_iter().map(move |b| (b, charge))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return true;
+        }
+        match net.obtain_all(&wanted, within).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(
+                    height = block.header().height.0,
+                    "not voting for a block whose blobs are not available here: {e}"
+                );
+                false
+            }
+        }
     }
 
     /// Executes, oldest first, the ancestors in `ancestry` whose state this validator lacks
@@ -159,13 +197,16 @@ where
             }
         }
         match self.chain.check(block.inner(), block.digest(), context.parent.0.get()) {
-            Ok(()) => true,
-            Err(CheckError::UnknownParent { .. }) => false,
+            Ok(()) => {}
+            Err(CheckError::UnknownParent { .. }) => return false,
             Err(e) => {
                 warn!(error = %e, "refusing a proposed block");
-                false
+                return false;
             }
         }
+        // Data availability: a block is voted for only by validators that hold its blobs.
+        let within = (self.chain.config().block_time * 2).max(Duration::from_secs(1));
+        self.has_blobs(block.inner(), within).await
     }
 }
 

@@ -15,7 +15,7 @@
 //! keyed by block digest, and are dropped once their height is finalized.
 
 use crate::block::{randomness, Block, Header};
-use crate::mempool::{AdmitError, Admitted, Mempool, MempoolConfig};
+use crate::mempool::{AdmitError, Admitted, Mempool, MempoolConfig, Source};
 use commonware_cryptography::sha256::Digest;
 use commonware_cryptography::Digestible;
 use futures::channel::mpsc;
@@ -37,6 +37,14 @@ pub const RECEIPTS_KEPT: usize = 100_000;
 /// Queue length of one subscriber to finalized blocks; a subscriber that falls this far behind
 /// is dropped (it can resume from the store).
 const SUBSCRIBER_QUEUE: usize = 1024;
+
+/// What the chain asks of blob availability (see [`crate::blobnet`]): whether a pending
+/// transaction's blobs are held widely enough to propose it, and to fetch the blobs of
+/// finalized transactions that this validator lacks.
+pub trait BlobGate: Send + Sync {
+    fn ready(&self, tx: &VerifiedTx) -> bool;
+    fn finalized(&self, txs: &[VerifiedTx], receipts: &[Receipt]);
+}
 
 /// Block production limits of one validator.
 #[derive(Clone, Copy, Debug)]
@@ -130,6 +138,7 @@ struct Inner {
     subscribers: Vec<mpsc::Sender<Arc<Finalized>>>,
     receipts: BTreeMap<TxHash, (Height, Result<(), String>)>,
     receipt_order: std::collections::VecDeque<TxHash>,
+    blobs: Option<Arc<dyn BlobGate>>,
 }
 
 /// Shared handle to a validator's chain; cheap to clone.
@@ -139,6 +148,37 @@ pub struct Chain {
     chain_id: Arc<str>,
     genesis: Block,
     cfg: ChainConfig,
+}
+
+/// A handle to a chain that does not keep it alive (for parts the chain itself holds, so no
+/// cycle of handles outlives the validator).
+#[derive(Clone)]
+pub struct WeakChain {
+    inner: std::sync::Weak<Mutex<Inner>>,
+    chain_id: Arc<str>,
+    genesis: Block,
+    cfg: ChainConfig,
+}
+
+impl WeakChain {
+    pub fn upgrade(&self) -> Option<Chain> {
+        Some(Chain {
+            inner: self.inner.upgrade()?,
+            chain_id: self.chain_id.clone(),
+            genesis: self.genesis.clone(),
+            cfg: self.cfg,
+        })
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+}
+
+impl std::fmt::Debug for WeakChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakChain").field("chain_id", &self.chain_id).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Chain {
@@ -187,8 +227,19 @@ impl Chain {
             subscribers: Vec::new(),
             receipts: BTreeMap::new(),
             receipt_order: std::collections::VecDeque::new(),
+            blobs: None,
         };
         Ok(Chain { inner: Arc::new(Mutex::new(inner)), chain_id, genesis: genesis_block, cfg })
+    }
+
+    /// A handle that does not keep the chain alive.
+    pub fn downgrade(&self) -> WeakChain {
+        WeakChain {
+            inner: Arc::downgrade(&self.inner),
+            chain_id: self.chain_id.clone(),
+            genesis: self.genesis.clone(),
+            cfg: self.cfg,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -224,11 +275,30 @@ impl Chain {
         f(&self.lock().store)
     }
 
-    /// Admits an encoded signed transaction to the mempool.
-    pub fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
+    /// Admits an encoded signed transaction to the mempool. The caller holds the blobs it
+    /// names (see [`crate::blobnet`]).
+    pub fn submit(&self, bytes: &[u8], source: Source) -> Result<(TxHash, Admitted), AdmitError> {
         let mut g = self.lock();
         let Inner { mempool, state, .. } = &mut *g;
-        mempool.admit(state, &self.chain_id, bytes)
+        mempool.admit(state, &self.chain_id, bytes, source)
+    }
+
+    /// Lets blob availability decide which transactions are proposed, and hear of finalized
+    /// ones.
+    pub fn set_blob_gate(&self, gate: Arc<dyn BlobGate>) {
+        self.lock().blobs = Some(gate);
+    }
+
+    /// Pending transactions due to be gossiped again (see [`Mempool::regossip`]).
+    pub fn regossip(&self, every: u64, max: usize) -> Vec<Vec<u8>> {
+        let mut g = self.lock();
+        let Inner { mempool, state, tip, .. } = &mut *g;
+        mempool.regossip(state, tip.height, every, max)
+    }
+
+    /// Blobs that pending transactions name (at most `max`).
+    pub fn pending_blobs(&self, max: usize) -> Vec<provernet_types::BlobHash> {
+        self.lock().mempool.pending_blobs(max)
     }
 
     /// Pending transactions and their bytes.
@@ -314,7 +384,10 @@ impl Chain {
                 let s = g.pending.get(&parent)?;
                 (s.state.clone(), s.height)
             };
-            let txs = g.mempool.select(&state, self.cfg.max_block_txs, self.cfg.max_block_bytes);
+            let gate = g.blobs.clone();
+            let ready = |tx: &VerifiedTx| gate.as_ref().is_none_or(|b| b.ready(tx));
+            let txs =
+                g.mempool.select(&state, self.cfg.max_block_txs, self.cfg.max_block_bytes, &ready);
             (state, height, txs)
         };
         let mut header = Header {
@@ -450,7 +523,7 @@ impl Chain {
         g.tip = Tip { height, digest, time: h.time.0, root: output.root };
         g.pending.retain(|_, s| s.height > height);
         let included: Vec<TxHash> = txs.iter().map(|t| t.hash()).collect();
-        let Inner { mempool, state, subscribers, receipts, receipt_order, .. } = &mut *g;
+        let Inner { mempool, state, subscribers, receipts, receipt_order, blobs, .. } = &mut *g;
         mempool.remove(included.iter().copied());
         mempool.prune(state);
         // Receipts are in transaction order.
@@ -472,6 +545,9 @@ impl Chain {
             if let Some(old) = receipt_order.pop_front() {
                 receipts.remove(&old);
             }
+        }
+        if let Some(gate) = blobs.clone() {
+            gate.finalized(&txs, &output.receipts);
         }
         let note = Arc::new(Finalized {
             height: h.height,

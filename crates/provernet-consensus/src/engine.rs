@@ -1,12 +1,14 @@
 //! Wiring of one validator: simplex (votes, certificates, its resolver), marshal (block
 //! archives, ordered delivery of finalized blocks, backfill), buffered broadcast of blocks, the
-//! executor, and transaction gossip. Generic over the runtime and the p2p network, so the same
-//! code runs on tokio with authenticated TCP and in the deterministic simulator.
+//! executor, transaction gossip, and blob availability (announcements and the blob resolver).
+//! Generic over the runtime and the p2p network, so the same code runs on tokio with
+//! authenticated TCP and in the deterministic simulator.
 
 use crate::app::{start_executor, App, PublicKey, Scheme, SeedRecorder};
+use crate::blobnet::{self, BlobConsumer, BlobNet, BlobProducer, Charge, HaveBatch};
 use crate::block::BLOCK_BYTES_MAX;
 use crate::chain::Chain;
-use crate::mempool::{AdmitError, Admitted};
+use crate::mempool::{AdmitError, Admitted, Source};
 use commonware_broadcast::buffered;
 use commonware_consensus::marshal::standard::Inline;
 use commonware_consensus::marshal::Start;
@@ -42,8 +44,12 @@ pub mod channel {
     pub const BACKFILL: u64 = 3;
     pub const BLOCKS: u64 = 4;
     pub const TXS: u64 = 5;
+    /// Requests for blob heads and pieces, and their answers.
+    pub const BLOBS: u64 = 6;
+    /// Announcements of blobs a validator holds.
+    pub const HAVES: u64 = 7;
     /// All of them, for registration loops.
-    pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BLOCKS, TXS];
+    pub const ALL: [u64; 8] = [VOTES, CERTIFICATES, RESOLVER, BACKFILL, BLOCKS, TXS, BLOBS, HAVES];
 }
 
 /// The largest p2p message: a full block plus framing.
@@ -53,6 +59,20 @@ const MAILBOX: NonZeroUsize = NZUsize!(1024);
 const TX_GOSSIP_QUEUE: usize = 10_000;
 const GOSSIP_BATCH_MAX: usize = 512;
 const GOSSIP_BATCH_BYTES: usize = 1 << 20;
+/// Pending transactions that can apply next are gossiped again after this many blocks.
+const REGOSSIP_EVERY_BLOCKS: u64 = 2;
+/// Blobs of pending transactions are announced again after this many blocks.
+const REANNOUNCE_EVERY_BLOCKS: u64 = 2;
+const HAVES_QUEUE: usize = 10_000;
+/// Most peer transactions waiting for their blobs at once; more are dropped (the peer gossips
+/// them again).
+const PARKED_MAX: usize = 1024;
+/// How long a peer's transaction may wait for its blobs.
+const PARKED_WITHIN: Duration = Duration::from_secs(60);
+/// How long a client's transaction may wait for blobs some validator announced, and for blobs
+/// nobody announced (most likely never uploaded).
+const CLIENT_BLOBS_WITHIN: Duration = Duration::from_secs(20);
+const CLIENT_UNKNOWN_BLOBS_WITHIN: Duration = Duration::from_secs(10);
 
 /// A batch of encoded signed transactions as gossiped between validators.
 type GossipBatch = BoundedVec<BoundedBytes<TX_BYTES_MAX>, GOSSIP_BATCH_MAX>;
@@ -72,6 +92,8 @@ pub struct Channels<S, R> {
     pub backfill: (S, R),
     pub blocks: (S, R),
     pub txs: (S, R),
+    pub blobs: (S, R),
+    pub haves: (S, R),
 }
 
 /// Everything one validator is started with.
@@ -83,32 +105,57 @@ pub struct ValidatorConfig {
     pub chain: Chain,
     /// Prefix of this validator's consensus storage partitions.
     pub partition: String,
+    /// Where this validator keeps blobs.
+    pub blobs: provernet_blobs::BlobStore,
 }
 
-/// The handle the API uses to submit transactions: admits to the local mempool, then gossips.
+/// The handle the API uses to submit transactions: obtains the blobs they name, admits them
+/// to the local mempool, then gossips them.
 #[derive(Clone, Debug)]
 pub struct Submitter {
     chain: Chain,
     gossip: mpsc::Sender<Vec<u8>>,
+    blobs: Option<BlobNet>,
 }
 
 impl Submitter {
-    /// A submitter that admits to `chain`'s mempool and gossips nowhere (for a node's own tools
-    /// and tests that drive the chain without consensus).
+    /// A submitter that admits to `chain`'s mempool and gossips nowhere, and does not check
+    /// blobs (for a node's own tools and tests that drive the chain without consensus).
     pub fn detached(chain: Chain) -> Submitter {
         let (gossip, _) = mpsc::channel(1);
-        Submitter { chain, gossip }
+        Submitter { chain, gossip, blobs: None }
     }
 
     pub fn chain(&self) -> &Chain {
         &self.chain
     }
 
-    /// Admits an encoded signed transaction and forwards it to the other validators.
-    pub fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
-        let (hash, admitted) = self.chain.submit(bytes)?;
+    /// Blob availability, for uploads and downloads through the API.
+    pub fn blobs(&self) -> Option<&BlobNet> {
+        self.blobs.as_ref()
+    }
+
+    /// Admits a client's encoded signed transaction and forwards it to the other validators.
+    /// Every blob it names must be here, or be fetched from a peer first: a transaction naming
+    /// a blob no validator provides in time is refused (`blob_unavailable`, naming the blob).
+    pub async fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
+        if let Some(net) = &self.blobs {
+            let signed = provernet_types::SignedTx::decode(bytes)?;
+            let blobs = signed.tx.body.blobs();
+            if !blobs.is_empty() {
+                // Only a signed transaction may make this validator fetch anything.
+                let signer = signed.clone().verify(self.chain.chain_id())?.tx().signer;
+                let charge = Charge { account: signer, quota: provernet_blobs::Quota::Enforce };
+                let announced = blobs.iter().all(|b| net.holders(&b.hash) > 0);
+                let within =
+                    if announced { CLIENT_BLOBS_WITHIN } else { CLIENT_UNKNOWN_BLOBS_WITHIN };
+                let wanted: Vec<_> = blobs.into_iter().map(|b| (b, charge)).collect();
+                net.obtain_all(&wanted, within).await.map_err(AdmitError::Blob)?;
+            }
+        }
+        let (hash, admitted) = self.chain.submit(bytes, Source::Client)?;
         if admitted == Admitted::Added {
-            // A full gossip queue only delays the transaction until this validator proposes.
+            // A full gossip queue only delays the transaction until it is gossiped again.
             let _ = self.gossip.clone().try_send(bytes.to_vec());
         }
         Ok((hash, admitted))
@@ -240,11 +287,93 @@ where
     )
     .await;
 
+    // Blob availability: tasks it spawns run under one supervised task of this validator.
+    let (spawn_tx, mut spawn_rx) = mpsc::unbounded::<futures::future::BoxFuture<'static, ()>>();
+    handles.push(context.child("blob_tasks").spawn(move |ctx| async move {
+        while let Some(task) = spawn_rx.next().await {
+            ctx.child("blob_task").spawn(move |_| task);
+        }
+        futures::future::pending::<()>().await;
+    }));
+    let clock = context.child("blob_clock");
+    let rt = blobnet::Runtime {
+        spawn: std::sync::Arc::new(move |f| {
+            let _ = spawn_tx.unbounded_send(f);
+        }),
+        sleep: std::sync::Arc::new(move |d| Box::pin(clock.sleep(d))),
+    };
+    let (haves_tx, mut haves_rx) = mpsc::channel::<blobnet::Have>(HAVES_QUEUE);
+    let validators = chain.with_state(|s| s.params().validators.len());
+    let blobs = BlobNet::new(cfg.blobs.clone(), chain.clone(), validators, rt, haves_tx);
+    let (blob_engine, blob_mailbox) = commonware_resolver::p2p::Engine::new(
+        context.child("blob_resolver"),
+        commonware_resolver::p2p::Config {
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            consumer: BlobConsumer(blobs.clone()),
+            producer: BlobProducer(blobs.clone()),
+            mailbox_size: MAILBOX,
+            me: Some(cfg.public_key.clone()),
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+    );
+    blobs.attach(blob_mailbox);
+    handles.push(blob_engine.start(channels.blobs));
+    chain.set_blob_gate(std::sync::Arc::new(blobs.clone()));
+    let (mut haves_sender, mut haves_receiver) = channels.haves;
+    handles.push(context.child("haves_out").spawn(move |_| async move {
+        while let Some(first) = haves_rx.next().await {
+            let mut batch = vec![first];
+            while batch.len() < blobnet::HAVES_BATCH_MAX {
+                match haves_rx.try_recv() {
+                    Ok(h) => batch.push(h),
+                    _ => break,
+                }
+            }
+            match HaveBatch::try_from_vec(batch) {
+                Ok(b) => {
+                    haves_sender.send(Recipients::All, b.encode(), false);
+                }
+                Err(_) => warn!("a batch of blob announcements exceeded its bound"),
+            }
+        }
+        futures::future::pending::<()>().await;
+    }));
+    let heard = blobs.clone();
+    handles.push(context.child("haves_in").spawn(move |_| async move {
+        loop {
+            match haves_receiver.recv().await {
+                Ok((peer, message)) => {
+                    match decode_exact::<HaveBatch>(message.as_ref(), "blob announcements") {
+                        Ok(batch) => {
+                            for have in batch.iter() {
+                                heard.heard(peer.clone(), *have);
+                            }
+                        }
+                        Err(_) => debug!(?peer, "undecodable blob announcements"),
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "blob announcement channel closed");
+                    return;
+                }
+            }
+        }
+    }));
+    let start_blobs = blobs.clone();
+    handles.push(context.child("blob_catch_up").spawn(move |_| async move {
+        start_blobs.catch_up().await;
+        futures::future::pending::<()>().await;
+    }));
+
     let (finalizer, executor) = start_executor(context.child("executor"), chain.clone());
     handles.push(executor);
     handles.push(marshal_actor.start(finalizer, buffer, (resolver_rx, resolver)));
 
-    let app = App::new(chain.clone(), cfg.scheme.clone());
+    let app = App::new(chain.clone(), cfg.scheme.clone()).with_blobs(blobs.clone());
     let inline = Inline::new(context.child("inline"), app, marshal_mailbox, epocher);
     let (leader_timeout, certification_timeout) = timeouts(chain.config().block_time);
     let engine = simplex::Engine::new(
@@ -281,8 +410,27 @@ where
     handles.push(engine.start(channels.votes, channels.certificates, channels.resolver));
 
     // Transaction gossip: what this validator admits goes to every peer; what peers send is
-    // admitted here (and not forwarded again: every validator hears every other directly).
+    // admitted here once its blobs are here (and not forwarded again: every validator hears
+    // every other directly). Pending transactions that can apply next are gossiped again every
+    // few blocks, and the blobs they name announced again, so a peer that missed them (down,
+    // or partitioned) still gets them to its proposals.
     let (gossip_tx, mut gossip_rx) = mpsc::channel::<Vec<u8>>(TX_GOSSIP_QUEUE);
+    let mut finalized = chain.subscribe();
+    let (again_chain, again_blobs, mut again_gossip) =
+        (chain.clone(), blobs.clone(), gossip_tx.clone());
+    handles.push(context.child("tx_regossip").spawn(move |_| async move {
+        while let Some(block) = finalized.next().await {
+            for tx in again_chain.regossip(REGOSSIP_EVERY_BLOCKS, GOSSIP_BATCH_MAX) {
+                if again_gossip.try_send(tx).is_err() {
+                    break;
+                }
+            }
+            let pending = again_chain.pending_blobs(blobnet::KNOWN_MAX / 16);
+            again_blobs.reannounce(pending, block.height.0, REANNOUNCE_EVERY_BLOCKS);
+        }
+        warn!("finalized block stream ended: transactions are no longer gossiped again");
+        futures::future::pending::<()>().await;
+    }));
     let (mut tx_sender, mut tx_receiver) = channels.txs;
     handles.push(context.child("tx_gossip_out").spawn(move |_| async move {
         while let Some(first) = gossip_rx.next().await {
@@ -310,6 +458,8 @@ where
         futures::future::pending::<()>().await;
     }));
     let gossip_chain = chain.clone();
+    let parked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gossip_blobs = blobs.clone();
     handles.push(context.child("tx_gossip_in").spawn(move |_| async move {
         loop {
             match tx_receiver.recv().await {
@@ -321,9 +471,7 @@ where
                         continue;
                     };
                     for tx in batch.iter() {
-                        if let Err(e) = gossip_chain.submit(tx.as_slice()) {
-                            debug!(?peer, error = %e, "gossiped transaction not admitted");
-                        }
+                        admit_gossiped(&gossip_chain, &gossip_blobs, &parked, tx.as_slice());
                     }
                 }
                 Err(e) => {
@@ -334,5 +482,53 @@ where
         }
     }));
 
-    (Submitter { chain, gossip: gossip_tx }, handles)
+    (Submitter { chain, gossip: gossip_tx, blobs: Some(blobs) }, handles)
+}
+
+/// Admits a transaction a peer gossiped: at once if it names no blob this validator lacks,
+/// else once they arrive from peers (parked meanwhile, at most [`PARKED_MAX`] at a time).
+fn admit_gossiped(
+    chain: &Chain,
+    blobs: &BlobNet,
+    parked: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bytes: &[u8],
+) {
+    use std::sync::atomic::Ordering;
+    let wanted: Vec<(provernet_types::BlobRef, Charge)> =
+        match provernet_types::SignedTx::decode(bytes) {
+            Ok(s) => {
+                let charge =
+                    Charge { account: s.tx.signer, quota: provernet_blobs::Quota::Enforce };
+                s.tx.body.blobs().into_iter().map(|b| (b, charge)).collect()
+            }
+            Err(e) => {
+                debug!(error = %e, "undecodable gossiped transaction");
+                return;
+            }
+        };
+    let admit = |chain: &Chain, bytes: &[u8]| {
+        if let Err(e) = chain.submit(bytes, Source::Peer) {
+            debug!(error = %e, "gossiped transaction not admitted");
+        }
+    };
+    if wanted.iter().all(|(b, _)| blobs.holds(&b.hash)) {
+        admit(chain, bytes);
+        return;
+    }
+    if parked.fetch_add(1, Ordering::Relaxed) >= PARKED_MAX {
+        parked.fetch_sub(1, Ordering::Relaxed);
+        debug!(
+            "too many gossiped transactions wait for blobs; dropping one (it is gossiped again)"
+        );
+        return;
+    }
+    let (chain, net, parked, bytes) =
+        (chain.clone(), blobs.clone(), parked.clone(), bytes.to_vec());
+    blobs.run(async move {
+        match net.obtain_all(&wanted, PARKED_WITHIN).await {
+            Ok(()) => admit(&chain, &bytes),
+            Err(e) => debug!("a gossiped transaction's blobs did not arrive: {e}"),
+        }
+        parked.fetch_sub(1, Ordering::Relaxed);
+    });
 }

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md ("Consensus") for why commonware and how the pieces fit.
 
 pub mod app;
+pub mod blobnet;
 pub mod block;
 pub mod chain;
 pub mod engine;
@@ -11,7 +12,8 @@ pub mod network;
 pub mod node;
 
 pub use app::{PublicKey, Scheme};
+pub use blobnet::BlobNet;
 pub use block::{Block, Header};
-pub use chain::{Chain, ChainConfig, Finalized, Tip};
+pub use chain::{BlobGate, Chain, ChainConfig, Finalized, Tip};
 pub use engine::{start, Channels, Submitter, ValidatorConfig};
-pub use mempool::{AdmitError, Admitted, Mempool, MempoolConfig};
+pub use mempool::{AdmitError, Admitted, Mempool, MempoolConfig, Source};

@@ -2,18 +2,25 @@
 //!
 //! Admission decodes the transaction against the codec's bounds, checks the signature and chain
 //! id, and checks the nonce against the last finalized state: a used nonce is refused, a nonce
-//! more than [`MempoolConfig::nonce_window`] ahead is refused, and a transaction with the
-//! account's next nonce is run through the ledger's own rules ([`provernet_ledger::check_tx`]),
-//! so an unfunded job or an unknown program is refused before it takes block space. Every limit
-//! is explicit: transactions and bytes in all, and per account, so one account's flood cannot
-//! crowd out the others.
+//! more than [`MempoolConfig::nonce_window`] ahead is refused, and a client's transaction with
+//! the account's next nonce is run through the ledger's own rules
+//! ([`provernet_ledger::check_tx`]), so an unfunded job or an unknown program is refused before
+//! it takes block space. A transaction gossiped by a peer skips that last check: the peer ran
+//! it against its own state, which may be a block ahead of this one (an accept for an attempt
+//! assigned by a block this validator has not finalized yet), and refusing it here would keep
+//! it from every proposer but its first validator. Every limit is explicit: transactions and
+//! bytes in all, and per account, so one account's flood cannot crowd out the others.
+//!
+//! Pending transactions that can apply next are gossiped again every few blocks
+//! ([`Mempool::regossip`]), so one that a peer missed (it was down, or partitioned) still
+//! reaches every proposer.
 //!
 //! A transaction leaves the pool when a finalized block includes it (a transaction the ledger
 //! refused in the block does not use its nonce, and is dropped rather than retried forever), or
 //! when a finalized block used its nonce.
 
 use provernet_ledger::{check_tx, State, TxError};
-use provernet_types::{AccountId, Nonce, SignedTx, TxDecodeError, TxHash, VerifiedTx};
+use provernet_types::{AccountId, Encode, Nonce, SignedTx, TxDecodeError, TxHash, VerifiedTx};
 use std::collections::BTreeMap;
 
 /// Limits of one validator's pool.
@@ -56,6 +63,9 @@ pub enum AdmitError {
     AccountFull { account: AccountId, limit: usize },
     #[error("the mempool is full ({txs} transactions, {bytes} bytes); retry later")]
     Full { txs: usize, bytes: usize },
+    /// A blob the transaction names could not be obtained.
+    #[error("{0}")]
+    Blob(provernet_blobs::BlobError),
 }
 
 impl AdmitError {
@@ -70,8 +80,18 @@ impl AdmitError {
             AdmitError::NonceTaken { .. } => "nonce_taken",
             AdmitError::AccountFull { .. } => "account_rate_limited",
             AdmitError::Full { .. } => "mempool_full",
+            AdmitError::Blob(e) => e.code(),
         }
     }
+}
+
+/// Where a transaction came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    /// A client of this validator's API: checked against the ledger's rules.
+    Client,
+    /// Another validator's gossip: it checked the ledger's rules against its own state.
+    Peer,
 }
 
 /// What admission did with a valid transaction.
@@ -87,6 +107,8 @@ pub enum Admitted {
 struct Entry {
     tx: VerifiedTx,
     bytes: usize,
+    /// The finalized height when it was last gossiped (or admitted).
+    gossiped: u64,
 }
 
 /// A bounded pool ordered by account and nonce.
@@ -133,6 +155,7 @@ impl Mempool {
         state: &State,
         chain_id: &str,
         bytes: &[u8],
+        source: Source,
     ) -> Result<(TxHash, Admitted), AdmitError> {
         let signed = SignedTx::decode(bytes)?;
         let hash = signed.hash();
@@ -156,7 +179,7 @@ impl Mempool {
                 window: self.cfg.nonce_window,
             });
         }
-        if nonce == next {
+        if nonce == next && source == Source::Client {
             check_tx(state, &tx).map_err(AdmitError::Ledger)?;
         }
         if self.by_nonce.contains_key(&(account, nonce)) {
@@ -173,14 +196,18 @@ impl Mempool {
         self.bytes += bytes.len();
         *self.per_account.entry(account).or_default() += 1;
         self.by_hash.insert(hash, (account, nonce));
-        self.by_nonce.insert((account, nonce), Entry { tx, bytes: bytes.len() });
+        let gossiped = state.height().0;
+        self.by_nonce.insert((account, nonce), Entry { tx, bytes: bytes.len(), gossiped });
         Ok((hash, Admitted::Added))
     }
 
-    /// Transactions for a block built on `state`: for each account, its pending transactions
-    /// with consecutive nonces from the account's next nonce, taken round-robin across accounts
-    /// (in account order, so the choice is reproducible) until `max_txs` or `max_bytes`.
-    pub fn select(&self, state: &State, max_txs: usize, max_bytes: usize) -> Vec<VerifiedTx> {
+    /// For each account, its pending transactions with consecutive nonces from the account's
+    /// next nonce in `state`, stopping before the first that is not `ready`.
+    fn executable<'a>(
+        &'a self,
+        state: &State,
+        ready: &dyn Fn(&VerifiedTx) -> bool,
+    ) -> Vec<Vec<&'a Entry>> {
         let mut chains: Vec<Vec<&Entry>> = Vec::new();
         for account in self.per_account.keys() {
             let Some(mut next) = state.account(account).map(|a| a.nonce) else { continue };
@@ -188,7 +215,7 @@ impl Mempool {
             for ((_, nonce), entry) in
                 self.by_nonce.range((*account, next)..=(*account, Nonce(u64::MAX)))
             {
-                if *nonce != next {
+                if *nonce != next || !ready(&entry.tx) {
                     break;
                 }
                 chain.push(entry);
@@ -198,6 +225,21 @@ impl Mempool {
                 chains.push(chain);
             }
         }
+        chains
+    }
+
+    /// Transactions for a block built on `state`: for each account, its pending transactions
+    /// with consecutive nonces from the account's next nonce that are `ready` (their blobs are
+    /// available), taken round-robin across accounts (in account order, so the choice is
+    /// reproducible) until `max_txs` or `max_bytes`.
+    pub fn select(
+        &self,
+        state: &State,
+        max_txs: usize,
+        max_bytes: usize,
+        ready: &dyn Fn(&VerifiedTx) -> bool,
+    ) -> Vec<VerifiedTx> {
+        let chains = self.executable(state, ready);
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for round in 0.. {
@@ -216,6 +258,38 @@ impl Mempool {
             }
         }
         out
+    }
+
+    /// Transactions to gossip again at finalized height `height`: those that could apply next
+    /// on `state` and were last gossiped `every` blocks ago or more, at most `max`, in account
+    /// order. Each is marked as gossiped now.
+    pub fn regossip(&mut self, state: &State, height: u64, every: u64, max: usize) -> Vec<Vec<u8>> {
+        let due: Vec<(AccountId, Nonce)> = self
+            .executable(state, &|_| true)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.gossiped + every <= height)
+            .take(max)
+            .map(|e| (e.tx.tx().signer, e.tx.tx().nonce))
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for key in due {
+            if let Some(e) = self.by_nonce.get_mut(&key) {
+                e.gossiped = height;
+                out.push(e.tx.signed().encode());
+            }
+        }
+        out
+    }
+
+    /// The blobs named by pending transactions, at most `max` of them.
+    pub fn pending_blobs(&self, max: usize) -> Vec<provernet_types::BlobHash> {
+        self.by_nonce
+            .values()
+            .flat_map(|e| e.tx.tx().body.blobs())
+            .map(|b| b.hash)
+            .take(max)
+            .collect()
     }
 
     /// Removes transactions by hash (those a finalized block included).
@@ -281,7 +355,7 @@ impl Mempool {
 mod tests {
     use super::*;
     use provernet_ledger::testkit::test_genesis;
-    use provernet_types::{Encode, Keypair, MicroCredits, Transaction, TxBody};
+    use provernet_types::{JobId, Keypair, MicroCredits, Transaction, TxBody};
 
     #[test]
     fn transactions_behind_a_hole_are_evicted() {
@@ -298,7 +372,7 @@ mod tests {
         };
         let mut hashes = Vec::new();
         for n in 0..3 {
-            hashes.push(pool.admit(&state, "test", &tx(n)).expect("admitted").0);
+            hashes.push(pool.admit(&state, "test", &tx(n), Source::Client).expect("admitted").0);
         }
         // Nonce 0 is pending: nothing is stuck.
         assert_eq!(pool.evict_gapped(alice.account(), Nonce(0)), 0);
@@ -307,5 +381,27 @@ mod tests {
         pool.remove([hashes[0]]);
         assert_eq!(pool.evict_gapped(alice.account(), Nonce(0)), 2);
         assert!(pool.is_empty() && !pool.contains(&hashes[1]) && !pool.contains(&hashes[2]));
+    }
+
+    #[test]
+    fn a_peer_may_gossip_a_transaction_this_validator_is_a_block_behind_on() {
+        let genesis = test_genesis(0, |_| {});
+        let state = provernet_ledger::genesis(&genesis).expect("genesis");
+        let alice = Keypair::insecure_from_label("alice");
+        // An accept for an attempt this validator's finalized state does not know yet.
+        let body = TxBody::AcceptJob { job: JobId([7; 32]), attempt: 0 };
+        let tx = Transaction { signer: alice.account(), nonce: Nonce(0), body }
+            .sign(&alice, "test")
+            .encode();
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let e = pool.admit(&state, "test", &tx, Source::Client).expect_err("a client's is checked");
+        assert_eq!(e.code(), "rejected_by_ledger");
+        let (hash, _) = pool.admit(&state, "test", &tx, Source::Peer).expect("a peer's is not");
+        assert!(pool.contains(&hash));
+        // It is gossiped again every two blocks while it waits, not more often.
+        assert!(pool.regossip(&state, 1, 2, 10).is_empty());
+        assert_eq!(pool.regossip(&state, 2, 2, 10), vec![tx.clone()]);
+        assert!(pool.regossip(&state, 3, 2, 10).is_empty());
+        assert_eq!(pool.regossip(&state, 4, 2, 10), vec![tx]);
     }
 }

@@ -30,6 +30,8 @@ pub struct NodeSettings {
     pub listen: SocketAddr,
     /// Worker threads for the runtime.
     pub threads: usize,
+    /// Where the validator keeps blobs.
+    pub blobs: provernet_blobs::BlobStore,
 }
 
 /// Why a validator could not start.
@@ -125,6 +127,8 @@ where
             backfill: register(channel::BACKFILL, 1_000),
             blocks: register(channel::BLOCKS, 1_000),
             txs: register(channel::TXS, 1_000),
+            blobs: register(channel::BLOBS, 1_000),
+            haves: register(channel::HAVES, 1_000),
         };
         let p2p_handle = p2p.start();
         let cfg = ValidatorConfig {
@@ -132,6 +136,7 @@ where
             scheme,
             chain,
             partition: "validator".into(),
+            blobs: settings.blobs.clone(),
         };
         let (submitter, mut handles) =
             engine::start(context.child("validator"), cfg, oracle.clone(), oracle, channels).await;

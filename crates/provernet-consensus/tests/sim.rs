@@ -1,12 +1,14 @@
 //! Deterministic simulations of a 4-validator network: commonware's simulated runtime (clock,
 //! storage, scheduling) and simulated p2p network (latency, loss, partitions), with the real
-//! ledger, mempool, executor and redb store. Every test prints its seed when it fails; the
-//! same seed replays the same run.
+//! ledger, mempool, executor, redb store and blob network (each validator's blob store lives
+//! in memory for the whole test, so it survives the validator's crash like a disk). Every test
+//! prints its seed when it fails; the same seed replays the same run.
 
 use commonware_cryptography::Signer as _;
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Runner, Supervisor as _};
 use commonware_utils::{probability, NZUsize, NZU32};
+use provernet_blobs::{Backend, BlobStore, Limits};
 use provernet_consensus::engine::{channel, Channels, MAX_MESSAGE_BYTES};
 use provernet_consensus::network::{deal_network, KeyFile, Network};
 use provernet_consensus::{Chain, ChainConfig, PublicKey, Submitter, ValidatorConfig};
@@ -59,6 +61,7 @@ struct Net {
     keys: Vec<KeyFile>,
     dir: tempfile::TempDir,
     oracle: Oracle<PublicKey, deterministic::Context>,
+    blobs: Vec<BlobStore>,
 }
 
 impl Net {
@@ -81,7 +84,7 @@ impl Net {
             pairs.push(control.register(ch, quota).await.expect("register channel"));
         }
         let mut pairs = pairs.into_iter();
-        let mut next = || pairs.next().expect("six channels");
+        let mut next = || pairs.next().expect("eight channels");
         let channels = Channels {
             votes: next(),
             certificates: next(),
@@ -89,12 +92,15 @@ impl Net {
             backfill: next(),
             blocks: next(),
             txs: next(),
+            blobs: next(),
+            haves: next(),
         };
         let cfg = ValidatorConfig {
             public_key: private.public_key(),
             scheme,
             chain,
             partition: format!("validator-{i}"),
+            blobs: self.blobs[i].clone(),
         };
         let (submitter, handles) = provernet_consensus::start(
             context.child("validator").with_attribute("index", i),
@@ -151,7 +157,10 @@ async fn setup(context: &mut deterministic::Context) -> Net {
     )
     .await;
     sim.start();
-    Net { network, keys, dir: tempfile::tempdir().expect("tempdir"), oracle }
+    let blobs = (0..N)
+        .map(|_| BlobStore::open(&Backend::Memory, Limits::default()).expect("memory store"))
+        .collect();
+    Net { network, keys, dir: tempfile::tempdir().expect("tempdir"), oracle, blobs }
 }
 
 fn good_link() -> Link {
@@ -232,6 +241,13 @@ fn run(
         deterministic::Context,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) {
+    // RUST_LOG=provernet_consensus=debug shows what the validators did.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let cfg =
         deterministic::Config::new().with_seed(seed).with_timeout(Some(Duration::from_secs(3600)));
     let runner = deterministic::Runner::new(cfg);
@@ -264,6 +280,7 @@ fn four_validators_agree_under_message_loss() {
                     nodes[(nonce % 4) as usize]
                         .submitter
                         .submit(&transfer(nonce, &chain_id))
+                        .await
                         .expect("admitted");
                 }
                 let all: Vec<&Node> = nodes.iter().collect();
@@ -288,7 +305,7 @@ fn user_nonce(node: &Node) -> Option<Nonce> {
 async fn submit_all(node: &Node, nonces: std::ops::Range<u64>) {
     let chain_id = node.submitter.chain().chain_id().to_owned();
     for nonce in nonces {
-        node.submitter.submit(&transfer(nonce, &chain_id)).expect("admitted");
+        node.submitter.submit(&transfer(nonce, &chain_id)).await.expect("admitted");
     }
 }
 
@@ -434,4 +451,195 @@ fn the_same_seed_replays_the_same_chain() {
     let a = digest_of(42);
     assert_eq!(a.len(), 8);
     assert_eq!(a, digest_of(42), "a seed replays exactly");
+}
+
+/// `len` bytes of a blob that differs by `tag`.
+fn blob_bytes(len: usize, tag: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag)).collect()
+}
+
+/// Uploads `data` to validator `i` as the test user would through its API: stored there,
+/// then announced with the upload's signature.
+async fn upload(net: &Net, node: &Node, i: usize, data: &[u8]) -> provernet_types::BlobRef {
+    let blob = provernet_types::tx::blob_ref(data);
+    let chain_id = node.submitter.chain().chain_id().to_owned();
+    let signature = user().sign(
+        provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
+        &chain_id,
+        &provernet_types::tx::blob_upload_message(&blob),
+    );
+    net.blobs[i]
+        .put(&user().account(), &blob, bytes::Bytes::from(data.to_vec()))
+        .await
+        .expect("stored");
+    let upload = provernet_consensus::blobnet::Upload { account: user().account(), signature };
+    node.submitter.blobs().expect("a blob network").uploaded(blob, upload);
+    blob
+}
+
+/// A program registration naming `prover` as its executable: a transaction with a blob.
+fn register_program(
+    nonce: u64,
+    name: &str,
+    prover: provernet_types::BlobRef,
+    chain_id: &str,
+) -> Vec<u8> {
+    let manifest = provernet_types::ProgramManifest {
+        name: name.parse().expect("name"),
+        prover,
+        verifier: provernet_types::VerifierSpec::Builtin(
+            provernet_types::BuiltinVerifier::Groth16Bn254,
+        ),
+        default_resources: provernet_types::Resources {
+            cores: provernet_types::MilliCores(1000),
+            memory: provernet_types::Bytes(1 << 30),
+            gpus: provernet_types::GpuCount(0),
+        },
+        default_time_limit: provernet_types::Seconds(60),
+        requires: BoundedVec::default(),
+        inputs: BoundedVec::default(),
+    };
+    Transaction {
+        signer: user().account(),
+        nonce: Nonce(nonce),
+        body: TxBody::RegisterProgram { manifest },
+    }
+    .sign(&user(), chain_id)
+    .encode()
+}
+
+/// Waits until validator `i`'s store holds `blob`, or panics after `limit`.
+async fn wait_blob(
+    context: &deterministic::Context,
+    net: &Net,
+    i: usize,
+    blob: &provernet_types::BlobRef,
+    limit: Duration,
+) {
+    let start = context.current();
+    loop {
+        if net.blobs[i].has(&blob.hash).await.expect("store") {
+            return;
+        }
+        let waited = context.current().duration_since(start).unwrap_or_default();
+        assert!(waited <= limit, "validator {i} never got blob {}", blob.hash);
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn blobs_reach_every_validator_across_a_partition_and_a_crash() {
+    for seed in seeds(400) {
+        run(seed, |mut context| {
+            Box::pin(async move {
+                let net = setup(&mut context).await;
+                net.link_all(lossy_link(), &[0, 1, 2, 3]).await;
+                let mut nodes: Vec<Option<Node>> = Vec::new();
+                for i in 0..N {
+                    nodes.push(Some(net.start(&context, i).await));
+                }
+                let node = |nodes: &Vec<Option<Node>>, i: usize| -> Node {
+                    let n = nodes[i].as_ref().expect("running");
+                    Node { submitter: n.submitter.clone(), handles: Vec::new() }
+                };
+                let chain_id = node(&nodes, 0).submitter.chain().chain_id().to_owned();
+                {
+                    let all: Vec<&Node> = nodes.iter().flatten().collect();
+                    wait_height(&context, &all, 2, Duration::from_secs(60)).await;
+                }
+                // Validator 3 sits in a minority partition while a blob of several pieces is
+                // uploaded to validator 0 and a transaction names it.
+                for other in 0..3 {
+                    net.unlink(3, other).await;
+                }
+                let first = blob_bytes(3 * provernet_blobs::pieces::PIECE_BYTES as usize + 1000, 1);
+                let b1 = upload(&net, &node(&nodes, 0), 0, &first).await;
+                node(&nodes, 0)
+                    .submitter
+                    .submit(&register_program(0, "first", b1, &chain_id))
+                    .await
+                    .expect("validator 0 holds the blob and admits the transaction");
+                for i in [1, 2] {
+                    wait_blob(&context, &net, i, &b1, Duration::from_secs(60)).await;
+                }
+                // Validator 2 crashes; the two others and validator 3 (healed) carry on.
+                let crashed = nodes[2].take().expect("node 2 runs");
+                crashed.crash().await;
+                net.link_all(lossy_link(), &[0, 1, 3]).await;
+                context.sleep(Duration::from_secs(2)).await;
+                // A second blob goes to validator 1 while validator 2 is down, and is named
+                // by a transaction submitted through validator 3, which must fetch it first.
+                let second = blob_bytes(200_000, 2);
+                let b2 = upload(&net, &node(&nodes, 1), 1, &second).await;
+                let v3 = node(&nodes, 3);
+                let mut admitted = false;
+                for _ in 0..100 {
+                    match v3.submitter.submit(&register_program(1, "second", b2, &chain_id)).await {
+                        Ok(_) => {
+                            admitted = true;
+                            break;
+                        }
+                        // Validator 3 is still catching up on the program registered above.
+                        Err(e)
+                            if e.code() == "stale_nonce"
+                                || e.code() == "rejected_by_ledger"
+                                || e.code() == "nonce_taken" =>
+                        {
+                            context.sleep(Duration::from_millis(500)).await;
+                        }
+                        Err(e) => panic!("validator 3 refused the transaction: {e}"),
+                    }
+                }
+                assert!(admitted, "validator 3 never admitted the second registration");
+                let rest: Vec<&Node> = nodes.iter().flatten().collect();
+                let target = rest[0].submitter.chain().tip().height + 6;
+                wait_height(&context, &rest, target, Duration::from_secs(180)).await;
+                // Validator 3 fetched the first blob once it finalized the block naming it.
+                wait_blob(&context, &net, 3, &b1, Duration::from_secs(120)).await;
+                // Validator 2 restarts from its storage and fetches what it missed.
+                nodes[2] = Some(net.start(&context, 2).await);
+                net.link_all(lossy_link(), &[0, 1, 2, 3]).await;
+                let all: Vec<&Node> = nodes.iter().flatten().collect();
+                let target = all[0].submitter.chain().tip().height + 5;
+                wait_height(&context, &all, target, Duration::from_secs(180)).await;
+                for i in 0..N {
+                    for (b, data) in [(&b1, &first), (&b2, &second)] {
+                        wait_blob(&context, &net, i, b, Duration::from_secs(120)).await;
+                        let stored = net.blobs[i].get(&b.hash).await.expect("read").expect("held");
+                        assert_eq!(
+                            stored.as_ref(),
+                            data.as_slice(),
+                            "validator {i} holds the bytes"
+                        );
+                    }
+                }
+                for n in &all {
+                    let names = n.submitter.chain().with_state(|s| {
+                        ["first", "second"].map(|p| s.program_by_name(p).is_some())
+                    });
+                    assert_eq!(names, [true, true]);
+                }
+            })
+        });
+    }
+}
+
+#[test]
+fn a_transaction_naming_a_blob_nobody_has_is_refused_with_the_blob_named() {
+    run(500, |mut context| {
+        Box::pin(async move {
+            let net = setup(&mut context).await;
+            net.link_all(good_link(), &[0, 1, 2, 3]).await;
+            let nodes = net.start_all(&context).await;
+            let chain_id = nodes[0].submitter.chain().chain_id().to_owned();
+            let missing = provernet_types::tx::blob_ref(b"never uploaded anywhere");
+            let e = nodes[0]
+                .submitter
+                .submit(&register_program(0, "ghost", missing, &chain_id))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.code(), "blob_unavailable");
+            assert!(e.to_string().contains(&missing.hash.to_string()), "{e}");
+        })
+    });
 }

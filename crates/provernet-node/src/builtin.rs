@@ -2,55 +2,81 @@
 //!
 //! A program whose manifest names a built-in verifier has its proofs checked by the
 //! validators themselves, not by a committee of provers: each validator runs this loop beside
-//! its consensus engine, against its own API. It reads its work like a prover node does (the
-//! validators are the committee of every built-in attempt), fetches the job's public inputs
-//! and the proof from its blob store, verifies in-process, and votes. The statement always
-//! comes from the job's inputs (for Groth16, the `digest` and the `vk`), never from the prover.
+//! its consensus engine, against its own API (then the other validators', should its own stop
+//! answering). It reads its work like a prover node does (the validators are the committee of
+//! every built-in attempt), fetches the job's public inputs and the proof, verifies in-process,
+//! and votes. The statement always comes from the job's inputs, never from the prover.
 //!
-//! Built in so far: Groth16 on BN254 (`groth16-sha256`). Attempts of other built-in kinds are
-//! logged and left unvoted, which the chain resolves as unverifiable after its vote rounds.
+//! Built in: Groth16 over BN254 (`groth16-sha256`: inputs `vk` and `digest`), the winterfell
+//! STARK of `winterfell-chain` and the Plonky3 STARK of `plonky3-keccak` (input `statement`).
+//! A verdict needs two thirds of the validators' votes (see the ledger's quorum rules).
 
 use crate::txq::{TxOutcome, TxQueue};
 use crate::views::{JobWork, Work};
 use anyhow::{anyhow, bail, Result};
 use provernet_sdk::Client;
-use provernet_types::{BlobRef, JobId, Keypair, TxBody};
+use provernet_types::{BlobRef, BuiltinVerifier, JobId, Keypair, TxBody};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The job inputs a built-in verifier reads: the public statement, never a proving key.
-fn public_inputs(kind: &str) -> Result<&'static [&'static str]> {
-    if kind.contains("Groth16Bn254") {
-        return Ok(&["vk", "digest"]);
+fn public_inputs(kind: BuiltinVerifier) -> &'static [&'static str] {
+    match kind {
+        BuiltinVerifier::Groth16Bn254 => &["vk", "digest"],
+        BuiltinVerifier::WinterfellChain | BuiltinVerifier::Plonky3Keccak => &["statement"],
     }
-    bail!("no native verifier for {kind}")
 }
 
-/// Verifies one proof natively. `inputs` and `proof` are the job's files by name.
+/// The largest proof file a built-in verifier reads.
+fn proof_bytes_max(kind: BuiltinVerifier) -> u64 {
+    match kind {
+        BuiltinVerifier::Groth16Bn254 => 1 << 20,
+        BuiltinVerifier::WinterfellChain => winterfell_chain::PROOF_BYTES_MAX as u64,
+        BuiltinVerifier::Plonky3Keccak => plonky3_keccak::PROOF_BYTES_MAX as u64,
+    }
+}
+
+/// Verifies one proof natively. `inputs` and `proof` are the job's files by name. `Ok(false)`
+/// for a proof that does not prove the job's statement; an error when the statement itself
+/// cannot be read (a verifier error, not a verdict).
 pub fn verify_builtin(
-    kind: &str,
+    kind: BuiltinVerifier,
     inputs: &[(String, Vec<u8>)],
     proof: &[(String, Vec<u8>)],
 ) -> Result<bool> {
     let file = |list: &[(String, Vec<u8>)], name: &str| -> Option<Vec<u8>> {
         list.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone())
     };
-    if kind.contains("Groth16Bn254") {
-        let vk = file(inputs, "vk").ok_or_else(|| anyhow!("the job has no `vk` input"))?;
-        let digest =
-            file(inputs, "digest").ok_or_else(|| anyhow!("the job has no `digest` input"))?;
-        let Some(proof) = file(proof, "proof") else { return Ok(false) };
-        let vk = groth16_sha256::VerifyingKeyFile::from_bytes(&vk)
-            .map_err(|e| anyhow!("the job's verifying key: {e}"))?;
-        return Ok(groth16_sha256::verify(&vk, &digest, &proof).unwrap_or(false));
+    let input =
+        |name: &str| file(inputs, name).ok_or_else(|| anyhow!("the job has no `{name}` input"));
+    let text = |name: &str| -> Result<String> {
+        String::from_utf8(input(name)?).map_err(|_| anyhow!("input `{name}` is not UTF-8 text"))
+    };
+    let Some(proof) = file(proof, "proof") else { return Ok(false) };
+    match kind {
+        BuiltinVerifier::Groth16Bn254 => {
+            let vk = groth16_sha256::VerifyingKeyFile::from_bytes(&input("vk")?)
+                .map_err(|e| anyhow!("the job's verifying key: {e}"))?;
+            Ok(groth16_sha256::verify(&vk, &input("digest")?, &proof).unwrap_or(false))
+        }
+        BuiltinVerifier::WinterfellChain => {
+            let s = winterfell_chain::Statement::parse(&text("statement")?)
+                .map_err(|e| anyhow!("the job's statement: {e}"))?;
+            Ok(winterfell_chain::verify(s, &proof).map_err(|e| anyhow!("{e}"))?.is_some())
+        }
+        BuiltinVerifier::Plonky3Keccak => {
+            let s = plonky3_keccak::Statement::parse(&text("statement")?)
+                .map_err(|e| anyhow!("the job's statement: {e}"))?;
+            Ok(plonky3_keccak::verify(s, &proof))
+        }
     }
-    bail!("no native verifier for {kind}")
 }
 
 /// Runs until the process ends: votes on every built-in attempt whose committee holds `seed`'s
-/// account, through the validator API at `api`.
-pub async fn run_builtin_verifier(api: String, seed: [u8; 32]) {
-    let client = match Client::new(&api) {
+/// account, through the validator APIs `apis` (its own first).
+pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
+    let list: Vec<&str> = apis.iter().map(String::as_str).collect();
+    let client = match Client::many(&list) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("built-in verifier: {e}");
@@ -113,7 +139,7 @@ async fn fetch(client: &Client, blob: &BlobRef) -> Result<Vec<u8>> {
     let bytes = client
         .download(&blob.hash)
         .await?
-        .ok_or_else(|| anyhow!("blob {} is not in this validator's store", blob.hash))?;
+        .ok_or_else(|| anyhow!("no validator has blob {}", blob.hash))?;
     if bytes.len() as u64 != blob.size.0 {
         bail!("blob {} has the wrong size", blob.hash);
     }
@@ -129,17 +155,17 @@ async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<bool> {
     let Some(kind) = program.builtin else {
         bail!("program {} is verified by a committee", program.name)
     };
-    let wanted = public_inputs(&kind)?;
+    let wanted = public_inputs(kind);
     let mut inputs = Vec::new();
     for (name, blob) in job.inputs.iter().filter(|(n, _)| wanted.contains(&n.as_str())) {
         inputs.push((name.as_str().to_owned(), fetch(client, blob).await?));
     }
     let mut proof = Vec::new();
     for (name, blob) in job.proofs.get(usize::from(attempt)).into_iter().flatten() {
-        if blob.size.0 > 1 << 20 {
+        if blob.size.0 > proof_bytes_max(kind) {
             return Ok(false);
         }
         proof.push((name.as_str().to_owned(), fetch(client, blob).await?));
     }
-    tokio::task::spawn_blocking(move || verify_builtin(&kind, &inputs, &proof)).await?
+    tokio::task::spawn_blocking(move || verify_builtin(kind, &inputs, &proof)).await?
 }

@@ -25,6 +25,10 @@
 //!
 //! Proof files are uploaded to the validator's blob store before the result names them.
 //! Several jobs run at once when they fit; the sum never exceeds the capacity.
+//!
+//! The node may know several validators' APIs (`api = ["…", "…"]` in `node.toml`): it uses one
+//! at a time and moves on when that one cannot be reached, and downloads a blob from another
+//! validator when the one in use lacks it.
 
 mod builtin;
 mod gpus;
@@ -55,8 +59,8 @@ use views::{JobWork, ProgramWork, Work};
 /// Everything a node needs, resolved (the CLI reads `node.toml` into this).
 #[derive(Clone, Debug)]
 pub struct NodeSettings {
-    /// A validator's API, e.g. `http://127.0.0.1:8080`.
-    pub api: String,
+    /// Validators' APIs, e.g. `http://127.0.0.1:8080`, in the order they are tried.
+    pub apis: Vec<String>,
     pub seed: [u8; 32],
     pub data_dir: PathBuf,
     /// What the node offers; [`detect_capacity`] by default.
@@ -116,12 +120,13 @@ pub async fn run(
     settings: NodeSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let client = Client::new(&settings.api)?;
+    let apis: Vec<&str> = settings.apis.iter().map(String::as_str).collect();
+    let client = Client::many(&apis)?;
     let status = loop {
         match client.status().await {
             Ok(s) => break s,
             Err(e) => {
-                tracing::warn!("waiting for the validator API at {}: {e}", settings.api);
+                tracing::warn!("waiting for a validator API ({}): {e}", settings.apis.join(", "));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -131,6 +136,7 @@ pub async fn run(
     tracing::info!(account = %me, chain = %status.chain_id, "prover node starting");
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    remove_partial_downloads(&settings.data_dir.join("blobs"));
     let mut sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
     if settings.no_cgroups {
         sandbox = sandbox.without_cgroups();
@@ -146,6 +152,7 @@ pub async fn run(
         sandbox: Arc::new(sandbox),
         settings: settings.clone(),
         journal: Mutex::new(journal),
+        downloads: Mutex::default(),
         inner: Mutex::new(Inner {
             gpus: GpuPool::new(settings.capacity.gpus.0),
             ..Inner::default()
@@ -217,7 +224,19 @@ struct Node {
     sandbox: Arc<Sandbox>,
     settings: NodeSettings,
     journal: Mutex<Journal>,
+    /// One download at a time per blob: the others wait for it and use its file.
+    downloads: Mutex<BTreeMap<provernet_types::BlobHash, Arc<tokio::sync::Mutex<()>>>>,
     inner: Mutex<Inner>,
+}
+
+/// Removes `*.part` files a crash left behind in the blob cache.
+fn remove_partial_downloads(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".part") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn add(a: Resources, b: Resources) -> Resources {
@@ -576,18 +595,42 @@ impl Node {
         self.lock().running.remove(&key);
     }
 
-    /// A blob as a local file, fetched from the validator and hash-checked once.
+    /// A blob as a local file, fetched from a validator and hash-checked once. Concurrent
+    /// requests for one blob share one download; each download writes a file of its own and
+    /// renames it into place, so a file in the cache is always whole.
     async fn blob_file(&self, blob: &BlobRef) -> Result<PathBuf> {
         let dir = self.settings.data_dir.join("blobs");
         let path = dir.join(blob.hash.to_string());
-        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() == blob.size.0) {
+        let whole = |p: &PathBuf| {
+            let p = p.clone();
+            async move { tokio::fs::metadata(&p).await.is_ok_and(|m| m.len() == blob.size.0) }
+        };
+        if whole(&path).await {
             return Ok(path);
         }
-        let bytes = self
-            .client
-            .download(&blob.hash)
-            .await?
-            .ok_or_else(|| anyhow!("the validator does not have blob {}", blob.hash))?;
+        let lock = {
+            let mut g = self.downloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.entry(blob.hash).or_default().clone()
+        };
+        let _one = lock.lock().await;
+        let result = self.download_to(blob, &dir, &path, whole(&path).await).await;
+        self.downloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&blob.hash);
+        result
+    }
+
+    async fn download_to(
+        &self,
+        blob: &BlobRef,
+        dir: &std::path::Path,
+        path: &std::path::Path,
+        already: bool,
+    ) -> Result<PathBuf> {
+        if already {
+            return Ok(path.to_owned());
+        }
+        let bytes = self.client.download(&blob.hash).await?.ok_or_else(|| {
+            anyhow!("no validator has blob {} (asked {})", blob.hash, self.settings.apis.join(", "))
+        })?;
         if bytes.len() as u64 != blob.size.0 {
             bail!(
                 "blob {} is {} bytes, not the {} the job declares",
@@ -596,11 +639,13 @@ impl Node {
                 blob.size
             );
         }
-        tokio::fs::create_dir_all(&dir).await?;
-        let tmp = dir.join(format!("{}.part", blob.hash));
+        tokio::fs::create_dir_all(dir).await?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("{}.{}.{n}.part", blob.hash, std::process::id()));
         tokio::fs::write(&tmp, &bytes).await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        Ok(path)
+        tokio::fs::rename(&tmp, path).await?;
+        Ok(path.to_owned())
     }
 
     async fn program(&self, id: &provernet_types::ProgramId) -> Result<ProgramWork> {

@@ -3,8 +3,8 @@
 
 use anyhow::{anyhow, Context, Result};
 use provernet_types::{
-    BlobHash, BlobRef, Bytes, FileName, GpuCount, JobId, MicroCredits, MilliCores, ProgramId,
-    Resources, Seconds,
+    BlobHash, BlobRef, BuiltinVerifier, Bytes, FileName, GpuCount, JobId, MicroCredits, MilliCores,
+    ProgramId, Resources, Seconds,
 };
 use serde::Deserialize;
 
@@ -79,7 +79,7 @@ pub struct BlobJson {
 pub struct VerifierJson {
     pub kind: String,
     pub blob: Option<BlobJson>,
-    /// For built-in verifiers, e.g. `Builtin(Groth16Bn254)`.
+    /// For built-in verifiers, e.g. `groth16-bn254`.
     pub name: Option<String>,
 }
 
@@ -156,8 +156,8 @@ pub struct ProgramWork {
     pub prover: BlobRef,
     /// `None` for built-in verifiers, which the validators run.
     pub verifier: Option<BlobRef>,
-    /// The built-in verifier's name, if it has one.
-    pub builtin: Option<String>,
+    /// The built-in verifier, if it has one.
+    pub builtin: Option<BuiltinVerifier>,
 }
 
 impl ProgramJson {
@@ -166,12 +166,22 @@ impl ProgramJson {
             ("program", Some(b)) => Some(blob(&b.hash, b.size)?),
             _ => None,
         };
+        let builtin = match self.verifier.kind.as_str() {
+            "builtin" => Some(
+                self.verifier
+                    .name
+                    .as_deref()
+                    .unwrap_or_default()
+                    .parse::<BuiltinVerifier>()
+                    .map_err(|e| anyhow!("program {}: {e}", self.name))?,
+            ),
+            _ => None,
+        };
         Ok(ProgramWork {
             name: self.name.clone(),
             prover: blob(&self.prover.hash, self.prover.size)?,
             verifier,
-            builtin: (self.verifier.kind == "builtin")
-                .then(|| self.verifier.name.clone().unwrap_or_default()),
+            builtin,
         })
     }
 }

@@ -1,5 +1,9 @@
 //! A typed client for a provernet node's HTTP API (see the node's `/openapi.json`).
 //!
+//! A client may know several validators (`http://a:8080,http://b:8080`): it talks to one at a
+//! time and moves to the next when that one cannot be reached, and a blob one validator lacks
+//! is downloaded from another.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), provernet_sdk::SdkError> {
 //! let node = provernet_sdk::Client::new("http://127.0.0.1:8080")?;
@@ -11,6 +15,8 @@
 use provernet_types::{AccountId, Encode, Nonce, SignedTx, TxHash};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What went wrong talking to a node.
@@ -94,29 +100,82 @@ struct ErrorBody {
     message: String,
 }
 
-/// A connection to one node.
+/// Most validator APIs one client may list.
+pub const APIS_MAX: usize = 64;
+
+/// A connection to one node, or to the first reachable of several.
 #[derive(Clone, Debug)]
 pub struct Client {
-    base: String,
+    bases: Arc<[String]>,
+    /// The base in use: the last one that answered.
+    current: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
 
 impl Client {
-    /// `base` is the node's API root, e.g. `http://127.0.0.1:8080`.
+    /// `base` is a node's API root, e.g. `http://127.0.0.1:8080`, or several separated by
+    /// commas, tried in turn when one cannot be reached.
     pub fn new(base: &str) -> Result<Client, SdkError> {
-        let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(SdkError::Url(base));
+        let list: Vec<&str> = base.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
+        Client::many(&list)
+    }
+
+    /// A client of several validators' APIs, used in order: the first that answers serves
+    /// each request.
+    pub fn many(bases: &[&str]) -> Result<Client, SdkError> {
+        if bases.is_empty() || bases.len() > APIS_MAX {
+            return Err(SdkError::Url(format!("give 1 to {APIS_MAX} API URLs")));
+        }
+        let mut list = Vec::with_capacity(bases.len());
+        for b in bases {
+            let b = b.trim_end_matches('/').to_owned();
+            if !(b.starts_with("http://") || b.starts_with("https://")) {
+                return Err(SdkError::Url(b));
+            }
+            list.push(b);
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Client { base, http })
+        Ok(Client { bases: list.into(), current: Arc::default(), http })
     }
 
+    /// The API in use now.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
+    }
+
+    /// Every API this client knows, in order.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    /// Sends a request built by `make` for a base, to the base in use and then, while one
+    /// cannot be reached (a connection refused or timed out), to the next; the base that
+    /// answered stays in use.
+    async fn send(
+        &self,
+        make: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SdkError> {
+        let n = self.bases.len();
+        let start = self.current.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for step in 0..n {
+            let i = (start + step) % n;
+            match make(&self.bases[i]).send().await {
+                Ok(resp) => {
+                    if i != start {
+                        tracing::info!(api = %self.bases[i], "moved to another validator's API");
+                        self.current.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(resp);
+                }
+                Err(e) if e.is_connect() || e.is_timeout() => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or(SdkError::Url("no API".into()), SdkError::Http))
     }
 
     async fn read<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, SdkError> {
@@ -139,7 +198,7 @@ impl Client {
 
     /// GET a path and decode its JSON; `None` on 404.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, SdkError> {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let resp = self.send(|b| self.http.get(format!("{b}{path}"))).await?;
         match Self::read(resp).await {
             Err(SdkError::Api { status: 404, code, .. }) if code == "not_found" => Ok(None),
             other => other.map(Some),
@@ -152,12 +211,14 @@ impl Client {
 
     /// Submits a signed transaction.
     pub async fn submit(&self, tx: &SignedTx) -> Result<Submitted, SdkError> {
+        let body = bytes::Bytes::from(tx.encode());
         let resp = self
-            .http
-            .post(format!("{}/v1/txs", self.base))
-            .header("content-type", "application/octet-stream")
-            .body(tx.encode())
-            .send()
+            .send(|b| {
+                self.http
+                    .post(format!("{b}/v1/txs"))
+                    .header("content-type", "application/octet-stream")
+                    .body(body.clone())
+            })
             .await?;
         Self::read(resp).await
     }
@@ -190,7 +251,7 @@ impl Client {
     ) -> Result<impl futures::Stream<Item = Result<serde_json::Value, SdkError>>, SdkError> {
         use futures::StreamExt;
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
-        let resp = http.get(format!("{}/v1/events/blocks", self.base)).send().await?;
+        let resp = self.send(|b| http.get(format!("{b}/v1/events/blocks"))).await?;
         if !resp.status().is_success() {
             return Err(Self::read::<serde_json::Value>(resp)
                 .await
@@ -245,55 +306,80 @@ impl Client {
         const CHUNK: usize = 1 << 20;
         let blob = provernet_types::tx::blob_ref(&bytes);
         let timeout = Duration::from_secs(30 + blob.size.0 / CHUNK as u64);
-        let chunks: Vec<Vec<u8>> = bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        let chunks: Arc<[bytes::Bytes]> =
+            bytes.chunks(CHUNK).map(bytes::Bytes::copy_from_slice).collect();
         drop(bytes);
-        let mut sent = 0u64;
-        let body = futures::stream::iter(chunks.into_iter().map(move |c| {
-            sent += c.len() as u64;
-            progress(sent);
-            Ok::<_, std::io::Error>(c)
-        }));
-        let mut message = blob.hash.0.to_vec();
-        message.extend_from_slice(&blob.size.0.to_le_bytes());
-        let sig = key.sign(b"provernet/blob-upload/v1", chain_id, &message);
+        let progress = Arc::new(progress);
+        let message = provernet_types::tx::blob_upload_message(&blob);
+        let sig = key.sign(provernet_types::crypto::BLOB_UPLOAD_DOMAIN, chain_id, &message);
         let resp = self
-            .http
-            .put(format!("{}/v1/blobs/{}", self.base, blob.hash))
-            .header("content-type", "application/octet-stream")
-            .header("x-provernet-account", key.account().to_string())
-            .header("x-provernet-size", blob.size.0.to_string())
-            .header("x-provernet-signature", hex_encode(&sig.0))
-            .header("content-length", blob.size.0.to_string())
-            .timeout(timeout)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
+            .send(|base| {
+                let (chunks, progress) = (chunks.clone(), progress.clone());
+                let mut sent = 0u64;
+                let body = futures::stream::iter((0..chunks.len()).map(move |i| {
+                    let c = chunks[i].clone();
+                    sent += c.len() as u64;
+                    progress(sent);
+                    Ok::<_, std::io::Error>(c)
+                }));
+                self.http
+                    .put(format!("{base}/v1/blobs/{}", blob.hash))
+                    .header("content-type", "application/octet-stream")
+                    .header("x-provernet-account", key.account().to_string())
+                    .header("x-provernet-size", blob.size.0.to_string())
+                    .header("x-provernet-signature", hex_encode(&sig.0))
+                    .header("content-length", blob.size.0.to_string())
+                    .timeout(timeout)
+                    .body(reqwest::Body::wrap_stream(body))
+            })
             .await?;
         Self::read::<serde_json::Value>(resp).await?;
         Ok(blob)
     }
 
-    /// Downloads a blob and checks its bytes against the hash; `None` if the node lacks it.
+    /// Downloads a blob and checks its bytes against the hash; `None` if no validator this
+    /// client knows has it (the one in use first, then the others).
     pub async fn download(
         &self,
         hash: &provernet_types::BlobHash,
     ) -> Result<Option<Vec<u8>>, SdkError> {
-        let resp = self.http.get(format!("{}/v1/blobs/{hash}", self.base)).send().await?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+        let n = self.bases.len();
+        let start = self.current.load(Ordering::Relaxed) % n;
+        let mut unreachable = None;
+        let mut answered = false;
+        for step in 0..n {
+            let base = &self.bases[(start + step) % n];
+            let resp = match self.http.get(format!("{base}/v1/blobs/{hash}")).send().await {
+                Ok(r) => r,
+                Err(e) if e.is_connect() || e.is_timeout() => {
+                    unreachable = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            answered = true;
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                continue;
+            }
+            if !resp.status().is_success() {
+                return Err(Self::read::<serde_json::Value>(resp)
+                    .await
+                    .err()
+                    .unwrap_or(SdkError::Decode("bad blob".into())));
+            }
+            let bytes = resp.bytes().await?.to_vec();
+            if provernet_types::BlobHash::of(&bytes) != *hash {
+                return Err(SdkError::Decode(format!(
+                    "blob {hash}: {base} served bytes with another hash"
+                )));
+            }
+            return Ok(Some(bytes));
         }
-        if !resp.status().is_success() {
-            return Err(Self::read::<serde_json::Value>(resp)
-                .await
-                .err()
-                .unwrap_or(SdkError::Decode("bad blob".into())));
+        match unreachable {
+            // Nobody answered: that is not the same as nobody having it.
+            Some(e) if !answered => Err(e.into()),
+            _ => Ok(None),
         }
-        let bytes = resp.bytes().await?.to_vec();
-        if provernet_types::BlobHash::of(&bytes) != *hash {
-            return Err(SdkError::Decode(format!(
-                "blob {hash}: the node served bytes with another hash"
-            )));
-        }
-        Ok(Some(bytes))
     }
 
     /// Polls until the transaction is in a finalized block (applied or failed).

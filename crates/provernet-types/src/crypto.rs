@@ -12,6 +12,10 @@ use std::fmt;
 
 /// The domain of transaction signatures.
 pub const TX_DOMAIN: &[u8] = b"provernet/tx/v1";
+/// The domain of the signature that authorises a blob upload, over
+/// [`crate::tx::blob_upload_message`]. Validators pass it on to each other, so a copy of an
+/// upload is charged to the account that signed it.
+pub const BLOB_UPLOAD_DOMAIN: &[u8] = b"provernet/blob-upload/v1";
 
 /// An ed25519 signature.
 #[derive(Clone, Copy, PartialEq, Eq)]

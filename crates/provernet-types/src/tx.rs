@@ -395,6 +395,24 @@ impl Decode for TxBody {
 }
 
 impl TxBody {
+    /// Every blob the transaction names: a program's executables, a job's inputs, a result's
+    /// proof files. A validator holds them all before it admits the transaction.
+    pub fn blobs(&self) -> Vec<BlobRef> {
+        match self {
+            TxBody::RegisterProgram { manifest } => {
+                let mut v = vec![manifest.prover];
+                if let VerifierSpec::Program(b) = manifest.verifier {
+                    v.push(b);
+                }
+                v
+            }
+            TxBody::SubmitJob(spec) => spec.inputs.iter().map(|i| i.blob).collect(),
+            TxBody::PostResult { outcome: AttemptOutcome::Proof(files), .. }
+            | TxBody::PostRaceProof { files, .. } => files.iter().map(|f| f.blob).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A short stable name for logs, receipts and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -517,6 +535,14 @@ pub fn bid_commitment(
 /// Convenience for tests and tools: a blob reference for known bytes.
 pub fn blob_ref(bytes: &[u8]) -> BlobRef {
     BlobRef { hash: BlobHash::of(bytes), size: Bytes(bytes.len() as u64) }
+}
+
+/// What an uploader signs (in [`crate::crypto::BLOB_UPLOAD_DOMAIN`]) to store a blob: its hash
+/// then its size, little-endian.
+pub fn blob_upload_message(blob: &BlobRef) -> Vec<u8> {
+    let mut m = blob.hash.0.to_vec();
+    m.extend_from_slice(&blob.size.0.to_le_bytes());
+    m
 }
 
 #[cfg(test)]

@@ -1,0 +1,1053 @@
+//! Blob availability between validators: every blob a transaction names reaches every honest
+//! validator, over the validators' authenticated p2p network.
+//!
+//! # Protocol
+//!
+//! - **Announcements** (channel [`crate::engine::channel::HAVES`]). A validator that stores a
+//!   blob tells every peer it holds it (a [`Have`]). A blob stored from an upload carries the
+//!   upload's signature, so a peer can check who authorised it and copy it at once, charging
+//!   that account's quota on its own store: an account's quota holds on every validator, so it
+//!   cannot fill every validator's disk by uploading to each. Copies repeat the signature, so a
+//!   validator that missed the first announcement still learns of the upload.
+//! - **Transfer** (channel [`crate::engine::channel::BLOBS`], commonware's p2p resolver). A
+//!   blob is fetched by its address, in verifiable pieces (`provernet_blobs::pieces`): first its
+//!   head (its size, and its outline or, for a blob of one piece, its bytes), then each piece.
+//!   A blob of several pieces has a head of its size, its outline and its last piece, whose
+//!   length binds the size (the outline alone folds to the same root for sizes that end in
+//!   the same piece). Every response is checked before it is kept; one that does not match is
+//!   refused, the
+//!   resolver blocks the peer that sent it (it is not asked again) and asks another. A blob is
+//!   stored only whole and only if it hashes to its address, so nothing unchecked is stored or
+//!   served onward.
+//! - **Admission.** A validator admits a transaction only once it holds every blob the
+//!   transaction names ([`BlobNet::obtain_all`], fetching from peers within a deadline): a
+//!   client's transaction naming a blob no validator can provide is refused (`blob_unavailable`,
+//!   naming the blob), and a peer's transaction waits until its blobs arrive.
+//! - **Proposals and votes.** A proposer includes a transaction only when it holds its blobs and
+//!   announcements show that a quorum (two thirds) of the validators hold them too
+//!   ([`BlobNet::ready`]); a validator votes for a block only once it holds every blob the block
+//!   names, fetching what it lacks within a deadline. A finalized block was therefore voted by
+//!   validators that held its blobs, more than a third of them honest, so every honest validator
+//!   can fetch them later: one that was down or partitioned catches up ([`BlobNet::sync`]) from
+//!   the blocks it finalizes and, at start, from the blobs its state names.
+//!
+//! Charging: a blob copied from an announcement is charged to its uploader and refused above
+//! its quota; one fetched for a transaction is charged to the transaction's signer, refused
+//! above its quota at admission, and charged whatever the quota once a finalized block names
+//! it (the network decided it must be held).
+
+use crate::chain::{Chain, WeakChain};
+use bytes::Bytes;
+use commonware_codec::{FixedSize, Read, ReadExt, Write};
+use commonware_resolver::{Consumer, Delivery, Outcome, Resolver, TargetedResolver};
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use provernet_blobs::pieces::{self, PieceHash, PIECE_BYTES};
+use provernet_blobs::{BlobError, BlobStore, Quota};
+use provernet_types::{
+    codec_struct, AccountId, BlobHash, BlobRef, BoundedVec, Bytes as ByteSize, Signature,
+    VerifiedTx,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// The index of a blob's head in a [`PieceKey`].
+pub const HEAD: u32 = u32::MAX;
+/// Most announcements in one p2p message.
+pub const HAVES_BATCH_MAX: usize = 256;
+/// Most blobs whose holders a validator remembers (the oldest are forgotten first).
+pub const KNOWN_MAX: usize = 100_000;
+/// Most bytes of blobs being assembled from pieces at once; more wait their turn.
+pub const ASSEMBLY_BYTES_MAX: u64 = 1 << 30;
+/// Most requests for blobs waiting at once (admissions, copies, catch-up); more are refused
+/// for now and tried again later.
+pub const FETCHES_MAX: usize = 4096;
+/// How many blobs uploaded here are remembered to be announced again.
+pub const RECENT_UPLOADS_MAX: usize = 1024;
+/// How many times an upload is announced again after its first announcement.
+const UPLOAD_REANNOUNCEMENTS: u8 = 3;
+/// How long a copy of an announced upload is tried before it is given up.
+pub const COPY_WITHIN: Duration = Duration::from_secs(600);
+
+/// What the resolver asks a peer for: the head (`piece == HEAD`) or one piece of a blob.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct PieceKey {
+    pub blob: BlobHash,
+    pub piece: u32,
+}
+
+impl std::fmt::Display for PieceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.piece == HEAD {
+            write!(f, "{}/head", self.blob)
+        } else {
+            write!(f, "{}/{}", self.blob, self.piece)
+        }
+    }
+}
+
+impl Write for PieceKey {
+    fn write(&self, buf: &mut impl bytes::BufMut) {
+        self.blob.0.write(buf);
+        self.piece.write(buf);
+    }
+}
+
+impl FixedSize for PieceKey {
+    const SIZE: usize = 32 + u32::SIZE;
+}
+
+impl Read for PieceKey {
+    type Cfg = ();
+
+    fn read_cfg(
+        buf: &mut impl commonware_codec::Buf,
+        _: &(),
+    ) -> Result<Self, commonware_codec::Error> {
+        let blob = <[u8; 32]>::read(buf)?;
+        let piece = u32::read(buf)?;
+        Ok(PieceKey { blob: BlobHash(blob), piece })
+    }
+}
+
+impl commonware_utils::Span for PieceKey {}
+
+/// An upload's authorisation: the account that signed it, and its signature over
+/// [`provernet_types::tx::blob_upload_message`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Upload {
+    pub account: AccountId,
+    pub signature: Signature,
+}
+codec_struct!(Upload { account, signature });
+
+/// "I hold this blob", with the upload's authorisation when the blob came from one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Have {
+    pub blob: BlobRef,
+    pub upload: Option<Upload>,
+}
+codec_struct!(Have { blob, upload });
+
+/// A batch of announcements as sent between validators.
+pub type HaveBatch = BoundedVec<Have, HAVES_BATCH_MAX>;
+
+/// Who pays for a blob stored here, and whether its quota may refuse it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Charge {
+    pub account: AccountId,
+    pub quota: Quota,
+}
+
+/// The runtime services the handle needs, from the task that owns the blob network.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct Runtime {
+    /// Runs a future as a supervised task of the blob network.
+    pub spawn: Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>,
+    /// Resolves after a duration on the runtime's clock.
+    pub sleep: Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>,
+}
+
+type Reply = futures::channel::oneshot::Sender<Result<(), BlobError>>;
+type Mailbox = commonware_resolver::p2p::Mailbox<PieceKey, crate::PublicKey, ()>;
+
+/// A blob being fetched.
+struct Fetch {
+    /// The size the callers declared, if they know it.
+    size: Option<u64>,
+    charge: Charge,
+    /// Fetched until it arrives, whoever still waits.
+    keep: bool,
+    waiters: Vec<(u64, Reply)>,
+    head: Option<Head>,
+    /// Asked only of validators announced to hold it (else of any validator).
+    targeted: bool,
+}
+
+/// What a checked head said about a blob of several pieces.
+struct Head {
+    size: u64,
+    outline: Vec<PieceHash>,
+    pieces: Vec<Option<Bytes>>,
+    missing: usize,
+    /// Its pieces were requested (it took its share of [`ASSEMBLY_BYTES_MAX`]).
+    started: bool,
+}
+
+/// What a validator knows about one blob.
+#[derive(Default)]
+struct Known {
+    held: bool,
+    size: u64,
+    holders: BTreeSet<crate::PublicKey>,
+    upload: Option<Upload>,
+    /// The tick (finalized height) at which this validator last announced it.
+    announced: Option<u64>,
+}
+
+#[derive(Default)]
+struct Shared {
+    fetches: BTreeMap<BlobHash, Fetch>,
+    known: BTreeMap<BlobHash, Known>,
+    known_order: VecDeque<BlobHash>,
+    /// Blobs of several pieces waiting for room to assemble.
+    queued: VecDeque<BlobHash>,
+    /// Blobs uploaded here lately, announced again a few times in case an announcement was
+    /// lost (at most [`RECENT_UPLOADS_MAX`]).
+    recent_uploads: VecDeque<(BlobHash, u8)>,
+    assembling: u64,
+    next_waiter: u64,
+    resolver: Option<Mailbox>,
+}
+
+impl Shared {
+    fn known(&mut self, hash: BlobHash) -> &mut Known {
+        if !self.known.contains_key(&hash) {
+            self.known_order.push_back(hash);
+            while self.known_order.len() > KNOWN_MAX {
+                if let Some(old) = self.known_order.pop_front() {
+                    self.known.remove(&old);
+                }
+            }
+        }
+        self.known.entry(hash).or_default()
+    }
+
+    /// Requests `keys` (all of one blob) from the validators announced to hold the blob, or
+    /// from any validator while none is known.
+    fn fetch_keys(&mut self, keys: Vec<PieceKey>) {
+        let Some(first) = keys.first() else { return };
+        let hash = first.blob;
+        let holders: Vec<crate::PublicKey> =
+            self.known.get(&hash).map(|k| k.holders.iter().cloned().collect()).unwrap_or_default();
+        debug!(blob = %hash, keys = keys.len(), holders = holders.len(), "fetching");
+        if let Some(f) = self.fetches.get_mut(&hash) {
+            f.targeted = !holders.is_empty();
+        }
+        let Some(r) = self.resolver.as_mut() else { return };
+        match commonware_utils::vec::NonEmptyVec::try_from(holders) {
+            Ok(targets) => {
+                let _ = r.fetch_all_targeted(
+                    keys.into_iter().map(|k| (k, targets.clone())).collect::<Vec<_>>(),
+                );
+            }
+            Err(_) => {
+                let _ = r.fetch_all(keys);
+            }
+        }
+    }
+
+    /// The keys of `hash` still wanted: its head, or the pieces that have not arrived.
+    fn wanted_keys(&self, hash: BlobHash) -> Vec<PieceKey> {
+        let Some(f) = self.fetches.get(&hash) else { return Vec::new() };
+        match f.head.as_ref() {
+            None => vec![PieceKey { blob: hash, piece: HEAD }],
+            Some(h) if h.started => (0..h.pieces.len() as u32)
+                .filter(|i| h.pieces.get(*i as usize).is_some_and(Option::is_none))
+                .map(|piece| PieceKey { blob: hash, piece })
+                .collect(),
+            Some(_) => Vec::new(),
+        }
+    }
+
+    /// A validator announced holding `hash` while it is being fetched: ask it too. A fetch
+    /// that was asking any validator asks only the announced holders from now on (a validator
+    /// that is down would otherwise cost a timeout each time it is drawn).
+    fn add_holder(&mut self, hash: BlobHash, peer: crate::PublicKey) {
+        let Some(targeted) = self.fetches.get(&hash).map(|f| f.targeted) else { return };
+        let keys = self.wanted_keys(hash);
+        if keys.is_empty() {
+            return;
+        }
+        if targeted {
+            let Some(r) = self.resolver.as_mut() else { return };
+            let target = commonware_utils::vec::NonEmptyVec::new(peer);
+            let _ = r.fetch_all_targeted(
+                keys.into_iter().map(|k| (k, target.clone())).collect::<Vec<_>>(),
+            );
+        } else {
+            if let Some(r) = self.resolver.as_mut() {
+                let _ = r.retain(move |k, _| k.blob != hash);
+            }
+            self.fetch_keys(keys);
+        }
+    }
+
+    fn cancel(&mut self, hash: BlobHash) {
+        self.fetches.remove(&hash);
+        if let Some(r) = self.resolver.as_mut() {
+            let _ = r.retain(move |k, _| k.blob != hash);
+        }
+    }
+}
+
+struct Inner {
+    store: BlobStore,
+    /// Weak: the chain holds this blob network (its gate), and no cycle may outlive them.
+    chain: WeakChain,
+    /// Validators in all, for the quorum of holders.
+    validators: usize,
+    shared: Mutex<Shared>,
+    rt: Runtime,
+    haves: mpsc::Sender<Have>,
+}
+
+/// A validator's handle to blob availability; cheap to clone.
+#[derive(Clone)]
+pub struct BlobNet {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BlobNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobNet").finish_non_exhaustive()
+    }
+}
+
+/// The quorum of `n` validators: two thirds, rounded up.
+pub fn quorum(n: usize) -> usize {
+    (2 * n).div_ceil(3)
+}
+
+impl BlobNet {
+    /// A handle over `store`; announcements to peers go out through `haves`. The resolver is
+    /// attached with [`BlobNet::attach`] once its engine exists.
+    pub fn new(
+        store: BlobStore,
+        chain: Chain,
+        validators: usize,
+        rt: Runtime,
+        haves: mpsc::Sender<Have>,
+    ) -> BlobNet {
+        BlobNet {
+            inner: Arc::new(Inner {
+                store,
+                chain: chain.downgrade(),
+                validators: validators.max(1),
+                shared: Mutex::default(),
+                rt,
+                haves,
+            }),
+        }
+    }
+
+    pub(crate) fn attach(&self, resolver: Mailbox) {
+        self.lock().resolver = Some(resolver);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Nothing is left half-changed across an await under this lock.
+        self.inner.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.inner.store
+    }
+
+    fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        (self.inner.rt.spawn)(Box::pin(f));
+    }
+
+    /// Runs `f` as a task of the blob network (supervised with the validator's tasks).
+    pub fn run(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.spawn(f);
+    }
+
+    /// Waits up to `within` for a fetch of `hash` already under way (started by a transaction
+    /// or a copy); fails at once when none is.
+    pub async fn wait(&self, hash: BlobHash, within: Duration) -> Result<(), BlobError> {
+        let (reply, rx) = futures::channel::oneshot::channel();
+        let id = {
+            let mut g = self.lock();
+            let id = g.next_waiter;
+            let Some(f) = g.fetches.get_mut(&hash) else {
+                return Err(BlobError::Unavailable(hash));
+            };
+            f.waiters.push((id, reply));
+            g.next_waiter += 1;
+            id
+        };
+        let net = self.clone();
+        let sleep = (self.inner.rt.sleep)(within);
+        self.spawn(async move {
+            sleep.await;
+            net.expire(hash, id);
+        });
+        rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
+    }
+
+    /// Whether this validator is known to hold `hash` (a blob it stored, or found in its
+    /// store since it started).
+    pub fn holds(&self, hash: &BlobHash) -> bool {
+        self.lock().known.get(hash).is_some_and(|k| k.held)
+    }
+
+    /// Whether this validator holds every blob `tx` names and announcements show that a quorum
+    /// of validators (itself included) hold them: a proposer includes only such transactions.
+    pub fn ready(&self, tx: &VerifiedTx) -> bool {
+        let blobs = tx.tx().body.blobs();
+        if blobs.is_empty() {
+            return true;
+        }
+        let need = quorum(self.inner.validators);
+        let g = self.lock();
+        blobs
+            .iter()
+            .all(|b| g.known.get(&b.hash).is_some_and(|k| k.held && k.holders.len() + 1 >= need))
+    }
+
+    /// How many validators, this one included, are known to hold `hash`.
+    pub fn holders(&self, hash: &BlobHash) -> usize {
+        let g = self.lock();
+        g.known.get(hash).map_or(0, |k| k.holders.len() + usize::from(k.held))
+    }
+
+    /// Records a blob uploaded to this validator and announces it with the upload's signature,
+    /// so the other validators copy it.
+    pub fn uploaded(&self, blob: BlobRef, upload: Upload) {
+        {
+            let mut g = self.lock();
+            let k = g.known(blob.hash);
+            k.held = true;
+            k.size = blob.size.0;
+            k.upload = Some(upload);
+            g.recent_uploads.push_back((blob.hash, UPLOAD_REANNOUNCEMENTS));
+            while g.recent_uploads.len() > RECENT_UPLOADS_MAX {
+                g.recent_uploads.pop_front();
+            }
+        }
+        self.announce(Have { blob, upload: Some(upload) });
+    }
+
+    fn announce(&self, have: Have) {
+        // A full queue drops the announcement; the blob is re-announced while a pending
+        // transaction names it.
+        let _ = self.inner.haves.clone().try_send(have);
+    }
+
+    /// Announces again, at most once per `every` ticks, the blobs named by pending
+    /// transactions that this validator holds, and the few last uploads, so peers that
+    /// restarted or missed an announcement learn who holds them.
+    pub fn reannounce(&self, blobs: impl IntoIterator<Item = BlobHash>, tick: u64, every: u64) {
+        let mut out = Vec::new();
+        {
+            let mut g = self.lock();
+            let mut uploads = Vec::new();
+            for (hash, left) in g.recent_uploads.iter_mut() {
+                uploads.push(*hash);
+                *left = left.saturating_sub(1);
+            }
+            g.recent_uploads.retain(|(_, left)| *left > 0);
+            for hash in uploads.into_iter().chain(blobs) {
+                let Some(k) = g.known.get_mut(&hash) else { continue };
+                if !k.held || k.announced.is_some_and(|t| t + every > tick) {
+                    continue;
+                }
+                k.announced = Some(tick);
+                out.push(Have { blob: BlobRef { hash, size: ByteSize(k.size) }, upload: k.upload });
+            }
+        }
+        for h in out {
+            self.announce(h);
+        }
+    }
+
+    /// Handles a peer's announcement: records it as a holder, and copies an announced upload
+    /// that this validator lacks (charged to the uploader, within its quota).
+    pub fn heard(&self, peer: crate::PublicKey, have: Have) {
+        let hash = have.blob.hash;
+        debug!(%hash, ?peer, upload = have.upload.is_some(), "heard a blob announcement");
+        let copy = {
+            let mut g = self.lock();
+            let k = g.known(hash);
+            let new_holder = k.holders.insert(peer.clone());
+            k.size = have.blob.size.0;
+            if k.upload.is_none() {
+                k.upload = have.upload;
+            }
+            let held = k.held;
+            if new_holder && g.fetches.contains_key(&hash) {
+                g.add_holder(hash, peer);
+            }
+            !held && !g.fetches.contains_key(&hash)
+        };
+        let Some(upload) = have.upload.filter(|_| copy) else { return };
+        let message = provernet_types::tx::blob_upload_message(&have.blob);
+        let Some(chain) = self.inner.chain.upgrade() else { return };
+        let signed = provernet_types::crypto::verify(
+            &upload.account,
+            provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
+            chain.chain_id(),
+            &message,
+            &upload.signature,
+        );
+        if signed.is_err() {
+            debug!(%hash, "announced upload with a bad signature; not copied");
+            return;
+        }
+        if !chain.with_state(|s| s.account(&upload.account).is_some()) {
+            return;
+        }
+        let net = self.clone();
+        let charge = Charge { account: upload.account, quota: Quota::Enforce };
+        self.spawn(async move {
+            if let Err(e) =
+                net.obtain(have.blob.hash, Some(have.blob.size.0), charge, Some(COPY_WITHIN)).await
+            {
+                debug!(%hash, "announced upload not copied: {e}");
+            }
+        });
+    }
+
+    /// Resolves once this validator holds every blob in `blobs`, fetching what it lacks from
+    /// peers, each charged as given; fails with the first blob it could not obtain within
+    /// `within`.
+    pub async fn obtain_all(
+        &self,
+        blobs: &[(BlobRef, Charge)],
+        within: Duration,
+    ) -> Result<(), BlobError> {
+        let waits: Vec<_> = blobs
+            .iter()
+            .map(|(b, c)| self.obtain(b.hash, Some(b.size.0), *c, Some(within)))
+            .collect();
+        for r in futures::future::join_all(waits).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Resolves once this validator holds `hash` (of `size` bytes, if known), fetching it from
+    /// peers if it lacks it: within `within`, or until it arrives (`None`).
+    pub async fn obtain(
+        &self,
+        hash: BlobHash,
+        size: Option<u64>,
+        charge: Charge,
+        within: Option<Duration>,
+    ) -> Result<(), BlobError> {
+        if self.lock().known.get(&hash).is_some_and(|k| k.held) {
+            return Ok(());
+        }
+        if let Some(have) = self.inner.store.size(&hash).await? {
+            if size.is_some_and(|s| s != have) {
+                return Err(BlobError::SizeMismatch { declared: size.unwrap_or(0), actual: have });
+            }
+            self.mark_held(hash, have);
+            return Ok(());
+        }
+        if size.is_some_and(|s| s > self.inner.store.limits().blob_max) {
+            let max = self.inner.store.limits().blob_max;
+            return Err(BlobError::TooLarge { size: size.unwrap_or(0), max });
+        }
+        let (reply, rx) = futures::channel::oneshot::channel();
+        let id = {
+            let mut g = self.lock();
+            if g.fetches.len() >= FETCHES_MAX && !g.fetches.contains_key(&hash) {
+                return Err(BlobError::Busy);
+            }
+            let id = g.next_waiter;
+            g.next_waiter += 1;
+            let fresh = !g.fetches.contains_key(&hash);
+            let f = g.fetches.entry(hash).or_insert_with(|| Fetch {
+                size,
+                charge,
+                keep: false,
+                waiters: Vec::new(),
+                head: None,
+                targeted: false,
+            });
+            if charge.quota == Quota::Charge {
+                f.charge = charge;
+            }
+            f.keep |= within.is_none();
+            f.size = f.size.or(size);
+            f.waiters.push((id, reply));
+            if fresh {
+                g.fetch_keys(vec![PieceKey { blob: hash, piece: HEAD }]);
+            }
+            id
+        };
+        if let Some(within) = within {
+            let net = self.clone();
+            let sleep = (self.inner.rt.sleep)(within);
+            self.spawn(async move {
+                sleep.await;
+                net.expire(hash, id);
+            });
+        }
+        rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
+    }
+
+    fn mark_held(&self, hash: BlobHash, size: u64) {
+        let mut g = self.lock();
+        let k = g.known(hash);
+        k.held = true;
+        k.size = size;
+    }
+
+    /// A waiter's deadline passed: it is told the blob is unavailable, and a fetch nobody
+    /// waits for any more stops.
+    fn expire(&self, hash: BlobHash, id: u64) {
+        let mut g = self.lock();
+        let Some(f) = g.fetches.get_mut(&hash) else { return };
+        if let Some(pos) = f.waiters.iter().position(|(w, _)| *w == id) {
+            let (_, reply) = f.waiters.swap_remove(pos);
+            let _ = reply.send(Err(BlobError::Unavailable(hash)));
+        }
+        if f.waiters.is_empty() && !f.keep {
+            let started = f.head.as_ref().is_some_and(|h| h.started);
+            let size = f.head.as_ref().map_or(0, |h| h.size);
+            g.cancel(hash);
+            if started {
+                g.assembling -= size;
+            }
+            g.queued.retain(|h| *h != hash);
+            drop(g);
+            self.start_queued();
+        }
+    }
+
+    /// Fetches in the background, until they arrive, the blobs of finalized transactions that
+    /// this validator lacks (charged to their signers whatever their quota).
+    pub fn sync(&self, blobs: Vec<(BlobRef, AccountId)>) {
+        let missing: Vec<(BlobRef, AccountId)> = {
+            let g = self.lock();
+            blobs
+                .into_iter()
+                .filter(|(b, _)| !g.known.get(&b.hash).is_some_and(|k| k.held))
+                .collect()
+        };
+        for (blob, account) in missing {
+            let net = self.clone();
+            self.spawn(async move {
+                let charge = Charge { account, quota: Quota::Charge };
+                loop {
+                    match net.obtain(blob.hash, Some(blob.size.0), charge, None).await {
+                        Ok(()) => return,
+                        Err(BlobError::Busy) => (net.inner.rt.sleep)(Duration::from_secs(1)).await,
+                        Err(e) => {
+                            warn!(hash = %blob.hash, "a blob a finalized block names cannot be stored: {e}");
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Checks one response from a peer (the resolver's consumer).
+    fn deliver(&self, key: PieceKey, value: Bytes) -> Outcome {
+        let hash = key.blob;
+        let mut g = self.lock();
+        let Some(f) = g.fetches.get_mut(&hash) else { return Outcome::Ignored };
+        if key.piece == HEAD {
+            if f.head.is_some() {
+                return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+            }
+            let Some((size, body)) = split_head(&value) else {
+                warn!(%hash, "a peer sent a malformed head; blocking it");
+                return Outcome::Invalid;
+            };
+            if !pieces::has_outline(size) {
+                if body.len() as u64 != size || BlobHash::of(&body) != hash {
+                    warn!(%hash, "a peer sent bytes that do not hash to the blob; blocking it");
+                    return Outcome::Invalid;
+                }
+                drop(g);
+                self.assembled(hash, size, body);
+                return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+            }
+            let n = pieces::piece_count(size);
+            let last = pieces::piece_range(size, n - 1).unwrap_or(0..0);
+            let outline_bytes = 32 * n as usize;
+            if body.len() as u64 != outline_bytes as u64 + (last.end - last.start) {
+                warn!(%hash, "a peer sent a head of the wrong length; blocking it");
+                return Outcome::Invalid;
+            }
+            let outline: Vec<PieceHash> =
+                body[..outline_bytes].chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
+            let tail = body.slice(outline_bytes..);
+            if pieces::root_of(&outline, size) != Some(hash)
+                || pieces::piece_hash(n - 1, &tail) != outline[(n - 1) as usize]
+            {
+                warn!(%hash, "a peer sent an outline that does not fold to the blob; blocking it");
+                return Outcome::Invalid;
+            }
+            // The head is the blob's own: a size other than the one declared, or one above the
+            // limit, is the transaction's problem, not the peer's.
+            let max = self.inner.store.limits().blob_max;
+            let wrong = match f.size {
+                Some(s) if s != size => Some(BlobError::SizeMismatch { declared: s, actual: size }),
+                _ if size > max => Some(BlobError::TooLarge { size, max }),
+                _ => None,
+            };
+            if let Some(e) = wrong {
+                let waiters = std::mem::take(&mut f.waiters);
+                g.cancel(hash);
+                drop(g);
+                for (_, r) in waiters {
+                    let _ = r.send(Err(clone_err(&e)));
+                }
+                return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+            }
+            let n = outline.len();
+            let mut pieces = vec![None; n];
+            pieces[n - 1] = Some(tail);
+            f.head = Some(Head { size, outline, pieces, missing: n - 1, started: false });
+            g.queued.push_back(hash);
+            drop(g);
+            self.start_queued();
+            return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+        }
+        let Some(head) = f.head.as_mut() else { return Outcome::Ignored };
+        let index = u64::from(key.piece);
+        let Some(range) = pieces::piece_range(head.size, index) else {
+            return Outcome::Ignored;
+        };
+        let i = index as usize;
+        if head.pieces[i].is_some() {
+            return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+        }
+        if value.len() as u64 != range.end - range.start
+            || pieces::piece_hash(index, &value) != head.outline[i]
+        {
+            warn!(%hash, piece = index, "a peer sent a piece that does not match the blob's outline; blocking it");
+            return Outcome::Invalid;
+        }
+        head.pieces[i] = Some(value);
+        head.missing -= 1;
+        if head.missing == 0 {
+            let size = head.size;
+            let mut data = Vec::with_capacity(size as usize);
+            for p in head.pieces.iter().flatten() {
+                data.extend_from_slice(p);
+            }
+            head.pieces.clear();
+            drop(g);
+            self.assembled(hash, size, Bytes::from(data));
+        }
+        Outcome::Resolved(commonware_resolver::Resolution::Complete)
+    }
+
+    /// Requests the pieces of queued blobs while they fit in [`ASSEMBLY_BYTES_MAX`].
+    fn start_queued(&self) {
+        let mut g = self.lock();
+        while let Some(hash) = g.queued.front().copied() {
+            let size = g.fetches.get(&hash).and_then(|f| f.head.as_ref()).map(|h| h.size);
+            let Some(size) = size else {
+                g.queued.pop_front();
+                continue;
+            };
+            if g.assembling > 0 && g.assembling + size > ASSEMBLY_BYTES_MAX {
+                return;
+            }
+            g.queued.pop_front();
+            g.assembling += size;
+            if let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) {
+                h.started = true;
+            }
+            // The last piece came with the head.
+            let n = pieces::piece_count(size) as u32;
+            g.fetch_keys((0..n - 1).map(|piece| PieceKey { blob: hash, piece }).collect());
+        }
+    }
+
+    /// A blob arrived whole and checked: store it, answer its waiters, announce it.
+    fn assembled(&self, hash: BlobHash, size: u64, data: Bytes) {
+        let net = self.clone();
+        self.spawn(async move {
+            let (charge, started) = {
+                let g = net.lock();
+                match g.fetches.get(&hash) {
+                    Some(f) => (f.charge, f.head.as_ref().is_some_and(|h| h.started)),
+                    None => return,
+                }
+            };
+            let blob = BlobRef { hash, size: ByteSize(size) };
+            let stored = net.inner.store.put_as(&charge.account, &blob, data, charge.quota).await;
+            let (waiters, upload) = {
+                let mut g = net.lock();
+                if started {
+                    g.assembling -= size;
+                }
+                let waiters = g.fetches.remove(&hash).map(|f| f.waiters).unwrap_or_default();
+                let upload = g.known.get(&hash).and_then(|k| k.upload);
+                if stored.is_ok() {
+                    let k = g.known(hash);
+                    k.held = true;
+                    k.size = size;
+                }
+                (waiters, upload)
+            };
+            net.start_queued();
+            match &stored {
+                Ok(_) => {
+                    info!(%hash, size, "blob copied from a peer");
+                    net.announce(Have { blob, upload });
+                }
+                Err(e) => debug!(%hash, "a fetched blob was not stored: {e}"),
+            }
+            for (_, r) in waiters {
+                let _ = r.send(stored.as_ref().map(|_| ()).map_err(clone_err));
+            }
+        });
+    }
+
+    /// Answers a peer's request for a head or a piece (the resolver's producer); a blob this
+    /// validator lacks gets no answer, and the peer asks another.
+    async fn produce(&self, key: PieceKey) -> Option<Bytes> {
+        let store = &self.inner.store;
+        if key.piece == HEAD {
+            let size = store.size(&key.blob).await.ok()??;
+            let mut out = size.to_le_bytes().to_vec();
+            if pieces::has_outline(size) {
+                out.extend(store.outline(&key.blob).await.ok()??.concat());
+                let last = pieces::piece_count(size) - 1;
+                out.extend_from_slice(&store.piece(&key.blob, last).await.ok()??);
+            } else {
+                out.extend_from_slice(&store.get(&key.blob).await.ok()??);
+            }
+            return Some(Bytes::from(out));
+        }
+        store.piece(&key.blob, u64::from(key.piece)).await.ok()?
+    }
+}
+
+fn split_head(value: &Bytes) -> Option<(u64, Bytes)> {
+    if value.len() < 8 {
+        return None;
+    }
+    let size = u64::from_le_bytes(value[..8].try_into().ok()?);
+    Some((size, value.slice(8..)))
+}
+
+fn clone_err(e: &BlobError) -> BlobError {
+    match e {
+        BlobError::TooLarge { size, max } => BlobError::TooLarge { size: *size, max: *max },
+        BlobError::SizeMismatch { declared, actual } => {
+            BlobError::SizeMismatch { declared: *declared, actual: *actual }
+        }
+        BlobError::HashMismatch { declared, actual } => {
+            BlobError::HashMismatch { declared: *declared, actual: *actual }
+        }
+        BlobError::QuotaExceeded { account, would, quota } => {
+            BlobError::QuotaExceeded { account: *account, would: *would, quota: *quota }
+        }
+        BlobError::Unavailable(h) => BlobError::Unavailable(*h),
+        BlobError::Busy => BlobError::Busy,
+        BlobError::Store(s) => BlobError::Store(s.clone()),
+    }
+}
+
+/// The resolver's consumer: checks each response before anything is kept.
+#[derive(Clone, Debug)]
+pub struct BlobConsumer(pub BlobNet);
+
+impl Consumer for BlobConsumer {
+    type Key = PieceKey;
+    type Value = Bytes;
+    type Subscriber = ();
+    type Outcome = Outcome;
+
+    fn deliver(
+        &mut self,
+        delivery: Delivery<PieceKey, ()>,
+        value: Bytes,
+    ) -> commonware_utils::channel::oneshot::Receiver<Outcome> {
+        let (tx, rx) = commonware_utils::channel::oneshot::channel();
+        let _ = tx.send(self.0.deliver(delivery.key, value));
+        rx
+    }
+}
+
+/// The resolver's producer: serves heads and pieces from the store.
+#[derive(Clone, Debug)]
+pub struct BlobProducer(pub BlobNet);
+
+impl commonware_resolver::p2p::Producer for BlobProducer {
+    type Key = PieceKey;
+
+    fn produce(&mut self, key: PieceKey) -> commonware_utils::channel::oneshot::Receiver<Bytes> {
+        let (tx, rx) = commonware_utils::channel::oneshot::channel();
+        let net = self.0.clone();
+        self.0.spawn(async move {
+            if let Some(bytes) = net.produce(key).await {
+                let _ = tx.send(bytes);
+            }
+        });
+        rx
+    }
+}
+
+/// The largest response the blob protocol sends: a head with the outline of the largest blob
+/// the store accepts and its last piece.
+pub fn max_response(blob_max: u64) -> usize {
+    8 + 32 * pieces::piece_count(blob_max) as usize + PIECE_BYTES as usize
+}
+
+/// Blobs a state names and who is charged for each: programs' executables (their owners), and
+/// jobs' inputs (their requesters) and proof files (their provers).
+pub fn state_blobs(state: &provernet_ledger::State) -> Vec<(BlobRef, AccountId)> {
+    let mut out = Vec::new();
+    for (_, p) in state.programs() {
+        out.push((p.manifest.prover, p.owner));
+        if let provernet_types::VerifierSpec::Program(v) = p.manifest.verifier {
+            out.push((v, p.owner));
+        }
+    }
+    for (_, j) in state.jobs() {
+        out.extend(j.inputs.iter().map(|i| (i.blob, j.requester)));
+        for a in j.attempts.iter() {
+            out.extend(a.proof.iter().map(|f| (f.blob, AccountId::from(a.prover))));
+        }
+    }
+    out
+}
+
+impl crate::chain::BlobGate for BlobNet {
+    fn ready(&self, tx: &VerifiedTx) -> bool {
+        BlobNet::ready(self, tx)
+    }
+
+    fn finalized(&self, txs: &[VerifiedTx], receipts: &[provernet_ledger::Receipt]) {
+        let blobs: Vec<(BlobRef, AccountId)> = txs
+            .iter()
+            .zip(receipts)
+            .filter(|(_, r)| r.result.is_ok())
+            .flat_map(|(t, _)| {
+                let signer = t.tx().signer;
+                t.tx().body.blobs().into_iter().map(move |b| (b, signer))
+            })
+            .collect();
+        if !blobs.is_empty() {
+            self.sync(blobs);
+        }
+    }
+}
+
+impl BlobNet {
+    /// At start: notes which of the blobs the finalized state names are here, and fetches the
+    /// others in the background (a validator that was down while they were uploaded).
+    pub async fn catch_up(&self) {
+        let mut all: BTreeMap<BlobHash, (BlobRef, AccountId)> = BTreeMap::new();
+        let Some(chain) = self.inner.chain.upgrade() else { return };
+        for (b, a) in chain.with_state(state_blobs) {
+            all.entry(b.hash).or_insert((b, a));
+        }
+        let mut missing = Vec::new();
+        for (hash, (blob, account)) in all {
+            match self.inner.store.size(&hash).await {
+                Ok(Some(size)) => self.mark_held(hash, size),
+                Ok(None) => missing.push((blob, account)),
+                Err(e) => warn!(%hash, "checking the blob store: {e}"),
+            }
+        }
+        if !missing.is_empty() {
+            info!(missing = missing.len(), "fetching blobs the chain names from peers");
+            self.sync(missing);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_resolver::Resolution;
+
+    fn net() -> (BlobNet, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let genesis = provernet_ledger::testkit::test_genesis(0, |_| {});
+        let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, Default::default())
+            .expect("chain");
+        let store =
+            BlobStore::open(&provernet_blobs::Backend::Memory, provernet_blobs::Limits::default())
+                .expect("store");
+        // Nothing runs in the background here: each check is synchronous.
+        let rt = Runtime {
+            spawn: Arc::new(|_| {}),
+            sleep: Arc::new(|_| Box::pin(futures::future::pending())),
+        };
+        let (haves, _) = mpsc::channel(16);
+        (BlobNet::new(store, chain, 4, rt, haves), dir)
+    }
+
+    fn want(net: &BlobNet, hash: BlobHash) {
+        let charge = Charge { account: AccountId([1; 32]), quota: Quota::Enforce };
+        net.lock().fetches.insert(
+            hash,
+            Fetch {
+                size: None,
+                charge,
+                keep: true,
+                waiters: Vec::new(),
+                head: None,
+                targeted: false,
+            },
+        );
+    }
+
+    fn head(size: u64, body: &[u8]) -> Bytes {
+        let mut v = size.to_le_bytes().to_vec();
+        v.extend_from_slice(body);
+        Bytes::from(v)
+    }
+
+    const OK: Outcome = Outcome::Resolved(Resolution::Complete);
+
+    #[test]
+    fn a_peer_serving_bytes_that_do_not_match_is_refused() {
+        let (net, _dir) = net();
+        // A blob of one piece: its head carries its bytes, which must hash to its address.
+        let small = b"a job input".to_vec();
+        let hash = BlobHash::of(&small);
+        want(&net, hash);
+        let key = PieceKey { blob: hash, piece: HEAD };
+        assert_eq!(net.deliver(key, head(11, b"another one")), Outcome::Invalid);
+        assert_eq!(net.deliver(key, Bytes::from_static(b"short")), Outcome::Invalid);
+        assert_eq!(net.deliver(key, head(11, &small)), OK);
+
+        // A blob of several pieces: a forged outline, then forged pieces, are refused; the
+        // real ones are kept.
+        let big: Vec<u8> = (0..3 * PIECE_BYTES as usize + 5).map(|i| (i % 251) as u8).collect();
+        let hash = BlobHash::of(&big);
+        let size = big.len() as u64;
+        want(&net, hash);
+        let outline = pieces::outline(&big);
+        let mut forged = outline.clone();
+        forged[0][0] ^= 1;
+        let key = PieceKey { blob: hash, piece: HEAD };
+        let piece = |i: u64| {
+            let r = pieces::piece_range(size, i).expect("piece");
+            Bytes::copy_from_slice(&big[r.start as usize..r.end as usize])
+        };
+        let with_tail = |o: &[PieceHash], tail: &[u8]| [o.concat(), tail.to_vec()].concat();
+        assert_eq!(net.deliver(key, head(size, &with_tail(&forged, &piece(3)))), Outcome::Invalid);
+        // The outline alone would fold to the same root for a size one byte longer; the last
+        // piece, whose length the size fixes, gives the lie away.
+        let mut longer = piece(3).to_vec();
+        longer.push(0);
+        assert_eq!(
+            net.deliver(key, head(size + 1, &with_tail(&outline, &longer))),
+            Outcome::Invalid
+        );
+        assert_eq!(net.deliver(key, head(size, &with_tail(&outline, &piece(3)))), OK);
+        let k1 = PieceKey { blob: hash, piece: 1 };
+        let mut bad = piece(1).to_vec();
+        bad[7] ^= 0xff;
+        assert_eq!(net.deliver(k1, Bytes::from(bad)), Outcome::Invalid);
+        assert_eq!(net.deliver(k1, piece(2)), Outcome::Invalid, "a piece at the wrong index");
+        assert_eq!(net.deliver(k1, piece(1)), OK);
+        assert_eq!(net.deliver(k1, piece(1)), OK, "a duplicate is harmless");
+        // Nothing is stored before every piece arrived and checked.
+        let missing =
+            net.lock().fetches.get(&hash).and_then(|f| f.head.as_ref()).map(|h| h.missing);
+        assert_eq!(missing, Some(2), "pieces 0 and 2 are still missing");
+        // A response for a blob nobody fetches is ignored, not blamed on the peer.
+        let stray = PieceKey { blob: BlobHash([9; 32]), piece: HEAD };
+        assert_eq!(net.deliver(stray, head(1, b"x")), Outcome::Ignored);
+    }
+}
