@@ -125,13 +125,17 @@ pub enum Stored {
     Existing,
 }
 
+/// Stripes of the per-account quota lock.
+const QUOTA_LOCK_STRIPES: usize = 64;
+
 /// A node's blob store.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     limits: Limits,
-    // Serialises quota updates (read-modify-write of `usage/<account>`).
-    quota_lock: Arc<tokio::sync::Mutex<()>>,
+    // Serialises quota updates (read-modify-write of `usage/<account>`) per account, in
+    // stripes: writes for different accounts proceed in parallel.
+    quota_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 fn blob_path(hash: &BlobHash) -> StorePath {
@@ -175,7 +179,8 @@ impl BlobStore {
             }
             Backend::Memory => Arc::new(InMemory::new()),
         };
-        Ok(BlobStore { store, limits, quota_lock: Arc::default() })
+        let quota_locks = (0..QUOTA_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        Ok(BlobStore { store, limits, quota_locks })
     }
 
     pub fn limits(&self) -> Limits {
@@ -245,7 +250,8 @@ impl BlobStore {
         quota: Quota,
     ) -> Result<Stored, BlobError> {
         self.check(declared, &data)?;
-        let _guard = self.quota_lock.lock().await;
+        let stripe = usize::from(account.0[0]) % QUOTA_LOCK_STRIPES;
+        let _guard = self.quota_locks[stripe].lock().await;
         if self.has(&declared.hash).await? {
             return Ok(Stored::Existing);
         }

@@ -568,6 +568,7 @@ async fn drive(
     Ok(json!({
         "chain_id": chain_id,
         "api": client.base(),
+        "validators": args.validators,
         "provers": args.provers,
         "elapsed_s": started.elapsed().as_secs_f64(),
         "all_verified": all_verified,

@@ -103,6 +103,11 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
     // submissions and transfers.
     let manifest = provernet_ledger::testkit::committee_program();
     let program = manifest.id();
+    // Every blob the transactions name is uploaded first, to validator 0 only: validators
+    // admit nothing that names a blob they cannot obtain, and the others copy them.
+    for bytes in [&b"hash-chain-prover-exe"[..], b"verifier-exe", b"public statement"] {
+        clients[0].upload(&faucet, &chain_id, bytes.to_vec()).await.expect("upload");
+    }
     let provers: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed([0x40 + i; 32])).collect();
     let body_for = |nonce: u64| match nonce {
         0 => TxBody::RegisterProgram { manifest: manifest.clone() },

@@ -1,8 +1,8 @@
 //! The README's main command, end to end: `provernet devnet --exit-when-done --json` starts a
-//! validator and three prover nodes as real processes, deploys the built-in programs and
-//! proves a mixed batch of real jobs (Groth16 verified natively by the validator, winterfell and
-//! Plonky3 by committees of provers, and a segmented winterfell chain whose four leaf proofs a
-//! join job checks). Needs root, like every sandbox test.
+//! validator (or four) and three prover nodes as real processes, deploys the built-in programs
+//! and proves a mixed batch of real jobs (Groth16, winterfell and Plonky3 verified natively by
+//! the validators, and a segmented winterfell chain whose four leaf proofs a join job checks,
+//! verified by a committee of provers). Needs root, like every sandbox test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,4 +49,36 @@ fn devnet_proves_a_mixed_batch() {
     // Random assignment spreads fourteen jobs over more than one of the three nodes (all on one:
     // probability 3 × 3⁻¹⁴).
     assert!(provers.len() >= 2, "{provers:?}");
+}
+
+#[test]
+fn a_four_validator_devnet_proves_a_batch_through_nodes_on_other_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let programs = Path::new(BIN).parent().unwrap();
+    let out = Command::new(BIN)
+        .args(["devnet", "--validators", "4", "--exit-when-done", "--json"])
+        .args(["--jobs-per-program", "1", "--api-port", "18400", "--p2p-port", "18410"])
+        .arg("--data-dir")
+        .arg(dir.path().join("devnet"))
+        .arg("--programs-dir")
+        .arg(programs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "devnet failed: {stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON summary");
+    assert_eq!(summary["all_verified"], true, "{summary:#}");
+    assert_eq!(summary["validators"], 4, "{summary:#}");
+    let jobs = summary["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3 + 4 + 1);
+    for j in jobs {
+        assert_eq!(j["state"], "Verified", "{j}");
+    }
+    // The four validators' logs show each of them voting on built-in proofs.
+    for v in 0..4 {
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("devnet/logs/validator-{v}.log")))
+                .unwrap();
+        assert!(log.contains("verified natively; voting"), "validator {v} never voted");
+    }
 }

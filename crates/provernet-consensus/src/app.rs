@@ -90,7 +90,7 @@ impl App {
         if wanted.is_empty() {
             return true;
         }
-        match net.obtain_all(&wanted, within).await {
+        match net.obtain_all(&wanted, within, crate::blobnet::Want::Vote).await {
             Ok(()) => true,
             Err(e) => {
                 warn!(

@@ -8,33 +8,37 @@
 //!   upload's signature, so a peer can check who authorised it and copy it at once, charging
 //!   that account's quota on its own store: an account's quota holds on every validator, so it
 //!   cannot fill every validator's disk by uploading to each. Copies repeat the signature, so a
-//!   validator that missed the first announcement still learns of the upload.
+//!   validator that missed the first announcement still learns of the upload. An announcement
+//!   is recorded only once its signature checks, or for a blob this validator already knows of.
 //! - **Transfer** (channel [`crate::engine::channel::BLOBS`], commonware's p2p resolver). A
 //!   blob is fetched by its address, in verifiable pieces (`provernet_blobs::pieces`): first its
-//!   head (its size, and its outline or, for a blob of one piece, its bytes), then each piece.
-//!   A blob of several pieces has a head of its size, its outline and its last piece, whose
-//!   length binds the size (the outline alone folds to the same root for sizes that end in
-//!   the same piece). Every response is checked before it is kept; one that does not match is
-//!   refused, the
+//!   head, then each piece. The head of a blob of one piece is its size and its bytes; that of a
+//!   blob of several pieces is its size, its outline and its last piece, whose length binds the
+//!   size (the outline alone folds to the same root for every size ending in the same piece).
+//!   Every response is checked before it is kept; one that does not match is refused, the
 //!   resolver blocks the peer that sent it (it is not asked again) and asks another. A blob is
 //!   stored only whole and only if it hashes to its address, so nothing unchecked is stored or
-//!   served onward.
+//!   served onward. Requests go first to the validators announced to hold the blob, then, if
+//!   they do not answer within [`TARGETED_FOR`], to any validator.
 //! - **Admission.** A validator admits a transaction only once it holds every blob the
-//!   transaction names ([`BlobNet::obtain_all`], fetching from peers within a deadline): a
-//!   client's transaction naming a blob no validator can provide is refused (`blob_unavailable`,
-//!   naming the blob), and a peer's transaction waits until its blobs arrive.
+//!   transaction names ([`BlobNet::obtain_all`], fetching from peers within a deadline), and only
+//!   after the transaction passed the mempool's own checks: a client's transaction naming a blob
+//!   no validator can provide is refused (`blob_unavailable`, naming the blob), and a peer's
+//!   transaction waits until its blobs arrive. One account has at most [`ADMIT_PER_ACCOUNT_MAX`]
+//!   such fetches under way, and all admissions and copies at most [`FETCHES_MAX`].
 //! - **Proposals and votes.** A proposer includes a transaction only when it holds its blobs and
-//!   announcements show that a quorum (two thirds) of the validators hold them too
+//!   announcements show that a consensus quorum of the validators hold them too
 //!   ([`BlobNet::ready`]); a validator votes for a block only once it holds every blob the block
 //!   names, fetching what it lacks within a deadline. A finalized block was therefore voted by
 //!   validators that held its blobs, more than a third of them honest, so every honest validator
 //!   can fetch them later: one that was down or partitioned catches up ([`BlobNet::sync`]) from
-//!   the blocks it finalizes and, at start, from the blobs its state names.
+//!   the blocks it finalizes and, at start, from the blobs its state names, a few at a time.
 //!
 //! Charging: a blob copied from an announcement is charged to its uploader and refused above
-//! its quota; one fetched for a transaction is charged to the transaction's signer, refused
-//! above its quota at admission, and charged whatever the quota once a finalized block names
-//! it (the network decided it must be held).
+//! its quota; one fetched for a transaction (to admit it, or to vote for a block naming it) is
+//! charged to the transaction's signer and refused above its quota, so a Byzantine proposer
+//! cannot make honest validators store more than the quota by proposing blocks; one a finalized
+//! block names is charged whatever the quota (the network decided it must be held).
 
 use crate::chain::{Chain, WeakChain};
 use bytes::Bytes;
@@ -42,6 +46,7 @@ use commonware_codec::{FixedSize, Read, ReadExt, Write};
 use commonware_resolver::{Consumer, Delivery, Outcome, Resolver, TargetedResolver};
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
+use futures::StreamExt;
 use provernet_blobs::pieces::{self, PieceHash, PIECE_BYTES};
 use provernet_blobs::{BlobError, BlobStore, Quota};
 use provernet_types::{
@@ -57,13 +62,22 @@ use tracing::{debug, info, warn};
 pub const HEAD: u32 = u32::MAX;
 /// Most announcements in one p2p message.
 pub const HAVES_BATCH_MAX: usize = 256;
-/// Most blobs whose holders a validator remembers (the oldest are forgotten first).
+/// Most blobs whose holders a validator remembers (the oldest are forgotten first; the blobs
+/// it holds itself are remembered apart, without limit).
 pub const KNOWN_MAX: usize = 100_000;
 /// Most bytes of blobs being assembled from pieces at once; more wait their turn.
 pub const ASSEMBLY_BYTES_MAX: u64 = 1 << 30;
-/// Most requests for blobs waiting at once (admissions, copies, catch-up); more are refused
-/// for now and tried again later.
+/// Most fetches for admissions and copies under way at once; more are refused for now
+/// (`blob_fetches_busy`) and tried again later. Votes and catch-up are bounded otherwise.
 pub const FETCHES_MAX: usize = 4096;
+/// Most fetches for one account's transactions under way at once.
+pub const ADMIT_PER_ACCOUNT_MAX: usize = 64;
+/// Most callers waiting on one fetch.
+pub const WAITERS_MAX: usize = 256;
+/// How many catch-up fetches run at once.
+pub const SYNC_CONCURRENCY: usize = 16;
+/// How long a fetch asks only the validators announced to hold the blob before it asks any.
+pub const TARGETED_FOR: Duration = Duration::from_secs(5);
 /// How many blobs uploaded here are remembered to be announced again.
 pub const RECENT_UPLOADS_MAX: usize = 1024;
 /// How many times an upload is announced again after its first announcement.
@@ -151,20 +165,42 @@ pub struct Runtime {
     pub sleep: Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>,
 }
 
+/// Why a blob is being fetched, which decides the limits it is held to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Want {
+    /// To admit a transaction naming it (a client's or a peer's).
+    Admit,
+    /// To copy an upload another validator announced.
+    Copy,
+    /// To vote for a proposed block naming it.
+    Vote,
+    /// Because a finalized block names it: fetched until it arrives.
+    Sync,
+}
+
 type Reply = futures::channel::oneshot::Sender<Result<(), BlobError>>;
 type Mailbox = commonware_resolver::p2p::Mailbox<PieceKey, crate::PublicKey, ()>;
 
+/// One caller waiting for a blob, with the size it declared.
+struct Waiter {
+    id: u64,
+    size: Option<u64>,
+    reply: Reply,
+}
+
 /// A blob being fetched.
 struct Fetch {
-    /// The size the callers declared, if they know it.
-    size: Option<u64>,
     charge: Charge,
     /// Fetched until it arrives, whoever still waits.
     keep: bool,
-    waiters: Vec<(u64, Reply)>,
+    /// Counted against [`FETCHES_MAX`] (admissions and copies).
+    limited: bool,
+    waiters: Vec<Waiter>,
     head: Option<Head>,
     /// Asked only of validators announced to hold it (else of any validator).
     targeted: bool,
+    /// Assembled and being written to the store: it ends when the write does.
+    storing: bool,
 }
 
 /// What a checked head said about a blob of several pieces.
@@ -177,12 +213,11 @@ struct Head {
     started: bool,
 }
 
-/// What a validator knows about one blob.
+/// What a validator knows about who holds one blob.
 #[derive(Default)]
 struct Known {
-    held: bool,
-    size: u64,
     holders: BTreeSet<crate::PublicKey>,
+    /// The upload's signature, once checked.
     upload: Option<Upload>,
     /// The tick (finalized height) at which this validator last announced it.
     announced: Option<u64>,
@@ -191,16 +226,28 @@ struct Known {
 #[derive(Default)]
 struct Shared {
     fetches: BTreeMap<BlobHash, Fetch>,
+    /// Fetches counted against [`FETCHES_MAX`].
+    limited: usize,
+    /// Admission fetches under way per account.
+    admissions: BTreeMap<AccountId, usize>,
+    /// Blobs this validator holds, with their sizes (from its own store).
+    held: BTreeMap<BlobHash, u64>,
     known: BTreeMap<BlobHash, Known>,
     known_order: VecDeque<BlobHash>,
     /// Blobs of several pieces waiting for room to assemble.
     queued: VecDeque<BlobHash>,
-    /// Blobs uploaded here lately, announced again a few times in case an announcement was
-    /// lost (at most [`RECENT_UPLOADS_MAX`]).
-    recent_uploads: VecDeque<(BlobHash, u8)>,
     assembling: u64,
     next_waiter: u64,
     resolver: Option<Mailbox>,
+    /// This validator's identity, for logs.
+    me: Option<crate::PublicKey>,
+    /// Blobs uploaded here lately, announced again a few times in case an announcement was
+    /// lost (at most [`RECENT_UPLOADS_MAX`]).
+    recent_uploads: VecDeque<(BlobHash, u8)>,
+    /// Blobs finalized blocks name that this validator lacks, fetched a few at a time.
+    sync_queue: VecDeque<(BlobRef, AccountId)>,
+    sync_queued: BTreeSet<BlobHash>,
+    sync_running: bool,
 }
 
 impl Shared {
@@ -216,18 +263,22 @@ impl Shared {
         self.known.entry(hash).or_default()
     }
 
+    fn holders(&self, hash: &BlobHash) -> Vec<crate::PublicKey> {
+        self.known.get(hash).map(|k| k.holders.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// Requests `keys` (all of one blob) from the validators announced to hold the blob, or
-    /// from any validator while none is known.
-    fn fetch_keys(&mut self, keys: Vec<PieceKey>) {
-        let Some(first) = keys.first() else { return };
+    /// from any validator while none is known. Returns whether the request was targeted.
+    fn fetch_keys(&mut self, keys: Vec<PieceKey>) -> bool {
+        let Some(first) = keys.first() else { return false };
         let hash = first.blob;
-        let holders: Vec<crate::PublicKey> =
-            self.known.get(&hash).map(|k| k.holders.iter().cloned().collect()).unwrap_or_default();
-        debug!(blob = %hash, keys = keys.len(), holders = holders.len(), "fetching");
+        let holders = self.holders(&hash);
+        let targeted = !holders.is_empty();
+        debug!(me = ?self.me, %hash, keys = keys.len(), ?holders, "requesting blob pieces");
         if let Some(f) = self.fetches.get_mut(&hash) {
-            f.targeted = !holders.is_empty();
+            f.targeted = targeted;
         }
-        let Some(r) = self.resolver.as_mut() else { return };
+        let Some(r) = self.resolver.as_mut() else { return false };
         match commonware_utils::vec::NonEmptyVec::try_from(holders) {
             Ok(targets) => {
                 let _ = r.fetch_all_targeted(
@@ -238,6 +289,7 @@ impl Shared {
                 let _ = r.fetch_all(keys);
             }
         }
+        targeted
     }
 
     /// The keys of `hash` still wanted: its head, or the pieces that have not arrived.
@@ -253,33 +305,52 @@ impl Shared {
         }
     }
 
-    /// A validator announced holding `hash` while it is being fetched: ask it too. A fetch
-    /// that was asking any validator asks only the announced holders from now on (a validator
-    /// that is down would otherwise cost a timeout each time it is drawn).
-    fn add_holder(&mut self, hash: BlobHash, peer: crate::PublicKey) {
-        let Some(targeted) = self.fetches.get(&hash).map(|f| f.targeted) else { return };
-        let keys = self.wanted_keys(hash);
-        if keys.is_empty() {
-            return;
+    /// Ends the fetch of `hash` (and the resolver's requests for it); its waiters are the
+    /// caller's to answer. The only place a fetch leaves the table, so what it held of the
+    /// limits is given back exactly once.
+    fn remove(&mut self, hash: BlobHash) -> Option<Fetch> {
+        let f = self.fetches.remove(&hash)?;
+        if f.limited {
+            self.limited -= 1;
         }
-        if targeted {
-            let Some(r) = self.resolver.as_mut() else { return };
-            let target = commonware_utils::vec::NonEmptyVec::new(peer);
-            let _ = r.fetch_all_targeted(
-                keys.into_iter().map(|k| (k, target.clone())).collect::<Vec<_>>(),
-            );
-        } else {
-            if let Some(r) = self.resolver.as_mut() {
-                let _ = r.retain(move |k, _| k.blob != hash);
-            }
-            self.fetch_keys(keys);
+        if let Some(h) = f.head.as_ref().filter(|h| h.started) {
+            self.assembling -= h.size;
         }
-    }
-
-    fn cancel(&mut self, hash: BlobHash) {
-        self.fetches.remove(&hash);
+        self.queued.retain(|q| *q != hash);
         if let Some(r) = self.resolver.as_mut() {
             let _ = r.retain(move |k, _| k.blob != hash);
+        }
+        Some(f)
+    }
+}
+
+/// Answers `waiters` of a blob of `size` bytes: those that declared another size get
+/// `SizeMismatch`, the others `result`.
+fn answer(waiters: Vec<Waiter>, size: Option<u64>, result: &Result<(), BlobError>) {
+    for w in waiters {
+        let r = match (w.size, size) {
+            (Some(d), Some(s)) if d != s => Err(BlobError::SizeMismatch { declared: d, actual: s }),
+            _ => result.as_ref().map(|_| ()).map_err(clone_err),
+        };
+        let _ = w.reply.send(r);
+    }
+}
+
+/// Gives back an admission fetch's share of its account's limit when the caller is done (or
+/// gives up), however that happens.
+struct AdmitSlot {
+    net: BlobNet,
+    account: AccountId,
+}
+
+impl Drop for AdmitSlot {
+    fn drop(&mut self) {
+        let mut g = self.net.lock();
+        if let Some(n) = g.admissions.get_mut(&self.account) {
+            *n -= 1;
+            if *n == 0 {
+                g.admissions.remove(&self.account);
+            }
         }
     }
 }
@@ -307,9 +378,10 @@ impl std::fmt::Debug for BlobNet {
     }
 }
 
-/// The quorum of `n` validators: two thirds, rounded up.
+/// The consensus quorum of `n` validators (`n - f`, with `f = (n - 1) / 3` faulty tolerated):
+/// as many as must hold a block's blobs for the block to gather its votes.
 pub fn quorum(n: usize) -> usize {
-    (2 * n).div_ceil(3)
+    n - n.saturating_sub(1) / 3
 }
 
 impl BlobNet {
@@ -334,12 +406,14 @@ impl BlobNet {
         }
     }
 
-    pub(crate) fn attach(&self, resolver: Mailbox) {
-        self.lock().resolver = Some(resolver);
+    pub(crate) fn attach(&self, resolver: Mailbox, me: crate::PublicKey) {
+        let mut g = self.lock();
+        g.resolver = Some(resolver);
+        g.me = Some(me);
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        // Nothing is left half-changed across an await under this lock.
+        // No await happens under this lock, and every change under it is whole.
         self.inner.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -356,37 +430,14 @@ impl BlobNet {
         self.spawn(f);
     }
 
-    /// Waits up to `within` for a fetch of `hash` already under way (started by a transaction
-    /// or a copy); fails at once when none is.
-    pub async fn wait(&self, hash: BlobHash, within: Duration) -> Result<(), BlobError> {
-        let (reply, rx) = futures::channel::oneshot::channel();
-        let id = {
-            let mut g = self.lock();
-            let id = g.next_waiter;
-            let Some(f) = g.fetches.get_mut(&hash) else {
-                return Err(BlobError::Unavailable(hash));
-            };
-            f.waiters.push((id, reply));
-            g.next_waiter += 1;
-            id
-        };
-        let net = self.clone();
-        let sleep = (self.inner.rt.sleep)(within);
-        self.spawn(async move {
-            sleep.await;
-            net.expire(hash, id);
-        });
-        rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
-    }
-
-    /// Whether this validator is known to hold `hash` (a blob it stored, or found in its
-    /// store since it started).
+    /// Whether this validator holds `hash`.
     pub fn holds(&self, hash: &BlobHash) -> bool {
-        self.lock().known.get(hash).is_some_and(|k| k.held)
+        self.lock().held.contains_key(hash)
     }
 
-    /// Whether this validator holds every blob `tx` names and announcements show that a quorum
-    /// of validators (itself included) hold them: a proposer includes only such transactions.
+    /// Whether this validator holds every blob `tx` names and announcements show that a
+    /// consensus quorum of validators (itself included) hold them: a proposer includes only
+    /// such transactions.
     pub fn ready(&self, tx: &VerifiedTx) -> bool {
         let blobs = tx.tx().body.blobs();
         if blobs.is_empty() {
@@ -394,15 +445,16 @@ impl BlobNet {
         }
         let need = quorum(self.inner.validators);
         let g = self.lock();
-        blobs
-            .iter()
-            .all(|b| g.known.get(&b.hash).is_some_and(|k| k.held && k.holders.len() + 1 >= need))
+        blobs.iter().all(|b| {
+            g.held.get(&b.hash) == Some(&b.size.0)
+                && g.known.get(&b.hash).map_or(0, |k| k.holders.len()) + 1 >= need
+        })
     }
 
     /// How many validators, this one included, are known to hold `hash`.
     pub fn holders(&self, hash: &BlobHash) -> usize {
         let g = self.lock();
-        g.known.get(hash).map_or(0, |k| k.holders.len() + usize::from(k.held))
+        g.known.get(hash).map_or(0, |k| k.holders.len()) + usize::from(g.held.contains_key(hash))
     }
 
     /// Records a blob uploaded to this validator and announces it with the upload's signature,
@@ -410,20 +462,18 @@ impl BlobNet {
     pub fn uploaded(&self, blob: BlobRef, upload: Upload) {
         {
             let mut g = self.lock();
-            let k = g.known(blob.hash);
-            k.held = true;
-            k.size = blob.size.0;
-            k.upload = Some(upload);
+            g.known(blob.hash).upload = Some(upload);
             g.recent_uploads.push_back((blob.hash, UPLOAD_REANNOUNCEMENTS));
             while g.recent_uploads.len() > RECENT_UPLOADS_MAX {
                 g.recent_uploads.pop_front();
             }
         }
+        self.mark_held(blob.hash, blob.size.0);
         self.announce(Have { blob, upload: Some(upload) });
     }
 
     fn announce(&self, have: Have) {
-        // A full queue drops the announcement; the blob is re-announced while a pending
+        // A full queue drops the announcement; the blob is announced again while a pending
         // transaction names it.
         let _ = self.inner.haves.clone().try_send(have);
     }
@@ -442,12 +492,13 @@ impl BlobNet {
             }
             g.recent_uploads.retain(|(_, left)| *left > 0);
             for hash in uploads.into_iter().chain(blobs) {
-                let Some(k) = g.known.get_mut(&hash) else { continue };
-                if !k.held || k.announced.is_some_and(|t| t + every > tick) {
+                let Some(size) = g.held.get(&hash).copied() else { continue };
+                let k = g.known(hash);
+                if k.announced.is_some_and(|t| t + every > tick) {
                     continue;
                 }
                 k.announced = Some(tick);
-                out.push(Have { blob: BlobRef { hash, size: ByteSize(k.size) }, upload: k.upload });
+                out.push(Have { blob: BlobRef { hash, size: ByteSize(size) }, upload: k.upload });
             }
         }
         for h in out {
@@ -456,50 +507,88 @@ impl BlobNet {
     }
 
     /// Handles a peer's announcement: records it as a holder, and copies an announced upload
-    /// that this validator lacks (charged to the uploader, within its quota).
+    /// that this validator lacks (charged to the uploader, within its quota). Nothing is
+    /// recorded from an announcement whose upload signature does not check, nor from one
+    /// without a signature about a blob this validator does not know of.
     pub fn heard(&self, peer: crate::PublicKey, have: Have) {
         let hash = have.blob.hash;
-        debug!(%hash, ?peer, upload = have.upload.is_some(), "heard a blob announcement");
-        let copy = {
+        let (known, held, fetching, signed) = {
+            let g = self.lock();
+            let k = g.known.get(&hash);
+            let signed = k.and_then(|k| k.upload).is_some_and(|u| Some(u) == have.upload);
+            (k.is_some(), g.held.contains_key(&hash), g.fetches.contains_key(&hash), signed)
+        };
+        debug!(%hash, ?peer, upload = have.upload.is_some(), known, held, fetching, "heard a blob announcement");
+        let upload = match have.upload {
+            Some(u) if signed => Some(u),
+            Some(u) => {
+                if !self.upload_checks(&have.blob, &u) {
+                    debug!(%hash, ?peer, "an announced upload's signature does not check");
+                    return;
+                }
+                Some(u)
+            }
+            None if known || held || fetching => None,
+            None => return,
+        };
+        let retarget = {
             let mut g = self.lock();
             let k = g.known(hash);
             let new_holder = k.holders.insert(peer.clone());
-            k.size = have.blob.size.0;
-            if k.upload.is_none() {
-                k.upload = have.upload;
+            if upload.is_some() {
+                k.upload = upload;
             }
-            let held = k.held;
-            if new_holder && g.fetches.contains_key(&hash) {
-                g.add_holder(hash, peer);
+            let fetch = g.fetches.get(&hash).filter(|f| !f.storing).map(|f| f.targeted);
+            match fetch {
+                Some(true) if new_holder => {
+                    // Ask the new holder too.
+                    let keys = g.wanted_keys(hash);
+                    if let Some(r) = g.resolver.as_mut() {
+                        let target = commonware_utils::vec::NonEmptyVec::new(peer);
+                        let _ = r.fetch_all_targeted(
+                            keys.into_iter().map(|k| (k, target.clone())).collect::<Vec<_>>(),
+                        );
+                    }
+                    false
+                }
+                Some(false) if new_holder => {
+                    // A fetch asking any validator asks the holders first from now on (one that
+                    // is down costs a timeout each time it is drawn), for a while.
+                    let keys = g.wanted_keys(hash);
+                    if let Some(r) = g.resolver.as_mut() {
+                        let _ = r.retain(move |k, _| k.blob != hash);
+                    }
+                    g.fetch_keys(keys)
+                }
+                _ => false,
             }
-            !held && !g.fetches.contains_key(&hash)
         };
-        let Some(upload) = have.upload.filter(|_| copy) else { return };
-        let message = provernet_types::tx::blob_upload_message(&have.blob);
-        let Some(chain) = self.inner.chain.upgrade() else { return };
-        let signed = provernet_types::crypto::verify(
-            &upload.account,
-            provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
-            chain.chain_id(),
-            &message,
-            &upload.signature,
-        );
-        if signed.is_err() {
-            debug!(%hash, "announced upload with a bad signature; not copied");
-            return;
+        if retarget {
+            self.untarget_later(hash);
         }
-        if !chain.with_state(|s| s.account(&upload.account).is_some()) {
-            return;
-        }
+        let Some(upload) = upload.filter(|_| !held && !fetching) else { return };
         let net = self.clone();
         let charge = Charge { account: upload.account, quota: Quota::Enforce };
         self.spawn(async move {
-            if let Err(e) =
-                net.obtain(have.blob.hash, Some(have.blob.size.0), charge, Some(COPY_WITHIN)).await
-            {
+            let size = Some(have.blob.size.0);
+            if let Err(e) = net.obtain(hash, size, charge, Some(COPY_WITHIN), Want::Copy).await {
                 debug!(%hash, "announced upload not copied: {e}");
             }
         });
+    }
+
+    /// Whether `upload` authorises storing `blob`: its signature checks and its account exists.
+    fn upload_checks(&self, blob: &BlobRef, upload: &Upload) -> bool {
+        let Some(chain) = self.inner.chain.upgrade() else { return false };
+        provernet_types::crypto::verify(
+            &upload.account,
+            provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
+            chain.chain_id(),
+            &provernet_types::tx::blob_upload_message(blob),
+            &upload.signature,
+        )
+        .is_ok()
+            && chain.with_state(|s| s.account(&upload.account).is_some())
     }
 
     /// Resolves once this validator holds every blob in `blobs`, fetching what it lacks from
@@ -509,10 +598,11 @@ impl BlobNet {
         &self,
         blobs: &[(BlobRef, Charge)],
         within: Duration,
+        want: Want,
     ) -> Result<(), BlobError> {
         let waits: Vec<_> = blobs
             .iter()
-            .map(|(b, c)| self.obtain(b.hash, Some(b.size.0), *c, Some(within)))
+            .map(|(b, c)| self.obtain(b.hash, Some(b.size.0), *c, Some(within), want))
             .collect();
         for r in futures::future::join_all(waits).await {
             r?;
@@ -528,46 +618,76 @@ impl BlobNet {
         size: Option<u64>,
         charge: Charge,
         within: Option<Duration>,
+        want: Want,
     ) -> Result<(), BlobError> {
-        if self.lock().known.get(&hash).is_some_and(|k| k.held) {
-            return Ok(());
-        }
-        if let Some(have) = self.inner.store.size(&hash).await? {
-            if size.is_some_and(|s| s != have) {
-                return Err(BlobError::SizeMismatch { declared: size.unwrap_or(0), actual: have });
+        let have = self.lock().held.get(&hash).copied();
+        let have = match have {
+            Some(s) => Some(s),
+            None => {
+                let stored = self.inner.store.size(&hash).await?;
+                if let Some(s) = stored {
+                    self.mark_held(hash, s);
+                }
+                stored
             }
-            self.mark_held(hash, have);
-            return Ok(());
+        };
+        if let Some(have) = have {
+            return match size {
+                Some(s) if s != have => Err(BlobError::SizeMismatch { declared: s, actual: have }),
+                _ => Ok(()),
+            };
         }
-        if size.is_some_and(|s| s > self.inner.store.limits().blob_max) {
-            let max = self.inner.store.limits().blob_max;
-            return Err(BlobError::TooLarge { size: size.unwrap_or(0), max });
+        let max = self.inner.store.limits().blob_max;
+        if let Some(s) = size.filter(|s| *s > max) {
+            return Err(BlobError::TooLarge { size: s, max });
         }
+        let _slot = match want {
+            Want::Admit => Some(self.take_admit_slot(charge.account)?),
+            _ => None,
+        };
         let (reply, rx) = futures::channel::oneshot::channel();
         let id = {
             let mut g = self.lock();
-            if g.fetches.len() >= FETCHES_MAX && !g.fetches.contains_key(&hash) {
-                return Err(BlobError::Busy);
-            }
             let id = g.next_waiter;
             g.next_waiter += 1;
+            let limited = matches!(want, Want::Admit | Want::Copy);
             let fresh = !g.fetches.contains_key(&hash);
-            let f = g.fetches.entry(hash).or_insert_with(|| Fetch {
-                size,
-                charge,
-                keep: false,
-                waiters: Vec::new(),
-                head: None,
-                targeted: false,
-            });
+            if fresh && limited && g.limited >= FETCHES_MAX {
+                return Err(BlobError::Busy);
+            }
+            if g.fetches.get(&hash).is_some_and(|f| f.waiters.len() >= WAITERS_MAX) {
+                return Err(BlobError::Busy);
+            }
+            if fresh {
+                g.fetches.insert(
+                    hash,
+                    Fetch {
+                        charge,
+                        keep: false,
+                        limited,
+                        waiters: Vec::new(),
+                        head: None,
+                        targeted: false,
+                        storing: false,
+                    },
+                );
+                if limited {
+                    g.limited += 1;
+                }
+                // So announcements from holders are recorded from now on.
+                g.known(hash);
+            }
+            let Some(f) = g.fetches.get_mut(&hash) else { return Err(BlobError::Busy) };
             if charge.quota == Quota::Charge {
                 f.charge = charge;
             }
             f.keep |= within.is_none();
-            f.size = f.size.or(size);
-            f.waiters.push((id, reply));
+            f.waiters.push(Waiter { id, size, reply });
             if fresh {
-                g.fetch_keys(vec![PieceKey { blob: hash, piece: HEAD }]);
+                let targeted = g.fetch_keys(vec![PieceKey { blob: hash, piece: HEAD }]);
+                if targeted {
+                    self.untarget_later(hash);
+                }
             }
             id
         };
@@ -582,68 +702,162 @@ impl BlobNet {
         rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
     }
 
-    fn mark_held(&self, hash: BlobHash, size: u64) {
+    fn take_admit_slot(&self, account: AccountId) -> Result<AdmitSlot, BlobError> {
         let mut g = self.lock();
-        let k = g.known(hash);
-        k.held = true;
-        k.size = size;
+        let n = g.admissions.entry(account).or_default();
+        if *n >= ADMIT_PER_ACCOUNT_MAX {
+            return Err(BlobError::Busy);
+        }
+        *n += 1;
+        Ok(AdmitSlot { net: self.clone(), account })
+    }
+
+    /// After [`TARGETED_FOR`], a fetch still waiting on the announced holders asks any
+    /// validator: an announcement may have come from a validator that does not serve.
+    fn untarget_later(&self, hash: BlobHash) {
+        let net = self.clone();
+        let sleep = (self.inner.rt.sleep)(TARGETED_FOR);
+        self.spawn(async move {
+            sleep.await;
+            let mut g = net.lock();
+            if !g.fetches.get(&hash).is_some_and(|f| f.targeted && !f.storing) {
+                return;
+            }
+            let keys = g.wanted_keys(hash);
+            if let Some(f) = g.fetches.get_mut(&hash) {
+                f.targeted = false;
+            }
+            if let Some(r) = g.resolver.as_mut() {
+                // A plain fetch clears the targets.
+                let _ = r.fetch_all(keys);
+            }
+        });
+    }
+
+    /// Records that this validator holds `hash`; a fetch of it under way ends at once.
+    fn mark_held(&self, hash: BlobHash, size: u64) {
+        let done = {
+            let mut g = self.lock();
+            g.held.insert(hash, size);
+            match g.fetches.get(&hash) {
+                Some(f) if !f.storing => g.remove(hash),
+                _ => None,
+            }
+        };
+        if let Some(f) = done {
+            answer(f.waiters, Some(size), &Ok(()));
+        }
+        self.start_queued();
     }
 
     /// A waiter's deadline passed: it is told the blob is unavailable, and a fetch nobody
-    /// waits for any more stops.
+    /// waits for any more stops (unless it is being written).
     fn expire(&self, hash: BlobHash, id: u64) {
-        let mut g = self.lock();
-        let Some(f) = g.fetches.get_mut(&hash) else { return };
-        if let Some(pos) = f.waiters.iter().position(|(w, _)| *w == id) {
-            let (_, reply) = f.waiters.swap_remove(pos);
-            let _ = reply.send(Err(BlobError::Unavailable(hash)));
-        }
-        if f.waiters.is_empty() && !f.keep {
-            let started = f.head.as_ref().is_some_and(|h| h.started);
-            let size = f.head.as_ref().map_or(0, |h| h.size);
-            g.cancel(hash);
-            if started {
-                g.assembling -= size;
+        let removed = {
+            let mut g = self.lock();
+            let Some(f) = g.fetches.get_mut(&hash) else { return };
+            if let Some(pos) = f.waiters.iter().position(|w| w.id == id) {
+                let w = f.waiters.swap_remove(pos);
+                let _ = w.reply.send(Err(BlobError::Unavailable(hash)));
             }
-            g.queued.retain(|h| *h != hash);
-            drop(g);
+            if f.waiters.is_empty() && !f.keep && !f.storing {
+                g.remove(hash);
+                true
+            } else {
+                false
+            }
+        };
+        if removed {
             self.start_queued();
         }
     }
 
-    /// Fetches in the background, until they arrive, the blobs of finalized transactions that
-    /// this validator lacks (charged to their signers whatever their quota).
-    pub fn sync(&self, blobs: Vec<(BlobRef, AccountId)>) {
-        let missing: Vec<(BlobRef, AccountId)> = {
-            let g = self.lock();
-            blobs
-                .into_iter()
-                .filter(|(b, _)| !g.known.get(&b.hash).is_some_and(|k| k.held))
-                .collect()
+    /// Waits up to `within` for a fetch of `hash` already under way (started by a transaction
+    /// or a copy); fails at once when none is.
+    pub async fn wait(&self, hash: BlobHash, within: Duration) -> Result<(), BlobError> {
+        let (reply, rx) = futures::channel::oneshot::channel();
+        let id = {
+            let mut g = self.lock();
+            let id = g.next_waiter;
+            let Some(f) = g.fetches.get_mut(&hash) else {
+                return Err(BlobError::Unavailable(hash));
+            };
+            if f.waiters.len() >= WAITERS_MAX {
+                return Err(BlobError::Busy);
+            }
+            f.waiters.push(Waiter { id, size: None, reply });
+            g.next_waiter += 1;
+            id
         };
-        for (blob, account) in missing {
-            let net = self.clone();
-            self.spawn(async move {
-                let charge = Charge { account, quota: Quota::Charge };
-                loop {
-                    match net.obtain(blob.hash, Some(blob.size.0), charge, None).await {
-                        Ok(()) => return,
-                        Err(BlobError::Busy) => (net.inner.rt.sleep)(Duration::from_secs(1)).await,
-                        Err(e) => {
-                            warn!(hash = %blob.hash, "a blob a finalized block names cannot be stored: {e}");
-                            return;
+        let net = self.clone();
+        let sleep = (self.inner.rt.sleep)(within);
+        self.spawn(async move {
+            sleep.await;
+            net.expire(hash, id);
+        });
+        rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
+    }
+
+    /// Fetches in the background, until they arrive, the blobs of finalized transactions that
+    /// this validator lacks (charged to their signers whatever their quota), a few at a time.
+    pub fn sync(&self, blobs: Vec<(BlobRef, AccountId)>) {
+        let start = {
+            let mut g = self.lock();
+            for (blob, account) in blobs {
+                if !g.held.contains_key(&blob.hash) && g.sync_queued.insert(blob.hash) {
+                    g.sync_queue.push_back((blob, account));
+                }
+            }
+            let start = !g.sync_running && !g.sync_queue.is_empty();
+            g.sync_running |= start;
+            start
+        };
+        if !start {
+            return;
+        }
+        let net = self.clone();
+        self.spawn(async move {
+            let next = net.clone();
+            let items = futures::stream::unfold((), move |()| {
+                let next = next.clone();
+                async move {
+                    let mut g = next.lock();
+                    match g.sync_queue.pop_front() {
+                        Some(item) => Some((item, ())),
+                        None => {
+                            // Stop under the same lock that `sync` checks.
+                            g.sync_running = false;
+                            None
                         }
                     }
                 }
             });
-        }
+            items
+                .for_each_concurrent(SYNC_CONCURRENCY, |(blob, account)| {
+                    let net = net.clone();
+                    async move {
+                        let charge = Charge { account, quota: Quota::Charge };
+                        let size = Some(blob.size.0);
+                        match net.obtain(blob.hash, size, charge, None, Want::Sync).await {
+                            Ok(()) => {}
+                            Err(e) => warn!(hash = %blob.hash, "a blob a finalized block names cannot be stored: {e}"),
+                        }
+                        net.lock().sync_queued.remove(&blob.hash);
+                    }
+                })
+                .await;
+        });
     }
 
     /// Checks one response from a peer (the resolver's consumer).
     fn deliver(&self, key: PieceKey, value: Bytes) -> Outcome {
         let hash = key.blob;
+        debug!(%key, bytes = value.len(), "a peer answered");
         let mut g = self.lock();
         let Some(f) = g.fetches.get_mut(&hash) else { return Outcome::Ignored };
+        if f.storing {
+            return Outcome::Ignored;
+        }
         if key.piece == HEAD {
             if f.head.is_some() {
                 return Outcome::Resolved(commonware_resolver::Resolution::Complete);
@@ -662,8 +876,11 @@ impl BlobNet {
                 return Outcome::Resolved(commonware_resolver::Resolution::Complete);
             }
             let n = pieces::piece_count(size);
-            let last = pieces::piece_range(size, n - 1).unwrap_or(0..0);
-            let outline_bytes = 32 * n as usize;
+            let Some(last) = pieces::piece_range(size, n - 1) else { return Outcome::Invalid };
+            let Some(outline_bytes) = usize::try_from(n).ok().and_then(|n| n.checked_mul(32))
+            else {
+                return Outcome::Invalid;
+            };
             if body.len() as u64 != outline_bytes as u64 + (last.end - last.start) {
                 warn!(%hash, "a peer sent a head of the wrong length; blocking it");
                 return Outcome::Invalid;
@@ -677,29 +894,26 @@ impl BlobNet {
                 warn!(%hash, "a peer sent an outline that does not fold to the blob; blocking it");
                 return Outcome::Invalid;
             }
-            // The head is the blob's own: a size other than the one declared, or one above the
-            // limit, is the transaction's problem, not the peer's.
+            // The head is the blob's own. Callers that declared another size are told so; a
+            // blob above the store's limit is nobody's to fetch. Neither is the peer's fault.
             let max = self.inner.store.limits().blob_max;
-            let wrong = match f.size {
-                Some(s) if s != size => Some(BlobError::SizeMismatch { declared: s, actual: size }),
-                _ if size > max => Some(BlobError::TooLarge { size, max }),
-                _ => None,
-            };
-            if let Some(e) = wrong {
-                let waiters = std::mem::take(&mut f.waiters);
-                g.cancel(hash);
-                drop(g);
-                for (_, r) in waiters {
-                    let _ = r.send(Err(clone_err(&e)));
-                }
-                return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+            let (wrong, fine): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut f.waiters)
+                .into_iter()
+                .partition(|w| size > max || w.size.is_some_and(|d| d != size));
+            f.waiters = fine;
+            let err = if size > max { Err(BlobError::TooLarge { size, max }) } else { Ok(()) };
+            let abandon = size > max || (f.waiters.is_empty() && !f.keep);
+            if abandon {
+                g.remove(hash);
+            } else if let Some(f) = g.fetches.get_mut(&hash) {
+                let n = outline.len();
+                let mut pieces = vec![None; n];
+                pieces[n - 1] = Some(tail);
+                f.head = Some(Head { size, outline, pieces, missing: n - 1, started: false });
+                g.queued.push_back(hash);
             }
-            let n = outline.len();
-            let mut pieces = vec![None; n];
-            pieces[n - 1] = Some(tail);
-            f.head = Some(Head { size, outline, pieces, missing: n - 1, started: false });
-            g.queued.push_back(hash);
             drop(g);
+            answer(wrong, Some(size), &err);
             self.start_queued();
             return Outcome::Resolved(commonware_resolver::Resolution::Complete);
         }
@@ -722,12 +936,14 @@ impl BlobNet {
         head.missing -= 1;
         if head.missing == 0 {
             let size = head.size;
+            let pieces = std::mem::take(&mut head.pieces);
+            f.storing = true;
+            drop(g);
+            // Joined outside the lock: a proposer waits on this lock.
             let mut data = Vec::with_capacity(size as usize);
-            for p in head.pieces.iter().flatten() {
+            for p in pieces.iter().flatten() {
                 data.extend_from_slice(p);
             }
-            head.pieces.clear();
-            drop(g);
             self.assembled(hash, size, Bytes::from(data));
         }
         Outcome::Resolved(commonware_resolver::Resolution::Complete)
@@ -735,53 +951,59 @@ impl BlobNet {
 
     /// Requests the pieces of queued blobs while they fit in [`ASSEMBLY_BYTES_MAX`].
     fn start_queued(&self) {
-        let mut g = self.lock();
-        while let Some(hash) = g.queued.front().copied() {
-            let size = g.fetches.get(&hash).and_then(|f| f.head.as_ref()).map(|h| h.size);
-            let Some(size) = size else {
+        let mut later = Vec::new();
+        {
+            let mut g = self.lock();
+            while let Some(hash) = g.queued.front().copied() {
+                let size = g.fetches.get(&hash).and_then(|f| f.head.as_ref()).map(|h| h.size);
+                let Some(size) = size else {
+                    g.queued.pop_front();
+                    continue;
+                };
+                if g.assembling > 0 && g.assembling + size > ASSEMBLY_BYTES_MAX {
+                    break;
+                }
                 g.queued.pop_front();
-                continue;
-            };
-            if g.assembling > 0 && g.assembling + size > ASSEMBLY_BYTES_MAX {
-                return;
+                g.assembling += size;
+                if let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) {
+                    h.started = true;
+                }
+                // The last piece came with the head.
+                let n = pieces::piece_count(size) as u32;
+                let keys = (0..n - 1).map(|piece| PieceKey { blob: hash, piece }).collect();
+                if g.fetch_keys(keys) {
+                    later.push(hash);
+                }
             }
-            g.queued.pop_front();
-            g.assembling += size;
-            if let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) {
-                h.started = true;
-            }
-            // The last piece came with the head.
-            let n = pieces::piece_count(size) as u32;
-            g.fetch_keys((0..n - 1).map(|piece| PieceKey { blob: hash, piece }).collect());
+        }
+        for hash in later {
+            self.untarget_later(hash);
         }
     }
 
-    /// A blob arrived whole and checked: store it, answer its waiters, announce it.
+    /// A blob arrived whole and checked: store it, answer its waiters, announce it. Its fetch
+    /// is marked `storing`, so nothing else ends it meanwhile.
     fn assembled(&self, hash: BlobHash, size: u64, data: Bytes) {
+        let charge = {
+            let mut g = self.lock();
+            match g.fetches.get_mut(&hash) {
+                Some(f) => {
+                    f.storing = true;
+                    f.charge
+                }
+                None => return,
+            }
+        };
         let net = self.clone();
         self.spawn(async move {
-            let (charge, started) = {
-                let g = net.lock();
-                match g.fetches.get(&hash) {
-                    Some(f) => (f.charge, f.head.as_ref().is_some_and(|h| h.started)),
-                    None => return,
-                }
-            };
             let blob = BlobRef { hash, size: ByteSize(size) };
             let stored = net.inner.store.put_as(&charge.account, &blob, data, charge.quota).await;
-            let (waiters, upload) = {
+            let (fetch, upload) = {
                 let mut g = net.lock();
-                if started {
-                    g.assembling -= size;
-                }
-                let waiters = g.fetches.remove(&hash).map(|f| f.waiters).unwrap_or_default();
-                let upload = g.known.get(&hash).and_then(|k| k.upload);
                 if stored.is_ok() {
-                    let k = g.known(hash);
-                    k.held = true;
-                    k.size = size;
+                    g.held.insert(hash, size);
                 }
-                (waiters, upload)
+                (g.remove(hash), g.known.get(&hash).and_then(|k| k.upload))
             };
             net.start_queued();
             match &stored {
@@ -791,8 +1013,8 @@ impl BlobNet {
                 }
                 Err(e) => debug!(%hash, "a fetched blob was not stored: {e}"),
             }
-            for (_, r) in waiters {
-                let _ = r.send(stored.as_ref().map(|_| ()).map_err(clone_err));
+            if let Some(f) = fetch {
+                answer(f.waiters, Some(size), &stored.map(|_| ()));
             }
         });
     }
@@ -875,7 +1097,10 @@ impl commonware_resolver::p2p::Producer for BlobProducer {
         let (tx, rx) = commonware_utils::channel::oneshot::channel();
         let net = self.0.clone();
         self.0.spawn(async move {
-            if let Some(bytes) = net.produce(key).await {
+            let served = net.produce(key).await;
+            let me = net.lock().me.clone();
+            debug!(?me, %key, served = served.is_some(), "a peer asked for a blob piece");
+            if let Some(bytes) = served {
                 let _ = tx.send(bytes);
             }
         });
@@ -933,15 +1158,18 @@ impl BlobNet {
     /// At start: notes which of the blobs the finalized state names are here, and fetches the
     /// others in the background (a validator that was down while they were uploaded).
     pub async fn catch_up(&self) {
-        let mut all: BTreeMap<BlobHash, (BlobRef, AccountId)> = BTreeMap::new();
         let Some(chain) = self.inner.chain.upgrade() else { return };
+        let mut all: BTreeMap<BlobHash, (BlobRef, AccountId)> = BTreeMap::new();
         for (b, a) in chain.with_state(state_blobs) {
             all.entry(b.hash).or_insert((b, a));
         }
+        drop(chain);
         let mut missing = Vec::new();
         for (hash, (blob, account)) in all {
             match self.inner.store.size(&hash).await {
-                Ok(Some(size)) => self.mark_held(hash, size),
+                Ok(Some(size)) => {
+                    self.lock().held.insert(hash, size);
+                }
                 Ok(None) => missing.push((blob, account)),
                 Err(e) => warn!(%hash, "checking the blob store: {e}"),
             }
@@ -980,12 +1208,13 @@ mod tests {
         net.lock().fetches.insert(
             hash,
             Fetch {
-                size: None,
                 charge,
                 keep: true,
+                limited: false,
                 waiters: Vec::new(),
                 head: None,
                 targeted: false,
+                storing: false,
             },
         );
     }

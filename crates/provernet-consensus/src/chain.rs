@@ -28,6 +28,25 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// How many times a proposer rebuilds a block without the transactions queued behind one
+/// that failed in it.
+const REBUILDS_MAX: usize = 3;
+
+/// The indices of transactions that follow a failed transaction of the same account.
+fn behind_failures(txs: &[VerifiedTx], receipts: &[Receipt]) -> std::collections::BTreeSet<usize> {
+    let mut failed = std::collections::BTreeSet::new();
+    let mut behind = std::collections::BTreeSet::new();
+    for (i, (tx, r)) in txs.iter().zip(receipts).enumerate() {
+        let signer = tx.tx().signer;
+        if failed.contains(&signer) {
+            behind.insert(i);
+        } else if r.result.is_err() {
+            failed.insert(signer);
+        }
+    }
+    behind
+}
+
 /// How many speculative states a validator keeps at most.
 const PENDING_MAX: usize = 256;
 /// How many recovered view seeds a validator keeps at most.
@@ -283,6 +302,17 @@ impl Chain {
         mempool.admit(state, &self.chain_id, bytes, source)
     }
 
+    /// Runs every admission check on an encoded transaction without admitting it: the verified
+    /// transaction, or `None` when it is already pending.
+    pub fn check_admission(
+        &self,
+        bytes: &[u8],
+        source: Source,
+    ) -> Result<Option<VerifiedTx>, AdmitError> {
+        let g = self.lock();
+        g.mempool.check(&g.state, &self.chain_id, bytes, source).map(|(_, tx)| tx)
+    }
+
     /// Lets blob availability decide which transactions are proposed, and hear of finalized
     /// ones.
     pub fn set_blob_gate(&self, gate: Arc<dyn BlobGate>) {
@@ -376,19 +406,20 @@ impl Chain {
         time: u64,
         seed: Option<[u8; crate::block::SEED_BYTES]>,
     ) -> Option<(Block, Digest)> {
-        let (mut state, height, txs) = {
+        let parent_state = || -> Option<(State, u64)> {
             let g = self.lock();
-            let (state, height) = if g.tip.digest == parent {
-                (g.state.clone(), g.tip.height)
+            if g.tip.digest == parent {
+                Some((g.state.clone(), g.tip.height))
             } else {
-                let s = g.pending.get(&parent)?;
-                (s.state.clone(), s.height)
-            };
+                g.pending.get(&parent).map(|s| (s.state.clone(), s.height))
+            }
+        };
+        let (mut state, height) = parent_state()?;
+        let mut txs = {
+            let g = self.lock();
             let gate = g.blobs.clone();
             let ready = |tx: &VerifiedTx| gate.as_ref().is_none_or(|b| b.ready(tx));
-            let txs =
-                g.mempool.select(&state, self.cfg.max_block_txs, self.cfg.max_block_bytes, &ready);
-            (state, height, txs)
+            g.mempool.select(&state, self.cfg.max_block_txs, self.cfg.max_block_bytes, &ready)
         };
         let mut header = Header {
             parent: parent.0,
@@ -404,7 +435,25 @@ impl Chain {
             randomness: randomness(&header),
             time: header.time,
         };
-        let output = apply_block(&mut state, &ctx, &txs).ok()?;
+        let mut output = apply_block(&mut state, &ctx, &txs).ok()?;
+        // A transaction that fails leaves its account's next nonce unused, so the account's
+        // later transactions in the block would fail too: leave them in the pool (they are
+        // dropped there once the failure is final, and their sender signs them again) and
+        // build the block without them.
+        for _ in 0..REBUILDS_MAX {
+            let behind = behind_failures(&txs, &output.receipts);
+            if behind.is_empty() {
+                break;
+            }
+            txs = txs
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !behind.contains(i))
+                .map(|(_, t)| t)
+                .collect();
+            state = parent_state()?.0;
+            output = apply_block(&mut state, &ctx, &txs).ok()?;
+        }
         header.root = output.root;
         header.txs =
             BoundedVec::try_from_vec(txs.iter().map(|t| t.signed().clone()).collect()).ok()?;

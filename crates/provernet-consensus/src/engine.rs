@@ -5,7 +5,7 @@
 //! authenticated TCP and in the deterministic simulator.
 
 use crate::app::{start_executor, App, PublicKey, Scheme, SeedRecorder};
-use crate::blobnet::{self, BlobConsumer, BlobNet, BlobProducer, Charge, HaveBatch};
+use crate::blobnet::{self, BlobConsumer, BlobNet, BlobProducer, Charge, HaveBatch, Want};
 use crate::block::BLOCK_BYTES_MAX;
 use crate::chain::Chain;
 use crate::mempool::{AdmitError, Admitted, Source};
@@ -69,10 +69,9 @@ const HAVES_QUEUE: usize = 10_000;
 const PARKED_MAX: usize = 1024;
 /// How long a peer's transaction may wait for its blobs.
 const PARKED_WITHIN: Duration = Duration::from_secs(60);
-/// How long a client's transaction may wait for blobs some validator announced, and for blobs
-/// nobody announced (most likely never uploaded).
+/// How long a client's transaction may wait for the blobs it names to arrive from other
+/// validators (a blob nobody holds is refused after this long).
 const CLIENT_BLOBS_WITHIN: Duration = Duration::from_secs(20);
-const CLIENT_UNKNOWN_BLOBS_WITHIN: Duration = Duration::from_secs(10);
 
 /// A batch of encoded signed transactions as gossiped between validators.
 type GossipBatch = BoundedVec<BoundedBytes<TX_BYTES_MAX>, GOSSIP_BATCH_MAX>;
@@ -140,17 +139,18 @@ impl Submitter {
     /// a blob no validator provides in time is refused (`blob_unavailable`, naming the blob).
     pub async fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
         if let Some(net) = &self.blobs {
-            let signed = provernet_types::SignedTx::decode(bytes)?;
-            let blobs = signed.tx.body.blobs();
-            if !blobs.is_empty() {
-                // Only a signed transaction may make this validator fetch anything.
-                let signer = signed.clone().verify(self.chain.chain_id())?.tx().signer;
-                let charge = Charge { account: signer, quota: provernet_blobs::Quota::Enforce };
-                let announced = blobs.iter().all(|b| net.holders(&b.hash) > 0);
-                let within =
-                    if announced { CLIENT_BLOBS_WITHIN } else { CLIENT_UNKNOWN_BLOBS_WITHIN };
-                let wanted: Vec<_> = blobs.into_iter().map(|b| (b, charge)).collect();
-                net.obtain_all(&wanted, within).await.map_err(AdmitError::Blob)?;
+            // Only a transaction that passes every admission check may make this validator
+            // fetch anything.
+            if let Some(tx) = self.chain.check_admission(bytes, Source::Client)? {
+                let blobs = tx.tx().body.blobs();
+                if !blobs.is_empty() {
+                    let charge =
+                        Charge { account: tx.tx().signer, quota: provernet_blobs::Quota::Enforce };
+                    let wanted: Vec<_> = blobs.into_iter().map(|b| (b, charge)).collect();
+                    net.obtain_all(&wanted, CLIENT_BLOBS_WITHIN, Want::Admit)
+                        .await
+                        .map_err(AdmitError::Blob)?;
+                }
             }
         }
         let (hash, admitted) = self.chain.submit(bytes, Source::Client)?;
@@ -320,7 +320,7 @@ where
             priority_responses: false,
         },
     );
-    blobs.attach(blob_mailbox);
+    blobs.attach(blob_mailbox, cfg.public_key.clone());
     handles.push(blob_engine.start(channels.blobs));
     chain.set_blob_gate(std::sync::Arc::new(blobs.clone()));
     let (mut haves_sender, mut haves_receiver) = channels.haves;
@@ -494,18 +494,20 @@ fn admit_gossiped(
     bytes: &[u8],
 ) {
     use std::sync::atomic::Ordering;
-    let wanted: Vec<(provernet_types::BlobRef, Charge)> =
-        match provernet_types::SignedTx::decode(bytes) {
-            Ok(s) => {
-                let charge =
-                    Charge { account: s.tx.signer, quota: provernet_blobs::Quota::Enforce };
-                s.tx.body.blobs().into_iter().map(|b| (b, charge)).collect()
-            }
-            Err(e) => {
-                debug!(error = %e, "undecodable gossiped transaction");
-                return;
-            }
-        };
+    // Only a transaction that passes every admission check may make this validator fetch.
+    let wanted: Vec<(provernet_types::BlobRef, Charge)> = match chain
+        .check_admission(bytes, Source::Peer)
+    {
+        Ok(Some(tx)) => {
+            let charge = Charge { account: tx.tx().signer, quota: provernet_blobs::Quota::Enforce };
+            tx.tx().body.blobs().into_iter().map(|b| (b, charge)).collect()
+        }
+        Ok(None) => return,
+        Err(e) => {
+            debug!(error = %e, "gossiped transaction not admitted");
+            return;
+        }
+    };
     let admit = |chain: &Chain, bytes: &[u8]| {
         if let Err(e) = chain.submit(bytes, Source::Peer) {
             debug!(error = %e, "gossiped transaction not admitted");
@@ -525,7 +527,7 @@ fn admit_gossiped(
     let (chain, net, parked, bytes) =
         (chain.clone(), blobs.clone(), parked.clone(), bytes.to_vec());
     blobs.run(async move {
-        match net.obtain_all(&wanted, PARKED_WITHIN).await {
+        match net.obtain_all(&wanted, PARKED_WITHIN, Want::Admit).await {
             Ok(()) => admit(&chain, &bytes),
             Err(e) => debug!("a gossiped transaction's blobs did not arrive: {e}"),
         }

@@ -157,10 +157,31 @@ impl Mempool {
         bytes: &[u8],
         source: Source,
     ) -> Result<(TxHash, Admitted), AdmitError> {
+        let (hash, tx) = self.check(state, chain_id, bytes, source)?;
+        let Some(tx) = tx else { return Ok((hash, Admitted::Known)) };
+        let (account, nonce) = (tx.tx().signer, tx.tx().nonce);
+        self.bytes += bytes.len();
+        *self.per_account.entry(account).or_default() += 1;
+        self.by_hash.insert(hash, (account, nonce));
+        let gossiped = state.height().0;
+        self.by_nonce.insert((account, nonce), Entry { tx, bytes: bytes.len(), gossiped });
+        Ok((hash, Admitted::Added))
+    }
+
+    /// Every check [`Mempool::admit`] makes, without admitting: the verified transaction, or
+    /// `None` when it is already pending. Run before anything is fetched for a transaction, so
+    /// only one that could be admitted makes a validator fetch its blobs.
+    pub fn check(
+        &self,
+        state: &State,
+        chain_id: &str,
+        bytes: &[u8],
+        source: Source,
+    ) -> Result<(TxHash, Option<VerifiedTx>), AdmitError> {
         let signed = SignedTx::decode(bytes)?;
         let hash = signed.hash();
         if self.by_hash.contains_key(&hash) {
-            return Ok((hash, Admitted::Known));
+            return Ok((hash, None));
         }
         let tx = signed.verify(chain_id)?;
         let (account, nonce) = (tx.tx().signer, tx.tx().nonce);
@@ -193,12 +214,7 @@ impl Mempool {
         {
             return Err(AdmitError::Full { txs: self.by_nonce.len(), bytes: self.bytes });
         }
-        self.bytes += bytes.len();
-        *self.per_account.entry(account).or_default() += 1;
-        self.by_hash.insert(hash, (account, nonce));
-        let gossiped = state.height().0;
-        self.by_nonce.insert((account, nonce), Entry { tx, bytes: bytes.len(), gossiped });
-        Ok((hash, Admitted::Added))
+        Ok((hash, Some(tx)))
     }
 
     /// For each account, its pending transactions with consecutive nonces from the account's

@@ -141,6 +141,10 @@ impl Net {
 }
 
 async fn setup(context: &mut deterministic::Context) -> Net {
+    setup_with(context, Limits::default()).await
+}
+
+async fn setup_with(context: &mut deterministic::Context, limits: Limits) -> Net {
     let validators: Vec<([u8; 32], String)> =
         (0..N).map(|i| (validator_seed(i), format!("127.0.0.1:{}", 30000 + i))).collect();
     let (file, keys) = deal_network(&mut *context, ledger_genesis(), &validators).expect("deal");
@@ -157,9 +161,8 @@ async fn setup(context: &mut deterministic::Context) -> Net {
     )
     .await;
     sim.start();
-    let blobs = (0..N)
-        .map(|_| BlobStore::open(&Backend::Memory, Limits::default()).expect("memory store"))
-        .collect();
+    let blobs =
+        (0..N).map(|_| BlobStore::open(&Backend::Memory, limits).expect("memory store")).collect();
     Net { network, keys, dir: tempfile::tempdir().expect("tempdir"), oracle, blobs }
 }
 
@@ -640,6 +643,42 @@ fn a_transaction_naming_a_blob_nobody_has_is_refused_with_the_blob_named() {
                 .expect_err("refused");
             assert_eq!(e.code(), "blob_unavailable");
             assert!(e.to_string().contains(&missing.hash.to_string()), "{e}");
+        })
+    });
+}
+
+#[test]
+fn an_accounts_quota_holds_on_every_validator_not_per_upload() {
+    run(600, |mut context| {
+        Box::pin(async move {
+            // Each validator keeps at most 4 MiB of one account's blobs.
+            let quota = 4 << 20;
+            let net =
+                setup_with(&mut context, Limits { blob_max: 8 << 20, account_quota: quota }).await;
+            net.link_all(good_link(), &[0, 1, 2, 3]).await;
+            let nodes = net.start_all(&context).await;
+            {
+                let all: Vec<&Node> = nodes.iter().collect();
+                wait_height(&context, &all, 2, Duration::from_secs(60)).await;
+            }
+            // 3 MiB uploaded to validator 0 is copied to every validator, charged to the
+            // uploader on each.
+            let first = blob_bytes(3 << 20, 7);
+            let b = upload(&net, &nodes[0], 0, &first).await;
+            for i in 0..N {
+                wait_blob(&context, &net, i, &b, Duration::from_secs(60)).await;
+                assert_eq!(net.blobs[i].usage(&user().account()).await.expect("usage"), 3 << 20);
+            }
+            // Another 3 MiB, uploaded to a different validator, is refused there before it is
+            // stored: uploading to each validator in turn does not multiply the quota.
+            let second = blob_bytes(3 << 20, 8);
+            let blob = provernet_types::tx::blob_ref(&second);
+            let e = net.blobs[1]
+                .put(&user().account(), &blob, bytes::Bytes::from(second))
+                .await
+                .expect_err("over the quota");
+            assert!(matches!(e, provernet_blobs::BlobError::QuotaExceeded { .. }), "{e}");
+            assert!(!net.blobs[1].has(&blob.hash).await.expect("store"));
         })
     });
 }

@@ -1382,6 +1382,11 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
             }
             return;
         }
+        if !assigns && job.assigned_attempts() < max_attempts {
+            // The next draw waits for its seed (or the queue's turn): nothing failed yet.
+            refresh_status(ov, id, job);
+            return;
+        }
         // Attempts exhausted, or no fresh prover left: open the race.
         job.race_until = Some(params.result_deadline(h, job.time_limit));
         job.race_price = open.unwrap_or(job.max_fee);

@@ -93,6 +93,7 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
     let me = key.account();
     let txq = TxQueue::spawn(client.clone(), key, status.chain_id);
     let mut done: BTreeSet<(JobId, u8)> = BTreeSet::new();
+    let failed: std::sync::Arc<std::sync::Mutex<Vec<(JobId, u8)>>> = Default::default();
     // Work changes only with finalized blocks: read it after each one (and every 2 s).
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     tokio::spawn(crate::follow_blocks(client.clone(), wake.clone()));
@@ -115,23 +116,41 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
                 continue;
             }
             let (client, txq, attempt) = (client.clone(), txq.clone(), task.attempt);
+            let retry = failed.clone();
             tokio::spawn(async move {
-                match check(&client, &job, attempt).await {
+                let failed = match check(&client, &job, attempt).await {
                     Ok(valid) => {
                         tracing::info!(job = %job.id, attempt, valid, "verified natively; voting");
-                        if let TxOutcome::Failed { reason } =
-                            txq.send(TxBody::Vote { job: job.id, attempt, valid }).await
-                        {
-                            tracing::warn!(job = %job.id, attempt, "vote failed: {reason}");
+                        match txq.send(TxBody::Vote { job: job.id, attempt, valid }).await {
+                            TxOutcome::Failed { reason } => {
+                                tracing::warn!(job = %job.id, attempt, "vote failed: {reason}; retrying while the round lasts");
+                                true
+                            }
+                            TxOutcome::Applied { .. } => false,
                         }
                     }
-                    Err(e) => tracing::warn!(job = %job.id, attempt, "not voting: {e:#}"),
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, attempt, "not voting: {e:#}");
+                        false
+                    }
+                };
+                if failed {
+                    retry
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((job.id, attempt));
                 }
             });
         }
-        // Forget attempts no longer listed, so the set stays bounded.
+        // Forget attempts no longer listed, so the set stays bounded, and try again the votes
+        // whose transactions failed while their round lasts.
         let listed = work.keys();
         done.retain(|k| listed.contains(k));
+        for k in
+            std::mem::take(&mut *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        {
+            done.remove(&k);
+        }
     }
 }
 

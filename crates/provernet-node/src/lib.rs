@@ -229,6 +229,9 @@ struct Node {
     inner: Mutex<Inner>,
 }
 
+/// Pauses between attempts to download a blob (about 15 s in all, well inside any deadline).
+const DOWNLOAD_RETRIES_MS: [u64; 4] = [500, 1_500, 4_000, 8_000];
+
 /// Removes `*.part` files a crash left behind in the blob cache.
 fn remove_partial_downloads(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -613,7 +616,19 @@ impl Node {
             g.entry(blob.hash).or_default().clone()
         };
         let _one = lock.lock().await;
-        let result = self.download_to(blob, &dir, &path, whole(&path).await).await;
+        // A validator that dies mid-download, or one still copying the blob from another,
+        // costs a retry (on the next validator), not the attempt.
+        let mut result = self.download_to(blob, &dir, &path, whole(&path).await).await;
+        for wait_ms in DOWNLOAD_RETRIES_MS {
+            if result.is_ok() {
+                break;
+            }
+            if let Err(e) = &result {
+                tracing::warn!(blob = %blob.hash, "downloading a blob: {e:#}; retrying in {wait_ms} ms");
+            }
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            result = self.download_to(blob, &dir, &path, whole(&path).await).await;
+        }
         self.downloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&blob.hash);
         result
     }
@@ -783,7 +798,9 @@ impl Node {
         if let TxOutcome::Failed { reason } =
             self.txq.send(TxBody::Vote { job: job.id, attempt, valid }).await
         {
-            tracing::warn!(job = %job.id, attempt, "vote failed: {reason}");
+            // Still listed as a vote to cast (the round goes on): the next reading retries.
+            tracing::warn!(job = %job.id, attempt, "vote failed: {reason}; retrying while the round lasts");
+            self.lock().voting.remove(&(job.id, attempt));
         }
     }
 

@@ -161,9 +161,15 @@ impl Client {
         let n = self.bases.len();
         let start = self.current.load(Ordering::Relaxed) % n;
         let mut last = None;
+        let mut busy = None;
         for step in 0..n {
             let i = (start + step) % n;
             match make(&self.bases[i]).send().await {
+                // An overloaded or failing validator is worth moving on from, like one that
+                // cannot be reached; its answer is kept in case every other fails too.
+                Ok(resp) if resp.status().is_server_error() && step + 1 < n => {
+                    busy = Some(resp);
+                }
                 Ok(resp) => {
                     if i != start {
                         tracing::info!(api = %self.bases[i], "moved to another validator's API");
@@ -174,6 +180,9 @@ impl Client {
                 Err(e) if e.is_connect() || e.is_timeout() => last = Some(e),
                 Err(e) => return Err(e.into()),
             }
+        }
+        if let Some(resp) = busy {
+            return Ok(resp);
         }
         Err(last.map_or(SdkError::Url("no API".into()), SdkError::Http))
     }
@@ -338,7 +347,8 @@ impl Client {
     }
 
     /// Downloads a blob and checks its bytes against the hash; `None` if no validator this
-    /// client knows has it (the one in use first, then the others).
+    /// client knows has it (the one in use first, then the others). A validator that fails or
+    /// serves wrong bytes is passed over for the next.
     pub async fn download(
         &self,
         hash: &provernet_types::BlobHash,
@@ -347,6 +357,8 @@ impl Client {
         let start = self.current.load(Ordering::Relaxed) % n;
         let mut unreachable = None;
         let mut answered = false;
+        // A validator that answered wrongly (an error, or bytes that do not hash right).
+        let mut failed = None;
         for step in 0..n {
             let base = &self.bases[(start + step) % n];
             let resp = match self.http.get(format!("{base}/v1/blobs/{hash}")).send().await {
@@ -362,22 +374,35 @@ impl Client {
                 continue;
             }
             if !resp.status().is_success() {
-                return Err(Self::read::<serde_json::Value>(resp)
+                let e = Self::read::<serde_json::Value>(resp)
                     .await
                     .err()
-                    .unwrap_or(SdkError::Decode("bad blob".into())));
+                    .unwrap_or(SdkError::Decode("bad blob".into()));
+                failed = Some(e);
+                continue;
             }
-            let bytes = resp.bytes().await?.to_vec();
+            // A validator that dies mid-transfer is as good as one that cannot be reached.
+            let bytes = match resp.bytes().await {
+                Ok(b) => b.to_vec(),
+                Err(e) => {
+                    unreachable = Some(e);
+                    continue;
+                }
+            };
             if provernet_types::BlobHash::of(&bytes) != *hash {
-                return Err(SdkError::Decode(format!(
+                failed = Some(SdkError::Decode(format!(
                     "blob {hash}: {base} served bytes with another hash"
                 )));
+                continue;
             }
             return Ok(Some(bytes));
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         match unreachable {
-            // Nobody answered: that is not the same as nobody having it.
-            Some(e) if !answered => Err(e.into()),
+            // Nobody answered in full: that is not the same as nobody having it.
+            Some(e) if !answered || n == 1 => Err(e.into()),
             _ => Ok(None),
         }
     }

@@ -1,6 +1,7 @@
-//! A network of real processes on loopback for end-to-end tests: one validator from
-//! `provernet genesis`, prover nodes from `provernet node` (each with its own key, config and
-//! log), and the requester's side driven through the `provernet` CLI itself.
+//! A network of real processes on loopback for end-to-end tests: validators from
+//! `provernet genesis` (one, or several), prover nodes from `provernet node` (each with its own
+//! key, config and log, attached to a validator of its own), and the requester's side driven
+//! through the `provernet` CLI itself.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -97,10 +98,17 @@ impl Node {
 
 pub struct Net {
     pub dir: tempfile::TempDir,
+    /// Validator 0's API.
     pub api: String,
+    /// Every validator's API, in order.
+    pub apis: Vec<String>,
+    /// A client of validator 0 alone.
     pub client: Client,
     pub faucet_key: PathBuf,
+    /// Validator 0.
     pub validator: Proc,
+    /// Validators 1 and up (`None` while stopped).
+    pub others: Vec<Option<Proc>>,
     pub nodes: Vec<Node>,
 }
 
@@ -108,6 +116,18 @@ impl Net {
     /// A validator and `provers` node configurations (not started); `corrupt` lists the nodes
     /// that corrupt every proof they produce. `slot` keeps concurrent tests' ports apart.
     pub async fn new(slot: u16, provers: usize, corrupt: &[usize]) -> Net {
+        Net::many(slot, 1, provers, corrupt, |_| 0).await
+    }
+
+    /// `validators` validators and `provers` node configurations (not started); node `i`
+    /// talks to validator `attach(i)` first, then the others in turn.
+    pub async fn many(
+        slot: u16,
+        validators: usize,
+        provers: usize,
+        corrupt: &[usize],
+        attach: impl Fn(usize) -> usize,
+    ) -> Net {
         let dir = tempfile::tempdir().unwrap();
         // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
         // 20000-30000), and apart per test process.
@@ -116,7 +136,7 @@ impl Net {
         let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
         let mut genesis = Command::new(BIN);
         genesis
-            .args(["genesis", "--validators", "1", "--host", "127.0.0.1"])
+            .args(["genesis", "--validators", &validators.to_string(), "--host", "127.0.0.1"])
             .arg("--out")
             .arg(dir.path().join("net"))
             .args(["--base-port", &p2p.to_string(), "--api-port", &api_port.to_string()]);
@@ -125,20 +145,20 @@ impl Net {
         }
         let out = genesis.output().unwrap();
         assert!(out.status.success(), "genesis: {}", String::from_utf8_lossy(&out.stderr));
-        let validator = Proc::spawn(
-            &[
-                "validator",
-                "--config",
-                &dir.path().join("net/validator-0/validator.toml").to_string_lossy(),
-            ],
-            &dir.path().join("validator.log"),
-        );
-        let api = format!("http://127.0.0.1:{api_port}");
+        let apis: Vec<String> = (0..validators)
+            .map(|v| format!("http://127.0.0.1:{}", api_port as usize + v))
+            .collect();
+        let validator = spawn_validator(dir.path(), 0);
+        let others = (1..validators).map(|v| Some(spawn_validator(dir.path(), v))).collect();
+        let api = apis[0].clone();
         let client = Client::new(&api).unwrap();
-        wait_until("the validator's API", Duration::from_secs(60), || async {
-            client.status().await.is_ok()
-        })
-        .await;
+        for a in &apis {
+            let c = Client::new(a).unwrap();
+            wait_until("a validator's API", Duration::from_secs(60), || async {
+                c.status().await.is_ok()
+            })
+            .await;
+        }
         let mut nodes = Vec::new();
         for (i, key) in keys.into_iter().enumerate() {
             let ndir = dir.path().join(format!("node-{i}"));
@@ -149,9 +169,13 @@ impl Net {
             )
             .unwrap();
             let corrupt = if corrupt.contains(&i) { "testing_corrupt_proofs = true\n" } else { "" };
+            let own = attach(i);
+            let list: Vec<String> =
+                (0..validators).map(|k| format!("\"{}\"", apis[(own + k) % validators])).collect();
             let toml = format!(
-                "api = \"{api}\"\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\n\
-                 cores = \"1\"\nmemory = \"2GiB\"\ngpus = 0\n{corrupt}"
+                "api = [{}]\nkey = \"key.json\"\ndata_dir = \"data\"\nstake = \"100\"\n\
+                 cores = \"1\"\nmemory = \"2GiB\"\ngpus = 0\n{corrupt}",
+                list.join(", ")
             );
             std::fs::write(ndir.join("node.toml"), toml).unwrap();
             nodes.push(Node {
@@ -162,7 +186,20 @@ impl Net {
             });
         }
         let faucet_key = dir.path().join("net/faucet.json");
-        Net { dir, api, client, faucet_key, validator, nodes }
+        Net { dir, api, apis, client, faucet_key, validator, others, nodes }
+    }
+
+    /// Stops validator `v` (1 and up) with SIGKILL.
+    pub fn kill_validator(&mut self, v: usize) {
+        if let Some(mut p) = self.others[v - 1].take() {
+            p.kill();
+        }
+    }
+
+    /// Starts validator `v` (1 and up) again from its data directory.
+    pub fn restart_validator(&mut self, v: usize) {
+        assert!(self.others[v - 1].is_none(), "validator {v} is running");
+        self.others[v - 1] = Some(spawn_validator(self.dir.path(), v));
     }
 
     /// Starts node `i` and waits until the chain lists it.
@@ -260,16 +297,29 @@ impl Net {
             "--- validator\n{}\n",
             tail(std::fs::read_to_string(&self.validator.log).unwrap_or_default())
         ));
+        for v in 1..=self.others.len() {
+            let log = self.dir.path().join(format!("validator-{v}.log"));
+            s.push_str(&format!(
+                "--- validator {v}\n{}\n",
+                tail(std::fs::read_to_string(&log).unwrap_or_default())
+            ));
+        }
         for (i, n) in self.nodes.iter().enumerate() {
             s.push_str(&format!("--- node {i}\n{}\n", tail(n.log())));
         }
         s
     }
 
-    /// Checks conservation from outside: the supply's parts sum to the genesis supply, and
-    /// the balances of the accounts this test knows are all the balances there are.
+    /// Checks conservation from outside, on validator 0: the supply's parts sum to the genesis
+    /// supply, and the balances of the accounts this test knows are all the balances there are.
     pub async fn assert_conserved(&self, known: &[String]) {
-        let s: Value = self.client.get("/v1/supply").await.unwrap().unwrap();
+        let client = self.client.clone();
+        self.assert_conserved_on(&client, known).await;
+    }
+
+    /// [`Net::assert_conserved`] on the validator behind `client`.
+    pub async fn assert_conserved_on(&self, client: &Client, known: &[String]) {
+        let s: Value = client.get("/v1/supply").await.unwrap().unwrap();
         let part = |k: &str| s[k].as_u64().unwrap() as u128;
         let parts = part("balances_micro_credits")
             + part("stakes_micro_credits")
@@ -279,19 +329,39 @@ impl Net {
         assert_eq!(parts, part("supply_micro_credits"), "credits not conserved: {s:#}");
         let mut sum = 0u128;
         for a in known {
-            sum += u128::from(self.balance(a).await);
+            sum += u128::from(
+                client
+                    .get::<Value>(&format!("/v1/accounts/{a}"))
+                    .await
+                    .unwrap()
+                    .map_or(0, |v| v["balance_micro_credits"].as_u64().unwrap()),
+            );
         }
         assert_eq!(s["accounts"].as_u64().unwrap() as usize, known.len(), "{s:#}");
         assert_eq!(sum, part("balances_micro_credits"), "{s:#}");
     }
 
-    /// Every account on the chain the test knows of: the faucet, the nodes and the validator.
+    /// Every account on the chain the test knows of: the faucet, the nodes and the validators.
     pub fn accounts(&self) -> Vec<String> {
         let mut v = vec![account_of(&self.faucet_key)];
         v.extend(self.nodes.iter().map(Node::account));
-        v.push(account_of(&self.path("net/validator-0/key.json")));
+        for i in 0..self.apis.len() {
+            v.push(account_of(&self.path(&format!("net/validator-{i}/key.json"))));
+        }
         v
     }
+}
+
+fn spawn_validator(dir: &Path, v: usize) -> Proc {
+    let log = if v == 0 { "validator.log".to_owned() } else { format!("validator-{v}.log") };
+    Proc::spawn(
+        &[
+            "validator",
+            "--config",
+            &dir.join(format!("net/validator-{v}/validator.toml")).to_string_lossy(),
+        ],
+        &dir.join(log),
+    )
 }
 
 pub fn account_of(key_file: &Path) -> String {
@@ -364,6 +434,32 @@ pub fn deploy_groth16(net: &Net) {
 /// Deploys a program whose proofs committees of provers verify, through the CLI: the
 /// workspace binaries `<name>-prover` and `<name>-verifier`, one declared input `statement`.
 pub fn deploy_committee_program(net: &Net, name: &str) {
+    deploy_committee_program_as(net, name, name);
+}
+
+/// [`deploy_committee_program`] of the executables `<exe>-prover` and `<exe>-verifier` under
+/// the program name `name`.
+pub fn deploy_committee_program_as(net: &Net, exe: &str, name: &str) {
+    let v = net.cli_json(&[
+        "program",
+        "deploy",
+        "--name",
+        name,
+        "--prover",
+        &bin_dir().join(format!("{exe}-prover")).to_string_lossy(),
+        "--verifier",
+        &bin_dir().join(format!("{exe}-verifier")).to_string_lossy(),
+        "--input-name",
+        "statement",
+        "--time",
+        "30s",
+    ]);
+    assert!(v["program"].as_str().is_some(), "{v}");
+}
+
+/// Deploys the built-in program `name` (`winterfell-chain` or `plonky3-keccak`: the workspace
+/// binary `<name>-prover`, one input `statement`), verified natively by the validators.
+pub fn deploy_native(net: &Net, name: &str) {
     let v = net.cli_json(&[
         "program",
         "deploy",
@@ -371,8 +467,8 @@ pub fn deploy_committee_program(net: &Net, name: &str) {
         name,
         "--prover",
         &bin_dir().join(format!("{name}-prover")).to_string_lossy(),
-        "--verifier",
-        &bin_dir().join(format!("{name}-verifier")).to_string_lossy(),
+        "--builtin",
+        name,
         "--input-name",
         "statement",
         "--time",

@@ -103,3 +103,19 @@ fn a_job_that_fits_no_free_prover_does_not_block_the_ones_behind_it() {
     let served = assigned_in(&c.block(vec![post]));
     assert_eq!(served, vec![waits]);
 }
+
+/// Regression: a result posted while the job's wake-up from its accept was still pending woke
+/// the job before its fallback could be drawn, and the job opened its race after one attempt
+/// instead of drawing another prover (seen as `Failed(no proof)` for a program that failed
+/// once, on a live chain with a draw delay of two blocks).
+#[test]
+fn a_wake_up_before_the_draw_delay_does_not_open_the_race_early() {
+    let mut c = TestChain::new(4, |p| p.draw_delay = provernet_types::Blocks(2));
+    let (id, tx) = c.submit("alice", c.spec(committee_program().id(), 60));
+    c.block(vec![tx]);
+    let failing = Behaviour { program_error_pct: 100, race_pct: 0, ..Behaviour::HONEST };
+    c.run_agent(failing, 100);
+    let j = c.state.job(&id).unwrap();
+    assert_eq!(j.status, JobStatus::Failed(crate::FailReason::Program), "{j:#?}");
+    assert_eq!(j.attempts.len(), 2);
+}
