@@ -13,23 +13,31 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_provernet");
 
-#[test]
-fn devnet_proves_a_mixed_batch() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs `provernet devnet --exit-when-done --json` with `args` in `dir`; its JSON summary.
+fn devnet(dir: &Path, args: &[&str]) -> Value {
     // The built-in programs are workspace binaries in the same target directory.
     let programs = Path::new(BIN).parent().unwrap();
     let out = Command::new(BIN)
-        .args(["devnet", "--exit-when-done", "--json", "--jobs-per-program", "3"])
-        .args(["--api-port", "18380", "--p2p-port", "18390"])
+        .args(["devnet", "--exit-when-done", "--json"])
+        .args(args)
         .arg("--data-dir")
-        .arg(dir.path().join("devnet"))
+        .arg(dir.join("devnet"))
         .arg("--programs-dir")
         .arg(programs)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "devnet failed: {stderr}");
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON summary");
+    serde_json::from_slice(&out.stdout).expect("one JSON summary")
+}
+
+#[test]
+fn devnet_proves_a_mixed_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = devnet(
+        dir.path(),
+        &["--jobs-per-program", "3", "--api-port", "18380", "--p2p-port", "18390"],
+    );
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
     // Three jobs per program, four segments of one chain, and their join.
@@ -54,19 +62,9 @@ fn devnet_proves_a_mixed_batch() {
 #[test]
 fn a_four_validator_devnet_proves_a_batch_through_nodes_on_other_validators() {
     let dir = tempfile::tempdir().unwrap();
-    let programs = Path::new(BIN).parent().unwrap();
-    let out = Command::new(BIN)
-        .args(["devnet", "--validators", "4", "--exit-when-done", "--json"])
-        .args(["--jobs-per-program", "1", "--api-port", "18400", "--p2p-port", "18410"])
-        .arg("--data-dir")
-        .arg(dir.path().join("devnet"))
-        .arg("--programs-dir")
-        .arg(programs)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "devnet failed: {stderr}");
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("one JSON summary");
+    let args = ["--validators", "4", "--jobs-per-program", "1"];
+    let summary =
+        devnet(dir.path(), &[&args[..], &["--api-port", "18400", "--p2p-port", "18410"]].concat());
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     assert_eq!(summary["validators"], 4, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();

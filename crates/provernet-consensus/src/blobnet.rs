@@ -692,14 +692,20 @@ impl BlobNet {
             id
         };
         if let Some(within) = within {
-            let net = self.clone();
-            let sleep = (self.inner.rt.sleep)(within);
-            self.spawn(async move {
-                sleep.await;
-                net.expire(hash, id);
-            });
+            self.expire_after(hash, id, within);
         }
         rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
+    }
+
+    /// Tells waiter `id` of `hash`, if it still waits after `within`, that the blob is
+    /// unavailable.
+    fn expire_after(&self, hash: BlobHash, id: u64, within: Duration) {
+        let net = self.clone();
+        let sleep = (self.inner.rt.sleep)(within);
+        self.spawn(async move {
+            sleep.await;
+            net.expire(hash, id);
+        });
     }
 
     fn take_admit_slot(&self, account: AccountId) -> Result<AdmitSlot, BlobError> {
@@ -789,12 +795,7 @@ impl BlobNet {
             g.next_waiter += 1;
             id
         };
-        let net = self.clone();
-        let sleep = (self.inner.rt.sleep)(within);
-        self.spawn(async move {
-            sleep.await;
-            net.expire(hash, id);
-        });
+        self.expire_after(hash, id, within);
         rx.await.unwrap_or(Err(BlobError::Unavailable(hash)))
     }
 

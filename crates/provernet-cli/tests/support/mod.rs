@@ -405,30 +405,25 @@ pub fn groth16_inputs(net: &Net, len: usize, tag: u8) -> Vec<String> {
     ]
 }
 
-/// Deploys the built-in Groth16 program (verified natively by the validator) through the CLI.
-pub fn deploy_groth16(net: &Net) {
-    let prover = bin_dir().join("groth16-sha256-prover");
-    let v = net.cli_json(&[
-        "program",
-        "deploy",
-        "--name",
-        "groth16-sha256",
-        "--prover",
-        &prover.to_string_lossy(),
-        "--builtin",
-        "groth16-bn254",
-        "--input-name",
-        "pk",
-        "--input-name",
-        "vk",
-        "--input-name",
-        "preimage",
-        "--input-name",
-        "digest",
-        "--time",
-        "30s",
-    ]);
+/// Deploys program `name` through the CLI: the workspace binary `prover`, verified as
+/// `verifier` says (`["--builtin", KIND]` or `["--verifier", PATH]`), with these inputs.
+fn deploy(net: &Net, name: &str, prover: &str, verifier: [&str; 2], inputs: &[&str]) {
+    let prover = bin_dir().join(prover);
+    let prover = prover.to_string_lossy();
+    let mut args = vec!["program", "deploy", "--name", name, "--prover", &prover];
+    args.extend(verifier);
+    for i in inputs {
+        args.extend(["--input-name", i]);
+    }
+    args.extend(["--time", "30s"]);
+    let v = net.cli_json(&args);
     assert!(v["program"].as_str().is_some(), "{v}");
+}
+
+/// Deploys the built-in Groth16 program (verified natively by the validators) through the CLI.
+pub fn deploy_groth16(net: &Net) {
+    let inputs = ["pk", "vk", "preimage", "digest"];
+    deploy(net, "groth16-sha256", "groth16-sha256-prover", ["--builtin", "groth16-bn254"], &inputs);
 }
 
 /// Deploys a program whose proofs committees of provers verify, through the CLI: the
@@ -440,41 +435,15 @@ pub fn deploy_committee_program(net: &Net, name: &str) {
 /// [`deploy_committee_program`] of the executables `<exe>-prover` and `<exe>-verifier` under
 /// the program name `name`.
 pub fn deploy_committee_program_as(net: &Net, exe: &str, name: &str) {
-    let v = net.cli_json(&[
-        "program",
-        "deploy",
-        "--name",
-        name,
-        "--prover",
-        &bin_dir().join(format!("{exe}-prover")).to_string_lossy(),
-        "--verifier",
-        &bin_dir().join(format!("{exe}-verifier")).to_string_lossy(),
-        "--input-name",
-        "statement",
-        "--time",
-        "30s",
-    ]);
-    assert!(v["program"].as_str().is_some(), "{v}");
+    let verifier = bin_dir().join(format!("{exe}-verifier"));
+    let verifier = verifier.to_string_lossy();
+    deploy(net, name, &format!("{exe}-prover"), ["--verifier", &verifier], &["statement"]);
 }
 
 /// Deploys the built-in program `name` (`winterfell-chain` or `plonky3-keccak`: the workspace
 /// binary `<name>-prover`, one input `statement`), verified natively by the validators.
 pub fn deploy_native(net: &Net, name: &str) {
-    let v = net.cli_json(&[
-        "program",
-        "deploy",
-        "--name",
-        name,
-        "--prover",
-        &bin_dir().join(format!("{name}-prover")).to_string_lossy(),
-        "--builtin",
-        name,
-        "--input-name",
-        "statement",
-        "--time",
-        "30s",
-    ]);
-    assert!(v["program"].as_str().is_some(), "{v}");
+    deploy(net, name, &format!("{name}-prover"), ["--builtin", name], &["statement"]);
 }
 
 /// `job submit ... --json` as the faucet; the job id.
