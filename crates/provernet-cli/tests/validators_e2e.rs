@@ -143,6 +143,17 @@ async fn four_validators_prove_through_one_with_data_everywhere_and_real_quorums
         assert!(node_of(&net, prover).is_some(), "{v:#}");
     }
 
+    // The CLI fails over too: given a dead API first, it uses the next, and fetches and
+    // checks a proof whose blobs it downloads from whichever validator holds them.
+    let (_, id) = &jobs[2];
+    let list = format!("http://127.0.0.1:1,{}", net.apis[3]);
+    let out = net.path("fetched-through-3");
+    let args = ["proof", "fetch", id, "--out", &out.to_string_lossy(), "--json"];
+    let (ok, stdout, stderr) = net.cli_through(&list, &net.faucet_key, &args);
+    assert!(ok, "{stderr}");
+    let f: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(f["verdict"], "valid", "{f}");
+
     // The node attached to validator 2 carried on through another validator's API.
     let log = net.nodes[1].log();
     assert!(log.contains("moved to another validator's API"), "{log}");

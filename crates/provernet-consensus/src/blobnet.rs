@@ -1229,6 +1229,14 @@ mod tests {
     const OK: Outcome = Outcome::Resolved(Resolution::Complete);
 
     #[test]
+    fn every_blob_message_fits_the_p2p_limit() {
+        // The largest blob the chain allows (64 GiB) still has a head that fits one message.
+        let value = max_response(provernet_types::limits::BLOB_BYTES_MAX.0);
+        let message = commonware_resolver::p2p::max_message_size::<PieceKey>(value);
+        assert!(message <= crate::engine::MAX_MESSAGE_BYTES as usize, "{message}");
+    }
+
+    #[test]
     fn a_peer_serving_bytes_that_do_not_match_is_refused() {
         let (net, _dir) = net();
         // A blob of one piece: its head carries its bytes, which must hash to its address.

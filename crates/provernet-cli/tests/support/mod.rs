@@ -222,9 +222,14 @@ impl Net {
     }
 
     pub fn cli_as(&self, key: &Path, args: &[&str]) -> (bool, String, String) {
+        self.cli_through(&self.api, key, args)
+    }
+
+    /// Runs the CLI against the API list `api` (`PROVERNET_API`, comma-separated).
+    pub fn cli_through(&self, api: &str, key: &Path, args: &[&str]) -> (bool, String, String) {
         let out: Output = Command::new(BIN)
             .args(args)
-            .env("PROVERNET_API", &self.api)
+            .env("PROVERNET_API", api)
             .env("PROVERNET_KEY", key)
             .output()
             .unwrap();
