@@ -852,80 +852,96 @@ impl BlobNet {
 
     /// Checks one response from a peer (the resolver's consumer).
     fn deliver(&self, key: PieceKey, value: Bytes) -> Outcome {
-        let hash = key.blob;
         debug!(%key, bytes = value.len(), "a peer answered");
-        let mut g = self.lock();
-        let Some(f) = g.fetches.get_mut(&hash) else { return Outcome::Ignored };
-        if f.storing {
-            return Outcome::Ignored;
+        let done = Outcome::Resolved(commonware_resolver::Resolution::Complete);
+        let g = self.lock();
+        match g.fetches.get(&key.blob) {
+            None => return Outcome::Ignored,
+            Some(f) if f.storing => return Outcome::Ignored,
+            Some(f) if key.piece == HEAD && f.head.is_some() => return done,
+            Some(_) => {}
         }
         if key.piece == HEAD {
-            if f.head.is_some() {
-                return Outcome::Resolved(commonware_resolver::Resolution::Complete);
-            }
-            let Some((size, body)) = split_head(&value) else {
-                warn!(%hash, "a peer sent a malformed head; blocking it");
+            self.deliver_head(g, key.blob, value)
+        } else {
+            self.deliver_piece(g, key.blob, u64::from(key.piece), value)
+        }
+    }
+
+    /// Checks a blob's head: for one piece, its bytes; for several, its outline (which must
+    /// fold to the blob's address) and last piece (which binds the size).
+    fn deliver_head(&self, mut g: MutexGuard<'_, Shared>, hash: BlobHash, value: Bytes) -> Outcome {
+        let done = Outcome::Resolved(commonware_resolver::Resolution::Complete);
+        let Some((size, body)) = split_head(&value) else {
+            warn!(%hash, "a peer sent a malformed head; blocking it");
+            return Outcome::Invalid;
+        };
+        if !pieces::has_outline(size) {
+            if body.len() as u64 != size || BlobHash::of(&body) != hash {
+                warn!(%hash, "a peer sent bytes that do not hash to the blob; blocking it");
                 return Outcome::Invalid;
-            };
-            if !pieces::has_outline(size) {
-                if body.len() as u64 != size || BlobHash::of(&body) != hash {
-                    warn!(%hash, "a peer sent bytes that do not hash to the blob; blocking it");
-                    return Outcome::Invalid;
-                }
-                drop(g);
-                self.assembled(hash, size, body);
-                return Outcome::Resolved(commonware_resolver::Resolution::Complete);
-            }
-            let n = pieces::piece_count(size);
-            let Some(last) = pieces::piece_range(size, n - 1) else { return Outcome::Invalid };
-            let Some(outline_bytes) = usize::try_from(n).ok().and_then(|n| n.checked_mul(32))
-            else {
-                return Outcome::Invalid;
-            };
-            if body.len() as u64 != outline_bytes as u64 + (last.end - last.start) {
-                warn!(%hash, "a peer sent a head of the wrong length; blocking it");
-                return Outcome::Invalid;
-            }
-            let outline: Vec<PieceHash> =
-                body[..outline_bytes].chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
-            let tail = body.slice(outline_bytes..);
-            if pieces::root_of(&outline, size) != Some(hash)
-                || pieces::piece_hash(n - 1, &tail) != outline[(n - 1) as usize]
-            {
-                warn!(%hash, "a peer sent an outline that does not fold to the blob; blocking it");
-                return Outcome::Invalid;
-            }
-            // The head is the blob's own. Callers that declared another size are told so; a
-            // blob above the store's limit is nobody's to fetch. Neither is the peer's fault.
-            let max = self.inner.store.limits().blob_max;
-            let (wrong, fine): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut f.waiters)
-                .into_iter()
-                .partition(|w| size > max || w.size.is_some_and(|d| d != size));
-            f.waiters = fine;
-            let err = if size > max { Err(BlobError::TooLarge { size, max }) } else { Ok(()) };
-            let abandon = size > max || (f.waiters.is_empty() && !f.keep);
-            if abandon {
-                g.remove(hash);
-            } else if let Some(f) = g.fetches.get_mut(&hash) {
-                let n = outline.len();
-                let mut pieces = vec![None; n];
-                pieces[n - 1] = Some(tail);
-                f.head = Some(Head { size, outline, pieces, missing: n - 1, started: false });
-                g.queued.push_back(hash);
             }
             drop(g);
-            answer(wrong, Some(size), &err);
-            self.start_queued();
-            return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+            self.assembled(hash, size, body);
+            return done;
         }
-        let Some(head) = f.head.as_mut() else { return Outcome::Ignored };
-        let index = u64::from(key.piece);
-        let Some(range) = pieces::piece_range(head.size, index) else {
-            return Outcome::Ignored;
+        let n = pieces::piece_count(size);
+        let Some(last) = pieces::piece_range(size, n - 1) else { return Outcome::Invalid };
+        let Some(outline_bytes) = usize::try_from(n).ok().and_then(|n| n.checked_mul(32)) else {
+            return Outcome::Invalid;
         };
+        if body.len() as u64 != outline_bytes as u64 + (last.end - last.start) {
+            warn!(%hash, "a peer sent a head of the wrong length; blocking it");
+            return Outcome::Invalid;
+        }
+        let outline: Vec<PieceHash> =
+            body[..outline_bytes].chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
+        let tail = body.slice(outline_bytes..);
+        if pieces::root_of(&outline, size) != Some(hash)
+            || pieces::piece_hash(n - 1, &tail) != outline[(n - 1) as usize]
+        {
+            warn!(%hash, "a peer sent an outline that does not fold to the blob; blocking it");
+            return Outcome::Invalid;
+        }
+        // The head is the blob's own. Callers that declared another size are told so; a blob
+        // above the store's limit is nobody's to fetch. Neither is the peer's fault.
+        let max = self.inner.store.limits().blob_max;
+        let Some(f) = g.fetches.get_mut(&hash) else { return Outcome::Ignored };
+        let (wrong, fine): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut f.waiters)
+            .into_iter()
+            .partition(|w| size > max || w.size.is_some_and(|d| d != size));
+        f.waiters = fine;
+        let err = if size > max { Err(BlobError::TooLarge { size, max }) } else { Ok(()) };
+        if size > max || (f.waiters.is_empty() && !f.keep) {
+            g.remove(hash);
+        } else {
+            let n = outline.len();
+            let mut pieces = vec![None; n];
+            pieces[n - 1] = Some(tail);
+            f.head = Some(Head { size, outline, pieces, missing: n - 1, started: false });
+            g.queued.push_back(hash);
+        }
+        drop(g);
+        answer(wrong, Some(size), &err);
+        self.start_queued();
+        done
+    }
+
+    /// Checks piece `index` of a blob against its outline; the last one in completes it.
+    fn deliver_piece(
+        &self,
+        mut g: MutexGuard<'_, Shared>,
+        hash: BlobHash,
+        index: u64,
+        value: Bytes,
+    ) -> Outcome {
+        let done = Outcome::Resolved(commonware_resolver::Resolution::Complete);
+        let Some(f) = g.fetches.get_mut(&hash) else { return Outcome::Ignored };
+        let Some(head) = f.head.as_mut() else { return Outcome::Ignored };
+        let Some(range) = pieces::piece_range(head.size, index) else { return Outcome::Ignored };
         let i = index as usize;
         if head.pieces[i].is_some() {
-            return Outcome::Resolved(commonware_resolver::Resolution::Complete);
+            return done;
         }
         if value.len() as u64 != range.end - range.start
             || pieces::piece_hash(index, &value) != head.outline[i]
@@ -935,19 +951,20 @@ impl BlobNet {
         }
         head.pieces[i] = Some(value);
         head.missing -= 1;
-        if head.missing == 0 {
-            let size = head.size;
-            let pieces = std::mem::take(&mut head.pieces);
-            f.storing = true;
-            drop(g);
-            // Joined outside the lock: a proposer waits on this lock.
-            let mut data = Vec::with_capacity(size as usize);
-            for p in pieces.iter().flatten() {
-                data.extend_from_slice(p);
-            }
-            self.assembled(hash, size, Bytes::from(data));
+        if head.missing > 0 {
+            return done;
         }
-        Outcome::Resolved(commonware_resolver::Resolution::Complete)
+        let size = head.size;
+        let pieces = std::mem::take(&mut head.pieces);
+        f.storing = true;
+        drop(g);
+        // Joined outside the lock: a proposer waits on this lock.
+        let mut data = Vec::with_capacity(size as usize);
+        for p in pieces.iter().flatten() {
+            data.extend_from_slice(p);
+        }
+        self.assembled(hash, size, Bytes::from(data));
+        done
     }
 
     /// Requests the pieces of queued blobs while they fit in [`ASSEMBLY_BYTES_MAX`].
