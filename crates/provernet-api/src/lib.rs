@@ -306,6 +306,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
         "state_root": tip.root.to_string(),
         "time_ms": tip.time,
         "block_time_ms": chain.with_state(|s| s.params().block_time_ms),
+        "tx_fee_micro_credits": chain.with_state(|s| s.params().tx_fee.0),
         "mempool": {"txs": txs, "bytes": bytes},
         "mechanisms": chain.with_state(|s| {
             let p = s.params();
@@ -636,13 +637,17 @@ async fn quote(State(api): State<Api>, Query(q): Query<QuoteQuery>) -> ApiResult
     }
     let resources = Resources { cores, memory, gpus };
     resources.check_bounds().map_err(|e| field("resources", e.to_string()))?;
-    let per = api.submitter.chain().with_state(|s| s.params().prices.quote(&resources, time));
+    let (per, tx_fee) = api
+        .submitter
+        .chain()
+        .with_state(|s| (s.params().prices.quote(&resources, time), s.params().tx_fee));
     let total = per.0.saturating_mul(u64::from(redundancy));
     Ok(Json(json!({
         "per_prover_micro_credits": per.0,
         "total_micro_credits": total,
         "redundancy": redundancy,
         "time_limit_s": time.0,
+        "tx_fee_micro_credits": tx_fee.0,
     })))
 }
 

@@ -135,7 +135,9 @@ async fn transactions_are_admitted_deduplicated_and_applied() {
     );
     let (_, acc) = get(&f.router, &format!("/v1/accounts/{}", user().account())).await;
     assert_eq!(acc["nonce"], 1);
-    assert_eq!(acc["balance_micro_credits"], 5_000_000 - 10);
+    // The transfer's 10 µc and the chain's transaction fee.
+    let fee = ChainParams::devnet(Vec::new()).tx_fee.0;
+    assert_eq!(acc["balance_micro_credits"], 5_000_000 - 10 - fee);
 }
 
 #[tokio::test]

@@ -491,12 +491,14 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         .await
         .map_err(|e| explain(e, &api))?
         .map_or(0, |acc| acc.balance_micro_credits);
-    // Auctions escrow the max fee (the clearing price is only known later).
+    // Auctions escrow the max fee (the clearing price is only known later); the submission
+    // also pays the chain's transaction fee.
     let escrow = if a.mechanism.is_auction() { max_fee } else { total };
-    if balance < escrow.0 {
+    let tx_fee = MicroCredits(quote["tx_fee_micro_credits"].as_u64().unwrap_or(0));
+    if balance < escrow.0.saturating_add(tx_fee.0) {
         return Err(hinted(
             format!(
-                "insufficient credits: the job escrows {escrow} and account {} has {}",
+                "insufficient credits: the job escrows {escrow}, its submission costs a fee of {tx_fee}, and account {} has {}",
                 key.account(),
                 MicroCredits(balance)
             ),

@@ -88,7 +88,12 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
     assert_eq!(v["status"], "Failed(program)", "{v:#}");
     let fee = v["fee_per_prover_micro_credits"].as_u64().unwrap();
     assert!(fee > 0);
-    assert_eq!(before - net.balance(&faucet).await, fee, "the requester pays the fee once");
+    let charged = before - net.balance(&faucet).await;
+    assert_eq!(
+        charged,
+        fee + net.tx_fee().await,
+        "the requester pays the fee once (and the submission's transaction fee)"
+    );
     let errors: Vec<&Value> =
         v["attempts"].as_array().unwrap().iter().filter(|a| a["state"] == "ProgramError").collect();
     assert!(errors.len() >= 2, "{v:#}");
@@ -255,7 +260,7 @@ async fn nodes_join_races_and_win_auctions() {
         assert_eq!(v["mechanism"], mechanism);
         let winner = &v["attempts"][v["winner"].as_u64().unwrap() as usize];
         let price = winner["price_micro_credits"].as_u64().unwrap();
-        let charged = before - net.balance(&faucet).await;
+        let charged = before - net.balance(&faucet).await - net.tx_fee().await;
         assert_eq!(charged, price, "{mechanism}: the requester pays the winning price: {v:#}");
         match mechanism {
             "open-race" => {

@@ -15,12 +15,22 @@
 //! ([`Mempool::regossip`]), so one that a peer missed (it was down, or partitioned) still
 //! reaches every proposer.
 //!
+//! Spam: an account's pending fee-paying transactions must all be affordable (its balance
+//! covers the chain's `tx_fee` for each), so an account with nothing cannot queue anything;
+//! transactions that cannot apply next because a nonce below them is missing (*gapped*) are
+//! capped per account ([`MempoolConfig::gapped_per_account`]) and dropped after
+//! [`MempoolConfig::gapped_expiry_blocks`]; and a quarter of the pool is kept for
+//! transactions with their account's next nonce, so a flood of future nonces never locks
+//! honest transactions out.
+//!
 //! A transaction leaves the pool when a finalized block includes it (a transaction the ledger
 //! refused in the block does not use its nonce, and is dropped rather than retried forever), or
 //! when a finalized block used its nonce.
 
 use provernet_ledger::{check_tx, State, TxError};
-use provernet_types::{AccountId, Encode, Nonce, SignedTx, TxDecodeError, TxHash, VerifiedTx};
+use provernet_types::{
+    AccountId, Encode, MicroCredits, Nonce, SignedTx, TxDecodeError, TxHash, VerifiedTx,
+};
 use std::collections::BTreeMap;
 
 /// Limits of one validator's pool.
@@ -31,6 +41,11 @@ pub struct MempoolConfig {
     pub per_account: usize,
     /// How far past an account's next nonce a queued transaction may be.
     pub nonce_window: u64,
+    /// Most transactions per account that cannot apply next because a nonce below them is
+    /// missing.
+    pub gapped_per_account: usize,
+    /// Finalized blocks after which a transaction still gapped is dropped.
+    pub gapped_expiry_blocks: u64,
 }
 
 impl Default for MempoolConfig {
@@ -40,6 +55,8 @@ impl Default for MempoolConfig {
             max_bytes: 256 << 20,
             per_account: 1024,
             nonce_window: 1024,
+            gapped_per_account: 16,
+            gapped_expiry_blocks: 32,
         }
     }
 }
@@ -63,6 +80,10 @@ pub enum AdmitError {
     AccountFull { account: AccountId, limit: usize },
     #[error("the mempool is full ({txs} transactions, {bytes} bytes); retry later")]
     Full { txs: usize, bytes: usize },
+    #[error("account {account} already has {limit} pending transactions waiting for a missing nonce below them; send that nonce first")]
+    TooManyGapped { account: AccountId, limit: usize },
+    #[error("account {account} holds {have}, not enough for the transaction fees of its {pending} pending transactions and this one ({need})")]
+    CannotPayFees { account: AccountId, pending: usize, need: MicroCredits, have: MicroCredits },
     /// A blob the transaction names could not be obtained.
     #[error("{0}")]
     Blob(provernet_blobs::BlobError),
@@ -80,6 +101,8 @@ impl AdmitError {
             AdmitError::NonceTaken { .. } => "nonce_taken",
             AdmitError::AccountFull { .. } => "account_rate_limited",
             AdmitError::Full { .. } => "mempool_full",
+            AdmitError::TooManyGapped { .. } => "too_many_gapped_nonces",
+            AdmitError::CannotPayFees { .. } => "insufficient_balance_for_fees",
             AdmitError::Blob(e) => e.code(),
         }
     }
@@ -109,6 +132,8 @@ struct Entry {
     bytes: usize,
     /// The finalized height when it was last gossiped (or admitted).
     gossiped: u64,
+    /// The finalized height when it was admitted.
+    admitted: u64,
 }
 
 /// A bounded pool ordered by account and nonce.
@@ -163,8 +188,9 @@ impl Mempool {
         self.bytes += bytes.len();
         *self.per_account.entry(account).or_default() += 1;
         self.by_hash.insert(hash, (account, nonce));
-        let gossiped = state.height().0;
-        self.by_nonce.insert((account, nonce), Entry { tx, bytes: bytes.len(), gossiped });
+        let height = state.height().0;
+        let entry = Entry { tx, bytes: bytes.len(), gossiped: height, admitted: height };
+        self.by_nonce.insert((account, nonce), entry);
         Ok((hash, Admitted::Added))
     }
 
@@ -210,11 +236,48 @@ impl Mempool {
         if pending >= self.cfg.per_account {
             return Err(AdmitError::AccountFull { account, limit: self.cfg.per_account });
         }
-        if self.by_nonce.len() >= self.cfg.max_txs || self.bytes + bytes.len() > self.cfg.max_bytes
-        {
+        // A transaction that cannot apply next keeps a quarter of the pool free for those
+        // that can.
+        let (max_txs, max_bytes) = if nonce == next {
+            (self.cfg.max_txs, self.cfg.max_bytes)
+        } else {
+            (self.cfg.max_txs / 4 * 3, self.cfg.max_bytes / 4 * 3)
+        };
+        if self.by_nonce.len() >= max_txs || self.bytes + bytes.len() > max_bytes {
             return Err(AdmitError::Full { txs: self.by_nonce.len(), bytes: self.bytes });
         }
+        let run = self.run_from(account, next);
+        if nonce.0 > next.0 + run as u64 && pending - run >= self.cfg.gapped_per_account {
+            return Err(AdmitError::TooManyGapped { account, limit: self.cfg.gapped_per_account });
+        }
+        let fee = state.params().tx_fee;
+        if tx.tx().body.pays_fee() && fee.0 > 0 {
+            let paying = self
+                .by_nonce
+                .range((account, Nonce(0))..=(account, Nonce(u64::MAX)))
+                .filter(|(_, e)| e.tx.tx().body.pays_fee())
+                .count();
+            let need = MicroCredits(fee.0.saturating_mul(paying as u64 + 1));
+            let have = state.account(&account).map_or(MicroCredits(0), |a| a.balance);
+            if have < need {
+                return Err(AdmitError::CannotPayFees { account, pending: paying, need, have });
+            }
+        }
         Ok((hash, Some(tx)))
+    }
+
+    /// How many of `account`'s pending transactions have consecutive nonces from `next`.
+    fn run_from(&self, account: AccountId, next: Nonce) -> usize {
+        let mut expect = next;
+        let mut run = 0;
+        for ((_, nonce), _) in self.by_nonce.range((account, next)..=(account, Nonce(u64::MAX))) {
+            if *nonce != expect {
+                break;
+            }
+            run += 1;
+            expect = Nonce(expect.0 + 1);
+        }
+        run
     }
 
     /// For each account, its pending transactions with consecutive nonces from the account's
@@ -351,16 +414,27 @@ impl Mempool {
     }
 
     /// Drops every transaction whose nonce `state` has used (after a block is finalized): per
-    /// pending account, the range below its next nonce.
+    /// pending account, the range below its next nonce; and every transaction that has waited
+    /// gapped (a nonce below it missing) for [`MempoolConfig::gapped_expiry_blocks`].
     pub fn prune(&mut self, state: &State) {
-        let stale: Vec<(AccountId, Nonce)> = self
-            .per_account
-            .keys()
-            .filter_map(|account| state.account(account).map(|a| (*account, a.nonce)))
-            .flat_map(|(account, next)| {
-                self.by_nonce.range((account, Nonce(0))..(account, next)).map(|(k, _)| *k)
-            })
-            .collect();
+        let height = state.height().0;
+        let expiry = self.cfg.gapped_expiry_blocks;
+        let mut stale: Vec<(AccountId, Nonce)> = Vec::new();
+        for account in self.per_account.keys() {
+            let Some(next) = state.account(account).map(|a| a.nonce) else { continue };
+            stale.extend(
+                self.by_nonce.range((*account, Nonce(0))..(*account, next)).map(|(k, _)| *k),
+            );
+            let run = self.run_from(*account, next) as u64;
+            let gapped =
+                (*account, Nonce(next.0.saturating_add(run)))..=(*account, Nonce(u64::MAX));
+            stale.extend(
+                self.by_nonce
+                    .range(gapped)
+                    .filter(|(_, e)| e.admitted + expiry <= height)
+                    .map(|(k, _)| *k),
+            );
+        }
         for key in stale {
             self.remove_key(key);
         }
@@ -419,5 +493,61 @@ mod tests {
         assert_eq!(pool.regossip(&state, 2, 2, 10), vec![tx.clone()]);
         assert!(pool.regossip(&state, 3, 2, 10).is_empty());
         assert_eq!(pool.regossip(&state, 4, 2, 10), vec![tx]);
+    }
+
+    /// Regression, attack 4 of issue 14 ("the mempool filled for good"): accounts funded with
+    /// 1 µc signed nonces 1 to 1023 but never 0, and 100,000 gapped transactions locked every
+    /// honest transaction out with `mempool_full`.
+    #[test]
+    fn the_mempool_filled_for_good_attack_is_capped_and_expires() {
+        let attackers: Vec<Keypair> =
+            (0..100).map(|i| Keypair::insecure_from_label(&format!("attacker-{i}"))).collect();
+        let mut genesis = test_genesis(0, |p| p.tx_fee = MicroCredits(100));
+        let mut accounts = genesis.accounts.clone().into_vec();
+        accounts.extend(attackers.iter().map(|k| (k.account(), MicroCredits(1))));
+        genesis.accounts = provernet_types::BoundedVec::try_from_vec(accounts).expect("few");
+        let mut state = provernet_ledger::genesis(&genesis).expect("genesis");
+        let mut pool = Mempool::new(MempoolConfig::default());
+        let sign = |key: &Keypair, nonce: u64, body: TxBody| {
+            Transaction { signer: key.account(), nonce: Nonce(nonce), body }
+                .sign(key, "test")
+                .encode()
+        };
+        let (mut refused_fees, mut refused_gaps, mut admitted) = (0, 0, 0);
+        for key in &attackers {
+            for nonce in 1..=100u64 {
+                // Transfers pay the fee, which 1 µc cannot; votes pay none but are gapped.
+                let body = if nonce % 2 == 0 {
+                    TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) }
+                } else {
+                    TxBody::Vote { job: JobId([7; 32]), attempt: 0, valid: true }
+                };
+                match pool.admit(&state, "test", &sign(key, nonce, body), Source::Client) {
+                    Ok(_) => admitted += 1,
+                    Err(AdmitError::CannotPayFees { .. }) => refused_fees += 1,
+                    Err(AdmitError::TooManyGapped { .. }) => refused_gaps += 1,
+                    Err(e) => panic!("unexpected refusal: {e}"),
+                }
+            }
+        }
+        assert_eq!(admitted, 100 * 16, "at most 16 gapped transactions per account");
+        assert!(refused_fees > 0 && refused_gaps > 0);
+        // An honest transaction still gets in, and so does one that cannot apply next.
+        let alice = Keypair::insecure_from_label("alice");
+        let transfer = TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) };
+        assert!(pool
+            .admit(&state, "test", &sign(&alice, 0, transfer.clone()), Source::Client)
+            .is_ok());
+        // Gapped transactions are dropped once they have waited long enough.
+        let ctx = |h: u64| provernet_ledger::BlockContext {
+            height: provernet_types::Height(h),
+            randomness: [0; 32],
+            time: provernet_types::Millis(h),
+        };
+        for h in 1..=32 {
+            provernet_ledger::apply_block(&mut state, &ctx(h), &[]).expect("empty block");
+        }
+        pool.prune(&state);
+        assert_eq!(pool.len(), 1, "only the honest transaction is left");
     }
 }

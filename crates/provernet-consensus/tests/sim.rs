@@ -29,12 +29,20 @@ fn user() -> Keypair {
     Keypair::from_seed([0xaa; 32])
 }
 
+/// Accounts funded with 1 µc, for the mempool flood.
+fn attacker(i: usize) -> Keypair {
+    Keypair::from_seed([0xb0 + i as u8; 32])
+}
+
+const ATTACKERS: usize = 20;
+
 fn ledger_genesis() -> Genesis {
     let params = ChainParams::devnet(Vec::new());
+    let mut accounts = vec![(user().account(), MicroCredits(1_000_000_000))];
+    accounts.extend((0..ATTACKERS).map(|i| (attacker(i).account(), MicroCredits(1))));
     Genesis {
         params,
-        accounts: BoundedVec::try_from_vec(vec![(user().account(), MicroCredits(1_000_000_000))])
-            .expect("one account"),
+        accounts: BoundedVec::try_from_vec(accounts).expect("few accounts"),
         programs: BoundedVec::default(),
     }
 }
@@ -679,6 +687,71 @@ fn an_accounts_quota_holds_on_every_validator_not_per_upload() {
                 .expect_err("over the quota");
             assert!(matches!(e, provernet_blobs::BlobError::QuotaExceeded { .. }), "{e}");
             assert!(!net.blobs[1].has(&blob.hash).await.expect("store"));
+        })
+    });
+}
+
+/// Regression, attack 4 of issue 14 ("the mempool filled for good"): accounts with nothing
+/// flood every validator with transactions whose nonces can never apply, while an honest user
+/// keeps sending transfers. The flood is capped per account, expires, and never keeps the
+/// honest transfers out of blocks.
+#[test]
+fn a_flood_of_gapped_nonces_does_not_keep_honest_transactions_out() {
+    run(700, |mut context| {
+        Box::pin(async move {
+            let net = setup(&mut context).await;
+            net.link_all(good_link(), &[0, 1, 2, 3]).await;
+            let nodes = net.start_all(&context).await;
+            let chain_id = nodes[0].submitter.chain().chain_id().to_owned();
+            let mut refused = 0;
+            for round in 0..5u64 {
+                // Each attacker signs 40 more nonces above a nonce 0 it never sends: votes,
+                // which pay no fee, and transfers, which 1 µc cannot pay for.
+                for i in 0..ATTACKERS {
+                    let key = attacker(i);
+                    for nonce in 1 + round * 40..=40 + round * 40 {
+                        let body = if nonce % 2 == 0 {
+                            TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) }
+                        } else {
+                            TxBody::Vote {
+                                job: provernet_types::JobId([7; 32]),
+                                attempt: 0,
+                                valid: true,
+                            }
+                        };
+                        let tx = Transaction { signer: key.account(), nonce: Nonce(nonce), body }
+                            .sign(&key, &chain_id)
+                            .encode();
+                        for n in &nodes {
+                            if n.submitter.submit(&tx).await.is_err() {
+                                refused += 1;
+                            }
+                        }
+                    }
+                }
+                // The honest user's transfers, through each validator in turn.
+                submit_all(&nodes[(round % 4) as usize], round * 3..round * 3 + 3).await;
+                let (txs, _) = nodes[0].submitter.chain().mempool_size();
+                assert!(txs <= ATTACKERS * 16 + 15, "the pool holds {txs} transactions");
+                context.sleep(Duration::from_secs(2)).await;
+            }
+            assert!(refused > 0);
+            let all: Vec<&Node> = nodes.iter().collect();
+            let start = context.current();
+            loop {
+                if all.iter().all(|n| user_nonce(n) == Some(Nonce(15))) {
+                    break;
+                }
+                let waited = context.current().duration_since(start).unwrap_or_default();
+                assert!(waited < Duration::from_secs(60), "honest transfers were kept out");
+                context.sleep(Duration::from_millis(200)).await;
+            }
+            // The flood expires: after the expiry the pools are empty again.
+            let h = nodes[0].submitter.chain().tip().height;
+            wait_height(&context, &all, h + 40, Duration::from_secs(120)).await;
+            for n in &all {
+                assert_eq!(n.submitter.chain().mempool_size().0, 0);
+            }
         })
     });
 }

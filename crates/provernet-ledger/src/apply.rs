@@ -218,6 +218,9 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
     if account.nonce != tx.nonce {
         return Err(TxError::BadNonce { expected: account.nonce, got: tx.nonce });
     }
+    if tx.body.pays_fee() {
+        spend(ov, signer, Purse::Burned, ov.params().tx_fee)?;
+    }
     match &tx.body {
         TxBody::Transfer { to, amount } => transfer(ov, signer, *to, *amount)?,
         TxBody::RegisterProgram { manifest } => register_program(ov, signer, manifest)?,

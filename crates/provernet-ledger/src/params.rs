@@ -74,6 +74,9 @@ pub struct ChainParams {
     /// The allocation mechanisms jobs may ask for.
     pub mechanisms: BoundedVec<MechanismKind, 8>,
     pub mechanism_params: MechanismParams,
+    /// What each fee-paying transaction costs its signer, burned (see
+    /// `provernet_types::TxBody::pays_fee`): state growth and block space are paid for.
+    pub tx_fee: MicroCredits,
 }
 
 codec_struct!(ChainParams {
@@ -104,7 +107,8 @@ codec_struct!(ChainParams {
     draw_delay,
     validators,
     mechanisms,
-    mechanism_params
+    mechanism_params,
+    tx_fee
 });
 
 impl ChainParams {
@@ -144,6 +148,9 @@ impl ChainParams {
             validators: BoundedVec::try_from_vec(validators).expect("within VALIDATORS_MAX"),
             mechanisms: BoundedVec::try_from_vec(MechanismKind::ALL.to_vec()).expect("within 8"),
             mechanism_params: MechanismParams::default(),
+            // A ten-thousandth of a credit: nothing to a real job, 10 credits for 50,000 junk
+            // submissions and cancellations.
+            tx_fee: MicroCredits(100),
         }
     }
 
@@ -227,6 +234,9 @@ impl ChainParams {
         }
         if self.decline_window.0 == 0 {
             return Err("decline_window must be at least one block".into());
+        }
+        if self.tx_fee > MicroCredits(MicroCredits::PER_CREDIT) {
+            return Err(format!("tx_fee is {}, above 1 credit", self.tx_fee));
         }
         Ok(())
     }

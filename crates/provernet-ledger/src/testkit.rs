@@ -88,6 +88,9 @@ pub fn test_genesis(provers: usize, tweak: impl FnOnce(&mut ChainParams)) -> Gen
     params.draw_delay = Blocks(0);
     // Collateral equal to the price, so test provers' stake covers auctions at the test max fee.
     params.mechanism_params.collateral_bps = 10_000;
+    // Scenario tests count credits to the micro-credit; the fee has its own tests and runs in
+    // the property tests.
+    params.tx_fee = MicroCredits(0);
     tweak(&mut params);
     Genesis {
         params,

@@ -413,6 +413,24 @@ impl TxBody {
         }
     }
 
+    /// Whether the transaction pays the chain's transaction fee (`tx_fee`): every kind anyone
+    /// can send, which grows the state or takes block space at will (transfers, programs, jobs
+    /// and their cancellation, prover registration and exit). A prover's duties on work the
+    /// chain gave it (accept, decline, result, vote) and its market offers (lock, bid, reveal,
+    /// race proof) pay none: only the assigned or eligible prover can send them, the protocol
+    /// bounds them per job, and charging them would tax the work itself.
+    pub fn pays_fee(&self) -> bool {
+        matches!(
+            self,
+            TxBody::Transfer { .. }
+                | TxBody::RegisterProgram { .. }
+                | TxBody::RegisterProver { .. }
+                | TxBody::DeregisterProver
+                | TxBody::SubmitJob(_)
+                | TxBody::CancelJob { .. }
+        )
+    }
+
     /// A short stable name for logs, receipts and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -287,6 +287,12 @@ impl Net {
             .map_or(0, |v| v["balance_micro_credits"].as_u64().unwrap())
     }
 
+    /// The chain's transaction fee, in micro-credits.
+    pub async fn tx_fee(&self) -> u64 {
+        let s: Value = self.client.get("/v1/status").await.unwrap().unwrap();
+        s["tx_fee_micro_credits"].as_u64().unwrap()
+    }
+
     pub async fn prover(&self, account: &str) -> Value {
         self.client.get::<Value>(&format!("/v1/provers/{account}")).await.unwrap().unwrap()
     }

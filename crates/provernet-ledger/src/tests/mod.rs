@@ -3,3 +3,4 @@ mod lifecycle;
 mod properties;
 mod queue;
 mod quorum;
+mod spam;

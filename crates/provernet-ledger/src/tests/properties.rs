@@ -185,6 +185,9 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         if salt % 2 == 1 {
             four_validators(p);
         }
+        if salt % 5 != 0 {
+            p.tx_fee = MicroCredits(100);
+        }
     });
     c.salt = salt;
     c.seed_agent(salt);
