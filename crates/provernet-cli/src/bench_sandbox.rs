@@ -103,7 +103,7 @@ pub fn run(args: SandboxArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut sb = Sandbox::new(Helper::SelfExec(exe), tmp.path().join("scratch"))?;
     if args.no_cgroups {
-        sb = sb.without_cgroups();
+        sb = sb.without_cgroups().degraded();
     }
     let mut limits = Limits::new(args.cores, args.memory, Duration::from_secs(args.time.0));
     limits.cpuset = (!args.cpus.is_empty()).then(|| args.cpus.clone());

@@ -51,7 +51,7 @@ pub struct NodeToml {
     /// Extra labels (`region=eu`); CPU levels are detected and added.
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Run jobs without cgroups.
+    /// No longer accepted: a node runs network jobs only with every limit enforced.
     #[serde(default)]
     pub no_cgroups: bool,
     /// Testing only: corrupt every proof before uploading it.
@@ -79,6 +79,15 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
         "node configuration",
         "`provernet devnet` writes one per prover node; see the README",
     )?;
+    if cfg.no_cgroups {
+        return Err(anyhow!(
+            "{}: `no_cgroups` is not allowed on a prover node: a network job runs only with its \
+             memory, CPU and process limits enforced, or not at all. Remove the line and give \
+             the node delegated cgroups (run it as root, or under systemd with `Delegate=yes`); \
+             `provernet program run --degraded` is the way to try a program on this host",
+            config.display()
+        ));
+    }
     let base = config.parent().unwrap_or(Path::new("."));
     let seed = read_seed(&relative_to(base, &cfg.key))?;
     let mut capacity = provernet_node::detect_capacity();
@@ -124,7 +133,6 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
         labels,
         stake,
         helper: Helper::SelfExec(std::env::current_exe()?),
-        no_cgroups: cfg.no_cgroups,
         poll: Duration::from_secs(2),
         corrupt_proofs: cfg.testing_corrupt_proofs,
         markets: cfg.markets,

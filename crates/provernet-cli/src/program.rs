@@ -44,6 +44,10 @@ pub struct Common {
     /// Where runs keep their scratch directories.
     #[arg(long)]
     scratch: Option<PathBuf>,
+    /// Run even if this host cannot enforce a limit (no delegated cgroups, no Landlock); the
+    /// report says what was enforced. Local runs only: a prover node never does this.
+    #[arg(long)]
+    degraded: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -87,7 +91,8 @@ fn sandbox(common: &Common) -> Result<Sandbox> {
     let exe = std::env::current_exe().context("locating the provernet executable")?;
     let scratch =
         common.scratch.clone().unwrap_or_else(|| std::env::temp_dir().join("provernet-sandbox"));
-    Ok(Sandbox::new(Helper::SelfExec(exe), scratch)?)
+    let sandbox = Sandbox::new(Helper::SelfExec(exe), scratch)?;
+    Ok(if common.degraded { sandbox.degraded() } else { sandbox })
 }
 
 fn make_run(

@@ -103,8 +103,8 @@ fn bench_ledger_reports_what_it_measured() {
 #[test]
 fn program_run_refuses_a_non_elf_prover() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("prover.sh");
-    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let script = dir.path().join("prover.txt");
+    std::fs::write(&script, "echo not a program\n").unwrap();
     let out = dir.path().join("out");
     let (code, _, err) = provernet(&[
         "program",
@@ -115,6 +115,23 @@ fn program_run_refuses_a_non_elf_prover() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("is not a Linux ELF executable"), "{err}");
+    assert!(err.contains("neither a Linux ELF executable nor a `#!` script"), "{err}");
     assert!(!out.exists(), "nothing ran");
+}
+
+#[test]
+fn a_prover_node_refuses_to_run_jobs_without_cgroups() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "api = \"http://127.0.0.1:9\"\nkey = \"prover.key\"\ndata_dir = \"data\"\n\
+         stake = \"100\"\nno_cgroups = true\n",
+    )
+    .unwrap();
+    let (code, _, err) = provernet(&["node", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`no_cgroups` is not allowed on a prover node"), "{err}");
+    assert!(err.contains("--degraded"), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing started");
 }

@@ -68,8 +68,6 @@ pub struct NodeSettings {
     pub labels: Vec<Label>,
     pub stake: MicroCredits,
     pub helper: Helper,
-    /// Run jobs without cgroups (hosts without delegated cgroups).
-    pub no_cgroups: bool,
     /// How often the work is read when no block event arrives.
     pub poll: Duration,
     /// Testing only: flip a byte of every proof before uploading it, to exercise the chain's
@@ -137,10 +135,8 @@ pub async fn run(
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     remove_partial_downloads(&settings.data_dir.join("blobs"));
-    let mut sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
-    if settings.no_cgroups {
-        sandbox = sandbox.without_cgroups();
-    }
+    // Never degraded: a network job whose limits cannot be enforced is not run at all.
+    let sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
     let journal = Journal::open(&settings.data_dir.join("journal.jsonl"))?;
     let txq = TxQueue::spawn(client.clone(), key.clone(), status.chain_id.clone());
     let node = Arc::new(Node {

@@ -8,9 +8,10 @@
 //! 3. forks the namespace's PID 1, the *init*, which builds the root filesystem from the plan,
 //!    `pivot_root`s into it, remounts it read-only, then forks the program;
 //! 4. the program's process drops to an unprivileged uid with no capabilities, enters a user
-//!    namespace of its own that maps only that uid, sets `no_new_privs`, applies Landlock (read-only filesystem except `/job/out`, `/tmp` and
-//!    `/dev`; no TCP) and a seccomp deny-list (mount, namespaces, ptrace, bpf, module and
-//!    clock syscalls…), and `exec`s `/job/prover`;
+//!    namespace of its own that maps only that uid, sets `no_new_privs`, applies Landlock
+//!    (read-only filesystem except `/job/out`, `/tmp` and `/dev`; no TCP) and a seccomp
+//!    allow-list ([`ALLOWED_SYSCALLS`]: no new namespaces, no sockets but `AF_UNIX`, no x32),
+//!    and `exec`s `/job/prover`; a step that fails is a setup error, never the program's exit;
 //! 5. the init reaps every process until the program exits, kills whatever it left behind
 //!    (daemons included), copies the regular files of `/job/out` to the host, and prints the
 //!    result as one JSON line.
@@ -52,6 +53,9 @@ pub struct ExecConfig {
     pub nproc: Option<u64>,
     pub seccomp: bool,
     pub landlock: bool,
+    /// Refuse to run the program when Landlock cannot restrict it (the kernel has no
+    /// Landlock): the setup fails instead of the program running with less isolation.
+    pub strict: bool,
 }
 
 /// How the program ended, as the init saw it.
@@ -157,12 +161,10 @@ fn init(cfg: &ExecConfig) -> ! {
     };
     drop(status_tx);
     let mut status = Vec::new();
-    let _ = std::fs::File::from(status_rx).take(16).read_to_end(&mut status);
-    let mut report = ExecReport {
-        landlock_abi: landlock_abi(),
-        user_ns: status.as_slice() == b"u",
-        ..Default::default()
-    };
+    let _ = std::fs::File::from(status_rx).take(STATUS_BYTES_MAX).read_to_end(&mut status);
+    let (user_ns, setup_error) = parse_status(&status);
+    let mut report =
+        ExecReport { landlock_abi: landlock_abi(), user_ns, setup_error, ..Default::default() };
     // Reap everything; stop at the program's own exit.
     loop {
         match waitpid(Pid::from_raw(-1), None) {
@@ -178,6 +180,10 @@ fn init(cfg: &ExecConfig) -> ! {
             Err(nix::errno::Errno::EINTR) => {}
             Err(_) => break,
         }
+    }
+    if report.setup_error.is_some() {
+        // The program's process never reached `exec`: nothing ran, nothing to copy.
+        report.exit = None;
     }
     // Whatever the program left running (daemons, orphans) dies now.
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
@@ -268,7 +274,10 @@ fn apply(root: &Path, m: &Mount) -> Result<(), String> {
         Mount::Proc { target } => {
             let p = at(root, target);
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            mount(Some("proc"), &p, Some("proc"), flags, none).map_err(|e| e.to_string())
+            // `hidepid=2`: a process sees only the processes of its own uid in /proc; the init
+            // (root) and everything of other uids is invisible, not merely unreadable.
+            mount(Some("proc"), &p, Some("proc"), flags, Some("hidepid=2"))
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -299,11 +308,28 @@ fn enter_user_namespace(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Largest status message the program's process sends the init.
+const STATUS_BYTES_MAX: u64 = 4096;
+
+/// Reads what the program's process said on the status pipe: `u` when it entered its user
+/// namespace, then `!` and the reason when its setup failed (it never ran the program).
+fn parse_status(status: &[u8]) -> (bool, Option<String>) {
+    let user_ns = status.first() == Some(&b'u');
+    let error = status
+        .iter()
+        .position(|b| *b == b'!')
+        .map(|i| String::from_utf8_lossy(&status[i + 1..]).into_owned());
+    (user_ns, error)
+}
+
 /// Runs in the program's process, after `fork` in the init: never returns. `status` is the
-/// pipe on which it tells the init whether it entered its user namespace.
-fn run_program(cfg: &ExecConfig, mut status: std::fs::File) -> ! {
+/// pipe (closed by `exec`) on which it tells the init whether it entered its user namespace,
+/// and why its setup failed if it did: a limit or a protection that cannot be applied is the
+/// host's problem, never reported as the program's exit.
+fn run_program(cfg: &ExecConfig, status: std::fs::File) -> ! {
+    let status = std::cell::RefCell::new(status);
     let die = |what: &str, e: &dyn std::fmt::Display| -> ! {
-        eprintln!("provernet-sandbox: {what}: {e}");
+        let _ = write!(status.borrow_mut(), "!{what}: {e}");
         std::process::exit(126)
     };
     let _ = std::fs::write("/proc/self/oom_score_adj", "0");
@@ -348,15 +374,20 @@ fn run_program(cfg: &ExecConfig, mut status: std::fs::File) -> ! {
         die("setresuid", &e);
     }
     if enter_user_namespace(cfg.uid, cfg.gid).is_ok() {
-        let _ = status.write_all(b"u");
+        let _ = status.borrow_mut().write_all(b"u");
     }
-    drop(status);
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         die("no_new_privs", &e);
     }
     if cfg.landlock {
-        if let Err(e) = apply_landlock() {
-            die("landlock", &e);
+        match apply_landlock() {
+            Err(e) => die("landlock", &e),
+            Ok(false) if cfg.strict => die(
+                "landlock",
+                &"the kernel does not enforce Landlock, which every job must have \
+                  (enable the `landlock` LSM, Linux 5.13 or later)",
+            ),
+            Ok(_) => {}
         }
     }
     if cfg.seccomp {
@@ -384,86 +415,334 @@ fn landlock_abi() -> i32 {
     i32::try_from(v).unwrap_or(0).max(0)
 }
 
-fn apply_landlock() -> Result<(), landlock::RulesetError> {
+/// Restricts the filesystem (read-only but for `/job/out`, `/tmp` and `/dev`) and TCP.
+/// Returns whether the kernel enforces it at all (fully, or partly on kernels older than
+/// the ABI asked for: the filesystem rules of ABI 1 are the part that matters).
+fn apply_landlock() -> Result<bool, landlock::RulesetError> {
     use landlock::{
         path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
-        ABI,
+        RulesetStatus, ABI,
     };
     let abi = ABI::V5;
-    Ruleset::default()
+    let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))?
         .handle_access(AccessNet::from_all(abi))?
         .create()?
         .add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi)))?
         .add_rules(path_beneath_rules(["/job/out", "/tmp", "/dev"], AccessFs::from_all(abi)))?
         .restrict_self()?;
-    Ok(())
+    Ok(status.ruleset != RulesetStatus::NotEnforced)
 }
 
-/// Syscalls a prover has no business making. Denied with `EPERM`.
-const DENIED_SYSCALLS: &[i64] = &[
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_chroot,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_ptrace,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_bpf,
-    libc::SYS_perf_event_open,
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
-    libc::SYS_userfaultfd,
-    libc::SYS_io_uring_setup,
-    libc::SYS_io_uring_enter,
-    libc::SYS_io_uring_register,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_open_tree,
-    libc::SYS_move_mount,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_mount_setattr,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_clock_settime,
-    libc::SYS_clock_adjtime,
-    libc::SYS_settimeofday,
-    libc::SYS_adjtimex,
-    libc::SYS_iopl,
-    libc::SYS_ioperm,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_reboot,
-    libc::SYS_sethostname,
-    libc::SYS_setdomainname,
-    libc::SYS_acct,
-    libc::SYS_quotactl,
-    libc::SYS_syslog,
-    libc::SYS_vhangup,
+/// The system calls a program may make: everything a runtime (glibc, musl, Go, Rust, Python,
+/// Node, the JVM, CUDA's user-space driver) needs to compute, use memory, threads, processes
+/// within the job, files, pipes and local sockets. Anything else fails with `EPERM`: namespaces
+/// (`unshare`, `setns`), `mount` and the new mount API, `ptrace` and cross-process memory
+/// access, `bpf`, `perf_event_open`, `userfaultfd`, `io_uring`, keyrings, kernel modules,
+/// `kexec`, the clocks' setters, `personality`, `setuid` and friends, `chown`, `mknod`,
+/// extended-attribute writes, swap, quotas, reboot. Syscall numbers with the x32 bit set are
+/// not in the list, so the x32 ABI is refused too; i386 (`int 0x80`) has another audit arch
+/// and kills the process.
+const ALLOWED_SYSCALLS: &[i64] = &[
+    // Files and directories.
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_preadv,
+    libc::SYS_pwritev,
+    libc::SYS_preadv2,
+    libc::SYS_pwritev2,
+    libc::SYS_open,
+    libc::SYS_openat,
+    libc::SYS_openat2,
+    libc::SYS_creat,
+    libc::SYS_close,
+    libc::SYS_close_range,
+    libc::SYS_lseek,
+    libc::SYS_stat,
+    libc::SYS_fstat,
+    libc::SYS_lstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_statfs,
+    libc::SYS_fstatfs,
+    libc::SYS_access,
+    libc::SYS_faccessat,
+    libc::SYS_faccessat2,
+    libc::SYS_readlink,
+    libc::SYS_readlinkat,
+    libc::SYS_getdents,
+    libc::SYS_getdents64,
+    libc::SYS_getcwd,
+    libc::SYS_chdir,
+    libc::SYS_fchdir,
+    libc::SYS_mkdir,
+    libc::SYS_mkdirat,
+    libc::SYS_rmdir,
+    libc::SYS_unlink,
+    libc::SYS_unlinkat,
+    libc::SYS_rename,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_link,
+    libc::SYS_linkat,
+    libc::SYS_symlink,
+    libc::SYS_symlinkat,
+    libc::SYS_chmod,
+    libc::SYS_fchmod,
+    libc::SYS_fchmodat,
+    libc::SYS_truncate,
+    libc::SYS_ftruncate,
+    libc::SYS_fallocate,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_sync_file_range,
+    libc::SYS_fadvise64,
+    libc::SYS_readahead,
+    libc::SYS_utime,
+    libc::SYS_utimes,
+    libc::SYS_utimensat,
+    libc::SYS_futimesat,
+    libc::SYS_umask,
+    libc::SYS_flock,
+    libc::SYS_fcntl,
+    libc::SYS_ioctl,
+    libc::SYS_dup,
+    libc::SYS_dup2,
+    libc::SYS_dup3,
+    libc::SYS_pipe,
+    libc::SYS_pipe2,
+    libc::SYS_sendfile,
+    libc::SYS_copy_file_range,
+    libc::SYS_splice,
+    libc::SYS_tee,
+    libc::SYS_memfd_create,
+    libc::SYS_getxattr,
+    libc::SYS_lgetxattr,
+    libc::SYS_fgetxattr,
+    libc::SYS_listxattr,
+    libc::SYS_llistxattr,
+    libc::SYS_flistxattr,
+    libc::SYS_inotify_init1,
+    libc::SYS_inotify_add_watch,
+    libc::SYS_inotify_rm_watch,
+    // Waiting on descriptors.
+    libc::SYS_select,
+    libc::SYS_pselect6,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_epoll_create,
+    libc::SYS_epoll_create1,
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2,
+    libc::SYS_eventfd,
+    libc::SYS_eventfd2,
+    libc::SYS_timerfd_create,
+    libc::SYS_timerfd_settime,
+    libc::SYS_timerfd_gettime,
+    libc::SYS_signalfd,
+    libc::SYS_signalfd4,
+    // Asynchronous I/O of the older kind (io_uring is refused).
+    libc::SYS_io_setup,
+    libc::SYS_io_destroy,
+    libc::SYS_io_submit,
+    libc::SYS_io_cancel,
+    libc::SYS_io_getevents,
+    // Memory.
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_mincore,
+    libc::SYS_msync,
+    libc::SYS_mlock,
+    libc::SYS_mlock2,
+    libc::SYS_munlock,
+    libc::SYS_mlockall,
+    libc::SYS_munlockall,
+    libc::SYS_membarrier,
+    libc::SYS_pkey_alloc,
+    libc::SYS_pkey_free,
+    libc::SYS_pkey_mprotect,
+    libc::SYS_mbind,
+    libc::SYS_get_mempolicy,
+    libc::SYS_set_mempolicy,
+    // System V IPC, private to the job's IPC namespace.
+    libc::SYS_shmget,
+    libc::SYS_shmat,
+    libc::SYS_shmdt,
+    libc::SYS_shmctl,
+    libc::SYS_semget,
+    libc::SYS_semop,
+    libc::SYS_semtimedop,
+    libc::SYS_semctl,
+    // Processes and threads, within the job's PID namespace (`clone` has its own rule).
+    libc::SYS_fork,
+    libc::SYS_vfork,
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_kill,
+    libc::SYS_tkill,
+    libc::SYS_tgkill,
+    libc::SYS_pidfd_open,
+    libc::SYS_pidfd_send_signal,
+    libc::SYS_getpid,
+    libc::SYS_getppid,
+    libc::SYS_gettid,
+    libc::SYS_getpgid,
+    libc::SYS_getpgrp,
+    libc::SYS_setpgid,
+    libc::SYS_getsid,
+    libc::SYS_setsid,
+    libc::SYS_set_tid_address,
+    libc::SYS_set_robust_list,
+    libc::SYS_get_robust_list,
+    libc::SYS_futex,
+    libc::SYS_rseq,
+    libc::SYS_arch_prctl,
+    libc::SYS_prctl,
+    // Filters only ever narrow what is allowed (and the second filter here needs it).
+    libc::SYS_seccomp,
+    libc::SYS_sched_yield,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_sched_setaffinity,
+    libc::SYS_sched_getparam,
+    libc::SYS_sched_getscheduler,
+    libc::SYS_sched_getattr,
+    libc::SYS_sched_get_priority_max,
+    libc::SYS_sched_get_priority_min,
+    libc::SYS_getpriority,
+    libc::SYS_setpriority,
+    libc::SYS_getrlimit,
+    libc::SYS_setrlimit,
+    libc::SYS_prlimit64,
+    libc::SYS_getrusage,
+    libc::SYS_times,
+    libc::SYS_sysinfo,
+    libc::SYS_uname,
+    libc::SYS_capget,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_getgid,
+    libc::SYS_getegid,
+    libc::SYS_getresuid,
+    libc::SYS_getresgid,
+    libc::SYS_getgroups,
+    libc::SYS_ioprio_get,
+    libc::SYS_getcpu,
+    libc::SYS_restart_syscall,
+    // Signals and time.
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigsuspend,
+    libc::SYS_rt_sigpending,
+    libc::SYS_rt_sigtimedwait,
+    libc::SYS_rt_sigqueueinfo,
+    libc::SYS_rt_tgsigqueueinfo,
+    libc::SYS_sigaltstack,
+    libc::SYS_pause,
+    libc::SYS_alarm,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_getres,
+    libc::SYS_gettimeofday,
+    libc::SYS_time,
+    libc::SYS_getitimer,
+    libc::SYS_setitimer,
+    libc::SYS_timer_create,
+    libc::SYS_timer_settime,
+    libc::SYS_timer_gettime,
+    libc::SYS_timer_getoverrun,
+    libc::SYS_timer_delete,
+    libc::SYS_getrandom,
+    // Sockets: creating one is limited to `AF_UNIX` below; these act on what exists.
+    libc::SYS_connect,
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmmsg,
+    libc::SYS_recvmmsg,
+    libc::SYS_shutdown,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
 ];
 
-fn apply_seccomp() -> Result<(), String> {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
-    let rules = DENIED_SYSCALLS.iter().map(|s| (*s, vec![])).collect();
-    let filter = SeccompFilter::new(
+/// The `clone` flags that create namespaces (`CLONE_NEWTIME` shares its bit with the exit
+/// signal in `clone`, and exists only for `unshare` and `clone3`, both refused).
+const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+
+/// The seccomp filters of the program's process: the allow-list, with `clone` allowed only
+/// without namespace flags and `socket`/`socketpair` only for `AF_UNIX`, and then `clone3`
+/// answering `ENOSYS` (its flags live in memory a filter cannot read; runtimes fall back to
+/// `clone` on `ENOSYS`, not on `EPERM`).
+pub fn seccomp_filters() -> Result<Vec<seccompiler::BpfProgram>, String> {
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
+    let err = |e: seccompiler::BackendError| e.to_string();
+    let arg0 = |op, value| {
+        SeccompCondition::new(0, SeccompCmpArgLen::Qword, op, value)
+            .and_then(|c| SeccompRule::new(vec![c]))
+            .map_err(err)
+    };
+    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
+        ALLOWED_SYSCALLS.iter().map(|s| (*s, vec![])).collect();
+    rules.insert(libc::SYS_clone, vec![arg0(SeccompCmpOp::MaskedEq(CLONE_NAMESPACE_FLAGS), 0)?]);
+    let unix = libc::AF_UNIX as u64;
+    rules.insert(libc::SYS_socket, vec![arg0(SeccompCmpOp::Eq, unix)?]);
+    rules.insert(libc::SYS_socketpair, vec![arg0(SeccompCmpOp::Eq, unix)?]);
+    let allow = SeccompFilter::new(
         rules,
-        SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
         TargetArch::x86_64,
     )
-    .map_err(|e| e.to_string())?;
-    let program: BpfProgram =
-        filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
-    seccompiler::apply_filter(&program).map_err(|e| e.to_string())
+    .map_err(err)?;
+    let clone3 = SeccompFilter::new(
+        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        TargetArch::x86_64,
+    )
+    .map_err(err)?;
+    [allow, clone3].into_iter().map(|f| f.try_into().map_err(err)).collect()
+}
+
+/// Installs [`seccomp_filters`]. Filters run newest first and the first of the strictest
+/// actions wins, so `clone3` gets the second filter's `ENOSYS` rather than the allow-list's
+/// `EPERM`.
+fn apply_seccomp() -> Result<(), String> {
+    for program in seccomp_filters()? {
+        seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Copies the regular files of `/job/out` (a capped tmpfs) to the root-only `/.out`.

@@ -138,7 +138,10 @@ impl Outcome {
 pub enum SandboxError {
     #[error("program {0} does not exist or is not a file")]
     MissingProgram(PathBuf),
-    #[error("program {0} is not a Linux ELF executable; build it for x86_64-unknown-linux")]
+    #[error(
+        "program {0} is neither a Linux ELF executable nor a `#!` script; build it for \
+         x86_64-unknown-linux, or start a script with `#!/usr/bin/python3` or the like"
+    )]
     NotElf(PathBuf),
     #[error("input `{name}` ({path}) does not exist or is not a file")]
     MissingInput { name: FileName, path: PathBuf },
@@ -158,6 +161,12 @@ pub enum SandboxError {
     Io { context: String, source: std::io::Error },
     #[error("sandbox setup failed: {0}")]
     Setup(String),
+    #[error(
+        "this host cannot enforce the job's {0} limit, so the job was not run; delegate the \
+         cgroup controllers to the node (systemd `Delegate=yes`, or run it as root on a host \
+         with cgroup v2). A local `provernet program run --degraded` runs without it"
+    )]
+    NotEnforced(&'static str),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -229,12 +238,26 @@ pub struct Sandbox {
     helper: Helper,
     scratch: PathBuf,
     cgroups: Hierarchies,
+    /// Run even where a limit or a protection cannot be applied (see [`Sandbox::degraded`]).
+    degraded: bool,
 }
 
 impl Sandbox {
-    /// Runs without cgroups: no memory, CPU or pids limits and no exact accounting, only the
-    /// namespaces, rlimits and the watchdog. For hosts without delegated cgroups, and for
-    /// measuring what cgroups cost.
+    /// Runs programs even where this host cannot enforce a limit (a missing cgroup
+    /// controller) or Landlock, with whatever isolation is left; [`Outcome::enforced`] says
+    /// what was. For a developer's local runs only: a prover node never runs a network job
+    /// this way, because a job that escapes its memory or CPU limit takes them from the other
+    /// jobs and the node itself. Without it, such a run fails with
+    /// [`SandboxError::NotEnforced`] before anything starts.
+    pub fn degraded(mut self) -> Sandbox {
+        self.degraded = true;
+        self
+    }
+
+    /// Uses no cgroups: no memory, CPU or pids limits and no exact accounting, only the
+    /// namespaces, rlimits and the watchdog. Every run then fails with
+    /// [`SandboxError::NotEnforced`] unless the sandbox is also [`Sandbox::degraded`]: for
+    /// measuring what cgroups cost, and local runs on hosts without delegated cgroups.
     pub fn without_cgroups(mut self) -> Sandbox {
         self.cgroups = Hierarchies::default();
         self
@@ -255,7 +278,7 @@ impl Sandbox {
             return Err(SandboxError::NoHelper(helper.path().to_owned()));
         }
         std::fs::create_dir_all(&scratch).map_err(io(format!("creating {}", scratch.display())))?;
-        Ok(Sandbox { helper, scratch, cgroups: Hierarchies::detect() })
+        Ok(Sandbox { helper, scratch, cgroups: Hierarchies::detect(), degraded: false })
     }
 
     /// A sandbox using [`Sandbox::sibling_helper`]: how tests of workspace crates get one (the
@@ -284,7 +307,7 @@ impl Sandbox {
         }
         let mut f = std::fs::File::open(&run.program)
             .map_err(io(format!("opening {}", run.program.display())))?;
-        if f.read_exact(&mut head).is_err() || head != *b"\x7fELF" {
+        if f.read_exact(&mut head).is_err() || (head != *b"\x7fELF" && !head.starts_with(b"#!")) {
             return Err(SandboxError::NotElf(run.program.clone()));
         }
         if let Some(dup) = provernet_types::first_duplicate(run.inputs.iter().map(|(n, _, _)| n)) {
@@ -380,6 +403,16 @@ impl Sandbox {
                 cpuset: l.cpuset.as_deref(),
             },
         );
+        if !self.degraded {
+            let e = &cg.enforced;
+            let cpu = if l.cpuset.is_some() { e.cpuset } else { e.cpu_quota };
+            let missing = [(e.memory, "memory"), (cpu, "CPU"), (e.pids, "process-count")]
+                .into_iter()
+                .find_map(|(ok, what)| (!ok).then_some(what));
+            if let Some(what) = missing {
+                return Err(SandboxError::NotEnforced(what));
+            }
+        }
         let devices = device_nodes(&run.gpus, Path::exists);
         let inputs: Vec<(String, PathBuf)> =
             run.inputs.iter().map(|(n, p, _)| (n.to_string(), p.clone())).collect();
@@ -426,6 +459,7 @@ impl Sandbox {
             nproc: (!cg.enforced.pids).then_some(u64::from(l.pids)),
             seccomp: true,
             landlock: true,
+            strict: !self.degraded,
         };
         let config = serde_json::to_vec(&config).map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut command = std::process::Command::new(self.helper.path());

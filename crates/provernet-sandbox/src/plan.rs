@@ -5,7 +5,8 @@
 //! /                 tmpfs, read-only after setup
 //! /usr, /lib…       the host's, read-only (RootFs::Host) — or nothing (RootFs::Empty, static binaries)
 //! /etc              a synthetic minimum: passwd, group, hosts; the host's ld.so.cache
-//! /dev              null, zero, full, random, urandom, the assigned /dev/nvidia* and nothing else
+//! /dev              null, zero, full, random, urandom, the assigned /dev/nvidia* and nothing
+//!                   else; /dev/shm is a link to /tmp
 //! /proc             a fresh procfs of the job's PID namespace
 //! /tmp              tmpfs, size-capped, charged to the job's memory
 //! /job/prover       the executable, read-only
@@ -137,6 +138,9 @@ pub fn plan(i: &PlanInput<'_>) -> Vec<Mount> {
     m.push(Mount::Symlink { target: "dev/stdin".into(), points_to: "/proc/self/fd/0".into() });
     m.push(Mount::Symlink { target: "dev/stdout".into(), points_to: "/proc/self/fd/1".into() });
     m.push(Mount::Symlink { target: "dev/stderr".into(), points_to: "/proc/self/fd/2".into() });
+    // POSIX shared memory and named semaphores (Python's multiprocessing, OpenMP runtimes)
+    // live in /dev/shm: here, the job's /tmp, with its cap.
+    m.push(Mount::Symlink { target: "dev/shm".into(), points_to: "/tmp".into() });
     m.push(dir("proc", 0o555));
     m.push(Mount::Proc { target: "proc".into() });
     m.push(Mount::Tmpfs { target: "tmp".into(), size: i.tmp_max, mode: 0o1777 });
