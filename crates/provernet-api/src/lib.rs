@@ -13,7 +13,10 @@
 //! Every error is JSON `{"code": "...", "message": "..."}` with a stable code and a message that
 //! names the field or id at fault. Request bodies and page sizes are bounded.
 
+mod server;
 mod views;
+
+pub use server::{raise_descriptor_limit, serve_router, Gate, Peer, ServeLimits};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -23,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
-use provernet_blobs::{BlobError, BlobStore, Stored};
+use provernet_blobs::{BlobError, BlobStore, Quota, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
 use provernet_ledger::AttemptState;
 use provernet_types::limits::TX_BYTES_MAX;
@@ -92,13 +95,32 @@ pub struct Api {
     submitter: Submitter,
     counters: Arc<Counters>,
     blobs: Option<BlobStore>,
+    limits: ServeLimits,
+    subscribers: Arc<Gate>,
+    uploads: Arc<Gate>,
 }
 
 impl Api {
     /// The API of a validator: blobs come from its blob network when it has one.
     pub fn new(submitter: Submitter) -> Api {
         let blobs = submitter.blobs().map(|b| b.store().clone());
-        Api { submitter, counters: Arc::default(), blobs }
+        Api::limited(submitter, blobs, ServeLimits::default())
+    }
+
+    fn limited(submitter: Submitter, blobs: Option<BlobStore>, limits: ServeLimits) -> Api {
+        Api {
+            submitter,
+            counters: Arc::default(),
+            blobs,
+            limits,
+            subscribers: Gate::new(limits.subscribers, limits.subscribers_per_ip),
+            uploads: Gate::new(limits.uploads, limits.uploads_per_ip),
+        }
+    }
+
+    /// The same API within other limits.
+    pub fn with_limits(self, limits: ServeLimits) -> Api {
+        Api::limited(self.submitter, self.blobs, limits)
     }
 
     /// Serves blobs from (and accepts uploads into) `store` (for a detached submitter).
@@ -109,12 +131,9 @@ impl Api {
 
     /// The router, for serving or for in-process tests.
     pub fn router(self) -> Router {
-        let blob_limit = self.blobs.as_ref().map_or(0, |b| b.limits().blob_max as usize) + 1024;
-        Router::new()
-            .route(
-                "/v1/blobs/{hash}",
-                get(get_blob).put(put_blob).layer(DefaultBodyLimit::max(blob_limit)),
-            )
+        let request_timeout = std::time::Duration::from_secs(self.limits.request_timeout_s.max(1));
+        // Everything but blob transfers and event streams answers within the request timeout.
+        let quick = Router::new()
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(openapi))
@@ -129,10 +148,26 @@ impl Api {
             .route("/v1/provers/{id}/work", get(prover_work))
             .route("/v1/jobs", get(jobs))
             .route("/v1/jobs/{id}", get(job))
-            .route("/v1/jobs/{id}/events", get(job_events))
             .route("/v1/blocks/{height}", get(block))
-            .route("/v1/events/blocks", get(block_events))
             .route("/v1/quote", get(quote))
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                    match tokio::time::timeout(request_timeout, next.run(req)).await {
+                        Ok(r) => r,
+                        Err(_) => ApiError::new(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "request_timeout",
+                            format!("the request took longer than {} s", request_timeout.as_secs()),
+                        )
+                        .into_response(),
+                    }
+                },
+            ));
+        Router::new()
+            .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
+            .route("/v1/jobs/{id}/events", get(job_events))
+            .route("/v1/events/blocks", get(block_events))
+            .merge(quick)
             .fallback(|| async {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -144,11 +179,33 @@ impl Api {
     }
 }
 
-/// Serves the API on `addr` until the task is dropped.
+/// Serves the API on `addr` within the default [`ServeLimits`] until the task is dropped.
 pub async fn serve(addr: SocketAddr, submitter: Submitter) -> std::io::Result<()> {
+    serve_with(addr, submitter, ServeLimits::default()).await
+}
+
+/// Serves the API on `addr` within `limits` until the task is dropped.
+pub async fn serve_with(
+    addr: SocketAddr,
+    submitter: Submitter,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "API listening");
-    axum::serve(listener, Api::new(submitter).router()).await
+    serve_router(listener, Api::new(submitter).with_limits(limits).router(), limits).await
+}
+
+/// The client's IP, when the request came through [`serve_router`].
+fn client_ip(peer: Option<&axum::Extension<Peer>>) -> Option<std::net::IpAddr> {
+    peer.map(|p| p.0 .0.ip())
+}
+
+fn busy(code: &'static str, what: &str, full: server::Full) -> ApiError {
+    let why = match full {
+        server::Full::Total(n) => format!("this validator serves at most {n} {what}"),
+        server::Full::PerIp(n) => format!("at most {n} {what} per client address"),
+    };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, format!("{why}; retry shortly"))
 }
 
 fn blob_status(e: &BlobError) -> StatusCode {
@@ -171,22 +228,28 @@ fn no_blobs() -> ApiError {
 async fn get_blob(State(api): State<Api>, Path(hash): Path<String>) -> Result<Response, ApiError> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
-    let mut found = store.get(&h).await.map_err(blob_error)?;
+    let mut found = store.read(&h).await.map_err(blob_error)?;
     if found.is_none() {
         // A copy from another validator may be on its way (a block named the blob, or its
         // upload was announced): wait a little for it.
         if let Some(net) = api.submitter.blobs() {
             if net.wait(h, DOWNLOAD_WAIT).await.is_ok() {
-                found = store.get(&h).await.map_err(blob_error)?;
+                found = store.read(&h).await.map_err(blob_error)?;
             }
         }
     }
-    match found {
-        Some(bytes) => {
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
-        }
-        None => Err(ApiError::not_found("blob", &hash)),
-    }
+    let Some((size, pieces)) = found else { return Err(ApiError::not_found("blob", &hash)) };
+    // Streamed a checked piece at a time; a piece that fails its check ends the response
+    // early, which the client sees as a short body.
+    let body = axum::body::Body::from_stream(pieces.map(|p| p.map_err(std::io::Error::other)));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 fn header<'a>(headers: &'a axum::http::HeaderMap, name: &'static str) -> Result<&'a str, ApiError> {
@@ -196,21 +259,19 @@ fn header<'a>(headers: &'a axum::http::HeaderMap, name: &'static str) -> Result<
         .ok_or_else(|| ApiError::bad("missing_header", format!("header {name} is required")))
 }
 
+/// An upload: everything is checked from its signed headers before a byte of the body is read
+/// (the signature, the account, the declared size against the blob limit, the
+/// `content-length`, room in the account's quota and among the uploads in progress); then the
+/// body streams to the store, hashed on its way.
 async fn put_blob(
     State(api): State<Api>,
     Path(hash): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
     headers: axum::http::HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
-    let body = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "blob_too_large",
-            format!("a blob is at most {} bytes: {e}", store.limits().blob_max),
-        )
-    })?;
     let account: AccountId =
         parse_id("x-provernet-account", header(&headers, "x-provernet-account")?)?;
     let size: u64 = header(&headers, "x-provernet-size")?
@@ -240,7 +301,27 @@ async fn put_blob(
             format!("account {account} does not exist on chain; fund it before uploading"),
         ));
     }
-    let stored = store.put(&account, &declared, body).await.map_err(blob_error)?;
+    let max = store.limits().blob_max;
+    if size > max {
+        return Err(blob_error(BlobError::TooLarge { size, max }));
+    }
+    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
+        if length.to_str().ok().and_then(|l| l.parse::<u64>().ok()) != Some(size) {
+            return Err(ApiError::bad(
+                "bad_header",
+                format!("content-length must equal x-provernet-size ({size})"),
+            ));
+        }
+    }
+    let _pass = api
+        .uploads
+        .enter(client_ip(peer.as_ref()))
+        .map_err(|full| busy("uploads_busy", "uploads in progress", full))?;
+    let idle = std::time::Duration::from_secs(api.limits.upload_idle_s.max(1));
+    let stored = store
+        .put_stream(&account, &declared, Quota::Enforce, body.into_data_stream(), idle)
+        .await
+        .map_err(blob_error)?;
     // The other validators copy it, charging the same account on their own stores.
     if let Some(net) = api.submitter.blobs() {
         net.uploaded(declared, provernet_consensus::blobnet::Upload { account, signature });
@@ -677,18 +758,47 @@ fn sse_stream(
     })
 }
 
-async fn block_events(State(api): State<Api>) -> impl IntoResponse {
-    let rx = api.submitter.chain().subscribe();
-    Sse::new(sse_stream(rx, None, || false)).keep_alive(KeepAlive::default())
+/// A place among the event-stream subscribers, or `503 too_many_subscribers`.
+fn subscriber(api: &Api, peer: Option<&axum::Extension<Peer>>) -> Result<server::Pass, ApiError> {
+    api.subscribers
+        .enter(client_ip(peer))
+        .map_err(|full| busy("too_many_subscribers", "event-stream subscribers", full))
 }
 
-async fn job_events(State(api): State<Api>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `stream`, holding `pass` until the client goes away or the stream ends.
+fn holding<S: Stream + Send + 'static>(
+    stream: S,
+    pass: server::Pass,
+) -> impl Stream<Item = S::Item> + Send + 'static {
+    stream.map(move |item| {
+        let _held = &pass;
+        item
+    })
+}
+
+async fn block_events(
+    State(api): State<Api>,
+    peer: Option<axum::Extension<Peer>>,
+) -> Result<Response, ApiError> {
+    let pass = subscriber(&api, peer.as_ref())?;
+    let rx = api.submitter.chain().subscribe();
+    Ok(Sse::new(holding(sse_stream(rx, None, || false), pass))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+async fn job_events(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
+) -> Result<Response, ApiError> {
     let j: JobId = parse_id("job", &id)?;
     let chain = api.submitter.chain().clone();
     let exists = chain.with_state(|s| s.job(&j).map(|job| job.status.is_final()));
     let Some(already_final) = exists else {
         return Err(ApiError::not_found("job", &id));
     };
+    let pass = subscriber(&api, peer.as_ref())?;
     let rx = chain.subscribe();
     let first = futures::stream::once(std::future::ready(Ok::<_, Infallible>(
         SseEvent::default().event("job").data(
@@ -712,5 +822,5 @@ async fn job_events(State(api): State<Api>, Path(id): Path<String>) -> Result<Re
             })
             .boxed()
     };
-    Ok(Sse::new(first.chain(rest)).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(holding(first.chain(rest), pass)).keep_alive(KeepAlive::default()).into_response())
 }

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use provernet_api::{Api, OPENAPI, PAGE_MAX};
+use provernet_api::{serve_router, Api, ServeLimits, OPENAPI, PAGE_MAX};
 use provernet_blobs::{Backend, BlobStore, Limits};
 use provernet_consensus::{Chain, ChainConfig, MempoolConfig, Submitter};
 use provernet_ledger::{ChainParams, Genesis};
@@ -28,6 +28,10 @@ fn user() -> Keypair {
 }
 
 fn fixture(per_account: usize) -> Fixture {
+    fixture_limited(per_account, ServeLimits::default())
+}
+
+fn fixture_limited(per_account: usize, limits: ServeLimits) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let genesis = Genesis {
         params: ChainParams::devnet(vec![AccountId([0x77; 32])]),
@@ -45,7 +49,8 @@ fn fixture(per_account: usize) -> Fixture {
         Limits { blob_max: 1024, account_quota: 1500 },
     )
     .expect("blob store");
-    let router = Api::new(Submitter::detached(chain.clone())).with_blobs(blobs).router();
+    let router =
+        Api::new(Submitter::detached(chain.clone())).with_blobs(blobs).with_limits(limits).router();
     Fixture { _dir: dir, chain, router }
 }
 
@@ -512,4 +517,194 @@ async fn next_event(body: &mut Body) -> String {
         .expect("a frame")
         .expect("no error");
     String::from_utf8(frame.into_data().expect("data").to_vec()).expect("utf-8")
+}
+
+// Through real TCP connections: the limits of `serve_router`.
+
+/// Serves the fixture's router on a loopback port.
+async fn listen(f: &Fixture, limits: ServeLimits) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve_router(listener, f.router.clone(), limits));
+    addr
+}
+
+/// Sends `head` (and `body`) on a new connection and returns the stream.
+async fn send_raw(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write head");
+    s.write_all(body).await.expect("write body");
+    s
+}
+
+/// Reads a response's status and its JSON body (`Value::Null` when it has none), or `None`
+/// when the server closed the connection without answering.
+async fn read_response(s: &mut tokio::net::TcpStream) -> Option<(u16, Value)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = std::time::Duration::from_secs(20);
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let status = head.split(' ').nth(1)?.parse().ok()?;
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned)
+                })
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            let Some(length) = length else { return Some((status, Value::Null)) };
+            while buf.len() < end + 4 + length {
+                let n = tokio::time::timeout(deadline, s.read(&mut chunk)).await.ok()?.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = &buf[end + 4..end + 4 + length];
+            return Some((status, serde_json::from_slice(body).unwrap_or(Value::Null)));
+        }
+        let n = tokio::time::timeout(deadline, s.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether the server closes `s` (reads end) within 20 s, having sent nothing.
+async fn closed_by_server(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 512];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(20), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+fn upload_head(key: &Keypair, data: &[u8], declared_size: u64, signed_size: u64) -> String {
+    let blob = provernet_types::tx::blob_ref(data);
+    let signed =
+        provernet_types::BlobRef { hash: blob.hash, size: provernet_types::Bytes(signed_size) };
+    let sig = key.sign(BLOB_UPLOAD_DOMAIN, "provernet-devnet", &blob_upload_message(&signed));
+    format!(
+        "PUT /v1/blobs/{} HTTP/1.1\r\nhost: api\r\nx-provernet-account: {}\r\n\
+         x-provernet-size: {declared_size}\r\nx-provernet-signature: {}\r\n\
+         content-length: {declared_size}\r\n\r\n",
+        blob.hash,
+        key.account(),
+        hex::encode(sig.0)
+    )
+}
+
+#[tokio::test]
+async fn the_api_can_be_exhausted_uploads_are_judged_before_their_body_is_read() {
+    let limits = ServeLimits { upload_idle_s: 1, ..ServeLimits::default() };
+    let f = fixture_limited(64, limits);
+    let addr = listen(&f, limits).await;
+    let data = vec![5u8; 1000];
+    // A forged signature, a stranger's account, a size over the limit: each is answered
+    // while the client has sent headers only (it announced 1,000 body bytes and sent none).
+    let forged = upload_head(&user(), &data, 1000, 999);
+    let mut s = send_raw(addr, &forged, &[]).await;
+    let (status, v) = read_response(&mut s).await.expect("answered without the body");
+    assert_eq!((status, v["code"].as_str()), (401, Some("bad_signature")), "{v}");
+    let stranger = Keypair::from_seed([0x33; 32]);
+    let mut s = send_raw(addr, &upload_head(&stranger, &data, 1000, 1000), &[]).await;
+    let (status, v) = read_response(&mut s).await.expect("answered without the body");
+    assert_eq!((status, v["code"].as_str()), (403, Some("unknown_account")), "{v}");
+    let big = vec![6u8; 4096];
+    let mut s = send_raw(addr, &upload_head(&user(), &big, 4096, 4096), &[]).await;
+    let (status, v) = read_response(&mut s).await.expect("answered without the body");
+    assert_eq!((status, v["code"].as_str()), (413, Some("blob_too_large")), "{v}");
+    // A signed upload that stalls half-way is given up, and its quota is not kept.
+    let mut s = send_raw(addr, &upload_head(&user(), &data, 1000, 1000), &data[..500]).await;
+    let (status, v) = read_response(&mut s).await.expect("answered");
+    assert_eq!((status, v["code"].as_str()), (400, Some("blob_upload_incomplete")), "{v}");
+    // The same upload, whole, in pieces: stored.
+    let mut s = send_raw(addr, &upload_head(&user(), &data, 1000, 1000), &data[..300]).await;
+    {
+        use tokio::io::AsyncWriteExt;
+        s.write_all(&data[300..]).await.expect("rest of the body");
+    }
+    let (status, v) = read_response(&mut s).await.expect("answered");
+    assert_eq!((status, v["stored"].as_str()), (201, Some("new")), "{v}");
+}
+
+#[tokio::test]
+async fn the_api_can_be_exhausted_idle_and_half_open_connections_are_dropped() {
+    let limits = ServeLimits { header_timeout_s: 1, ..ServeLimits::default() };
+    let f = fixture_limited(64, limits);
+    let addr = listen(&f, limits).await;
+    // Nothing sent at all.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // Half a request head, never finished.
+    let mut half = send_raw(addr, "GET /v1/status HTTP/1.1\r\nhost: a", &[]).await;
+    assert!(closed_by_server(&mut idle).await, "an idle connection stays open");
+    assert!(closed_by_server(&mut half).await, "a half-sent request head stays open");
+    // A kept-alive connection is closed once idle too, after answering.
+    let mut kept = send_raw(addr, "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n", &[]).await;
+    assert_eq!(read_response(&mut kept).await.map(|r| r.0), Some(200));
+    assert!(closed_by_server(&mut kept).await, "an idle kept-alive connection stays open");
+}
+
+#[tokio::test]
+async fn the_api_can_be_exhausted_connections_over_the_limit_are_closed_at_once() {
+    let limits = ServeLimits { connections_per_ip: 3, ..ServeLimits::default() };
+    let f = fixture_limited(64, limits);
+    let addr = listen(&f, limits).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = send_raw(addr, "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n", &[]).await;
+        assert_eq!(read_response(&mut s).await.map(|r| r.0), Some(200));
+        held.push(s);
+    }
+    let mut over = send_raw(addr, "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n", &[]).await;
+    assert_eq!(read_response(&mut over).await, None, "a fourth connection from one address");
+    // A place comes back when a connection closes.
+    drop(held.pop());
+    let mut answered = None;
+    for _ in 0..50 {
+        let mut s = send_raw(addr, "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n", &[]).await;
+        answered = read_response(&mut s).await.map(|r| r.0);
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(200));
+}
+
+#[tokio::test]
+async fn the_api_can_be_exhausted_event_subscribers_are_capped() {
+    let limits = ServeLimits { subscribers_per_ip: 2, ..ServeLimits::default() };
+    let f = fixture_limited(64, limits);
+    let addr = listen(&f, limits).await;
+    let sse = "GET /v1/events/blocks HTTP/1.1\r\nhost: a\r\naccept: text/event-stream\r\n\r\n";
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut s = send_raw(addr, sse, &[]).await;
+        assert_eq!(read_response(&mut s).await.map(|r| r.0), Some(200));
+        streams.push(s);
+    }
+    let mut third = send_raw(addr, sse, &[]).await;
+    let (status, v) = read_response(&mut third).await.expect("answered");
+    assert_eq!((status, v["code"].as_str()), (503, Some("too_many_subscribers")), "{v}");
+    // Other requests from the same address are still served.
+    let mut s = send_raw(addr, "GET /healthz HTTP/1.1\r\nhost: a\r\n\r\n", &[]).await;
+    assert_eq!(read_response(&mut s).await.map(|r| r.0), Some(200));
+    // A subscriber that leaves frees its place.
+    drop(streams.pop());
+    let mut answered = None;
+    for _ in 0..50 {
+        let mut s = send_raw(addr, sse, &[]).await;
+        answered = read_response(&mut s).await.map(|r| r.0);
+        if answered == Some(200) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(200));
 }

@@ -71,7 +71,7 @@ impl Default for Limits {
 }
 
 /// Why a blob operation failed. Each maps to a stable API error code.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("blob of {size} bytes is above the limit of {max} bytes")]
     TooLarge { size: u64, max: u64 },
@@ -85,6 +85,8 @@ pub enum BlobError {
     Unavailable(BlobHash),
     #[error("too many blob fetches are in progress on this validator; retry shortly")]
     Busy,
+    #[error("the upload ended early: {0}")]
+    Incomplete(String),
     #[error("blob store: {0}")]
     Store(String),
 }
@@ -98,6 +100,7 @@ impl BlobError {
             BlobError::QuotaExceeded { .. } => "blob_quota_exceeded",
             BlobError::Unavailable(_) => "blob_unavailable",
             BlobError::Busy => "blob_fetches_busy",
+            BlobError::Incomplete(_) => "blob_upload_incomplete",
             BlobError::Store(_) => "blob_store_error",
         }
     }
@@ -128,11 +131,113 @@ pub enum Stored {
 /// Stripes of the per-account quota lock.
 const QUOTA_LOCK_STRIPES: usize = 64;
 
+/// Piece `index` of a stored blob of `size` bytes, checked against its outline.
+async fn checked_piece(
+    store: &Arc<dyn ObjectStore>,
+    hash: &BlobHash,
+    size: u64,
+    outline: &[PieceHash],
+    index: u64,
+) -> Result<Bytes, BlobError> {
+    let corrupt = || BlobError::Store(format!("piece {index} of blob {hash} is corrupt"));
+    let range = pieces::piece_range(size, index).ok_or_else(corrupt)?;
+    let bytes = store.get_range(&blob_path(hash), range).await.map_err(store_err)?;
+    if outline.get(index as usize) != Some(&pieces::piece_hash(index, &bytes)) {
+        return Err(corrupt());
+    }
+    Ok(bytes)
+}
+
+/// Quota held for a write under way; released when the write ends, however it ends.
+struct Reservation {
+    reserved: Arc<std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>>,
+    account: AccountId,
+    size: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut reserved = self.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = reserved.get_mut(&self.account) {
+            *r -= self.size;
+            if *r == 0 {
+                reserved.remove(&self.account);
+            }
+        }
+    }
+}
+
+/// Writes one object in parts as its bytes arrive: a single `put` when it fits in one part,
+/// a multipart upload (invisible until completed) when it does not. One part in memory.
+struct PartWriter {
+    store: Arc<dyn ObjectStore>,
+    path: StorePath,
+    part_bytes: usize,
+    buffer: Vec<Bytes>,
+    buffered: usize,
+    upload: Option<Box<dyn object_store::MultipartUpload>>,
+}
+
+impl PartWriter {
+    fn new(store: Arc<dyn ObjectStore>, path: StorePath, part_bytes: usize) -> PartWriter {
+        PartWriter { store, path, part_bytes, buffer: Vec::new(), buffered: 0, upload: None }
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
+        self.buffered += chunk.len();
+        self.buffer.push(chunk);
+        if self.buffered >= self.part_bytes {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), BlobError> {
+        if self.upload.is_none() {
+            self.upload = Some(self.store.put_multipart(&self.path).await.map_err(store_err)?);
+        }
+        let payload: PutPayload = std::mem::take(&mut self.buffer).into_iter().collect();
+        self.buffered = 0;
+        if let Some(u) = self.upload.as_mut() {
+            u.put_part(payload).await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(), BlobError> {
+        if self.upload.is_none() {
+            let payload: PutPayload = std::mem::take(&mut self.buffer).into_iter().collect();
+            self.store.put(&self.path, payload).await.map_err(store_err)?;
+            return Ok(());
+        }
+        if self.buffered > 0 {
+            self.flush().await?;
+        }
+        if let Some(u) = self.upload.as_mut() {
+            u.complete().await.map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    async fn abort(mut self) {
+        if let Some(u) = self.upload.as_mut() {
+            if let Err(e) = u.abort().await {
+                tracing::warn!(path = %self.path, "aborting an upload: {e}");
+            }
+        }
+    }
+}
+
 /// A node's blob store.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     limits: Limits,
+    /// Bytes a streamed write sends per part (S3 wants at least 5 MiB but for the last).
+    part_bytes: usize,
+    /// Bytes of writes under way, per account: held against its quota from before the first
+    /// byte is read, so that parallel uploads cannot together pass it.
+    reserved: Arc<std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>>,
     // Serialises quota updates (read-modify-write of `usage/<account>`) per account, in
     // stripes: writes for different accounts proceed in parallel.
     quota_locks: Arc<[tokio::sync::Mutex<()>]>,
@@ -152,6 +257,10 @@ fn outline_path(hash: &BlobHash) -> StorePath {
 
 impl BlobStore {
     pub fn open(backend: &Backend, limits: Limits) -> Result<BlobStore, BlobError> {
+        let part_bytes = match backend {
+            Backend::S3 { .. } => 5 << 20,
+            Backend::Local { .. } | Backend::Memory => 1 << 20,
+        };
         let store: Arc<dyn ObjectStore> = match backend {
             Backend::Local { dir } => {
                 std::fs::create_dir_all(dir)
@@ -180,7 +289,7 @@ impl BlobStore {
             Backend::Memory => Arc::new(InMemory::new()),
         };
         let quota_locks = (0..QUOTA_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Ok(BlobStore { store, limits, quota_locks })
+        Ok(BlobStore { store, limits, part_bytes, reserved: Arc::default(), quota_locks })
     }
 
     pub fn limits(&self) -> Limits {
@@ -250,25 +359,91 @@ impl BlobStore {
         quota: Quota,
     ) -> Result<Stored, BlobError> {
         self.check(declared, &data)?;
-        let stripe = usize::from(account.0[0]) % QUOTA_LOCK_STRIPES;
-        let _guard = self.quota_locks[stripe].lock().await;
+        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(data)]);
+        self.put_stream(account, declared, quota, body, std::time::Duration::MAX).await
+    }
+
+    /// Stores a blob whose bytes arrive as `body`, for `account`, without holding it in memory:
+    /// everything that can be checked before the first byte is (the size limit, whether the
+    /// blob is already here, the account's quota, which stays reserved while the bytes
+    /// arrive); the bytes are hashed on their way to the store, which is written in parts, and
+    /// the blob becomes visible only once its size and hash matched `declared`. More bytes
+    /// than declared stop the reading at once; a body that sends nothing for `idle` is given
+    /// up (`Duration::MAX`: never). Nothing is charged or kept for a refused upload.
+    pub async fn put_stream<S, E>(
+        &self,
+        account: &AccountId,
+        declared: &BlobRef,
+        quota: Quota,
+        body: S,
+        idle: std::time::Duration,
+    ) -> Result<Stored, BlobError>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt;
+        let size = declared.size.0;
+        if size > self.limits.blob_max {
+            return Err(BlobError::TooLarge { size, max: self.limits.blob_max });
+        }
         if self.has(&declared.hash).await? {
             return Ok(Stored::Existing);
         }
-        let used = self.usage(account).await?;
-        let would = used.checked_add(declared.size.0).ok_or(BlobError::QuotaExceeded {
-            account: *account,
-            would: u64::MAX,
-            quota: self.limits.account_quota,
-        })?;
-        if quota == Quota::Enforce && would > self.limits.account_quota {
-            return Err(BlobError::QuotaExceeded {
-                account: *account,
-                would,
-                quota: self.limits.account_quota,
-            });
+        let _reservation = self.reserve(account, size, quota).await?;
+        let mut body = std::pin::pin!(body);
+        let mut hasher = pieces::StreamHasher::new();
+        let mut writer =
+            PartWriter::new(self.store.clone(), blob_path(&declared.hash), self.part_bytes);
+        let read = async {
+            loop {
+                // `Duration::MAX`: no timer at all (copies between validators run on runtimes
+                // without tokio's timer, and their bytes are already in memory).
+                let next = if idle == std::time::Duration::MAX {
+                    body.next().await
+                } else {
+                    tokio::time::timeout(idle, body.next()).await.map_err(|_| {
+                        BlobError::Incomplete(format!(
+                            "no bytes for {} s after {} of {size}",
+                            idle.as_secs(),
+                            hasher.len()
+                        ))
+                    })?
+                };
+                let Some(chunk) = next else { break };
+                let chunk = chunk.map_err(|e| {
+                    BlobError::Incomplete(format!("after {} of {size} bytes: {e}", hasher.len()))
+                })?;
+                let actual = hasher.len() + chunk.len() as u64;
+                if actual > size {
+                    return Err(BlobError::SizeMismatch { declared: size, actual });
+                }
+                hasher.update(&chunk);
+                writer.write(chunk).await?;
+            }
+            if hasher.len() != size {
+                return Err(BlobError::SizeMismatch { declared: size, actual: hasher.len() });
+            }
+            let (actual, outline) = std::mem::take(&mut hasher).finish();
+            if actual != declared.hash {
+                return Err(BlobError::HashMismatch { declared: declared.hash, actual });
+            }
+            Ok(outline)
+        };
+        let outline = match read.await {
+            Ok(o) => o,
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        };
+        let stripe = usize::from(account.0[0]) % QUOTA_LOCK_STRIPES;
+        let _guard = self.quota_locks[stripe].lock().await;
+        if self.has(&declared.hash).await? {
+            // Stored by another upload meanwhile: nothing more to keep or charge.
+            writer.abort().await;
+            return Ok(Stored::Existing);
         }
-        let outline = pieces::outline(&data);
         if !outline.is_empty() {
             let bytes: Vec<u8> = outline.concat();
             self.store
@@ -277,13 +452,41 @@ impl BlobStore {
                 .map_err(store_err)?;
         }
         // The blob last: a blob present means its outline is too.
-        self.store
-            .put(&blob_path(&declared.hash), PutPayload::from(data))
-            .await
-            .map_err(store_err)?;
+        writer.finish().await?;
+        let used = self.usage(account).await?;
+        let would = used.checked_add(size).ok_or_else(|| {
+            BlobError::Store(format!("usage of {account} overflows: {used} + {size}"))
+        })?;
         let record = Bytes::copy_from_slice(&would.to_le_bytes());
         self.store.put(&usage_path(account), PutPayload::from(record)).await.map_err(store_err)?;
         Ok(Stored::New)
+    }
+
+    /// Holds `size` bytes of `account`'s quota for a write under way (refused, with
+    /// [`Quota::Enforce`], when its usage and its other writes under way leave no room).
+    async fn reserve(
+        &self,
+        account: &AccountId,
+        size: u64,
+        quota: Quota,
+    ) -> Result<Reservation, BlobError> {
+        let stripe = usize::from(account.0[0]) % QUOTA_LOCK_STRIPES;
+        let _guard = self.quota_locks[stripe].lock().await;
+        let used = self.usage(account).await?;
+        let mut reserved = self.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pending = reserved.get(account).copied().unwrap_or(0);
+        let would = used.checked_add(pending).and_then(|u| u.checked_add(size));
+        let over = |would| BlobError::QuotaExceeded {
+            account: *account,
+            would,
+            quota: self.limits.account_quota,
+        };
+        let would = would.ok_or_else(|| over(u64::MAX))?;
+        if quota == Quota::Enforce && would > self.limits.account_quota {
+            return Err(over(would));
+        }
+        reserved.insert(*account, pending + size);
+        Ok(Reservation { reserved: self.reserved.clone(), account: *account, size })
     }
 
     /// The size of a stored blob.
@@ -327,12 +530,36 @@ impl BlobStore {
             return if index == 0 { self.get(hash).await } else { Ok(None) };
         }
         let Some(size) = self.size(hash).await? else { return Ok(None) };
-        let Some(range) = pieces::piece_range(size, index) else { return Ok(None) };
-        let bytes = self.store.get_range(&blob_path(hash), range).await.map_err(store_err)?;
-        if pieces::piece_hash(index, &bytes) != outline[index as usize] {
-            return Err(BlobError::Store(format!("piece {index} of blob {hash} is corrupt")));
+        if pieces::piece_range(size, index).is_none() {
+            return Ok(None);
         }
-        Ok(Some(bytes))
+        checked_piece(&self.store, hash, size, &outline, index).await.map(Some)
+    }
+
+    /// The blob's size and its bytes as a stream of pieces, each checked (against the
+    /// outline, or the whole hash for a blob of one piece) before it is yielded: a download
+    /// holds one piece in memory, and a corrupted store ends the stream with an error instead
+    /// of serving wrong bytes.
+    pub async fn read(
+        &self,
+        hash: &BlobHash,
+    ) -> Result<
+        Option<(u64, futures::stream::BoxStream<'static, Result<Bytes, BlobError>>)>,
+        BlobError,
+    > {
+        use futures::StreamExt;
+        let Some(size) = self.size(hash).await? else { return Ok(None) };
+        if !pieces::has_outline(size) {
+            let Some(bytes) = self.get(hash).await? else { return Ok(None) };
+            return Ok(Some((size, futures::stream::once(async { Ok(bytes) }).boxed())));
+        }
+        let Some(outline) = self.outline(hash).await? else { return Ok(None) };
+        let (store, hash, outline) = (self.store.clone(), *hash, Arc::new(outline));
+        let stream = futures::stream::iter(0..pieces::piece_count(size)).then(move |index| {
+            let (store, outline) = (store.clone(), outline.clone());
+            async move { checked_piece(&store, &hash, size, &outline, index).await }
+        });
+        Ok(Some((size, stream.boxed())))
     }
 
     /// The blob's bytes, re-checked against its hash (a corrupted store is an error, not data).

@@ -59,6 +59,68 @@ pub fn outline(data: &[u8]) -> Vec<PieceHash> {
     data.chunks(PIECE_BYTES as usize).enumerate().map(|(i, p)| piece_hash(i as u64, p)).collect()
 }
 
+/// Hashes a blob as its bytes arrive, in any split: its address and its outline, without
+/// holding more than the bytes of one call.
+#[derive(Debug, Default)]
+pub struct StreamHasher {
+    whole: blake3::Hasher,
+    piece: blake3::Hasher,
+    in_piece: u64,
+    index: u64,
+    outline: Vec<PieceHash>,
+    total: u64,
+}
+
+impl StreamHasher {
+    pub fn new() -> StreamHasher {
+        StreamHasher::default()
+    }
+
+    /// Bytes hashed so far.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.whole.update(data);
+        self.total += data.len() as u64;
+        while !data.is_empty() {
+            let room = (PIECE_BYTES - self.in_piece) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.piece.update(now);
+            self.in_piece += now.len() as u64;
+            data = rest;
+            if self.in_piece == PIECE_BYTES {
+                self.close_piece();
+            }
+        }
+    }
+
+    fn close_piece(&mut self) {
+        self.outline.push(self.piece.finalize_non_root());
+        self.index += 1;
+        self.in_piece = 0;
+        self.piece = blake3::Hasher::new();
+        self.piece.set_input_offset(self.index * PIECE_BYTES);
+    }
+
+    /// The blob's address and its outline (empty for a blob of one piece).
+    pub fn finish(mut self) -> (BlobHash, Vec<PieceHash>) {
+        let hash = BlobHash(*self.whole.finalize().as_bytes());
+        if !has_outline(self.total) {
+            return (hash, Vec::new());
+        }
+        if self.in_piece > 0 {
+            self.close_piece();
+        }
+        (hash, self.outline)
+    }
+}
+
 /// The address of a blob of `size` bytes with this outline, or `None` when the outline has the
 /// wrong number of pieces for the size (or the blob is a single piece).
 pub fn root_of(outline: &[PieceHash], size: u64) -> Option<BlobHash> {
@@ -101,6 +163,24 @@ mod tests {
             let o = outline(&d);
             assert_eq!(o.len() as u64, piece_count(len as u64));
             assert_eq!(root_of(&o, len as u64), Some(BlobHash::of(&d)), "length {len}");
+        }
+    }
+
+    #[test]
+    fn streamed_hashing_matches_the_whole_in_any_split() {
+        let p = PIECE_BYTES as usize;
+        for len in [0, 1, p - 1, p, p + 1, 2 * p, 3 * p + 5] {
+            let d = data(len);
+            for step in [1000, 4096, p - 3, p, p + 7, 3 * p] {
+                let mut h = StreamHasher::new();
+                for c in d.chunks(step.max(1)) {
+                    h.update(c);
+                }
+                assert_eq!(h.len(), len as u64);
+                let (hash, o) = h.finish();
+                assert_eq!(hash, BlobHash::of(&d), "length {len}, step {step}");
+                assert_eq!(o, outline(&d), "length {len}, step {step}");
+            }
         }
     }
 

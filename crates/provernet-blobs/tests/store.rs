@@ -2,7 +2,7 @@
 //! configured (CI starts moto's S3 server and sets `PROVERNET_TEST_S3_ENDPOINT`).
 
 use bytes::Bytes;
-use provernet_blobs::{Backend, BlobError, BlobStore, Limits, Stored};
+use provernet_blobs::{Backend, BlobError, BlobStore, Limits, Quota, Stored};
 use provernet_types::tx::blob_ref;
 use provernet_types::AccountId;
 
@@ -38,6 +38,53 @@ async fn exercise(store: &BlobStore) {
     assert!(!store.has(&blob_ref(&other).hash).await.expect("head"));
 }
 
+/// A blob bigger than one part, streamed in small chunks: written in parts, readable back in
+/// checked pieces; a stream with the wrong bytes leaves nothing behind.
+async fn streamed(store: &BlobStore) {
+    use futures::StreamExt;
+    let big: Vec<u8> =
+        (0..(11u32 << 20) + 3).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let r = blob_ref(&big);
+    let chunks = |data: Vec<u8>| {
+        futures::stream::iter(
+            data.chunks(64 << 10)
+                .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let idle = std::time::Duration::from_secs(30);
+    let before = store.usage(&BOB).await.expect("usage");
+    // Wrong bytes of the right size: refused at the end, nothing visible, nothing charged.
+    let mut wrong = big.clone();
+    wrong[5 << 20] ^= 1;
+    let e =
+        store.put_stream(&BOB, &r, Quota::Enforce, chunks(wrong), idle).await.expect_err("hash");
+    assert_eq!(e.code(), "blob_hash_mismatch");
+    assert!(!store.has(&r.hash).await.expect("head"));
+    assert_eq!(store.usage(&BOB).await.expect("usage"), before);
+    // More bytes than declared: refused as soon as they pass the declaration.
+    let mut longer = big.clone();
+    longer.extend_from_slice(&[0; 1000]);
+    let e =
+        store.put_stream(&BOB, &r, Quota::Enforce, chunks(longer), idle).await.expect_err("long");
+    assert_eq!(e.code(), "blob_size_mismatch");
+    // A body that breaks off.
+    let broken = chunks(big[..3 << 20].to_vec())
+        .chain(futures::stream::iter([Err(std::io::Error::other("connection reset"))]));
+    let e = store.put_stream(&BOB, &r, Quota::Enforce, broken, idle).await.expect_err("broken");
+    assert_eq!(e.code(), "blob_upload_incomplete");
+    assert!(!store.has(&r.hash).await.expect("head"));
+    // The real bytes.
+    let stored = store.put_stream(&BOB, &r, Quota::Charge, chunks(big.clone()), idle).await;
+    assert_eq!(stored.expect("streamed put"), Stored::New);
+    assert_eq!(store.usage(&BOB).await.expect("usage"), before + big.len() as u64);
+    let (size, pieces) = store.read(&r.hash).await.expect("read").expect("present");
+    assert_eq!(size, big.len() as u64);
+    let back: Vec<Bytes> = pieces.map(|p| p.expect("piece")).collect().await;
+    assert!(back.iter().all(|p| p.len() <= 1 << 20), "one piece at a time");
+    assert_eq!(back.concat(), big);
+}
+
 #[tokio::test]
 async fn local_disk_checks_hashes_sizes_and_quotas() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -58,6 +105,44 @@ async fn local_disk_checks_hashes_sizes_and_quotas() {
     let reopened =
         BlobStore::open(&Backend::Local { dir: dir.path().join("blobs") }, limits).expect("reopen");
     assert_eq!(reopened.usage(&BOB).await.expect("usage"), 60);
+    let big = BlobStore::open(&Backend::Local { dir: dir.path().join("big") }, Limits::default())
+        .expect("open");
+    streamed(&big).await;
+}
+
+#[tokio::test]
+async fn parallel_uploads_cannot_together_pass_the_quota() {
+    let limits = Limits { blob_max: 1000, account_quota: 1000 };
+    let store = BlobStore::open(&Backend::Memory, limits).expect("open");
+    let first = Bytes::from(vec![1u8; 600]);
+    let second = Bytes::from(vec![2u8; 600]);
+    // The first upload sends half its bytes and stalls; its 600 bytes are held meanwhile.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+    tx.unbounded_send(Ok(first.slice(..300))).expect("send");
+    let idle = std::time::Duration::from_secs(30);
+    let r1 = blob_ref(&first);
+    let s1 = store.clone();
+    let pending =
+        tokio::spawn(async move { s1.put_stream(&ALICE, &r1, Quota::Enforce, rx, idle).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let e = store.put(&ALICE, &blob_ref(&second), second.clone()).await.expect_err("no room");
+    assert_eq!(e.code(), "blob_quota_exceeded");
+    tx.unbounded_send(Ok(first.slice(300..))).expect("send");
+    drop(tx);
+    assert_eq!(pending.await.expect("join").expect("first"), Stored::New);
+    assert_eq!(store.usage(&ALICE).await.expect("usage"), 600);
+    // A stalled upload is given up after its idle time, and its reservation released.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+    tx.unbounded_send(Ok(Bytes::from_static(b"ab"))).expect("send");
+    let r = blob_ref(b"abcd");
+    let e = store
+        .put_stream(&BOB, &r, Quota::Enforce, rx, std::time::Duration::from_millis(200))
+        .await
+        .expect_err("stalled");
+    assert_eq!(e.code(), "blob_upload_incomplete");
+    drop(tx);
+    let full = Bytes::from(vec![3u8; 1000]);
+    assert_eq!(store.put(&BOB, &blob_ref(&full), full).await.expect("room again"), Stored::New);
 }
 
 #[tokio::test]
@@ -78,4 +163,5 @@ async fn s3_compatible_store() {
     };
     let store = BlobStore::open(&backend, Limits::default()).expect("open");
     exercise(&store).await;
+    streamed(&store).await;
 }

@@ -284,7 +284,10 @@ pub async fn start_local(spec: &LocalSpec) -> Result<Local> {
         let pdir = dir.join(format!("prover-{i}"));
         std::fs::create_dir_all(&pdir)?;
         let file = AccountKeyFile { seed: hex::encode(key.seed()) };
-        std::fs::write(pdir.join("key.json"), serde_json::to_string_pretty(&file)?)?;
+        crate::network_cmd::write_secret(
+            &pdir.join("key.json"),
+            &serde_json::to_string_pretty(&file)?,
+        )?;
         prover_keys.push(key);
     }
     let genesis = GenesisArgs {

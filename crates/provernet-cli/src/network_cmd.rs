@@ -43,14 +43,26 @@ struct KeyInfo {
 }
 
 fn write_new(path: &Path, contents: &str) -> Result<()> {
+    write_new_mode(path, contents, 0o644)
+}
+
+/// Writes a new file only its owner can read (`0600` from its creation on): key files.
+pub fn write_secret(path: &Path, contents: &str) -> Result<()> {
+    write_new_mode(path, contents, 0o600)
+}
+
+fn write_new_mode(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut f =
-        std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
-            anyhow::Error::new(Hint("choose another path or remove the existing file".into()))
-                .context(format!("cannot create {}: {e}", path.display()))
-        })?;
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(
+            |e| {
+                anyhow::Error::new(Hint("choose another path or remove the existing file".into()))
+                    .context(format!("cannot create {}: {e}", path.display()))
+            },
+        )?;
     f.write_all(contents.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -81,12 +93,7 @@ pub fn run_keys(cmd: KeysCommand) -> Result<()> {
         KeysCommand::Generate { out, json } => {
             let key = Keypair::generate();
             let file = AccountKeyFile { seed: hex::encode(key.seed()) };
-            write_new(&out, &serde_json::to_string_pretty(&file)?)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600))?;
-            }
+            write_secret(&out, &serde_json::to_string_pretty(&file)?)?;
             print_key(
                 &KeyInfo { account: key.account().to_string(), file: out.display().to_string() },
                 json,
@@ -158,6 +165,10 @@ pub struct ValidatorToml {
     /// its own API and falls back to these when that stops answering.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peer_apis: Vec<String>,
+    /// Limits of the HTTP API (connections, slow clients, streams, uploads); any field left
+    /// out keeps its default (see `provernet_api::ServeLimits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_limits: Option<provernet_api::ServeLimits>,
 }
 
 #[derive(Serialize)]
@@ -229,14 +240,14 @@ pub fn create_network(args: &GenesisArgs) -> Result<GenesisSummary> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     write_new(&args.out.join("network.json"), &serde_json::to_string_pretty(&network)?)?;
-    write_new(
+    write_secret(
         &args.out.join("faucet.json"),
         &serde_json::to_string_pretty(&AccountKeyFile { seed: hex::encode(faucet.seed()) })?,
     )?;
     let mut validators = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let dir = args.out.join(format!("validator-{i}"));
-        write_new(&dir.join("key.json"), &serde_json::to_string_pretty(key)?)?;
+        write_secret(&dir.join("key.json"), &serde_json::to_string_pretty(key)?)?;
         let listen: SocketAddr =
             format!("{}:{}", args.host, args.base_port as usize + i)
                 .parse()
@@ -254,6 +265,7 @@ pub fn create_network(args: &GenesisArgs) -> Result<GenesisSummary> {
             api,
             blobs: None,
             peer_apis,
+            api_limits: None,
         };
         write_new(&dir.join("validator.toml"), &toml::to_string(&toml)?)?;
         validators.push(dir.join("validator.toml").display().to_string());
@@ -300,7 +312,7 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path, what: &str, hint: 
 pub fn load_validator(
     config: &Path,
     threads: usize,
-) -> Result<(NodeSettings, SocketAddr, Vec<String>)> {
+) -> Result<(NodeSettings, SocketAddr, Vec<String>, provernet_api::ServeLimits)> {
     let cfg: ValidatorToml = read_toml(
         config,
         "validator configuration",
@@ -333,12 +345,14 @@ pub fn load_validator(
         NodeSettings { data_dir, network, key, listen: cfg.listen, threads, blobs },
         cfg.api,
         cfg.peer_apis,
+        cfg.api_limits.unwrap_or_default(),
     ))
 }
 
 pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
     crate::logging::init();
-    let (settings, api, peer_apis) = load_validator(&args.config, args.threads)?;
+    let (settings, api, peer_apis, limits) = load_validator(&args.config, args.threads)?;
+    provernet_api::raise_descriptor_limit();
     let seed: [u8; 32] = hex::decode(&settings.key.seed)
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -353,7 +367,7 @@ pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
         let mut apis = vec![format!("http://{local}")];
         apis.extend(peer_apis);
         tokio::spawn(provernet_node::run_builtin_verifier(apis, seed));
-        if let Err(e) = provernet_api::serve(api, submitter).await {
+        if let Err(e) = provernet_api::serve_with(api, submitter, limits).await {
             tracing::error!("the API cannot listen on {api}: {e}; stopping");
             std::process::exit(1);
         }

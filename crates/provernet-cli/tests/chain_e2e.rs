@@ -255,6 +255,15 @@ fn genesis_and_validator_refuse_bad_input_with_hints() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("0 validators is not allowed") && err.contains("hint:"), "{err}");
     assert!(run(&["genesis", "--out", "net", "--json"]).status.success());
+    // Secrets are readable by their owner alone, from the moment they exist.
+    use std::os::unix::fs::PermissionsExt;
+    for secret in ["net/faucet.json", "net/validator-0/key.json"] {
+        let mode = std::fs::metadata(dir.path().join(secret)).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{secret} is {mode:o}");
+    }
+    assert!(run(&["keys", "generate", "--out", "mine.json"]).status.success());
+    let mode = std::fs::metadata(dir.path().join("mine.json")).expect("key").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "keys generate wrote {mode:o}");
     let out = run(&["genesis", "--out", "net"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -330,7 +330,7 @@ fn answer(waiters: Vec<Waiter>, size: Option<u64>, result: &Result<(), BlobError
     for w in waiters {
         let r = match (w.size, size) {
             (Some(d), Some(s)) if d != s => Err(BlobError::SizeMismatch { declared: d, actual: s }),
-            _ => result.as_ref().map(|_| ()).map_err(clone_err),
+            _ => result.as_ref().map(|_| ()).map_err(BlobError::clone),
         };
         let _ = w.reply.send(r);
     }
@@ -1063,24 +1063,6 @@ fn split_head(value: &Bytes) -> Option<(u64, Bytes)> {
     }
     let size = u64::from_le_bytes(value[..8].try_into().ok()?);
     Some((size, value.slice(8..)))
-}
-
-fn clone_err(e: &BlobError) -> BlobError {
-    match e {
-        BlobError::TooLarge { size, max } => BlobError::TooLarge { size: *size, max: *max },
-        BlobError::SizeMismatch { declared, actual } => {
-            BlobError::SizeMismatch { declared: *declared, actual: *actual }
-        }
-        BlobError::HashMismatch { declared, actual } => {
-            BlobError::HashMismatch { declared: *declared, actual: *actual }
-        }
-        BlobError::QuotaExceeded { account, would, quota } => {
-            BlobError::QuotaExceeded { account: *account, would: *would, quota: *quota }
-        }
-        BlobError::Unavailable(h) => BlobError::Unavailable(*h),
-        BlobError::Busy => BlobError::Busy,
-        BlobError::Store(s) => BlobError::Store(s.clone()),
-    }
 }
 
 /// The resolver's consumer: checks each response before anything is kept.

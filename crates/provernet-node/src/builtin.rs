@@ -27,6 +27,17 @@ fn public_inputs(kind: BuiltinVerifier) -> &'static [&'static str] {
     }
 }
 
+/// The largest public input a built-in verifier reads: real statements are far smaller, and a
+/// validator does not download or parse a requester's megabytes.
+fn input_bytes_max(kind: BuiltinVerifier, name: &str) -> u64 {
+    match (kind, name) {
+        // A compressed BN254 verifying key: a few points per public input.
+        (BuiltinVerifier::Groth16Bn254, "vk") => 64 << 10,
+        (BuiltinVerifier::Groth16Bn254, _) => 1 << 10,
+        (BuiltinVerifier::WinterfellChain | BuiltinVerifier::Plonky3Keccak, _) => 4 << 10,
+    }
+}
+
 /// The largest proof file a built-in verifier reads.
 fn proof_bytes_max(kind: BuiltinVerifier) -> u64 {
     match kind {
@@ -177,6 +188,13 @@ async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<bool> {
     let wanted = public_inputs(kind);
     let mut inputs = Vec::new();
     for (name, blob) in job.inputs.iter().filter(|(n, _)| wanted.contains(&n.as_str())) {
+        let max = input_bytes_max(kind, name.as_str());
+        if blob.size.0 > max {
+            bail!(
+                "input `{name}` is {} bytes, above the {max} a {kind} statement may have",
+                blob.size.0
+            );
+        }
         inputs.push((name.as_str().to_owned(), fetch(client, blob).await?));
     }
     let mut proof = Vec::new();

@@ -103,6 +103,10 @@ struct ErrorBody {
 /// Most validator APIs one client may list.
 pub const APIS_MAX: usize = 64;
 
+/// The longest a blob download may take in all: enough for the largest blob (256 MiB) at
+/// 1 MiB/s. A download that stalls is given up after 30 s without a byte.
+pub const DOWNLOAD_TIME_MAX: Duration = Duration::from_secs(30 + 256);
+
 /// A connection to one node, or to the first reachable of several.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -137,6 +141,11 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
+            // Give up on a response that sends nothing for this long (downloads, which have a
+            // longer total time, rely on it).
+            .read_timeout(Duration::from_secs(30))
+            // Below the API's idle limit, so a kept connection is not reused as it closes.
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()?;
         Ok(Client { bases: list.into(), current: Arc::default(), http })
     }
@@ -361,7 +370,9 @@ impl Client {
         let mut failed = None;
         for step in 0..n {
             let base = &self.bases[(start + step) % n];
-            let resp = match self.http.get(format!("{base}/v1/blobs/{hash}")).send().await {
+            let request =
+                self.http.get(format!("{base}/v1/blobs/{hash}")).timeout(DOWNLOAD_TIME_MAX);
+            let resp = match request.send().await {
                 Ok(r) => r,
                 Err(e) if e.is_connect() || e.is_timeout() => {
                     unreachable = Some(e);
