@@ -318,10 +318,17 @@ async fn put_blob(
         .enter(client_ip(peer.as_ref()))
         .map_err(|full| busy("uploads_busy", "uploads in progress", full))?;
     let idle = std::time::Duration::from_secs(api.limits.upload_idle_s.max(1));
-    let stored = store
-        .put_stream(&account, &declared, Quota::Enforce, body.into_data_stream(), idle)
-        .await
-        .map_err(blob_error)?;
+    let stored = if store.has(&h).await.map_err(blob_error)? {
+        // Already here: nothing to store or charge, but the client is sending the bytes, and
+        // an answer before its body is read would break its request. Take them and drop them.
+        drain(body, size, idle).await;
+        Stored::Existing
+    } else {
+        store
+            .put_stream(&account, &declared, Quota::Enforce, body.into_data_stream(), idle)
+            .await
+            .map_err(blob_error)?
+    };
     // The other validators copy it, charging the same account on their own stores.
     if let Some(net) = api.submitter.blobs() {
         net.uploaded(declared, provernet_consensus::blobnet::Upload { account, signature });
@@ -332,6 +339,19 @@ async fn put_blob(
     };
     Ok((StatusCode::CREATED, Json(json!({"hash": hash, "size": size, "stored": state})))
         .into_response())
+}
+
+/// Reads and drops a request body of at most `size` bytes (and a little more, to see it end),
+/// giving up after `idle` without a byte.
+async fn drain(body: axum::body::Body, size: u64, idle: std::time::Duration) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    while read <= size {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 fn commonware_digest(b: &provernet_consensus::Block) -> [u8; 32] {
@@ -527,6 +547,16 @@ async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
                 let kind = match a.state {
                     AttemptState::Assigned if a.prover == pid => "accept",
                     AttemptState::Running if a.prover == pid => "run",
+                    // Revealed in a later block, once no co-prover can still commit.
+                    AttemptState::Committed if a.prover == pid => {
+                        let at = a.commitment.map_or(a.assigned_at, |(h, _)| h);
+                        let next = provernet_types::Height(s.height().0 + 1);
+                        if next > at && provernet_ledger::apply::gate_open(j, at, next) {
+                            "reveal_proof"
+                        } else {
+                            continue;
+                        }
+                    }
                     AttemptState::Proven => {
                         let pos = a.committee.iter().position(|m| *m == me);
                         match pos.and_then(|p| a.votes.get(p)) {

@@ -66,7 +66,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { blob_max: 256 << 20, account_quota: 16 << 30 }
+        Limits { blob_max: provernet_types::limits::BLOB_BYTES_MAX.0, account_quota: 16 << 30 }
     }
 }
 

@@ -692,7 +692,7 @@ fn print_job(v: &Value) {
             MicroCredits(a["price_micro_credits"].as_u64().unwrap_or(0)),
             if collateral.0 > 0 { format!(", collateral {collateral}") } else { String::new() },
             a["usage"]["wall_ms"],
-            a["exit_code"].as_u64().map_or(String::new(), |c| format!(", exit {c}"))
+            a["failure"].as_str().map_or(String::new(), |f| format!(", {f}"))
         );
     }
 }
@@ -817,7 +817,13 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
                 let files = |l: &[(FileName, PathBuf, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
                     l.iter().map(|(n, _, b)| (n.as_str().to_owned(), b.clone())).collect()
                 };
-                provernet_node::verify_builtin(kind, &files(&inputs), &files(&proof))?
+                match provernet_node::verify_builtin(kind, &files(&inputs), &files(&proof)) {
+                    provernet_types::Verdict::Valid => true,
+                    provernet_types::Verdict::Invalid => false,
+                    provernet_types::Verdict::CannotVerify => {
+                        bail!("the job's statement cannot be read by its verifier, so no proof of it can be checked")
+                    }
+                }
             }
             _ => {
                 let exe = rt.block_on(download(&client, &program["verifier"]["blob"]))?;

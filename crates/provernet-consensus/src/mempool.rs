@@ -520,7 +520,11 @@ mod tests {
                 let body = if nonce % 2 == 0 {
                     TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) }
                 } else {
-                    TxBody::Vote { job: JobId([7; 32]), attempt: 0, valid: true }
+                    TxBody::Vote {
+                        job: JobId([7; 32]),
+                        attempt: 0,
+                        verdict: provernet_types::Verdict::Valid,
+                    }
                 };
                 match pool.admit(&state, "test", &sign(key, nonce, body), Source::Client) {
                     Ok(_) => admitted += 1,

@@ -716,7 +716,7 @@ fn a_flood_of_gapped_nonces_does_not_keep_honest_transactions_out() {
                             TxBody::Vote {
                                 job: provernet_types::JobId([7; 32]),
                                 attempt: 0,
-                                valid: true,
+                                verdict: provernet_types::Verdict::Valid,
                             }
                         };
                         let tx = Transaction { signer: key.account(), nonce: Nonce(nonce), body }

@@ -76,8 +76,8 @@ use provernet_types::tx::job_id;
 use provernet_types::MechanismKind;
 use provernet_types::{
     first_duplicate, AccountId, AttemptOutcome, BoundedVec, Height, JobId, JobSpec, MicroCredits,
-    Millis, Nonce, ProgramManifest, ProverId, ProverSet, Resources, StateRoot, TxBody, Usage,
-    VerifiedTx, VerifierSpec,
+    Millis, NamedBlob, Nonce, ProgramFailure, ProgramManifest, ProverId, ProverSet, Resources,
+    StateRoot, TxBody, Usage, Verdict, VerifiedTx, VerifierSpec,
 };
 
 /// What the consensus layer tells the ledger about the block being applied.
@@ -235,10 +235,13 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
         TxBody::PostResult { job, attempt, outcome, usage } => {
             post_result(ov, signer.into(), *job, *attempt, outcome, *usage)?
         }
-        TxBody::PostRaceProof { job, files, usage } => {
-            post_race_proof(ov, signer.into(), *job, files, *usage)?
+        TxBody::CommitResult { job, attempt, commitment } => {
+            commit_result(ov, signer.into(), *job, *attempt, *commitment)?
         }
-        TxBody::Vote { job, attempt, valid } => vote(ov, signer, *job, *attempt, *valid)?,
+        TxBody::PostRaceProof { job, commitment } => {
+            post_race_proof(ov, signer.into(), *job, *commitment)?
+        }
+        TxBody::Vote { job, attempt, verdict } => vote(ov, signer, *job, *attempt, *verdict)?,
         TxBody::LockJob { job } => lock_job(ov, signer.into(), *job)?,
         TxBody::BidJob { job, commitment } => bid_job(ov, signer.into(), *job, *commitment)?,
         TxBody::RevealBid { job, price, salt } => {
@@ -440,13 +443,15 @@ fn new_attempt(
 ) -> Attempt {
     Attempt {
         prover,
-        state: if race { AttemptState::Proven } else { AttemptState::Assigned },
+        state: if race { AttemptState::Committed } else { AttemptState::Assigned },
         race,
         assigned_at: h,
         deadline,
         proof: BoundedVec::new(),
         usage: Usage::default(),
-        exit_code: None,
+        failure: None,
+        commitment: None,
+        reported_at: None,
         committee: BoundedVec::new(),
         votes: BoundedVec::new(),
         verify_round: 0,
@@ -703,17 +708,11 @@ fn decline_job(
     Ok(())
 }
 
-fn check_proof_files(files: &[provernet_types::NamedBlob]) -> Result<(), TxError> {
-    if files.is_empty() {
-        return Err(TxError::EmptyProof);
-    }
-    if let Some(dup) = first_duplicate(files.iter().map(|f| &f.name)) {
-        return Err(TxError::DuplicateName(dup.clone()));
-    }
-    if files.iter().any(|f| f.blob.size > BLOB_BYTES_MAX) {
-        return Err(TxError::BadResources("a proof file is larger than the 64 GiB blob limit"));
-    }
-    Ok(())
+/// The output rules, as the node applies them to what a program wrote
+/// (`provernet_types::check_outputs`).
+fn check_proof_files(files: &[NamedBlob]) -> Result<(), TxError> {
+    provernet_types::check_outputs(files.iter().map(|f| (&f.name, f.blob.size)))
+        .map_err(TxError::OutputRules)
 }
 
 fn post_result(
@@ -724,33 +723,151 @@ fn post_result(
     outcome: &AttemptOutcome,
     usage: Usage,
 ) -> Result<(), TxError> {
-    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Running, "Running")?;
-    let a = job.attempts[i].clone();
-    let builtin = matches!(outcome, AttemptOutcome::Proof(_))
-        && ov
-            .program(&job.program)
-            .is_some_and(|p| matches!(p.manifest.verifier, VerifierSpec::Builtin(_)));
     match outcome {
-        AttemptOutcome::Proof(files) => {
-            check_proof_files(files)?;
-            // The work is done: free the capacity, keep the bond until the verdict.
-            free_capacity(ov, prover, &job.resources);
-            let slot = &mut job.attempts.as_mut_slice()[i];
-            slot.proof = files.clone();
-            slot.usage = usage;
-            slot.deadline = ov.height;
-            set_attempt(ov, id, &mut job, i, AttemptState::Proven);
+        AttemptOutcome::Proof(files) => reveal(ov, prover, id, attempt, files, usage),
+        AttemptOutcome::ProgramError { failure, .. } => {
+            claim(ov, prover, id, attempt, usage, AttemptState::ProgramError, Some(*failure))
         }
-        AttemptOutcome::ProgramError { exit_code, .. } => {
-            release(ov, &job, &a);
-            let slot = &mut job.attempts.as_mut_slice()[i];
-            slot.usage = usage;
-            slot.exit_code = Some(*exit_code);
-            set_attempt(ov, id, &mut job, i, AttemptState::ProgramError);
+        AttemptOutcome::TimeLimit { .. } => {
+            claim(ov, prover, id, attempt, usage, AttemptState::TimeLimit, None)
         }
     }
+}
+
+/// A running attempt's claim that the program failed (or ran out of time) on its own. Claims
+/// are not paid unless confirmed by provers drawn after the first of them (see
+/// [`confirmed_claims`]), and a verified proof of the job refutes them, at a slash.
+fn claim(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    attempt: u8,
+    usage: Usage,
+    state: AttemptState,
+    failure: Option<ProgramFailure>,
+) -> Result<(), TxError> {
+    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Running, "Running")?;
+    let a = job.attempts[i].clone();
+    release(ov, &job, &a);
+    let slot = &mut job.attempts.as_mut_slice()[i];
+    slot.usage = usage;
+    slot.failure = failure;
+    slot.reported_at = Some(ov.height);
+    if job.winner.is_some() {
+        // A verified proof of this job already shows the program runs within its limits.
+        set_attempt(ov, id, &mut job, i, AttemptState::Refuted);
+        slash(ov, prover, id, job.fee_per_prover, Fault::FalseClaim);
+    } else {
+        set_attempt(ov, id, &mut job, i, state);
+    }
     refresh_status(ov, id, &mut job);
-    if builtin {
+    save(ov, id, job);
+    Ok(())
+}
+
+/// A running attempt commits to its proof: the work is done, its capacity is free, its bond
+/// stays until the verdict. The reveal comes once its gate opens ([`gate_open`]).
+fn commit_result(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    attempt: u8,
+    commitment: [u8; 32],
+) -> Result<(), TxError> {
+    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Running, "Running")?;
+    free_capacity(ov, prover, &job.resources);
+    let h = ov.height;
+    let slot = &mut job.attempts.as_mut_slice()[i];
+    slot.commitment = Some((h, commitment));
+    slot.deadline = h.plus(ov.params().reveal_window);
+    set_attempt(ov, id, &mut job, i, AttemptState::Committed);
+    refresh_status(ov, id, &mut job);
+    save(ov, id, job);
+    Ok(())
+}
+
+/// Whether an attempt that committed at `committed_at` may reveal in a block at `now`: every
+/// other attempt of the job assigned no later than the commitment has ended or committed in an
+/// earlier block. So nobody who could still commit has seen the proof: a reveal is sent only
+/// once this holds on the finalized state, and a commitment in the reveal's own block keeps it
+/// closed.
+pub fn gate_open(job: &Job, committed_at: Height, now: Height) -> bool {
+    job.attempts.iter().all(|b| {
+        b.assigned_at > committed_at
+            || (!b.state.holds_capacity() && b.commitment.is_none_or(|(at, _)| at < now))
+    })
+}
+
+/// The proof files' blobs, as a set: two proofs with the same bytes are the same proof,
+/// whatever their names.
+fn proof_blobs(files: &[NamedBlob]) -> Vec<provernet_types::BlobHash> {
+    let mut v: Vec<_> = files.iter().map(|f| f.blob.hash).collect();
+    v.sort();
+    v
+}
+
+/// Whether attempt `i`'s proof `files` is a copy of a proof that is paid or may be: another
+/// attempt of the job revealed the same bytes no later than `i` committed (so `i` could have
+/// taken them from the chain), and that attempt is under verification or was paid for them.
+/// The same bytes as a proof nobody was paid for (rejected, or unverifiable for want of votes)
+/// take nothing from anyone and go to their voters like any proof.
+fn is_copy(job: &Job, i: usize, files: &[NamedBlob], committed_at: Height) -> bool {
+    let mine = proof_blobs(files);
+    job.attempts.iter().enumerate().any(|(j, b)| {
+        j != i
+            && matches!(
+                b.state,
+                AttemptState::Proven | AttemptState::Verified | AttemptState::CannotVerify
+            )
+            && b.reported_at.is_some_and(|r| r <= committed_at)
+            && proof_blobs(&b.proof) == mine
+    })
+}
+
+/// A committed attempt reveals its proof: the files must match its commitment, follow the
+/// output rules, and come after its gate opened. A proof that copies one revealed before this
+/// attempt committed is not paid (the attempt is superseded); otherwise it goes to its voters.
+fn reveal(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    attempt: u8,
+    files: &BoundedVec<NamedBlob, PROOF_FILES_MAX>,
+    usage: Usage,
+) -> Result<(), TxError> {
+    let (mut job, i) = own_attempt(ov, id, attempt, prover, AttemptState::Committed, "Committed")?;
+    let Some((committed_at, commitment)) = job.attempts[i].commitment else {
+        panic!("ledger invariant broken: a committed attempt has no commitment");
+    };
+    let h = ov.height;
+    if h <= committed_at {
+        return Err(TxError::RevealTooEarly { job: id, attempt });
+    }
+    if !gate_open(&job, committed_at, h) {
+        return Err(TxError::RevealNotOpen { job: id, attempt });
+    }
+    check_proof_files(files)?;
+    if provernet_types::result_commitment(&prover.into(), &id, files) != commitment {
+        return Err(TxError::CommitmentMismatch { job: id, attempt });
+    }
+    let copy = is_copy(&job, i, files, committed_at);
+    let a = job.attempts[i].clone();
+    let slot = &mut job.attempts.as_mut_slice()[i];
+    slot.proof = files.clone();
+    slot.usage = usage;
+    slot.reported_at = Some(h);
+    slot.deadline = h;
+    if copy {
+        release(ov, &job, &a);
+        set_attempt(ov, id, &mut job, i, AttemptState::Superseded);
+    } else {
+        set_attempt(ov, id, &mut job, i, AttemptState::Proven);
+    }
+    refresh_status(ov, id, &mut job);
+    let builtin = ov
+        .program(&job.program)
+        .is_some_and(|p| matches!(p.manifest.verifier, VerifierSpec::Builtin(_)));
+    if builtin && !copy {
         save_now(ov, id, job);
     } else {
         save(ov, id, job);
@@ -758,12 +875,13 @@ fn post_result(
     Ok(())
 }
 
+/// An eligible prover enters a job's open race with the commitment to its proof; it reveals
+/// the proof like an assigned attempt does.
 fn post_race_proof(
     ov: &mut Overlay<'_>,
     prover: ProverId,
     id: JobId,
-    files: &BoundedVec<provernet_types::NamedBlob, PROOF_FILES_MAX>,
-    usage: Usage,
+    commitment: [u8; 32],
 ) -> Result<(), TxError> {
     let mut job = load_job(ov, id)?;
     if job.status != JobStatus::Race {
@@ -772,7 +890,6 @@ fn post_race_proof(
     if job.race_until.is_some_and(|until| ov.height > until) {
         return Err(TxError::DeadlinePassed { deadline: job.race_until.unwrap_or_default() });
     }
-    check_proof_files(files)?;
     let racing = job.attempts.iter().filter(|a| a.race && a.state.is_live()).count();
     if racing >= RACE_PROOFS_MAX || job.attempts.len() >= ATTEMPTS_MAX {
         return Err(TxError::RaceFull(id));
@@ -785,12 +902,16 @@ fn post_race_proof(
         return Err(TxError::NotEligible { job: id, prover });
     }
     bond(ov, prover, job.fee_per_prover);
-    let mut a = new_attempt(prover, ov.height, ov.height, true, job.race_price);
-    a.proof = files.clone();
-    a.usage = usage;
+    let h = ov.height;
+    let mut a = new_attempt(prover, h, h.plus(ov.params().reveal_window), true, job.race_price);
+    a.commitment = Some((h, commitment));
     let index = job.attempts.len() as u8;
     job.attempts.try_push(a).map_err(|_| TxError::RaceFull(id))?;
-    ov.events.push(Event::AttemptChanged { job: id, attempt: index, state: AttemptState::Proven });
+    ov.events.push(Event::AttemptChanged {
+        job: id,
+        attempt: index,
+        state: AttemptState::Committed,
+    });
     save(ov, id, job);
     Ok(())
 }
@@ -800,7 +921,7 @@ fn vote(
     voter: AccountId,
     id: JobId,
     attempt: u8,
-    valid: bool,
+    verdict: Verdict,
 ) -> Result<(), TxError> {
     let mut job = load_job(ov, id)?;
     let a = load_attempt(&job, id, attempt)?;
@@ -821,9 +942,9 @@ fn vote(
         return Err(TxError::AlreadyVoted { job: id, attempt, voter });
     }
     let slot = &mut job.attempts.as_mut_slice()[usize::from(attempt)];
-    slot.votes.as_mut_slice()[seat] = Some(valid);
-    let yes = slot.votes.iter().filter(|v| **v == Some(true)).count();
-    if 3 * yes >= 2 * slot.votes.len() {
+    slot.votes.as_mut_slice()[seat] = Some(verdict);
+    // A verdict that pays (valid, or cannot verify) draws nothing: act on it in this block.
+    if matches!(Tally::of(&slot.votes).verdict(), Some(Verdict::Valid | Verdict::CannotVerify)) {
         save_now(ov, id, job);
     } else {
         save(ov, id, job);
@@ -936,11 +1057,14 @@ fn tick_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, pass: Pass) {
     ov.put_job(id, job);
 }
 
-/// Returns what is left of a final job's escrow to its requester, an unclaimed bounty
-/// included, and closes its account's count of open jobs.
+/// Returns what is left of a final job's escrow to its requester (an unclaimed bounty goes to
+/// the treasury), and closes its account's count of open jobs.
 fn settle(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
-    let (requester, bounty, total) = (job.requester, job.bounty, job.escrow);
-    must_move(ov, Purse::Bounty(job), Purse::Balance(requester), bounty, "escrow refund");
+    let bounty = job.bounty;
+    // Forfeited collateral nobody earned goes to the treasury, never to the requester: a
+    // requester who could collect it would profit from making provers fail.
+    must_move(ov, Purse::Bounty(job), Purse::Treasury, bounty, "unclaimed bounty");
+    let (requester, total) = (job.requester, job.escrow);
     let rest = job.escrow;
     must_move(ov, Purse::Escrow(job), Purse::Balance(requester), rest, "escrow refund");
     if total.0 > 0 {
@@ -969,7 +1093,9 @@ fn next_wake(params: &crate::ChainParams, job: &Job, h: Height) -> Option<Height
     let mut wake: Option<Height> = None;
     let mut at = |w: Height| wake = Some(wake.map_or(w, |x| x.min(w)).max(next));
     for a in job.attempts.iter().filter(|a| a.state.is_live()) {
-        if a.state == AttemptState::Proven && a.committee.is_empty() {
+        let gated = a.state == AttemptState::Committed
+            && !gate_open(job, a.commitment.map_or(a.assigned_at, |(c, _)| c), next);
+        if (a.state == AttemptState::Proven && a.committee.is_empty()) || gated {
             at(next);
         } else {
             at(a.deadline);
@@ -1015,14 +1141,18 @@ pub struct Tally {
     pub seats: usize,
     pub valid: usize,
     pub invalid: usize,
+    /// Votes that the verification could not run on the requester's side.
+    pub cannot: usize,
 }
 
 impl Tally {
-    pub fn of(votes: &[Option<bool>]) -> Tally {
+    pub fn of(votes: &[Option<Verdict>]) -> Tally {
+        let count = |want: Verdict| votes.iter().filter(|v| **v == Some(want)).count();
         Tally {
             seats: votes.len(),
-            valid: votes.iter().filter(|v| **v == Some(true)).count(),
-            invalid: votes.iter().filter(|v| **v == Some(false)).count(),
+            valid: count(Verdict::Valid),
+            invalid: count(Verdict::Invalid),
+            cannot: count(Verdict::CannotVerify),
         }
     }
 
@@ -1031,15 +1161,17 @@ impl Tally {
         (2 * self.seats).div_ceil(3)
     }
 
-    /// `Some(valid)` once a quorum agrees.
-    pub fn verdict(&self) -> Option<bool> {
+    /// The verdict a quorum agrees on, if one does.
+    pub fn verdict(&self) -> Option<Verdict> {
         let q = self.quorum();
         if self.seats == 0 {
             None
         } else if self.valid >= q {
-            Some(true)
+            Some(Verdict::Valid)
         } else if self.invalid >= q {
-            Some(false)
+            Some(Verdict::Invalid)
+        } else if self.cannot >= q {
+            Some(Verdict::CannotVerify)
         } else {
             None
         }
@@ -1047,9 +1179,9 @@ impl Tally {
 
     /// Whether no quorum can form any more in this round, whatever the missing votes say.
     pub fn deadlocked(&self) -> bool {
-        let missing = self.seats - self.valid - self.invalid;
+        let missing = self.seats - self.valid - self.invalid - self.cannot;
         let q = self.quorum();
-        self.valid + missing < q && self.invalid + missing < q
+        [self.valid, self.invalid, self.cannot].iter().all(|n| n + missing < q)
     }
 }
 
@@ -1069,12 +1201,26 @@ fn tick_attempt(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut J
             forfeit(ov, id, job, a.prover, a.collateral);
             slash(ov, a.prover, id, job.fee_per_prover, Fault::MissedDeadline);
         }
+        AttemptState::Committed => {
+            let committed_at = a.commitment.map_or(a.assigned_at, |(at, _)| at);
+            if !gate_open(job, committed_at, h.plus(provernet_types::Blocks(1))) {
+                // The reveal window starts when the gate opens.
+                let slot = &mut job.attempts.as_mut_slice()[i];
+                slot.deadline = slot.deadline.max(h.plus(ov.params().reveal_window));
+            } else if h >= a.deadline {
+                release(ov, job, &a);
+                set_attempt(ov, id, job, i, AttemptState::MissedDeadline);
+                forfeit(ov, id, job, a.prover, a.collateral);
+                slash(ov, a.prover, id, job.fee_per_prover, Fault::MissedDeadline);
+            }
+        }
         AttemptState::Proven if a.committee.is_empty() => draw_committee(ov, ctx, id, job, i),
         AttemptState::Proven => {
             let tally = Tally::of(&a.votes);
             match tally.verdict() {
-                Some(true) => accept_attempt(ov, id, job, i),
-                Some(false) => reject_attempt(ov, id, job, i),
+                Some(Verdict::Valid) => accept_attempt(ov, id, job, i),
+                Some(Verdict::Invalid) => reject_attempt(ov, id, job, i),
+                Some(Verdict::CannotVerify) => cannot_verify_attempt(ov, id, job, i),
                 None if h < a.deadline && !tally.deadlocked() => {}
                 None => {
                     // The round ended without a quorum. Members who never voted are
@@ -1175,7 +1321,7 @@ fn pay_members(
     must_move(ov, purse(job, from_treasury), Purse::Burned, rest, "verifier reward dust");
 }
 
-fn voters(a: &Attempt, verdict: bool) -> Vec<AccountId> {
+fn voters(a: &Attempt, verdict: Verdict) -> Vec<AccountId> {
     a.committee
         .iter()
         .zip(a.votes.iter())
@@ -1196,7 +1342,7 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     let verifier_pool = a.price.mul_bps(ov.params().verifier_reward_bps);
     let reward = MicroCredits(a.price.0 - verifier_pool.0);
     pay(ov, Purse::Escrow(job), a.prover.into(), Some(id), PaymentKind::ProverReward, reward);
-    pay_members(ov, job, false, id, &voters(&a, true), verifier_pool);
+    pay_members(ov, job, false, id, &voters(&a, Verdict::Valid), verifier_pool);
     if let Some(p) = ov.prover_mut(&a.prover) {
         p.completed += 1;
     }
@@ -1204,6 +1350,7 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
         return;
     }
     job.winner = Some(i as u8);
+    refute_claims(ov, id, job);
     let bounty = job.bounty;
     pay(ov, Purse::Bounty(job), a.prover.into(), Some(id), PaymentKind::Bounty, bounty);
     if job.had_fault() {
@@ -1224,6 +1371,39 @@ fn accept_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     finish_job(ov, id, job, JobStatus::Verified);
 }
 
+/// A verified proof shows the program runs within the job's limits: every standing claim
+/// that it does not is refuted, and its prover slashed.
+fn refute_claims(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
+    for k in 0..job.attempts.len() {
+        let a = &job.attempts[k];
+        if a.state.is_claim() {
+            let prover = a.prover;
+            set_attempt(ov, id, job, k, AttemptState::Refuted);
+            slash(ov, prover, id, job.fee_per_prover, Fault::FalseClaim);
+        }
+    }
+}
+
+/// Two thirds of the voters could not run the verification, for a reason on the requester's
+/// side (its statement, its verifier): the prover did its work and is paid as for a verified
+/// proof, the voters who said so share the verifier reward, and the job fails as unverifiable
+/// (nothing is refunded for the proof; the requester's proof was made).
+fn cannot_verify_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
+    let a = job.attempts[i].clone();
+    release(ov, job, &a);
+    set_attempt(ov, id, job, i, AttemptState::CannotVerify);
+    let verifier_pool = a.price.mul_bps(ov.params().verifier_reward_bps);
+    let reward = MicroCredits(a.price.0 - verifier_pool.0);
+    pay(ov, Purse::Escrow(job), a.prover.into(), Some(id), PaymentKind::ProverReward, reward);
+    pay_members(ov, job, false, id, &voters(&a, Verdict::CannotVerify), verifier_pool);
+    if let Some(p) = ov.prover_mut(&a.prover) {
+        p.completed += 1;
+    }
+    if !job.status.is_final() {
+        finish_job(ov, id, job, JobStatus::Failed(FailReason::Unverifiable));
+    }
+}
+
 fn reject_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     let a = job.attempts[i].clone();
     release(ov, job, &a);
@@ -1233,7 +1413,7 @@ fn reject_attempt(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, i: usize) {
     // Paid from the treasury, which the slash just funded; it pays what it holds, at most.
     let want = job.fee_per_prover.mul_bps(ov.params().verifier_reward_bps);
     let reward = want.min(ov.meta().treasury);
-    pay_members(ov, job, true, id, &voters(&a, false), reward);
+    pay_members(ov, job, true, id, &voters(&a, Verdict::Invalid), reward);
 }
 
 /// Takes `fee × rate`, doubled per earlier fault (at most 16×), from the prover's stake into
@@ -1246,6 +1426,7 @@ fn slash(ov: &mut Overlay<'_>, prover: ProverId, job: JobId, fee: MicroCredits, 
         Fault::MissedDeadline => params.slash_missed_deadline_bps,
         Fault::InvalidProof => params.slash_invalid_proof_bps,
         Fault::MissedVote => params.slash_missed_vote_bps,
+        Fault::FalseClaim => params.slash_false_claim_bps,
     };
     let (to_eject, min_stake, until) =
         (params.faults_to_eject, params.min_prover_stake, ov.height.plus(params.exit_delay));
@@ -1318,30 +1499,25 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
         }
         return;
     }
-    let errors: Vec<ProverId> = job
-        .attempts
-        .iter()
-        .filter(|a| a.state == AttemptState::ProgramError)
-        .map(|a| a.prover)
-        .collect();
-    if errors.len() >= usize::from(params.program_error_quorum) {
-        // The program fails wherever it runs: the requester's fault. One attempt's fee is
-        // shared by the provers that ran it; nobody is punished.
-        let charge = job.fee_per_prover;
-        let each = MicroCredits(charge.0 / errors.len() as u64);
-        for p in &errors {
-            pay(
-                ov,
-                Purse::Escrow(job),
-                (*p).into(),
-                Some(id),
-                PaymentKind::ProgramErrorCharge,
-                each,
-            );
+    for (kind, reason) in [
+        (AttemptState::ProgramError, FailReason::Program),
+        (AttemptState::TimeLimit, FailReason::TimeLimit),
+    ] {
+        let claimers = confirmed_claims(job, kind, params.program_error_quorum);
+        if claimers.is_empty() {
+            continue;
         }
-        let dust = MicroCredits(charge.0 - each.0 * errors.len() as u64);
+        // The program fails wherever it runs, or its time limit is too short: the requester's
+        // fault. One attempt's fee is shared by the provers that ran it; nobody is punished.
+        let charge = job.fee_per_prover;
+        let each = MicroCredits(charge.0 / claimers.len() as u64);
+        for p in &claimers {
+            let kind = PaymentKind::ProgramErrorCharge;
+            pay(ov, Purse::Escrow(job), (*p).into(), Some(id), kind, each);
+        }
+        let dust = MicroCredits(charge.0 - each.0 * claimers.len() as u64);
         must_move(ov, Purse::Escrow(job), Purse::Burned, dust, "program error charge dust");
-        finish_job(ov, id, job, JobStatus::Failed(FailReason::Program));
+        finish_job(ov, id, job, JobStatus::Failed(reason));
         return;
     }
     if job.status == JobStatus::Race {
@@ -1398,6 +1574,23 @@ fn advance_job(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut Jo
         ov.events.push(Event::RaceOpened { job: id });
     }
     refresh_status(ov, id, job);
+}
+
+/// The provers whose claims of `kind` (program error, time limit) confirm each other: at
+/// least `quorum` claims from distinct provers (every attempt has its own), one of them from an
+/// attempt assigned after the first claim was posted, so it was drawn independently of whoever
+/// made that claim. Empty while unconfirmed. A quorum of one trusts a single claim.
+fn confirmed_claims(job: &Job, kind: AttemptState, quorum: u8) -> Vec<ProverId> {
+    let claims: Vec<&Attempt> = job.attempts.iter().filter(|a| a.state == kind).collect();
+    let Some(first) = claims.iter().filter_map(|a| a.reported_at).min() else {
+        return Vec::new();
+    };
+    let independent = quorum <= 1 || claims.iter().any(|a| a.assigned_at > first);
+    if claims.len() >= usize::from(quorum.max(1)) && independent {
+        claims.iter().map(|a| a.prover).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// What [`assign`] did.

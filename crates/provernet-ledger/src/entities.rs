@@ -3,8 +3,8 @@
 use provernet_types::limits::*;
 use provernet_types::{
     codec_struct, codec_unit_enum, AccountId, BoundedVec, CodecError, Decode, Encode, Height,
-    JobId, Label, MechanismKind, MicroCredits, NamedBlob, Nonce, ProgramId, ProgramManifest,
-    ProverId, ProverSet, Reader, Resources, Seconds, Usage,
+    JobId, Label, MechanismKind, MicroCredits, NamedBlob, Nonce, ProgramFailure, ProgramId,
+    ProgramManifest, ProverId, ProverSet, Reader, Resources, Seconds, Usage, Verdict,
 };
 
 /// Most attempts one job can have: the redundant ones, the fallbacks and the race proofs.
@@ -134,12 +134,18 @@ impl Prover {
 /// Why a job failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FailReason {
-    /// The program failed on enough distinct provers: the requester's fault; charged.
+    /// The program failed on provers drawn independently: the requester's fault; charged.
     Program,
     /// No valid proof arrived by the end of the open race; refunded.
     NoProof,
+    /// The program ran out of the job's time limit on provers drawn independently: the
+    /// limit was too short, the requester's fault; charged.
+    TimeLimit,
+    /// The verifiers could not check a proof for a reason on the requester's side (its
+    /// statement, its verifier): the prover is paid, nothing is refunded.
+    Unverifiable,
 }
-codec_unit_enum!(FailReason { Program = 0, NoProof = 1 });
+codec_unit_enum!(FailReason { Program = 0, NoProof = 1, TimeLimit = 2, Unverifiable = 3 });
 
 /// Where a job is. The last four are final.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -178,6 +184,8 @@ impl JobStatus {
             JobStatus::Verified => "Verified",
             JobStatus::Failed(FailReason::Program) => "Failed(program)",
             JobStatus::Failed(FailReason::NoProof) => "Failed(no proof)",
+            JobStatus::Failed(FailReason::TimeLimit) => "Failed(time limit)",
+            JobStatus::Failed(FailReason::Unverifiable) => "Failed(unverifiable)",
             JobStatus::Cancelled => "Cancelled",
             JobStatus::Expired => "Expired",
         }
@@ -225,8 +233,11 @@ impl Decode for JobStatus {
 pub enum AttemptState {
     /// Waiting for the prover to accept by `deadline`.
     Assigned,
-    /// Accepted; the result is due by `deadline`.
+    /// Accepted; the result (or its commitment) is due by `deadline`.
     Running,
+    /// Its proof is committed to; the reveal is due once every attempt assigned no later than
+    /// the commitment has committed or ended (its gate), by `deadline`.
+    Committed,
     /// A proof is posted; the committee votes by `deadline`.
     Proven,
     Verified,
@@ -235,14 +246,23 @@ pub enum AttemptState {
     MissedAccept,
     MissedDeadline,
     Declined,
-    /// The prover reported that the program failed.
+    /// The prover claimed that the program failed ([`ProgramFailure`]).
     ProgramError,
     /// Cancelled with its job.
     Cancelled,
-    /// The job was decided by another attempt first.
+    /// The job was decided by another attempt first, or the proof was a copy of one revealed
+    /// before this attempt committed: not paid.
     Superseded,
     /// No committee voted in any round; nobody is paid or punished.
     Unverifiable,
+    /// The prover claimed the program ran out of the job's time limit.
+    TimeLimit,
+    /// Its program-error or time-limit claim was refuted by another prover's verified proof:
+    /// a fault of its prover.
+    Refuted,
+    /// Two thirds of the voters could not verify it, for a reason on the requester's side: its
+    /// prover is paid, and the job fails as unverifiable.
+    CannotVerify,
 }
 codec_unit_enum!(AttemptState {
     Assigned = 0,
@@ -256,13 +276,23 @@ codec_unit_enum!(AttemptState {
     ProgramError = 8,
     Cancelled = 9,
     Superseded = 10,
-    Unverifiable = 11
+    Unverifiable = 11,
+    Committed = 12,
+    TimeLimit = 13,
+    Refuted = 14,
+    CannotVerify = 15
 });
 
 impl AttemptState {
     /// Whether the attempt still holds its prover's bond.
     pub fn is_live(&self) -> bool {
-        matches!(self, AttemptState::Assigned | AttemptState::Running | AttemptState::Proven)
+        matches!(
+            self,
+            AttemptState::Assigned
+                | AttemptState::Running
+                | AttemptState::Committed
+                | AttemptState::Proven
+        )
     }
 
     /// Whether the attempt holds its prover's capacity.
@@ -274,8 +304,16 @@ impl AttemptState {
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            AttemptState::MissedAccept | AttemptState::MissedDeadline | AttemptState::Rejected
+            AttemptState::MissedAccept
+                | AttemptState::MissedDeadline
+                | AttemptState::Rejected
+                | AttemptState::Refuted
         )
+    }
+
+    /// Whether the attempt is a claim that the program failed (not yet refuted).
+    pub fn is_claim(&self) -> bool {
+        matches!(self, AttemptState::ProgramError | AttemptState::TimeLimit)
     }
 }
 
@@ -291,12 +329,18 @@ pub struct Attempt {
     pub deadline: Height,
     pub proof: BoundedVec<NamedBlob, PROOF_FILES_MAX>,
     pub usage: Usage,
-    pub exit_code: Option<u32>,
+    /// How the program failed, for a program-error claim.
+    pub failure: Option<ProgramFailure>,
+    /// The commitment to the proof and the height it was made at (see
+    /// `provernet_types::result_commitment`).
+    pub commitment: Option<(Height, [u8; 32])>,
+    /// When the proof was revealed, or the failure claimed.
+    pub reported_at: Option<Height>,
     /// Who votes on the proof: a committee of provers, or every validator for a built-in
     /// verifier.
     pub committee: BoundedVec<AccountId, VOTERS_MAX>,
     /// Votes in committee order: `None` until the member votes.
-    pub votes: BoundedVec<Option<bool>, VOTERS_MAX>,
+    pub votes: BoundedVec<Option<Verdict>, VOTERS_MAX>,
     pub verify_round: u8,
     /// What the prover is paid if its proof is accepted: the posted price, or the price it
     /// won an auction at.
@@ -312,7 +356,9 @@ codec_struct!(Attempt {
     deadline,
     proof,
     usage,
-    exit_code,
+    failure,
+    commitment,
+    reported_at,
     committee,
     votes,
     verify_round,

@@ -87,8 +87,16 @@ pub enum TxError {
     NotEligible { job: JobId, prover: ProverId },
     #[error("job {0} has as many race proofs under verification as allowed")]
     RaceFull(JobId),
-    #[error("the result must name at least one proof file")]
-    EmptyProof,
+    #[error("the proof files break the output rules: {0}")]
+    OutputRules(provernet_types::OutputRuleError),
+    #[error("attempt {attempt} of job {job} may reveal only after the block of its commitment")]
+    RevealTooEarly { job: JobId, attempt: u8 },
+    #[error("attempt {attempt} of job {job} may not reveal yet: an attempt assigned no later than its commitment has not committed in an earlier block or ended")]
+    RevealNotOpen { job: JobId, attempt: u8 },
+    #[error(
+        "the revealed proof files of attempt {attempt} of job {job} do not match its commitment"
+    )]
+    CommitmentMismatch { job: JobId, attempt: u8 },
     #[error("the deadline at height {deadline} has passed")]
     DeadlinePassed { deadline: Height },
     #[error("the account has {open} open jobs, the most allowed; wait for some to finish")]
@@ -140,7 +148,10 @@ impl TxError {
             TxError::DeclineQuotaExhausted(_) => "decline_quota_exhausted",
             TxError::NotEligible { .. } => "not_eligible",
             TxError::RaceFull(_) => "race_full",
-            TxError::EmptyProof => "empty_proof",
+            TxError::OutputRules(_) => "output_rules",
+            TxError::RevealTooEarly { .. } => "reveal_too_early",
+            TxError::RevealNotOpen { .. } => "reveal_not_open",
+            TxError::CommitmentMismatch { .. } => "commitment_mismatch",
             TxError::DeadlinePassed { .. } => "deadline_passed",
             TxError::TooManyOpenJobs { .. } => "too_many_open_jobs",
             TxError::Overflow => "overflow",

@@ -46,6 +46,8 @@ pub enum Fault {
     InvalidProof,
     /// A verification committee member did not vote before the round's deadline.
     MissedVote,
+    /// Its program-error or time-limit claim was refuted by another prover's verified proof.
+    FalseClaim,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]

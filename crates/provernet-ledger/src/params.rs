@@ -36,8 +36,11 @@ pub struct ChainParams {
     pub pending_timeout: Blocks,
     /// Fallback attempts after the first `redundancy` ones before the open race.
     pub fallback_attempts_max: u8,
-    /// Program errors from distinct provers that make a job Failed(program).
+    /// Claims of one kind (program error, time limit) from distinct provers that fail a job,
+    /// at least one of them from a prover drawn after the first claim was posted.
     pub program_error_quorum: u8,
+    /// Blocks a committed prover has to reveal its proof once its gate opens.
+    pub reveal_window: Blocks,
     /// Provers on a verification committee.
     pub committee_size: u8,
     /// Share of an attempt's fee paid to the committee members who voted with the outcome.
@@ -51,6 +54,8 @@ pub struct ChainParams {
     pub slash_invalid_proof_bps: u32,
     /// A verification committee member that did not vote by the round's deadline.
     pub slash_missed_vote_bps: u32,
+    /// A program-error or time-limit claim refuted by another prover's verified proof.
+    pub slash_false_claim_bps: u32,
     /// Faults after which a prover is ejected.
     pub faults_to_eject: u32,
     pub min_prover_stake: MicroCredits,
@@ -90,6 +95,7 @@ codec_struct!(ChainParams {
     pending_timeout,
     fallback_attempts_max,
     program_error_quorum,
+    reveal_window,
     committee_size,
     verifier_reward_bps,
     fallback_refund_bps,
@@ -97,6 +103,7 @@ codec_struct!(ChainParams {
     slash_missed_deadline_bps,
     slash_invalid_proof_bps,
     slash_missed_vote_bps,
+    slash_false_claim_bps,
     faults_to_eject,
     min_prover_stake,
     exit_delay,
@@ -125,6 +132,7 @@ impl ChainParams {
             pending_timeout: Blocks(600),
             fallback_attempts_max: 2,
             program_error_quorum: 2,
+            reveal_window: Blocks(10),
             committee_size: 3,
             verifier_reward_bps: 500,
             fallback_refund_bps: 5_000,
@@ -137,6 +145,10 @@ impl ChainParams {
             // Voting costs a verifier run; not voting can stall a verdict. A tenth of the fee
             // (doubled per earlier fault) makes voting the better choice by far.
             slash_missed_vote_bps: 1_000,
+            // A claim that the program failed, refuted by a verified proof, costs a whole fee:
+            // claiming is then worse than proving for anyone with less than two thirds of the
+            // provers (see ARCHITECTURE, "Claims").
+            slash_false_claim_bps: 10_000,
             faults_to_eject: 5,
             min_prover_stake: MicroCredits(10 * MicroCredits::PER_CREDIT),
             exit_delay: Blocks(100),
@@ -170,9 +182,11 @@ impl ChainParams {
     pub fn job_lifetime_bound(&self, time_limit: Seconds, redundancy: u8) -> Blocks {
         let run = self.time_limit_blocks(time_limit).0 + self.result_grace.0;
         let verify = self.vote_timeout.0 * u64::from(self.verify_rounds_max) + 2;
-        let attempt = self.accept_timeout.0 + run + verify + 2;
+        // A committed attempt may wait for its gate (the other attempts' runs) and then has
+        // the reveal window.
+        let attempt = self.accept_timeout.0 + 2 * run + self.reveal_window.0 + verify + 3;
         let attempts = u64::from(redundancy) + u64::from(self.fallback_attempts_max);
-        let race = run + verify + 2;
+        let race = run + self.reveal_window.0 + verify + 3;
         // An auctioned attempt first waits out its round: the Dutch ramp, or the bidding and
         // reveal windows.
         let mp = &self.mechanism_params;
@@ -192,6 +206,7 @@ impl ChainParams {
             ("slash_missed_deadline_bps", self.slash_missed_deadline_bps, 100_000),
             ("slash_invalid_proof_bps", self.slash_invalid_proof_bps, 100_000),
             ("slash_missed_vote_bps", self.slash_missed_vote_bps, 100_000),
+            ("slash_false_claim_bps", self.slash_false_claim_bps, 100_000),
         ];
         for (name, v, max) in shares {
             if v > max {
@@ -207,8 +222,10 @@ impl ChainParams {
         if !self.prices.is_usable() {
             return Err("prices must charge for cores and memory".into());
         }
-        if self.accept_timeout.0 == 0 || self.vote_timeout.0 == 0 {
-            return Err("accept_timeout and vote_timeout must be at least one block".into());
+        if self.accept_timeout.0 == 0 || self.vote_timeout.0 == 0 || self.reveal_window.0 == 0 {
+            return Err(
+                "accept_timeout, vote_timeout and reveal_window must be at least one block".into(),
+            );
         }
         if self.committee_size == 0 || usize::from(self.committee_size) > COMMITTEE_MAX {
             return Err(format!("committee_size must be 1..={COMMITTEE_MAX}"));

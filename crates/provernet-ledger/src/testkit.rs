@@ -8,11 +8,12 @@ use crate::entities::{AttemptState, JobStatus};
 use crate::params::{ChainParams, Genesis};
 use crate::state::State;
 use provernet_types::tx::blob_ref;
+use provernet_types::tx::result_commitment;
 use provernet_types::{
     domain_hash, AccountId, AttemptOutcome, Blocks, BoundedString, BoundedVec, BuiltinVerifier,
     Bytes, GpuCount, Height, JobId, JobSpec, Keypair, MechanismKind, MicroCredits, MilliCores,
-    Millis, NamedBlob, Nonce, ProgramId, ProgramManifest, ProverId, ProverSet, Resources, Seconds,
-    Transaction, TxBody, Usage, VerifiedTx, VerifierSpec,
+    Millis, NamedBlob, Nonce, ProgramFailure, ProgramId, ProgramManifest, ProverId, ProverSet,
+    Resources, Seconds, Transaction, TxBody, Usage, Verdict, VerifiedTx, VerifierSpec,
 };
 use std::collections::BTreeMap;
 
@@ -287,6 +288,29 @@ impl TestChain {
         (provernet_types::tx::job_id(&tx.tx().signer, tx.tx().nonce), tx)
     }
 
+    /// `who`'s commitment to proof `files` for `attempt` of `job`.
+    pub fn commit(&mut self, who: &str, job: JobId, attempt: u8, files: &ProofFiles) -> VerifiedTx {
+        let commitment = result_commitment(&self.account(who), &job, files);
+        self.tx(who, TxBody::CommitResult { job, attempt, commitment })
+    }
+
+    /// `who`'s reveal of proof `files` for `attempt` of `job`.
+    pub fn reveal(&mut self, who: &str, job: JobId, attempt: u8, files: &ProofFiles) -> VerifiedTx {
+        let outcome = AttemptOutcome::Proof(files.clone());
+        self.tx(who, TxBody::PostResult { job, attempt, outcome, usage: usage() })
+    }
+
+    /// `who` proves `attempt` of `job` with `files`: the commitment in one block, the reveal in
+    /// the next (for an attempt whose gate is open).
+    pub fn prove(&mut self, who: &str, job: JobId, attempt: u8, files: &ProofFiles) {
+        let commit = self.commit(who, job, attempt, files);
+        let out = self.block(vec![commit]);
+        assert!(out.receipts[0].result.is_ok(), "commit: {:?}", out.receipts[0].result);
+        let reveal = self.reveal(who, job, attempt, files);
+        let out = self.block(vec![reveal]);
+        assert!(out.receipts[0].result.is_ok(), "reveal: {:?}", out.receipts[0].result);
+    }
+
     fn roll(&mut self, pct: u8) -> bool {
         // xorshift64: deterministic, seeded by the test.
         self.agent_rng ^= self.agent_rng << 13;
@@ -320,31 +344,54 @@ impl TestChain {
                         if !self.roll(behaviour.deliver_pct) {
                             continue;
                         }
-                        let outcome = if self.roll(behaviour.program_error_pct) {
-                            AttemptOutcome::ProgramError {
-                                exit_code: 3,
+                        if self.roll(behaviour.program_error_pct) {
+                            let outcome = AttemptOutcome::ProgramError {
+                                failure: ProgramFailure::Exit(3),
                                 reason: BoundedString::try_new("panicked").expect("short"),
-                            }
+                            };
+                            plan.push((
+                                name,
+                                TxBody::PostResult { job: id, attempt: i, outcome, usage: usage() },
+                            ));
                         } else {
                             let valid = self.roll(behaviour.valid_pct);
                             if !valid {
                                 self.bad_proofs.insert((id, i));
                             }
-                            AttemptOutcome::Proof(proof_files(valid))
-                        };
-                        plan.push((
-                            name,
-                            TxBody::PostResult { job: id, attempt: i, outcome, usage: usage() },
-                        ));
+                            let commitment =
+                                result_commitment(&a.prover.into(), &id, &proof_files(valid));
+                            plan.push((
+                                name,
+                                TxBody::CommitResult { job: id, attempt: i, commitment },
+                            ));
+                        }
+                    }
+                    AttemptState::Committed => {
+                        // Revealed once the gate is open for the block the transaction lands
+                        // in, as a node does (it reads the finalized state).
+                        let at = a.commitment.map_or(h, |(c, _)| c);
+                        let next = Height(h.0 + 1);
+                        if crate::apply::gate_open(&job, at, next) && next > at {
+                            let valid = !self.bad_proofs.contains(&(id, i));
+                            let outcome = AttemptOutcome::Proof(proof_files(valid));
+                            plan.push((
+                                name,
+                                TxBody::PostResult { job: id, attempt: i, outcome, usage: usage() },
+                            ));
+                        }
                     }
                     AttemptState::Proven => {
-                        let valid = !self.bad_proofs.contains(&(id, i));
+                        let verdict = if self.bad_proofs.contains(&(id, i)) {
+                            Verdict::Invalid
+                        } else {
+                            Verdict::Valid
+                        };
                         for (m, v) in a.committee.iter().zip(a.votes.iter()) {
                             if v.is_some() || !self.roll(behaviour.vote_pct) {
                                 continue;
                             }
                             if let Some(voter) = self.name_of(m) {
-                                plan.push((voter, TxBody::Vote { job: id, attempt: i, valid }));
+                                plan.push((voter, TxBody::Vote { job: id, attempt: i, verdict }));
                             }
                         }
                     }
@@ -360,10 +407,9 @@ impl TestChain {
                     .filter(|(p, pr)| pr.is_active() && !barred.contains(p))
                     .find_map(|(p, _)| self.name_of(&(*p).into()));
                 if let Some(name) = racer {
-                    plan.push((
-                        name,
-                        TxBody::PostRaceProof { job: id, files: proof_files(true), usage: usage() },
-                    ));
+                    let prover = self.account(&name);
+                    let commitment = result_commitment(&prover, &id, &proof_files(true));
+                    plan.push((name, TxBody::PostRaceProof { job: id, commitment }));
                 }
             }
         }
@@ -434,10 +480,11 @@ impl TestChain {
     }
 }
 
+/// The proof files of a result.
+pub type ProofFiles = BoundedVec<NamedBlob, { provernet_types::limits::PROOF_FILES_MAX }>;
+
 /// One proof file; invalid proofs differ only in their bytes.
-pub fn proof_files(
-    valid: bool,
-) -> BoundedVec<NamedBlob, { provernet_types::limits::PROOF_FILES_MAX }> {
+pub fn proof_files(valid: bool) -> ProofFiles {
     let bytes: &[u8] = if valid { b"valid proof" } else { b"forged proof" };
     BoundedVec::try_from_vec(vec![NamedBlob {
         name: "proof".parse().expect("valid"),

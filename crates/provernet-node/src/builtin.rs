@@ -15,7 +15,7 @@ use crate::txq::{TxOutcome, TxQueue};
 use crate::views::{JobWork, Work};
 use anyhow::{anyhow, bail, Result};
 use provernet_sdk::Client;
-use provernet_types::{BlobRef, BuiltinVerifier, JobId, Keypair, TxBody};
+use provernet_types::{BlobRef, BuiltinVerifier, JobId, Keypair, TxBody, Verdict};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -47,14 +47,15 @@ fn proof_bytes_max(kind: BuiltinVerifier) -> u64 {
     }
 }
 
-/// Verifies one proof natively. `inputs` and `proof` are the job's files by name. `Ok(false)`
-/// for a proof that does not prove the job's statement; an error when the statement itself
-/// cannot be read (a verifier error, not a verdict).
+/// Verifies one proof natively. `inputs` and `proof` are the job's files by name.
+/// [`Verdict::Invalid`] for a proof that does not prove the job's statement;
+/// [`Verdict::CannotVerify`] when the statement itself cannot be read (missing, not text, not
+/// a statement or a key of this system): the requester's side of the contract.
 pub fn verify_builtin(
     kind: BuiltinVerifier,
     inputs: &[(String, Vec<u8>)],
     proof: &[(String, Vec<u8>)],
-) -> Result<bool> {
+) -> Verdict {
     let file = |list: &[(String, Vec<u8>)], name: &str| -> Option<Vec<u8>> {
         list.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone())
     };
@@ -63,24 +64,30 @@ pub fn verify_builtin(
     let text = |name: &str| -> Result<String> {
         String::from_utf8(input(name)?).map_err(|_| anyhow!("input `{name}` is not UTF-8 text"))
     };
-    let Some(proof) = file(proof, "proof") else { return Ok(false) };
-    match kind {
+    let Some(proof) = file(proof, "proof") else { return Verdict::Invalid };
+    let verdict = |valid: bool| if valid { Verdict::Valid } else { Verdict::Invalid };
+    let checked: Result<Verdict> = (|| match kind {
         BuiltinVerifier::Groth16Bn254 => {
             let vk = groth16_sha256::VerifyingKeyFile::from_bytes(&input("vk")?)
                 .map_err(|e| anyhow!("the job's verifying key: {e}"))?;
-            Ok(groth16_sha256::verify(&vk, &input("digest")?, &proof).unwrap_or(false))
+            let digest = input("digest")?;
+            Ok(verdict(groth16_sha256::verify(&vk, &digest, &proof).unwrap_or(false)))
         }
         BuiltinVerifier::WinterfellChain => {
             let s = winterfell_chain::Statement::parse(&text("statement")?)
                 .map_err(|e| anyhow!("the job's statement: {e}"))?;
-            Ok(winterfell_chain::verify(s, &proof).map_err(|e| anyhow!("{e}"))?.is_some())
+            Ok(verdict(winterfell_chain::verify(s, &proof).is_ok_and(|v| v.is_some())))
         }
         BuiltinVerifier::Plonky3Keccak => {
             let s = plonky3_keccak::Statement::parse(&text("statement")?)
                 .map_err(|e| anyhow!("the job's statement: {e}"))?;
-            Ok(plonky3_keccak::verify(s, &proof))
+            Ok(verdict(plonky3_keccak::verify(s, &proof)))
         }
-    }
+    })();
+    checked.unwrap_or_else(|e| {
+        tracing::warn!("cannot verify: {e:#}");
+        Verdict::CannotVerify
+    })
 }
 
 /// Runs until the process ends: votes on every built-in attempt whose committee holds `seed`'s
@@ -130,9 +137,9 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
             let retry = failed.clone();
             tokio::spawn(async move {
                 let failed = match check(&client, &job, attempt).await {
-                    Ok(valid) => {
-                        tracing::info!(job = %job.id, attempt, valid, "verified natively; voting");
-                        match txq.send(TxBody::Vote { job: job.id, attempt, valid }).await {
+                    Ok(verdict) => {
+                        tracing::info!(job = %job.id, attempt, verdict = verdict.name(), "verified natively; voting");
+                        match txq.send(TxBody::Vote { job: job.id, attempt, verdict }).await {
                             TxOutcome::Failed { reason } => {
                                 tracing::warn!(job = %job.id, attempt, "vote failed: {reason}; retrying while the round lasts");
                                 true
@@ -176,7 +183,7 @@ async fn fetch(client: &Client, blob: &BlobRef) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<bool> {
+async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<Verdict> {
     let program: crate::views::ProgramJson = client
         .get(&format!("/v1/programs/{}", job.program))
         .await?
@@ -190,19 +197,17 @@ async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<bool> {
     for (name, blob) in job.inputs.iter().filter(|(n, _)| wanted.contains(&n.as_str())) {
         let max = input_bytes_max(kind, name.as_str());
         if blob.size.0 > max {
-            bail!(
-                "input `{name}` is {} bytes, above the {max} a {kind} statement may have",
-                blob.size.0
-            );
+            tracing::warn!(job = %job.id, "input `{name}` is {} bytes, above the {max} a {kind} statement may have", blob.size.0);
+            return Ok(Verdict::CannotVerify);
         }
         inputs.push((name.as_str().to_owned(), fetch(client, blob).await?));
     }
     let mut proof = Vec::new();
     for (name, blob) in job.proofs.get(usize::from(attempt)).into_iter().flatten() {
         if blob.size.0 > proof_bytes_max(kind) {
-            return Ok(false);
+            return Ok(Verdict::Invalid);
         }
         proof.push((name.as_str().to_owned(), fetch(client, blob).await?));
     }
-    tokio::task::spawn_blocking(move || verify_builtin(kind, &inputs, &proof)).await?
+    Ok(tokio::task::spawn_blocking(move || verify_builtin(kind, &inputs, &proof)).await?)
 }

@@ -12,6 +12,8 @@ use std::path::Path;
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Step {
     Started,
+    /// A commitment to the attempt's proof was sent; the reveal follows.
+    Committed,
     Posted,
     Abandoned,
 }

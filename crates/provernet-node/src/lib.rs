@@ -23,7 +23,18 @@
 //!   window. The bid's salt is derived from the node's key, the job and the round, so a node
 //!   restarted between bid and reveal can still reveal. A won auction shows up as **run**.
 //!
-//! Proof files are uploaded to the validator's blob store before the result names them.
+//! - **reveal_proof**: a proof it committed to whose gate is open (every attempt assigned with
+//!   it has committed or ended, on the finalized state). It uploads the proof files and reveals
+//!   them.
+//!
+//! A run ends in one of three ways. A proof: the node commits to its files (their hashes,
+//! bound to its account: `result_commitment`) and keeps them until the reveal, so nobody can
+//! copy them before committing. A failure of the program (an exit code, a signal, its memory,
+//! no output or outputs that break the output rules, an executable that is neither ELF nor a
+//! script): the node posts that claim at once, instead of going silent and being slashed for
+//! the requester's program. The job's time limit: posted as its own claim. A failure of the
+//! node itself (a blob it could not fetch, a sandbox that cannot enforce the limits) posts
+//! nothing: the deadline decides, at the node's cost.
 //! Several jobs run at once when they fit; the sum never exceeds the capacity.
 //!
 //! The node may know several validators' APIs (`api = ["…", "…"]` in `node.toml`): it uses one
@@ -43,12 +54,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use gpus::GpuPool;
 use journal::{Journal, Step};
 use provernet_sandbox::plan::RootFs;
-use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, Termination};
+use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, SandboxError, Termination};
 use provernet_sdk::Client;
 use provernet_types::limits::REASON_BYTES_MAX;
 use provernet_types::{
     AttemptOutcome, BlobRef, BoundedString, BoundedVec, Bytes, FileName, GpuCount, JobId, Keypair,
-    Label, MicroCredits, MilliCores, Millis, NamedBlob, Resources, TxBody, Usage,
+    Label, MicroCredits, MilliCores, Millis, NamedBlob, ProgramFailure, Resources, TxBody, Usage,
+    Verdict,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -208,6 +220,30 @@ struct Inner {
     programs: BTreeMap<String, ProgramWork>,
     /// Which GPUs each running attempt holds.
     gpus: GpuPool,
+    /// Proofs committed to and not yet revealed, by job (a node has at most one live
+    /// attempt of a job at a time).
+    committed: BTreeMap<JobId, Committed>,
+    /// Attempts whose reveal is under way.
+    revealing: BTreeSet<(JobId, u8)>,
+}
+
+/// A proof the node committed to: its files stay on disk until the reveal.
+#[derive(Clone, Debug)]
+struct Committed {
+    dir: PathBuf,
+    files: Files,
+    usage: Usage,
+}
+
+type Files = BoundedVec<NamedBlob, { provernet_types::limits::PROOF_FILES_MAX }>;
+
+/// What a run of the prover produced.
+#[derive(Debug)]
+enum RunResult {
+    /// Proof files in `dir`, hashed, not uploaded yet.
+    Proof { dir: PathBuf, files: Files, usage: Usage },
+    /// A claim that the program failed, or ran out of the job's time limit.
+    Claim(AttemptOutcome, Usage),
 }
 
 #[derive(Debug)]
@@ -224,6 +260,10 @@ struct Node {
     downloads: Mutex<BTreeMap<provernet_types::BlobHash, Arc<tokio::sync::Mutex<()>>>>,
     inner: Mutex<Inner>,
 }
+
+/// The attempt number in the directory of a race run (its attempt index is known only once the
+/// race entry applies).
+const RACE_DIR: u8 = u8::MAX;
 
 /// Pauses between attempts to download a blob (about 15 s in all, well inside any deadline).
 const DOWNLOAD_RETRIES_MS: [u64; 4] = [500, 1_500, 4_000, 8_000];
@@ -323,6 +363,7 @@ impl Node {
                 "race" => self.clone().on_race(job, task.attempt, task.deadline, work.height),
                 "lock" => self.clone().on_lock(job, task.attempt, task.price_micro_credits),
                 "bid" | "reveal" => self.on_sealed_bid(job, task),
+                "reveal_proof" => self.clone().on_reveal(job, task.attempt),
                 "vote" => {
                     if self.lock().voting.insert(key) {
                         let node = self.clone();
@@ -338,6 +379,7 @@ impl Node {
         let mut g = self.lock();
         g.skipped.retain(|k| listed.contains(k));
         g.voting.retain(|k| listed.contains(k));
+        g.revealing.retain(|k| listed.contains(k));
         g.offered.retain(|(j, a, _)| listed.contains(&(*j, *a)));
         Ok(())
     }
@@ -378,7 +420,7 @@ impl Node {
         tokio::spawn(async move {
             // Accept and start together: the proof is not posted before the accept applied.
             let accept = node.txq.send(TxBody::AcceptJob { job: job.id, attempt });
-            let run = node.prove(&job, attempt);
+            let run = node.prove(&job, attempt, node.job_dir(job.id, attempt, "out"));
             let (accepted, proved) = tokio::join!(accept, run);
             let accepted = match accepted {
                 TxOutcome::Applied { .. } => Ok(()),
@@ -393,14 +435,13 @@ impl Node {
         if self.known(key) {
             return;
         }
-        let posted = self
+        let last = self
             .journal
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .last(job.id, attempt)
-            == Some(Step::Posted);
-        if posted {
-            // Posted before a restart; the chain has not finalized it yet.
+            .last(job.id, attempt);
+        if matches!(last, Some(Step::Posted | Step::Committed)) {
+            // Posted (or committed to) before a restart; the chain has not finalized it yet.
             return;
         }
         let left_ms = deadline.saturating_sub(height).saturating_mul(self.block_time_ms);
@@ -416,7 +457,7 @@ impl Node {
         tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart (or running one won at auction)");
         let node = self.clone();
         tokio::spawn(async move {
-            let proved = node.prove(&job, attempt).await;
+            let proved = node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
             // The chain lists the attempt as running: its accept applied before the restart.
             node.finish(job, attempt, Ok(()), proved).await;
         });
@@ -456,23 +497,29 @@ impl Node {
         tracing::info!(job = %job.id, "joining the job's open race");
         let node = self.clone();
         tokio::spawn(async move {
-            let proved = node.prove(&job, attempt).await;
+            let proved = node.prove(&job, attempt, node.job_dir(job.id, RACE_DIR, "race")).await;
             node.unreserve(key, job.resources);
             match proved {
-                Some((AttemptOutcome::Proof(files), usage)) => {
-                    let body = TxBody::PostRaceProof { job: job.id, files, usage };
+                Some(RunResult::Proof { dir, files, usage }) => {
+                    let commitment =
+                        provernet_types::result_commitment(&node.key.account(), &job.id, &files);
+                    let body = TxBody::PostRaceProof { job: job.id, commitment };
+                    let committed = Committed { dir: dir.clone(), files, usage };
+                    node.lock().committed.insert(job.id, committed);
                     match node.txq.send(body).await {
                         TxOutcome::Applied { height, .. } => {
-                            tracing::info!(job = %job.id, height, "posted a race proof")
+                            tracing::info!(job = %job.id, height, "entered the race with a commitment")
                         }
                         TxOutcome::Failed { reason } => {
-                            tracing::info!(job = %job.id, "race proof not taken: {reason}")
+                            tracing::info!(job = %job.id, "race entry not taken: {reason}");
+                            node.lock().committed.remove(&job.id);
+                            let _ = tokio::fs::remove_dir_all(&dir).await;
                         }
                     }
                 }
-                // A program error in a race is nobody's business but ours: post nothing.
-                Some((AttemptOutcome::ProgramError { exit_code, .. }, _)) => {
-                    tracing::info!(job = %job.id, exit_code, "the program failed in the race");
+                // A failed run in a race is nobody's business but ours: post nothing.
+                Some(RunResult::Claim(outcome, _)) => {
+                    tracing::info!(job = %job.id, ?outcome, "the program failed in the race");
                 }
                 None => {}
             }
@@ -498,7 +545,8 @@ impl Node {
         tokio::spawn(async move {
             match node.txq.send(TxBody::LockJob { job: job.id }).await {
                 TxOutcome::Applied { .. } => {
-                    let proved = node.prove(&job, attempt).await;
+                    let proved =
+                        node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
                     node.finish(job, attempt, Ok(()), proved).await;
                 }
                 TxOutcome::Failed { reason } => {
@@ -547,38 +595,61 @@ impl Node {
         self.txq.send_detached(body);
     }
 
-    /// Frees a finished run's resources and posts its result if its accept applied.
+    /// Frees a finished run's resources and, if its accept applied, commits to its proof or
+    /// posts its claim.
     async fn finish(
         &self,
         job: JobWork,
         attempt: u8,
         accepted: Result<(), String>,
-        proved: Option<(AttemptOutcome, Usage)>,
+        proved: Option<RunResult>,
     ) {
         let key = (job.id, attempt);
         // The run is over, so its resources are free now: the chain frees them in the block
-        // that includes the result and may assign new work in that same block. The attempt
-        // stays marked as ours until its result is settled, so it is not started again.
+        // that includes the commitment or claim and may assign new work in that same block.
+        // The attempt stays marked as ours until its result is settled, so it is not started
+        // again.
         {
             let mut g = self.lock();
             g.used = sub(g.used, job.resources);
             g.gpus.release(&key);
         }
         match (accepted, proved) {
-            (Err(reason), _) => {
+            (Err(reason), proved) => {
                 tracing::warn!(job = %job.id, attempt, "accept failed, result dropped: {reason}");
+                if let Some(RunResult::Proof { dir, .. }) = proved {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                }
                 self.lock().skipped.insert(key);
             }
-            // The node could not run it (a blob it could not fetch, a sandbox error): its own
-            // fault, so it posts nothing and the deadline decides.
+            // The node could not run it (a blob it could not fetch, a sandbox that cannot
+            // enforce the limits): its own fault, so it posts nothing and the deadline decides.
             (Ok(()), None) => {
                 self.lock().skipped.insert(key);
             }
-            (Ok(()), Some((outcome, usage))) => {
+            (Ok(()), Some(RunResult::Proof { dir, files, usage })) => {
+                let commitment =
+                    provernet_types::result_commitment(&self.key.account(), &job.id, &files);
+                self.lock().committed.insert(job.id, Committed { dir, files, usage });
+                self.record(job.id, attempt, Step::Committed);
+                let body = TxBody::CommitResult { job: job.id, attempt, commitment };
+                match self.txq.send(body).await {
+                    TxOutcome::Applied { height, .. } => {
+                        tracing::info!(job = %job.id, attempt, height, "committed to the proof; revealing once every co-prover has committed")
+                    }
+                    TxOutcome::Failed { reason } => {
+                        tracing::warn!(job = %job.id, attempt, "committing to the proof failed: {reason}")
+                    }
+                }
+            }
+            (Ok(()), Some(RunResult::Claim(outcome, usage))) => {
                 self.record(job.id, attempt, Step::Posted);
                 let kind = match &outcome {
-                    AttemptOutcome::Proof(_) => "proof",
-                    AttemptOutcome::ProgramError { .. } => "program error",
+                    AttemptOutcome::TimeLimit { .. } => "time-limit claim".to_owned(),
+                    AttemptOutcome::ProgramError { failure, .. } => {
+                        format!("program-error claim ({})", failure.name())
+                    }
+                    AttemptOutcome::Proof(_) => "proof".to_owned(),
                 };
                 let body = TxBody::PostResult { job: job.id, attempt, outcome, usage };
                 match self.txq.send(body).await {
@@ -592,6 +663,65 @@ impl Node {
             }
         }
         self.lock().running.remove(&key);
+    }
+
+    /// Reveals a committed proof whose gate is open: uploads its files (kept on disk since the
+    /// commitment, or found there again after a restart) and posts them.
+    fn on_reveal(self: Arc<Self>, job: JobWork, attempt: u8) {
+        let key = (job.id, attempt);
+        if !self.lock().revealing.insert(key) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            match node.reveal(&job, attempt).await {
+                Ok(height) => {
+                    tracing::info!(job = %job.id, attempt, height, "revealed the proof");
+                    let done = node.lock().committed.remove(&job.id);
+                    if let Some(c) = done {
+                        let _ = tokio::fs::remove_dir_all(&c.dir).await;
+                    }
+                    node.record(job.id, attempt, Step::Posted);
+                }
+                Err(e) => {
+                    // Still listed while the reveal window lasts: the next reading retries.
+                    tracing::warn!(job = %job.id, attempt, "revealing the proof: {e:#}");
+                    node.lock().revealing.remove(&key);
+                }
+            }
+        });
+    }
+
+    async fn reveal(&self, job: &JobWork, attempt: u8) -> Result<u64> {
+        let committed = self.lock().committed.get(&job.id).cloned();
+        let committed = match committed {
+            Some(c) => c,
+            None => {
+                // After a restart: the files are still where the run left them.
+                let mut found = None;
+                for (a, what) in [(attempt, "out"), (RACE_DIR, "race")] {
+                    let dir = self.job_dir(job.id, a, what);
+                    if let Ok(files) = hash_outputs(&dir).await {
+                        found = Some(Committed { dir, files, usage: Usage::default() });
+                        break;
+                    }
+                }
+                found.ok_or_else(|| anyhow!("the committed proof files are gone"))?
+            }
+        };
+        for f in committed.files.iter() {
+            let bytes = tokio::fs::read(committed.dir.join(f.name.as_str())).await?;
+            let blob = self.client.upload(&self.key, &self.chain_id, bytes).await?;
+            if blob != f.blob {
+                bail!("proof file {} changed since the commitment", f.name);
+            }
+        }
+        let outcome = AttemptOutcome::Proof(committed.files.clone());
+        let body = TxBody::PostResult { job: job.id, attempt, outcome, usage: committed.usage };
+        match self.txq.send(body).await {
+            TxOutcome::Applied { height, .. } => Ok(height),
+            TxOutcome::Failed { reason } => bail!("{reason}"),
+        }
     }
 
     /// A blob as a local file, fetched from a validator and hash-checked once. Concurrent
@@ -700,10 +830,11 @@ impl Node {
         self.settings.data_dir.join("jobs").join(format!("{job}-{attempt}-{what}"))
     }
 
-    /// Runs the prover; the outcome to post, or `None` when the node itself failed.
-    async fn prove(&self, job: &JobWork, attempt: u8) -> Option<(AttemptOutcome, Usage)> {
+    /// Runs the prover, leaving its outputs in `out_dir`; what to commit or claim, or `None`
+    /// when the node itself failed.
+    async fn prove(&self, job: &JobWork, attempt: u8, out_dir: PathBuf) -> Option<RunResult> {
         self.record(job.id, attempt, Step::Started);
-        match self.prove_inner(job, attempt).await {
+        match self.prove_inner(job, attempt, out_dir).await {
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::error!(job = %job.id, attempt, "could not run the job: {e:#}");
@@ -712,11 +843,10 @@ impl Node {
         }
     }
 
-    async fn prove_inner(&self, job: &JobWork, attempt: u8) -> Result<(AttemptOutcome, Usage)> {
+    async fn prove_inner(&self, job: &JobWork, attempt: u8, out_dir: PathBuf) -> Result<RunResult> {
         let program = self.program(&job.program).await?;
         let exe = self.executable(&program.prover).await?;
         let inputs = self.input_files(job).await?;
-        let out_dir = self.job_dir(job.id, attempt, "out");
         let _ = tokio::fs::remove_dir_all(&out_dir).await;
         let wall = Duration::from_secs(job.time_limit.0);
         let run = Run {
@@ -730,7 +860,18 @@ impl Node {
             gpus: self.lock().gpus.of(&(job.id, attempt)),
             rootfs: RootFs::Host,
         };
-        let o = self.run_sandboxed(run).await?;
+        let o = match self.run_sandboxed(run).await {
+            Ok(o) => o,
+            Err(e) if matches!(e.downcast_ref(), Some(SandboxError::NotElf(_))) => {
+                let reason = reason(&format!("{e}"))?;
+                let failure = ProgramFailure::NotExecutable;
+                return Ok(RunResult::Claim(
+                    AttemptOutcome::ProgramError { failure, reason },
+                    Usage::default(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let usage = Usage {
             wall: Millis(o.wall.as_millis() as u64),
             cpu: Millis(o.cpu.map_or(0, |c| c.as_millis() as u64)),
@@ -740,49 +881,66 @@ impl Node {
             job = %job.id, attempt, program = %program.name, termination = ?o.termination,
             wall_ms = usage.wall.0, "prover finished"
         );
-        if !o.succeeded() {
-            let (code, why) = match o.termination {
-                Termination::Exited(c) => (c as u32, format!("exited with {c}")),
-                Termination::Signaled(s) => (128 + s as u32, format!("killed by signal {s}")),
-                Termination::TimedOut => (124, "ran past its time limit".to_owned()),
-                Termination::OutOfMemory => (137, "ran out of its memory limit".to_owned()),
-            };
-            let why =
-                if o.output_too_large { format!("{why}; its output passed the cap") } else { why };
-            let tail: String = o
-                .stderr_tail
-                .chars()
-                .rev()
-                .take(300)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            let reason = truncate(&format!("{why}: {}", tail.trim()), REASON_BYTES_MAX);
-            let reason = BoundedString::try_new(&reason).map_err(|_| anyhow!("reason too long"))?;
-            let _ = tokio::fs::remove_dir_all(&out_dir).await;
-            return Ok((AttemptOutcome::ProgramError { exit_code: code, reason }, usage));
-        }
-        let mut files = Vec::new();
-        for (name, _) in &o.outputs {
-            let mut bytes = tokio::fs::read(out_dir.join(name.as_str())).await?;
-            if self.settings.corrupt_proofs {
-                if let Some(b) = bytes.last_mut() {
-                    *b ^= 0x5a;
-                }
-                tracing::warn!(job = %job.id, "testing: corrupting proof file {name}");
+        let tail: String =
+            o.stderr_tail.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+        // The output rules are the ledger's own (`check_outputs`): a program that breaks them
+        // fails, whatever its exit code said.
+        let rules = if o.output_too_large {
+            Err(format!(
+                "its output passed the {} cap",
+                Limits::new(job.resources.cores, job.resources.memory, wall).out_max
+            ))
+        } else if let Some(bad) = o.unexpected_outputs.first() {
+            Err(provernet_types::OutputRuleError::NotAFile(bad.clone()).to_string())
+        } else {
+            provernet_types::check_outputs(o.outputs.iter().map(|(n, b)| (n, *b)))
+                .map_err(|e| e.to_string())
+        };
+        let failure = match (o.termination, rules) {
+            (Termination::TimedOut, _) => {
+                let _ = tokio::fs::remove_dir_all(&out_dir).await;
+                let reason = reason(&format!(
+                    "ran past its {} s time limit: {}",
+                    job.time_limit.0,
+                    tail.trim()
+                ))?;
+                return Ok(RunResult::Claim(AttemptOutcome::TimeLimit { reason }, usage));
             }
-            let blob = self.client.upload(&self.key, &self.chain_id, bytes).await?;
-            files.push(NamedBlob { name: name.clone(), blob });
-        }
+            (Termination::OutOfMemory, _) => {
+                (ProgramFailure::OutOfMemory, "ran out of its memory limit".to_owned())
+            }
+            (Termination::Exited(0), Ok(())) => {
+                if self.settings.corrupt_proofs {
+                    corrupt_outputs(&out_dir, job.id).await?;
+                }
+                let files = hash_outputs(&out_dir).await?;
+                return Ok(RunResult::Proof { dir: out_dir, files, usage });
+            }
+            (Termination::Exited(0), Err(e))
+                if o.outputs.is_empty()
+                    && o.unexpected_outputs.is_empty()
+                    && !o.output_too_large =>
+            {
+                let _ = e;
+                (ProgramFailure::NoOutput, "exited 0 without writing a proof file".to_owned())
+            }
+            (Termination::Exited(0), Err(e)) => (ProgramFailure::OutputRules, e),
+            (Termination::Exited(c), _) => {
+                (ProgramFailure::Exit(c as u32), format!("exited with {c}"))
+            }
+            (Termination::Signaled(s), _) => {
+                (ProgramFailure::Signal(s as u32), format!("killed by signal {s}"))
+            }
+        };
         let _ = tokio::fs::remove_dir_all(&out_dir).await;
-        let files = BoundedVec::try_from_vec(files).map_err(|_| anyhow!("too many proof files"))?;
-        Ok((AttemptOutcome::Proof(files), usage))
+        let (failure, why) = failure;
+        let reason = reason(&format!("{why}: {}", tail.trim()))?;
+        Ok(RunResult::Claim(AttemptOutcome::ProgramError { failure, reason }, usage))
     }
 
     /// Verifies attempt `attempt`'s proof with the program's verifier and votes.
     async fn vote(&self, job: JobWork, attempt: u8) {
-        let valid = match self.verify(&job, attempt).await {
+        let verdict = match self.verify(&job, attempt).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(job = %job.id, attempt, "could not verify: {e:#}");
@@ -790,9 +948,9 @@ impl Node {
                 return;
             }
         };
-        tracing::info!(job = %job.id, attempt, valid, "voting");
+        tracing::info!(job = %job.id, attempt, verdict = verdict.name(), "voting");
         if let TxOutcome::Failed { reason } =
-            self.txq.send(TxBody::Vote { job: job.id, attempt, valid }).await
+            self.txq.send(TxBody::Vote { job: job.id, attempt, verdict }).await
         {
             // Still listed as a vote to cast (the round goes on): the next reading retries.
             tracing::warn!(job = %job.id, attempt, "vote failed: {reason}; retrying while the round lasts");
@@ -800,7 +958,9 @@ impl Node {
         }
     }
 
-    async fn verify(&self, job: &JobWork, attempt: u8) -> Result<bool> {
+    /// The verdict of the program's verifier on the proof. Errors are the node's own (a blob it
+    /// could not fetch, a sandbox it could not set up): it does not vote.
+    async fn verify(&self, job: &JobWork, attempt: u8) -> Result<Verdict> {
         let program = self.program(&job.program).await?;
         let Some(verifier) = program.verifier else {
             bail!("program {} has a built-in verifier, which validators run", program.name);
@@ -826,19 +986,62 @@ impl Node {
             gpus: vec![],
             rootfs: RootFs::Host,
         };
-        let o = self.run_sandboxed(run).await?;
-        let _ = tokio::fs::remove_dir_all(&out_dir).await;
-        // The contract: exit 0 valid, 1 invalid; anything else means the proof could not be
-        // checked, which a committee cannot accept either.
-        match o.termination {
-            Termination::Exited(0) => Ok(true),
-            Termination::Exited(1) => Ok(false),
-            other => {
-                tracing::warn!(job = %job.id, attempt, ?other, stderr = %o.stderr_tail, "verifier failed; voting invalid");
-                Ok(false)
+        let o = match self.run_sandboxed(run).await {
+            Ok(o) => o,
+            Err(e) if matches!(e.downcast_ref(), Some(SandboxError::NotElf(_))) => {
+                tracing::warn!(job = %job.id, attempt, "the verifier is not executable: {e}");
+                return Ok(Verdict::CannotVerify);
             }
-        }
+            Err(e) => return Err(e),
+        };
+        let _ = tokio::fs::remove_dir_all(&out_dir).await;
+        // The contract: exit 0 valid, 1 invalid. Anything else (another code, a crash, its time
+        // or memory limit) is the requester's verifier failing, not the prover's proof.
+        Ok(match o.termination {
+            Termination::Exited(0) => Verdict::Valid,
+            Termination::Exited(1) => Verdict::Invalid,
+            other => {
+                tracing::warn!(job = %job.id, attempt, ?other, stderr = %o.stderr_tail, "the verifier failed: voting that it cannot verify");
+                Verdict::CannotVerify
+            }
+        })
     }
+}
+
+/// A claim's reason: `text`, cut to what a transaction carries.
+fn reason(text: &str) -> Result<BoundedString<REASON_BYTES_MAX>> {
+    BoundedString::try_new(truncate(text, REASON_BYTES_MAX)).map_err(|_| anyhow!("reason too long"))
+}
+
+/// The proof files in `dir`, hashed (not uploaded), in name order.
+async fn hash_outputs(dir: &std::path::Path) -> Result<Files> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    let mut files = Vec::new();
+    while let Some(e) = entries.next_entry().await? {
+        let name: FileName = e
+            .file_name()
+            .to_string_lossy()
+            .parse()
+            .map_err(|_| anyhow!("output {:?} has no contract name", e.file_name()))?;
+        let bytes = tokio::fs::read(e.path()).await?;
+        files.push(NamedBlob { name, blob: provernet_types::tx::blob_ref(&bytes) });
+    }
+    files.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    BoundedVec::try_from_vec(files).map_err(|_| anyhow!("too many proof files"))
+}
+
+/// Testing only: flips a byte of every output file.
+async fn corrupt_outputs(dir: &std::path::Path, job: JobId) -> Result<()> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(e) = entries.next_entry().await? {
+        let mut bytes = tokio::fs::read(e.path()).await?;
+        if let Some(b) = bytes.last_mut() {
+            *b ^= 0x5a;
+        }
+        tracing::warn!(%job, "testing: corrupting proof file {:?}", e.file_name());
+        tokio::fs::write(e.path(), bytes).await?;
+    }
+    Ok(())
 }
 
 /// The first 16 hex characters of an id, for short names.

@@ -35,8 +35,10 @@ pub const VALIDATORS_MAX: usize = 128;
 pub const VOTERS_MAX: usize = VALIDATORS_MAX;
 /// Most genesis accounts and genesis programs.
 pub const GENESIS_ENTRIES_MAX: usize = 10_000;
-/// Largest declared blob (input, program, proof).
-pub const BLOB_BYTES_MAX: Bytes = Bytes(64 << 30);
+/// Largest blob (input, program, proof): what the ledger accepts, what a validator's blob store
+/// takes by default, and what a prover node's outputs may be (one rule, see
+/// [`crate::check_outputs`]).
+pub const BLOB_BYTES_MAX: Bytes = Bytes(256 << 20);
 /// Shortest and longest job time limit.
 pub const TIME_LIMIT_MIN: Seconds = Seconds(1);
 pub const TIME_LIMIT_MAX: Seconds = Seconds(24 * 3600);

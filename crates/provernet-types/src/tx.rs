@@ -198,13 +198,142 @@ pub struct Usage {
 }
 codec_struct!(Usage { wall, cpu, peak_memory });
 
+/// How a prover program failed, as the prover that ran it saw it: the program's own doing,
+/// with the job's inputs and resources. Claimed by a prover, confirmed only by another
+/// prover's independent run (see the ledger's claim rules).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProgramFailure {
+    /// It exited with this non-zero code.
+    Exit(u32),
+    /// A signal ended it (not the node's time-limit watchdog).
+    Signal(u32),
+    /// It ran out of the job's memory.
+    OutOfMemory,
+    /// It exited 0 without writing any proof file.
+    NoOutput,
+    /// Its outputs broke the output rules ([`check_outputs`]).
+    OutputRules,
+    /// Its executable is neither an ELF nor a `#!` script.
+    NotExecutable,
+}
+
+impl ProgramFailure {
+    pub fn name(&self) -> String {
+        match self {
+            ProgramFailure::Exit(c) => format!("exit {c}"),
+            ProgramFailure::Signal(s) => format!("signal {s}"),
+            ProgramFailure::OutOfMemory => "out of memory".into(),
+            ProgramFailure::NoOutput => "no output".into(),
+            ProgramFailure::OutputRules => "outputs break the rules".into(),
+            ProgramFailure::NotExecutable => "not executable".into(),
+        }
+    }
+}
+
+impl Encode for ProgramFailure {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            ProgramFailure::Exit(c) => {
+                out.push(0);
+                c.encode_to(out);
+            }
+            ProgramFailure::Signal(s) => {
+                out.push(1);
+                s.encode_to(out);
+            }
+            ProgramFailure::OutOfMemory => out.push(2),
+            ProgramFailure::NoOutput => out.push(3),
+            ProgramFailure::OutputRules => out.push(4),
+            ProgramFailure::NotExecutable => out.push(5),
+        }
+    }
+}
+
+impl Decode for ProgramFailure {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(match r.u8("program failure")? {
+            0 => ProgramFailure::Exit(Decode::decode_from(r)?),
+            1 => ProgramFailure::Signal(Decode::decode_from(r)?),
+            2 => ProgramFailure::OutOfMemory,
+            3 => ProgramFailure::NoOutput,
+            4 => ProgramFailure::OutputRules,
+            5 => ProgramFailure::NotExecutable,
+            tag => return Err(CodecError::InvalidTag { what: "program failure", tag }),
+        })
+    }
+}
+
+/// Why a set of output files breaks the output rules.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OutputRuleError {
+    /// No file at all: a proof has at least one.
+    Empty,
+    /// More than [`PROOF_FILES_MAX`] files.
+    TooMany(usize),
+    /// A file larger than the blob limit ([`crate::limits::BLOB_BYTES_MAX`]).
+    TooLarge { name: FileName, size: Bytes },
+    /// Two files of one name.
+    Duplicate(FileName),
+    /// An entry that is not a plain file with a contract name (the node saw it; the chain
+    /// only ever sees contract names).
+    NotAFile(String),
+}
+
+impl std::fmt::Display for OutputRuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputRuleError::Empty => write!(f, "no proof file"),
+            OutputRuleError::TooMany(n) => {
+                write!(f, "{n} proof files, more than the {PROOF_FILES_MAX} allowed")
+            }
+            OutputRuleError::TooLarge { name, size } => write!(
+                f,
+                "proof file `{name}` is {} bytes, above the blob limit of {} bytes",
+                size.0,
+                crate::limits::BLOB_BYTES_MAX.0
+            ),
+            OutputRuleError::Duplicate(n) => write!(f, "proof file `{n}` is given twice"),
+            OutputRuleError::NotAFile(n) => {
+                write!(f, "`{n}` in the output directory is not a plain file with a valid name")
+            }
+        }
+    }
+}
+
+/// The output rules, one rule for the ledger (a result's proof files) and the prover node (what
+/// a program left in `/job/out`): at least one and at most [`PROOF_FILES_MAX`] files, each
+/// within the blob limit, no name twice.
+pub fn check_outputs<'a>(
+    files: impl IntoIterator<Item = (&'a FileName, Bytes)>,
+) -> Result<(), OutputRuleError> {
+    let files: Vec<(&FileName, Bytes)> = files.into_iter().collect();
+    if files.is_empty() {
+        return Err(OutputRuleError::Empty);
+    }
+    if files.len() > PROOF_FILES_MAX {
+        return Err(OutputRuleError::TooMany(files.len()));
+    }
+    if let Some((name, size)) = files.iter().find(|(_, s)| *s > crate::limits::BLOB_BYTES_MAX) {
+        return Err(OutputRuleError::TooLarge { name: (*name).clone(), size: *size });
+    }
+    if let Some(dup) = crate::first_duplicate(files.iter().map(|(n, _)| *n)) {
+        return Err(OutputRuleError::Duplicate(dup.clone()));
+    }
+    Ok(())
+}
+
 /// How an attempt ended, as its prover reports it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum AttemptOutcome {
-    /// The prover exited 0 and these are its proof files.
+    /// The proof files, revealed after [`TxBody::CommitResult`] bound them to the prover.
     Proof(BoundedVec<NamedBlob, PROOF_FILES_MAX>),
-    /// The prover program failed: its exit code and the tail of its stderr.
-    ProgramError { exit_code: u32, reason: BoundedString<REASON_BYTES_MAX> },
+    /// The program failed on its own (a claim; see [`ProgramFailure`]), with the tail of its
+    /// stderr.
+    ProgramError { failure: ProgramFailure, reason: BoundedString<REASON_BYTES_MAX> },
+    /// The program was still running at the job's time limit, given the job's resources: the
+    /// limit was too short, or the prover's machine too slow (a claim, settled by other
+    /// provers' runs).
+    TimeLimit { reason: BoundedString<REASON_BYTES_MAX> },
 }
 
 impl Encode for AttemptOutcome {
@@ -214,9 +343,13 @@ impl Encode for AttemptOutcome {
                 out.push(0);
                 files.encode_to(out);
             }
-            AttemptOutcome::ProgramError { exit_code, reason } => {
+            AttemptOutcome::ProgramError { failure, reason } => {
                 out.push(1);
-                exit_code.encode_to(out);
+                failure.encode_to(out);
+                reason.encode_to(out);
+            }
+            AttemptOutcome::TimeLimit { reason } => {
+                out.push(2);
                 reason.encode_to(out);
             }
         }
@@ -228,12 +361,47 @@ impl Decode for AttemptOutcome {
         match r.u8("attempt outcome")? {
             0 => Ok(AttemptOutcome::Proof(Decode::decode_from(r)?)),
             1 => Ok(AttemptOutcome::ProgramError {
-                exit_code: Decode::decode_from(r)?,
+                failure: Decode::decode_from(r)?,
                 reason: Decode::decode_from(r)?,
             }),
+            2 => Ok(AttemptOutcome::TimeLimit { reason: Decode::decode_from(r)? }),
             tag => Err(CodecError::InvalidTag { what: "attempt outcome", tag }),
         }
     }
+}
+
+/// A verifier's verdict on a proof.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    /// The proof proves the job's statement.
+    Valid,
+    /// It does not.
+    Invalid,
+    /// The verification could not run on the requester's side of the contract: its statement
+    /// cannot be read, or its verifier program failed (neither 0 nor 1), ran out of its
+    /// limits, or is not executable. The requester pays for the proof.
+    CannotVerify,
+}
+codec_unit_enum!(Verdict { Valid = 0, Invalid = 1, CannotVerify = 2 });
+
+impl Verdict {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::CannotVerify => "cannot_verify",
+        }
+    }
+}
+
+/// What a prover commits to before revealing its proof: its files, bound to the prover and
+/// the job, so that nobody else can post them as its own.
+pub fn result_commitment(
+    prover: &AccountId,
+    job: &JobId,
+    files: &BoundedVec<NamedBlob, PROOF_FILES_MAX>,
+) -> [u8; 32] {
+    crate::ids::domain_hash("provernet result commitment v1", &[&prover.0, &job.0, &files.encode()])
 }
 
 /// Everything a transaction can do.
@@ -259,12 +427,14 @@ pub enum TxBody {
     AcceptJob { job: JobId, attempt: u8 },
     /// The assigned prover declines (quota-limited, not penalised).
     DeclineJob { job: JobId, attempt: u8 },
-    /// The assigned prover reports the outcome of a running attempt.
+    /// The assigned prover reports the outcome of its attempt: a failure of a running one, or
+    /// the proof of a committed one (its reveal).
     PostResult { job: JobId, attempt: u8, outcome: AttemptOutcome, usage: Usage },
-    /// Any eligible prover posts a proof for a job in its open race.
-    PostRaceProof { job: JobId, files: BoundedVec<NamedBlob, PROOF_FILES_MAX>, usage: Usage },
+    /// Any eligible prover enters a job's open race with the commitment
+    /// ([`result_commitment`]) of its proof, to be revealed with [`TxBody::PostResult`].
+    PostRaceProof { job: JobId, commitment: [u8; 32] },
     /// A committee member's verdict on an attempt's proof.
-    Vote { job: JobId, attempt: u8, valid: bool },
+    Vote { job: JobId, attempt: u8, verdict: Verdict },
     /// Lock a reverse-Dutch job at its current price: the first eligible lock wins the attempt
     /// and posts collateral. The attempt starts running at once.
     LockJob { job: JobId },
@@ -273,6 +443,9 @@ pub enum TxBody {
     BidJob { job: JobId, commitment: [u8; 32] },
     /// Opens the signer's sealed bid on a lowest-bid job.
     RevealBid { job: JobId, price: MicroCredits, salt: [u8; 32] },
+    /// The assigned prover of a running attempt commits to its proof ([`result_commitment`])
+    /// before revealing it.
+    CommitResult { job: JobId, attempt: u8, commitment: [u8; 32] },
 }
 
 impl Encode for TxBody {
@@ -319,17 +492,16 @@ impl Encode for TxBody {
                 outcome.encode_to(out);
                 usage.encode_to(out);
             }
-            TxBody::PostRaceProof { job, files, usage } => {
+            TxBody::PostRaceProof { job, commitment } => {
                 out.push(10);
                 job.encode_to(out);
-                files.encode_to(out);
-                usage.encode_to(out);
+                commitment.encode_to(out);
             }
-            TxBody::Vote { job, attempt, valid } => {
+            TxBody::Vote { job, attempt, verdict } => {
                 out.push(11);
                 job.encode_to(out);
                 attempt.encode_to(out);
-                valid.encode_to(out);
+                verdict.encode_to(out);
             }
             TxBody::LockJob { job } => {
                 out.push(12);
@@ -345,6 +517,12 @@ impl Encode for TxBody {
                 job.encode_to(out);
                 price.encode_to(out);
                 salt.encode_to(out);
+            }
+            TxBody::CommitResult { job, attempt, commitment } => {
+                out.push(15);
+                job.encode_to(out);
+                attempt.encode_to(out);
+                commitment.encode_to(out);
             }
         }
     }
@@ -372,15 +550,11 @@ impl Decode for TxBody {
                 outcome: D::decode_from(r)?,
                 usage: D::decode_from(r)?,
             },
-            10 => TxBody::PostRaceProof {
-                job: D::decode_from(r)?,
-                files: D::decode_from(r)?,
-                usage: D::decode_from(r)?,
-            },
+            10 => TxBody::PostRaceProof { job: D::decode_from(r)?, commitment: D::decode_from(r)? },
             11 => TxBody::Vote {
                 job: D::decode_from(r)?,
                 attempt: D::decode_from(r)?,
-                valid: D::decode_from(r)?,
+                verdict: D::decode_from(r)?,
             },
             12 => TxBody::LockJob { job: D::decode_from(r)? },
             13 => TxBody::BidJob { job: D::decode_from(r)?, commitment: D::decode_from(r)? },
@@ -388,6 +562,11 @@ impl Decode for TxBody {
                 job: D::decode_from(r)?,
                 price: D::decode_from(r)?,
                 salt: D::decode_from(r)?,
+            },
+            15 => TxBody::CommitResult {
+                job: D::decode_from(r)?,
+                attempt: D::decode_from(r)?,
+                commitment: D::decode_from(r)?,
             },
             tag => return Err(CodecError::InvalidTag { what: "transaction kind", tag }),
         })
@@ -407,8 +586,9 @@ impl TxBody {
                 v
             }
             TxBody::SubmitJob(spec) => spec.inputs.iter().map(|i| i.blob).collect(),
-            TxBody::PostResult { outcome: AttemptOutcome::Proof(files), .. }
-            | TxBody::PostRaceProof { files, .. } => files.iter().map(|f| f.blob).collect(),
+            TxBody::PostResult { outcome: AttemptOutcome::Proof(files), .. } => {
+                files.iter().map(|f| f.blob).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -445,6 +625,7 @@ impl TxBody {
             TxBody::PostResult { .. } => "post_result",
             TxBody::PostRaceProof { .. } => "post_race_proof",
             TxBody::Vote { .. } => "vote",
+            TxBody::CommitResult { .. } => "commit_result",
             TxBody::LockJob { .. } => "lock_job",
             TxBody::BidJob { .. } => "bid_job",
             TxBody::RevealBid { .. } => "reveal_bid",
@@ -633,13 +814,14 @@ mod tests {
         let bodies = [
             TxBody::Transfer { to: AccountId([1; 32]), amount: MicroCredits(5) },
             TxBody::DeregisterProver,
-            TxBody::Vote { job: JobId([2; 32]), attempt: 1, valid: true },
+            TxBody::Vote { job: JobId([2; 32]), attempt: 1, verdict: Verdict::CannotVerify },
+            TxBody::CommitResult { job: JobId([6; 32]), attempt: 2, commitment: [7; 32] },
             TxBody::RevealBid { job: JobId([4; 32]), price: MicroCredits(9), salt: [5; 32] },
             TxBody::PostResult {
                 job: JobId([3; 32]),
                 attempt: 0,
                 outcome: AttemptOutcome::ProgramError {
-                    exit_code: 101,
+                    failure: ProgramFailure::Exit(101),
                     reason: BoundedString::try_new("panicked at main.rs").unwrap(),
                 },
                 usage: Usage::default(),
@@ -662,7 +844,7 @@ mod tests {
         /// Whatever decodes re-encodes to exactly the same bytes: one value, one encoding.
         #[test]
         fn mutated_encodings_are_rejected_or_canonical(
-            which in 0usize..6,
+            which in 0usize..7,
             edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..4),
         ) {
             let mut bytes = samples()[which].clone();

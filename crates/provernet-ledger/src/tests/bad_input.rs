@@ -6,8 +6,8 @@ use crate::testkit::*;
 use provernet_types::limits::*;
 use provernet_types::tx::blob_ref;
 use provernet_types::{
-    AttemptOutcome, BoundedVec, Bytes, GpuCount, JobId, Keypair, MicroCredits, MilliCores,
-    NamedBlob, Nonce, ProgramId, ProverSet, Resources, Seconds, TxBody, VerifiedTx,
+    BoundedVec, Bytes, GpuCount, JobId, Keypair, MicroCredits, MilliCores, NamedBlob, Nonce,
+    ProgramId, ProverSet, Resources, Seconds, TxBody, Verdict, VerifiedTx,
 };
 
 fn assert_rejected(c: &mut TestChain, tx: VerifiedTx, code: &str) {
@@ -171,18 +171,11 @@ fn bad_job_submissions() {
 fn results_votes_and_accepts_from_the_wrong_party() {
     let (mut c, id, name) = running();
     let other = if name == "p0" { "p1" } else { "p0" };
-    let proof = AttemptOutcome::Proof(proof_files(true));
-    // A result from a prover that was not assigned.
-    let tx = c.tx(
-        other,
-        TxBody::PostResult { job: id, attempt: 0, outcome: proof.clone(), usage: usage() },
-    );
+    let files = proof_files(true);
+    // A commitment from a prover that was not assigned, or to an attempt that does not exist.
+    let tx = c.commit(other, id, 0, &files);
     assert_rejected(&mut c, tx, "not_assigned_prover");
-    // An attempt that does not exist.
-    let tx = c.tx(
-        &name,
-        TxBody::PostResult { job: id, attempt: 7, outcome: proof.clone(), usage: usage() },
-    );
+    let tx = c.commit(&name, id, 7, &files);
     assert_rejected(&mut c, tx, "unknown_attempt");
     // An unknown job.
     let tx = c.tx(&name, TxBody::AcceptJob { job: JobId([3; 32]), attempt: 0 });
@@ -190,23 +183,28 @@ fn results_votes_and_accepts_from_the_wrong_party() {
     // Accepting twice.
     let tx = c.tx(&name, TxBody::AcceptJob { job: id, attempt: 0 });
     assert_rejected(&mut c, tx, "wrong_attempt_state");
-    // An empty proof.
-    let empty = AttemptOutcome::Proof(BoundedVec::new());
-    let tx =
-        c.tx(&name, TxBody::PostResult { job: id, attempt: 0, outcome: empty, usage: usage() });
-    assert_rejected(&mut c, tx, "empty_proof");
-    // A vote before there is a committee.
-    let tx = c.tx(other, TxBody::Vote { job: id, attempt: 0, valid: true });
+    // A reveal with no commitment before it.
+    let tx = c.reveal(&name, id, 0, &files);
     assert_rejected(&mut c, tx, "wrong_attempt_state");
-    // Post the real result; then a double result and non-committee votes.
-    let ok = c.tx(
-        &name,
-        TxBody::PostResult { job: id, attempt: 0, outcome: proof.clone(), usage: usage() },
-    );
+    // A vote before there is a committee.
+    let tx = c.tx(other, TxBody::Vote { job: id, attempt: 0, verdict: Verdict::Valid });
+    assert_rejected(&mut c, tx, "wrong_attempt_state");
+    // The commitment; a reveal in its own block is too early.
+    let commit = c.commit(&name, id, 0, &files);
+    let early = c.reveal(&name, id, 0, &files);
+    let out = c.block(vec![commit, early]);
+    assert!(out.receipts[0].result.is_ok());
+    assert_eq!(out.receipts[1].result.as_ref().unwrap_err().code(), "reveal_too_early");
+    // Files that break the output rules, or that are not the ones committed to.
+    let tx = c.reveal(&name, id, 0, &BoundedVec::new());
+    assert_rejected(&mut c, tx, "output_rules");
+    let tx = c.reveal(&name, id, 0, &proof_files(false));
+    assert_rejected(&mut c, tx, "commitment_mismatch");
+    // Post the real reveal; then a double result and non-committee votes.
+    let ok = c.reveal(&name, id, 0, &files);
     c.block(vec![ok]);
     c.block(vec![]);
-    let tx =
-        c.tx(&name, TxBody::PostResult { job: id, attempt: 0, outcome: proof, usage: usage() });
+    let tx = c.reveal(&name, id, 0, &files);
     assert_rejected(&mut c, tx, "wrong_attempt_state");
     let a = c.state.job(&id).unwrap().attempts[0].clone();
     assert!(!a.committee.is_empty());
@@ -214,12 +212,13 @@ fn results_votes_and_accepts_from_the_wrong_party() {
         .into_iter()
         .find(|n| !a.committee.contains(&c.account(n)))
         .unwrap();
-    let tx = c.tx(outsider, TxBody::Vote { job: id, attempt: 0, valid: true });
+    let valid = Verdict::Valid;
+    let tx = c.tx(outsider, TxBody::Vote { job: id, attempt: 0, verdict: valid });
     assert_rejected(&mut c, tx, "not_committee_member");
     let member = c.name_of(&a.committee[0]).unwrap();
-    let v = c.tx(&member, TxBody::Vote { job: id, attempt: 0, valid: true });
+    let v = c.tx(&member, TxBody::Vote { job: id, attempt: 0, verdict: valid });
     c.block(vec![v]);
-    let tx = c.tx(&member, TxBody::Vote { job: id, attempt: 0, valid: true });
+    let tx = c.tx(&member, TxBody::Vote { job: id, attempt: 0, verdict: valid });
     if c.state.job(&id).unwrap().attempts[0].state == crate::AttemptState::Proven {
         assert_rejected(&mut c, tx, "already_voted");
     }

@@ -5,7 +5,7 @@ use crate::events::{Event, Fault, PaymentKind};
 use crate::testkit::*;
 use crate::ProbeSpec;
 use provernet_types::{
-    AccountId, BoundedVec, JobId, MechanismKind, MicroCredits, ProgramId, ProverId, TxBody,
+    AccountId, BoundedVec, JobId, MechanismKind, MicroCredits, ProgramId, ProverId, TxBody, Verdict,
 };
 
 fn committee() -> ProgramId {
@@ -133,16 +133,7 @@ fn invalid_proof_is_rejected_slashed_and_reassigned() {
     let name = c.name_of(&cheat.into()).unwrap();
     let accept = c.tx(&name, TxBody::AcceptJob { job: id, attempt: 0 });
     c.block(vec![accept]);
-    let forged = c.tx(
-        &name,
-        TxBody::PostResult {
-            job: id,
-            attempt: 0,
-            outcome: provernet_types::AttemptOutcome::Proof(proof_files(false)),
-            usage: usage(),
-        },
-    );
-    c.block(vec![forged]);
+    c.prove(&name, id, 0, &proof_files(false));
     c.block(vec![]); // committee drawn
     let a = job(&c, &id).attempts[0].clone();
     assert_eq!(a.state, AttemptState::Proven);
@@ -151,7 +142,7 @@ fn invalid_proof_is_rejected_slashed_and_reassigned() {
         .iter()
         .map(|m| {
             let n = c.name_of(m).unwrap();
-            c.tx(&n, TxBody::Vote { job: id, attempt: 0, valid: false })
+            c.tx(&n, TxBody::Vote { job: id, attempt: 0, verdict: Verdict::Invalid })
         })
         .collect();
     let out = c.block(votes);
@@ -472,7 +463,7 @@ fn with_a_draw_delay_reactions_to_transactions_wait_for_a_later_seed() {
 
 #[test]
 fn reactions_that_draw_nothing_do_not_wait_for_a_later_seed() {
-    use provernet_types::{AttemptOutcome, TxBody};
+    use provernet_types::TxBody;
     let mut c = TestChain::new(3, |p| p.draw_delay = provernet_types::Blocks(2));
     let (id, tx) = c.submit("alice", c.spec(builtin_program().id(), 60));
     c.block(vec![tx]);
@@ -485,20 +476,11 @@ fn reactions_that_draw_nothing_do_not_wait_for_a_later_seed() {
     // A proof of a built-in program: its committee, every validator, is seated in the result's
     // own block (no randomness is involved).
     let files = crate::testkit::proof_files(true);
-    let result = c.tx(
-        &prover,
-        TxBody::PostResult {
-            job: id,
-            attempt: 0,
-            outcome: AttemptOutcome::Proof(files),
-            usage: crate::testkit::usage(),
-        },
-    );
-    c.block(vec![result]);
+    c.prove(&prover, id, 0, &files);
     let j = job(&c, &id);
     assert_eq!(j.attempts[0].committee.as_slice(), &[c.account("v0")], "{j:#?}");
     // The vote that completes the quorum for the proof settles the job in its own block.
-    let vote = c.tx("v0", TxBody::Vote { job: id, attempt: 0, valid: true });
+    let vote = c.tx("v0", TxBody::Vote { job: id, attempt: 0, verdict: Verdict::Valid });
     c.block(vec![vote]);
     assert_eq!(job(&c, &id).status, JobStatus::Verified);
     conserved(&c);
@@ -887,8 +869,9 @@ fn market_openings_follow_races_and_auction_phases() {
     c.block(vec![tx]);
     let fee = job(&c, &race).fee_per_prover;
     assert!(matches!(open(&c, &race, "p2"), Some(Opening::Race { price, .. }) if price == fee));
-    let proof = TxBody::PostRaceProof { job: race, files: proof_files(true), usage: usage() };
-    let tx = c.tx("p2", proof);
+    let commitment =
+        provernet_types::result_commitment(&c.account("p2"), &race, &proof_files(true));
+    let tx = c.tx("p2", TxBody::PostRaceProof { job: race, commitment });
     assert_eq!(code(&c.block(vec![tx]), 0), "ok");
     assert_eq!(open(&c, &race, "p2"), None);
     assert!(open(&c, &race, "p1").is_some());
@@ -905,8 +888,9 @@ fn a_race_pays_one_winner_even_when_several_proofs_verify_together() {
     let proofs: Vec<_> = ["p0", "p1", "p2"]
         .iter()
         .map(|p| {
-            let body = TxBody::PostRaceProof { job: id, files: proof_files(true), usage: usage() };
-            c.tx(p, body)
+            let commitment =
+                provernet_types::result_commitment(&c.account(p), &id, &proof_files(true));
+            c.tx(p, TxBody::PostRaceProof { job: id, commitment })
         })
         .collect();
     let out = c.block(proofs);

@@ -1,4 +1,5 @@
 mod bad_input;
+mod hostile;
 mod lifecycle;
 mod properties;
 mod queue;

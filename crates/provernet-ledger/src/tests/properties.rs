@@ -8,7 +8,7 @@ use crate::testkit::*;
 use proptest::prelude::*;
 use provernet_types::{
     AttemptOutcome, JobId, MechanismKind, MicroCredits, ProgramId, ProverId, Resources, Seconds,
-    TxBody, VerifiedTx,
+    TxBody, Verdict, VerifiedTx,
 };
 
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(who, builtin, time, redundancy, underpay, mechanism)| Action::Submit { who, builtin, time, redundancy, underpay, mechanism }),
         1 => (0u8..8, 0u8..8, 0u64..2_000_000_000_000).prop_map(|(from, to, amount)| Action::Transfer { from, to, amount }),
         1 => (0u8..2, any::<u8>()).prop_map(|(who, job)| Action::Cancel { who, job }),
-        2 => (0u8..8, any::<u8>(), 0u8..8, 0u8..4).prop_map(|(who, job, kind, attempt)| Action::Noise { who, job, kind, attempt }),
+        2 => (0u8..8, any::<u8>(), 0u8..9, 0u8..4).prop_map(|(who, job, kind, attempt)| Action::Noise { who, job, kind, attempt }),
         1 => (2u8..8).prop_map(|who| Action::Deregister { who }),
     ]
 }
@@ -90,11 +90,12 @@ fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
                     outcome: AttemptOutcome::Proof(proof_files(false)),
                     usage: usage(),
                 },
-                3 => TxBody::Vote { job, attempt: *attempt, valid: false },
+                3 => TxBody::Vote { job, attempt: *attempt, verdict: Verdict::Invalid },
                 4 => TxBody::LockJob { job },
                 5 => TxBody::BidJob { job, commitment: [*attempt; 32] },
                 6 => TxBody::RevealBid { job, price: MicroCredits(1), salt: [*attempt; 32] },
-                _ => TxBody::PostRaceProof { job, files: proof_files(false), usage: usage() },
+                7 => TxBody::CommitResult { job, attempt: *attempt, commitment: [*attempt; 32] },
+                _ => TxBody::PostRaceProof { job, commitment: [*attempt; 32] },
             };
             c.tx(NAMES[usize::from(*who)], body)
         }

@@ -5,7 +5,7 @@ use crate::entities::JobStatus;
 use crate::events::Event;
 use crate::testkit::*;
 use crate::QUEUE_SCAN_MAX;
-use provernet_types::{AttemptOutcome, JobId, TxBody};
+use provernet_types::{JobId, TxBody};
 
 fn assigned_in(out: &crate::BlockOutput) -> Vec<JobId> {
     out.events
@@ -98,9 +98,9 @@ fn a_job_that_fits_no_free_prover_does_not_block_the_ones_behind_it() {
     // The first machine is freed: it goes to the waiting job.
     let p0 = c.state.job(&a).unwrap().attempts[0].prover;
     let name = c.name_of(&p0.into()).unwrap();
-    let outcome = AttemptOutcome::Proof(proof_files(true));
-    let post = c.tx(&name, TxBody::PostResult { job: a, attempt: 0, outcome, usage: usage() });
-    let served = assigned_in(&c.block(vec![post]));
+    // Its commitment frees the machine: the proving is done.
+    let commit = c.commit(&name, a, 0, &proof_files(true));
+    let served = assigned_in(&c.block(vec![commit]));
     assert_eq!(served, vec![waits]);
 }
 

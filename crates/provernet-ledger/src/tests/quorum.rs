@@ -8,7 +8,7 @@ use crate::entities::{AttemptState, JobStatus};
 use crate::events::{Event, Fault, PaymentKind};
 use crate::testkit::*;
 use crate::{BlockOutput, Tally};
-use provernet_types::{AttemptOutcome, JobId, ProgramId, ProverId, TxBody, VerifiedTx};
+use provernet_types::{JobId, ProgramId, ProverId, TxBody, Verdict, VerifiedTx};
 
 fn job(c: &TestChain, id: &JobId) -> crate::Job {
     c.state.job(id).expect("job exists").clone()
@@ -27,16 +27,15 @@ fn proven(c: &mut TestChain, program: ProgramId, valid: bool) -> (JobId, ProverI
     let name = c.name_of(&prover.into()).expect("a test prover");
     let accept = c.tx(&name, TxBody::AcceptJob { job: id, attempt: 0 });
     c.block(vec![accept]);
-    let outcome = AttemptOutcome::Proof(proof_files(valid));
-    let post = c.tx(&name, TxBody::PostResult { job: id, attempt: 0, outcome, usage: usage() });
-    c.block(vec![post]);
+    c.prove(&name, id, 0, &proof_files(valid));
     assert_eq!(job(c, &id).attempts[0].state, AttemptState::Proven);
     assert!(!job(c, &id).attempts[0].committee.is_empty(), "voters are seated");
     (id, prover)
 }
 
 fn vote(c: &mut TestChain, who: &str, id: JobId, valid: bool) -> VerifiedTx {
-    c.tx(who, TxBody::Vote { job: id, attempt: 0, valid })
+    let verdict = if valid { Verdict::Valid } else { Verdict::Invalid };
+    c.tx(who, TxBody::Vote { job: id, attempt: 0, verdict })
 }
 
 /// Runs empty blocks until attempt 0 of `id` leaves `round` (a new round drawn, or a verdict),
@@ -79,14 +78,18 @@ fn paid_to(outs: &[BlockOutput], who: ProverId) -> u64 {
 
 #[test]
 fn the_quorum_is_two_thirds_of_the_seats() {
-    let t = |seats, valid, invalid| Tally { seats, valid, invalid };
+    let t = |seats, valid, invalid| Tally { seats, valid, invalid, cannot: 0 };
     assert_eq!([1, 2, 3, 4, 5, 6, 7].map(|n| t(n, 0, 0).quorum()), [1, 2, 2, 3, 4, 4, 5]);
     assert_eq!(t(4, 2, 0).verdict(), None, "two of four is not a quorum");
-    assert_eq!(t(4, 3, 1).verdict(), Some(true));
-    assert_eq!(t(4, 1, 3).verdict(), Some(false));
+    assert_eq!(t(4, 3, 1).verdict(), Some(Verdict::Valid));
+    assert_eq!(t(4, 1, 3).verdict(), Some(Verdict::Invalid));
     assert_eq!(t(3, 1, 0).verdict(), None, "a lone vote never decides for a committee");
     assert!(t(4, 2, 2).deadlocked() && !t(4, 2, 1).deadlocked());
     assert_eq!(t(0, 0, 0).verdict(), None);
+    let cannot = Tally { seats: 4, valid: 1, invalid: 0, cannot: 3 };
+    assert_eq!(cannot.verdict(), Some(Verdict::CannotVerify));
+    let split = Tally { seats: 4, valid: 1, invalid: 1, cannot: 2 };
+    assert!(split.deadlocked(), "no verdict can reach three of four");
 }
 
 #[test]
@@ -118,7 +121,7 @@ fn a_builtin_proof_is_decided_by_two_thirds_of_the_validators_never_by_one() {
     assert_eq!(paid_to(&outs, prover), 0);
 
     // The job goes on with another prover; three validators' votes accept its proof.
-    assert_eq!(j.attempts.len(), 2);
+    assert_eq!(j.attempts.len(), 2, "{j:#?}");
     assert_ne!(j.attempts[1].prover, prover);
     c.run_agent(Behaviour::HONEST, 100);
     let j = job(&c, &id);
