@@ -39,7 +39,15 @@ fn named(b: &NamedBlob) -> Value {
 pub fn program(id: &ProgramId, p: &Program) -> Value {
     let m = &p.manifest;
     let verifier = match &m.verifier {
-        VerifierSpec::Program(b) => json!({"kind": "program", "blob": blob(b)}),
+        VerifierSpec::Program { blob: b, limits } => json!({
+            "kind": "program",
+            "blob": blob(b),
+            "limits": {
+                "millicores": limits.cores.0,
+                "memory_bytes": limits.memory.0,
+                "time_limit_s": limits.time_limit.0,
+            },
+        }),
         VerifierSpec::Builtin(b) => json!({"kind": "builtin", "name": b.name()}),
     };
     json!({

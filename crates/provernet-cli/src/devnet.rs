@@ -400,9 +400,12 @@ pub async fn deploy_builtin(
         let prover =
             client.upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?).await?;
         let verifier = match p.check {
-            Check::Committee(exe) => VerifierSpec::Program(
-                client.upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?).await?,
-            ),
+            Check::Committee(exe) => VerifierSpec::Program {
+                blob: client
+                    .upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?)
+                    .await?,
+                limits: provernet_types::VerifierLimits::DEFAULT,
+            },
             Check::Builtin(kind) => VerifierSpec::Builtin(kind),
         };
         let manifest = ProgramManifest {

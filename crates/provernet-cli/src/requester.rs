@@ -229,6 +229,17 @@ pub struct DeployArgs {
     /// Default time limit for jobs that do not say.
     #[arg(long, default_value = "60s")]
     time: Seconds,
+    /// Cores the verifier gets on each committee member (within the chain's
+    /// `verifier_limits_max`; only members whose machine has them are drawn).
+    #[arg(long, default_value = "1")]
+    verifier_cores: MilliCores,
+    /// Memory the verifier gets.
+    #[arg(long, default_value = "2GiB")]
+    verifier_memory: Bytes,
+    /// Time the verifier gets for one proof; past it, the members vote that it cannot verify
+    /// (the requester pays).
+    #[arg(long, default_value = "120s")]
+    verifier_time: Seconds,
     #[command(flatten)]
     conn: Conn,
 }
@@ -269,9 +280,14 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
         let quiet = a.conn.json;
         let prover = upload(&client, &key, &chain_id, "the prover", prover, quiet).await?;
         let verifier = match (verifier, verifier_kind) {
-            (Some(bytes), _) => VerifierSpec::Program(
-                upload(&client, &key, &chain_id, "the verifier", bytes, quiet).await?,
-            ),
+            (Some(bytes), _) => VerifierSpec::Program {
+                blob: upload(&client, &key, &chain_id, "the verifier", bytes, quiet).await?,
+                limits: provernet_types::VerifierLimits {
+                    cores: a.verifier_cores,
+                    memory: a.verifier_memory,
+                    time_limit: a.verifier_time,
+                },
+            },
             (None, Some(kind)) => VerifierSpec::Builtin(kind),
             (None, None) => unreachable!("checked above"),
         };
@@ -831,7 +847,13 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
                 std::fs::write(&exe_path, exe)?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&exe_path, std::fs::Permissions::from_mode(0o755))?;
-                run_verifier(&exe_path, &inputs, &proof)?
+                let l = &program["verifier"]["limits"];
+                let limits = provernet_sandbox::Limits::new(
+                    MilliCores(l["millicores"].as_u64().unwrap_or(1000) as u32),
+                    Bytes(l["memory_bytes"].as_u64().unwrap_or(2 << 30)),
+                    Duration::from_secs(l["time_limit_s"].as_u64().unwrap_or(120)),
+                );
+                run_verifier(&exe_path, &inputs, &proof, limits)?
             }
         };
         if !valid {
@@ -878,8 +900,9 @@ fn run_verifier(
     exe: &Path,
     inputs: &[(FileName, PathBuf, Vec<u8>)],
     proof: &[(FileName, PathBuf, Vec<u8>)],
+    limits: provernet_sandbox::Limits,
 ) -> Result<bool> {
-    use provernet_sandbox::{plan::RootFs, Helper, Limits, Run, Sandbox, Termination};
+    use provernet_sandbox::{plan::RootFs, Helper, Run, Sandbox, Termination};
     let scratch = std::env::temp_dir().join("provernet-sandbox");
     let sandbox = Sandbox::new(Helper::SelfExec(std::env::current_exe()?), scratch)?;
     let out = std::env::temp_dir().join(format!("provernet-fetch-verify-{}", std::process::id()));
@@ -893,7 +916,7 @@ fn run_verifier(
             .collect(),
         proof: proof.iter().map(|(n, p, _)| (n.clone(), p.clone())).collect(),
         out_dir: out.clone(),
-        limits: Limits::new(MilliCores(1000), Bytes(2 << 30), Duration::from_secs(120)),
+        limits,
         gpus: vec![],
         rootfs: RootFs::Host,
     };
@@ -903,6 +926,10 @@ fn run_verifier(
     match o.termination {
         Termination::Exited(0) => Ok(true),
         Termination::Exited(1) => Ok(false),
-        other => bail!("the verifier failed ({other:?}): {}", o.stderr_tail.trim()),
+        other => bail!(
+            "the verifier failed ({other:?}), so the proof cannot be checked (the chain counts this \
+             as the requester's statement or verifier failing): {}",
+            o.stderr_tail.trim()
+        ),
     }
 }

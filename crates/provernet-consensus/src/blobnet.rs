@@ -1120,8 +1120,8 @@ pub fn state_blobs(state: &provernet_ledger::State) -> Vec<(BlobRef, AccountId)>
     let mut out = Vec::new();
     for (_, p) in state.programs() {
         out.push((p.manifest.prover, p.owner));
-        if let provernet_types::VerifierSpec::Program(v) = p.manifest.verifier {
-            out.push((v, p.owner));
+        if let provernet_types::VerifierSpec::Program { blob, .. } = p.manifest.verifier {
+            out.push((blob, p.owner));
         }
     }
     for (_, j) in state.jobs() {

@@ -9,8 +9,16 @@
 //!
 //! 1. **Timeouts.** An attempt still `Assigned` at its accept deadline becomes `MissedAccept`;
 //!    one still `Running` at its result deadline (accept height + time limit in blocks + grace)
-//!    becomes `MissedDeadline`. Both slash the prover and free its capacity and bond.
-//! 2. **Verification.** A newly `Proven` attempt gets its voters: every validator for a
+//!    becomes `MissedDeadline`, and so does one `Committed` that has not revealed
+//!    `reveal_window` blocks after its gate opened ([`gate_open`]). They slash the prover and
+//!    free its capacity and bond.
+//! 2. **Results.** A running attempt either commits to its proof (`CommitResult`: the files'
+//!    commitment, bound to its prover) and reveals it in a later block, once every attempt
+//!    assigned no later than the commitment has committed in an earlier block or ended; or it
+//!    claims the program failed (`ProgramError`) or ran out of its time limit (`TimeLimit`). A
+//!    reveal of the same bytes as a proof revealed before its commitment, and still under
+//!    verification or paid, is `Superseded`: a copy is never paid.
+//! 3. **Verification.** A newly `Proven` attempt gets its voters: every validator for a
 //!    built-in verifier, else `committee_size` random active provers other than the attempt's
 //!    prover (the validators when there are none). A verdict needs a quorum ([`Tally`]): at
 //!    least two thirds of the seats voting the same way accept the proof, or reject it; one vote
@@ -19,14 +27,17 @@
 //!    slashed (`Fault::MissedVote`) and a fresh committee is drawn, up to `verify_rounds_max`
 //!    rounds. After the last one the attempt is `Unverifiable`: its prover is neither paid nor
 //!    punished, and the job falls back to another prover.
-//! 3. **Settlement of an attempt.** Accepted: the prover is paid the attempt's price less the
+//!    A quorum may also say the verification cannot run on the requester's side
+//!    (`Verdict::CannotVerify`): the prover is paid as for an accepted proof and the job ends
+//!    `Failed(unverifiable)`.
+//! 4. **Settlement of an attempt.** Accepted: the prover is paid the attempt's price less the
 //!    verifier share, which goes to the members who voted valid; the first accepted attempt
 //!    makes the job `Verified`, and if any earlier attempt failed through a prover's fault the
 //!    requester gets `fallback_refund_bps` of the fee back from the treasury (which holds the
 //!    slashes); the deciding attempt also collects the job's bounty (forfeited collateral).
 //!    Rejected: the prover is slashed and forfeits its collateral; members who voted invalid
 //!    share the verifier reward, paid from the treasury.
-//! 4. **Assignment and fallback.** Jobs of the chain-assigned mechanisms (random, the stake
+//! 5. **Assignment and fallback.** Jobs of the chain-assigned mechanisms (random, the stake
 //!    lotteries) wait in a first-come, first-served queue (`Job::seq`): after the wake-ups, the
 //!    end-of-block rules look at the first [`QUEUE_SCAN_MAX`] queued jobs in submission order and
 //!    assign each a prover its mechanism draws, if one is eligible; a job that fits no free
@@ -37,17 +48,19 @@
 //!    attempt is drawn as soon as the failure is seen. Then, or when no eligible prover remains,
 //!    the job opens a race: any eligible prover may post a proof for one time limit; the first
 //!    proof accepted wins. A race with no accepted proof ends
-//!    `Failed(no proof)` with a full refund. Program errors from `program_error_quorum` distinct
-//!    provers end the job `Failed(program)`: the requester is charged one attempt's fee, shared
-//!    by those provers, and nobody is punished. A job never assigned within `pending_timeout`
+//!    `Failed(no proof)` with a full refund. Claims of one kind from `program_error_quorum`
+//!    distinct provers, one of them assigned after the first claim was posted, end the job
+//!    `Failed(program)` or `Failed(time limit)`: the requester is charged one attempt's fee,
+//!    shared by the claimers, and nobody is punished. A verified proof refutes standing claims:
+//!    their provers are slashed (`Fault::FalseClaim`). A job never assigned within `pending_timeout`
 //!    `Expired`. Auctioned jobs (reverse Dutch, lowest bid) are assigned by auction *rounds*
 //!    instead: a round opens at submission and after each failed attempt; a Dutch round ends at
 //!    the first eligible `LockJob` (the attempt runs at once at the ramp's price), a lowest-bid
 //!    round at the end of its reveal window (the lowest revealed sealed bid wins; unrevealed
 //!    bids forfeit their deposits); a round nobody takes opens the race at the max fee. A
 //!    failed auction winner forfeits its collateral: part burned, the rest a bounty.
-//! 5. **Settlement of a job.** Once a job is final and no attempt of it is live, the rest of its
-//!    escrow returns to the requester. Every path conserves credits: balances + stakes +
+//! 6. **Settlement of a job.** Once a job is final and no attempt of it is live, the rest of its
+//!    escrow returns to the requester; an unclaimed bounty goes to the treasury. Every path conserves credits: balances + stakes +
 //!    escrows + treasury + burned always equals the genesis supply, move by move, since credits
 //!    only ever move through one primitive with checked arithmetic (`money.rs`).
 //!
@@ -242,7 +255,7 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
             post_race_proof(ov, signer.into(), *job, *commitment)?
         }
         TxBody::Vote { job, attempt, verdict } => vote(ov, signer, *job, *attempt, *verdict)?,
-        TxBody::LockJob { job } => lock_job(ov, signer.into(), *job)?,
+        TxBody::LockJob { job, round } => lock_job(ov, signer.into(), *job, *round)?,
         TxBody::BidJob { job, commitment } => bid_job(ov, signer.into(), *job, *commitment)?,
         TxBody::RevealBid { job, price, salt } => {
             reveal_bid(ov, signer.into(), *job, *price, salt)?
@@ -280,11 +293,16 @@ fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> 
     m.default_resources.check_bounds().map_err(TxError::BadResources)?;
     check_time_limit(m.default_time_limit)?;
     if m.prover.size.0 == 0 || m.prover.size > BLOB_BYTES_MAX {
-        return Err(TxError::BadManifest("prover executable size must be 1 byte to 64 GiB"));
+        return Err(TxError::BadManifest("prover executable size must be 1 byte to 256 MiB"));
     }
-    if let VerifierSpec::Program(v) = &m.verifier {
-        if v.size.0 == 0 || v.size > BLOB_BYTES_MAX {
-            return Err(TxError::BadManifest("verifier executable size must be 1 byte to 64 GiB"));
+    if let VerifierSpec::Program { blob, limits } = &m.verifier {
+        if blob.size.0 == 0 || blob.size > BLOB_BYTES_MAX {
+            return Err(TxError::BadManifest("verifier executable size must be 1 byte to 256 MiB"));
+        }
+        if !limits.within(&ov.params().verifier_limits_max) {
+            return Err(TxError::BadManifest(
+                "verifier limits must be at least 1 millicore, 16 MiB and 1 s, and within the chain's verifier_limits_max",
+            ));
         }
     }
     if !m.requires.windows(2).all(|w| w[0] < w[1]) {
@@ -1263,14 +1281,19 @@ fn draw_committee(ov: &mut Overlay<'_>, ctx: &BlockContext, id: JobId, job: &mut
     let validators: Vec<ProverId> =
         ov.params().validators.iter().map(|v| ProverId::from(*v)).collect();
     let k = usize::from(ov.params().committee_size);
+    let needs = ov.program(&job.program).and_then(|p| match p.manifest.verifier {
+        VerifierSpec::Program { limits, .. } => Some(limits.resources()),
+        VerifierSpec::Builtin(_) => None,
+    });
     let members = if builtin {
         validators
     } else {
+        // Only provers whose machine can run the verifier within its limits.
         let pool: Vec<ProverId> = ov
             .active_provers()
             .into_iter()
+            .filter(|(pid, p)| *pid != a.prover && needs.is_none_or(|n| n.fits_in(&p.capacity)))
             .map(|(pid, _)| pid)
-            .filter(|pid| *pid != a.prover)
             .collect();
         if pool.is_empty() {
             pick_committee(seed, &validators, k.min(validators.len()))
@@ -1811,9 +1834,21 @@ fn check_bidder(ov: &Overlay<'_>, job: &Job, id: JobId, prover: ProverId) -> Res
     Ok(())
 }
 
-fn lock_job(ov: &mut Overlay<'_>, prover: ProverId, id: JobId) -> Result<(), TxError> {
+fn lock_job(
+    ov: &mut Overlay<'_>,
+    prover: ProverId,
+    id: JobId,
+    round: Height,
+) -> Result<(), TxError> {
     let mut job = load_job(ov, id)?;
     check_auction(&job, id, MechanismKind::ReverseDutch, "locks")?;
+    if job.round != Some(round) {
+        return Err(TxError::AuctionClosed {
+            job: id,
+            what: "locks",
+            why: "the auction round the lock names is not the open one",
+        });
+    }
     check_bidder(ov, &job, id, prover)?;
     let exclude = job.provers();
     let requires = required_labels(ov, &job);

@@ -3,8 +3,8 @@
 use provernet_mechanism::{MechanismParams, PriceTable};
 use provernet_types::limits::*;
 use provernet_types::{
-    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, Height, MechanismKind,
-    MicroCredits, NamedBlob, ProgramId, ProgramManifest, Seconds,
+    codec_struct, AccountId, Blocks, BoundedString, BoundedVec, Bytes, Height, MechanismKind,
+    MicroCredits, MilliCores, NamedBlob, ProgramId, ProgramManifest, Seconds, VerifierLimits,
 };
 
 /// A job the chain sends to every new prover before it may take real work: a known program with
@@ -82,6 +82,9 @@ pub struct ChainParams {
     /// What each fee-paying transaction costs its signer, burned (see
     /// `provernet_types::TxBody::pays_fee`): state growth and block space are paid for.
     pub tx_fee: MicroCredits,
+    /// The most a program's manifest may give its verifier (cores, memory, time): what every
+    /// committee member must be ready to spend on each vote.
+    pub verifier_limits_max: VerifierLimits,
 }
 
 codec_struct!(ChainParams {
@@ -115,7 +118,8 @@ codec_struct!(ChainParams {
     validators,
     mechanisms,
     mechanism_params,
-    tx_fee
+    tx_fee,
+    verifier_limits_max
 });
 
 impl ChainParams {
@@ -163,6 +167,11 @@ impl ChainParams {
             // A ten-thousandth of a credit: nothing to a real job, 10 credits for 50,000 junk
             // submissions and cancellations.
             tx_fee: MicroCredits(100),
+            verifier_limits_max: VerifierLimits {
+                cores: MilliCores(4000),
+                memory: Bytes::gib(8),
+                time_limit: Seconds(600),
+            },
         }
     }
 
@@ -238,6 +247,9 @@ impl ChainParams {
                 "fallback_attempts_max must be at most {}",
                 crate::entities::FALLBACK_ATTEMPTS_MAX
             ));
+        }
+        if !VerifierLimits::DEFAULT.within(&self.verifier_limits_max) {
+            return Err("verifier_limits_max must allow at least 1 core, 2 GiB and 120 s".into());
         }
         self.mechanism_params.validate()?;
         if !self.mechanisms.contains(&MechanismKind::RandomWithFallback) {

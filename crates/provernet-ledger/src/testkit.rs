@@ -24,7 +24,8 @@ pub const PROVER_STAKE: MicroCredits = MicroCredits(100 * MicroCredits::PER_CRED
 
 /// A program whose proofs a committee of provers checks.
 pub fn committee_program() -> ProgramManifest {
-    manifest("hash-chain", VerifierSpec::Program(blob_ref(b"verifier-exe")))
+    let limits = provernet_types::VerifierLimits::DEFAULT;
+    manifest("hash-chain", VerifierSpec::Program { blob: blob_ref(b"verifier-exe"), limits })
 }
 
 /// A program the validators verify natively.
@@ -443,7 +444,7 @@ impl TestChain {
         for (i, (prover, name)) in bidders.into_iter().enumerate() {
             match job.mechanism {
                 MechanismKind::ReverseDutch if self.roll(behaviour.accept_pct) => {
-                    plan.push((name, TxBody::LockJob { job: id }));
+                    plan.push((name, TxBody::LockJob { job: id, round: start }));
                     return;
                 }
                 MechanismKind::LowestBid => {

@@ -361,7 +361,9 @@ impl Node {
                 "run" => self.clone().on_running(job, task.attempt, task.deadline, work.height),
                 "race" | "lock" | "bid" | "reveal" if !self.settings.markets => {}
                 "race" => self.clone().on_race(job, task.attempt, task.deadline, work.height),
-                "lock" => self.clone().on_lock(job, task.attempt, task.price_micro_credits),
+                "lock" => {
+                    self.clone().on_lock(job, task.attempt, task.price_micro_credits, task.round)
+                }
                 "bid" | "reveal" => self.on_sealed_bid(job, task),
                 "reveal_proof" => self.clone().on_reveal(job, task.attempt),
                 "vote" => {
@@ -511,9 +513,9 @@ impl Node {
                             tracing::info!(job = %job.id, height, "entered the race with a commitment")
                         }
                         TxOutcome::Failed { reason } => {
+                            // The files stay until the job is settled: should the signed entry
+                            // land after all, its reveal is due.
                             tracing::info!(job = %job.id, "race entry not taken: {reason}");
-                            node.lock().committed.remove(&job.id);
-                            let _ = tokio::fs::remove_dir_all(&dir).await;
                         }
                     }
                 }
@@ -531,9 +533,10 @@ impl Node {
     }
 
     /// Locks a reverse-Dutch job once its price reaches the ask, then runs it.
-    fn on_lock(self: Arc<Self>, job: JobWork, attempt: u8, price: Option<u64>) {
+    fn on_lock(self: Arc<Self>, job: JobWork, attempt: u8, price: Option<u64>, round: Option<u64>) {
         let key = (job.id, attempt);
         let price = MicroCredits(price.unwrap_or(0));
+        let Some(round) = round.map(provernet_types::Height) else { return };
         if self.known(key) || price < self.ask(&job) {
             return;
         }
@@ -543,7 +546,7 @@ impl Node {
         tracing::info!(job = %job.id, attempt, %price, "locking the job at the Dutch price");
         let node = self.clone();
         tokio::spawn(async move {
-            match node.txq.send(TxBody::LockJob { job: job.id }).await {
+            match node.txq.send(TxBody::LockJob { job: job.id, round }).await {
                 TxOutcome::Applied { .. } => {
                     let proved =
                         node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
@@ -962,7 +965,7 @@ impl Node {
     /// could not fetch, a sandbox it could not set up): it does not vote.
     async fn verify(&self, job: &JobWork, attempt: u8) -> Result<Verdict> {
         let program = self.program(&job.program).await?;
-        let Some(verifier) = program.verifier else {
+        let Some((verifier, limits)) = program.verifier else {
             bail!("program {} has a built-in verifier, which validators run", program.name);
         };
         let exe = self.executable(&verifier).await?;
@@ -982,7 +985,12 @@ impl Node {
             inputs,
             proof,
             out_dir: out_dir.clone(),
-            limits: Limits::new(MilliCores(1000), Bytes(2 << 30), Duration::from_secs(120)),
+            // The program's own verifier limits, within the chain's bounds.
+            limits: Limits::new(
+                limits.cores,
+                limits.memory,
+                Duration::from_secs(limits.time_limit.0),
+            ),
             gpus: vec![],
             rootfs: RootFs::Host,
         };

@@ -4,7 +4,7 @@
 use anyhow::{anyhow, Context, Result};
 use provernet_types::{
     BlobHash, BlobRef, BuiltinVerifier, Bytes, FileName, GpuCount, JobId, MicroCredits, MilliCores,
-    ProgramId, Resources, Seconds,
+    ProgramId, Resources, Seconds, VerifierLimits,
 };
 use serde::Deserialize;
 
@@ -76,9 +76,18 @@ pub struct BlobJson {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+pub struct VerifierLimitsJson {
+    pub millicores: u32,
+    pub memory_bytes: u64,
+    pub time_limit_s: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
 pub struct VerifierJson {
     pub kind: String,
     pub blob: Option<BlobJson>,
+    /// For a verifier program: what it may use on each run.
+    pub limits: Option<VerifierLimitsJson>,
     /// For built-in verifiers, e.g. `groth16-bn254`.
     pub name: Option<String>,
 }
@@ -154,8 +163,9 @@ impl JobJson {
 pub struct ProgramWork {
     pub name: String,
     pub prover: BlobRef,
-    /// `None` for built-in verifiers, which the validators run.
-    pub verifier: Option<BlobRef>,
+    /// `None` for built-in verifiers, which the validators run; else the verifier and what it
+    /// may use on each run.
+    pub verifier: Option<(BlobRef, VerifierLimits)>,
     /// The built-in verifier, if it has one.
     pub builtin: Option<BuiltinVerifier>,
 }
@@ -163,7 +173,18 @@ pub struct ProgramWork {
 impl ProgramJson {
     pub fn parse(&self) -> Result<ProgramWork> {
         let verifier = match (self.verifier.kind.as_str(), &self.verifier.blob) {
-            ("program", Some(b)) => Some(blob(&b.hash, b.size)?),
+            ("program", Some(b)) => {
+                let l =
+                    self.verifier.limits.as_ref().ok_or_else(|| {
+                        anyhow!("program {}: its verifier has no limits", self.name)
+                    })?;
+                let limits = VerifierLimits {
+                    cores: MilliCores(l.millicores),
+                    memory: Bytes(l.memory_bytes),
+                    time_limit: Seconds(l.time_limit_s),
+                };
+                Some((blob(&b.hash, b.size)?, limits))
+            }
             _ => None,
         };
         let builtin = match self.verifier.kind.as_str() {

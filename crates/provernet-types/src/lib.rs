@@ -22,7 +22,7 @@ pub use resources::{
 pub use tx::{
     bid_commitment, check_outputs, result_commitment, AttemptOutcome, JobSpec, MechanismKind,
     OutputRuleError, ProgramFailure, ProgramManifest, SignedTx, Transaction, TxBody, TxDecodeError,
-    Usage, Verdict, VerifiedTx, VerifierSpec,
+    Usage, Verdict, VerifiedTx, VerifierLimits, VerifierSpec,
 };
 pub use units::{
     Blocks, Bytes, GpuCount, Height, MicroCredits, MilliCores, Millis, Nonce, ParseUnitError,

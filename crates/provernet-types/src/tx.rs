@@ -12,14 +12,48 @@ use crate::limits::*;
 use crate::resources::{
     BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,
 };
-use crate::units::{Bytes, MicroCredits, Millis, Nonce, Seconds};
+use crate::units::{Bytes, Height, MicroCredits, MilliCores, Millis, Nonce, Seconds};
 use crate::{codec_struct, codec_unit_enum};
+
+/// What a program's verifier may use each time a committee member runs it: the program's
+/// manifest sets it, within the chain's bounds (`verifier_limits_max`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct VerifierLimits {
+    pub cores: MilliCores,
+    pub memory: Bytes,
+    pub time_limit: Seconds,
+}
+codec_struct!(VerifierLimits { cores, memory, time_limit });
+
+impl VerifierLimits {
+    /// 1 core, 2 GiB, 120 s: enough for the verifiers of the built-in programs.
+    pub const DEFAULT: VerifierLimits = VerifierLimits {
+        cores: MilliCores(1000),
+        memory: Bytes(2 << 30),
+        time_limit: Seconds(120),
+    };
+
+    /// The machine a committee member needs to run the verifier.
+    pub fn resources(&self) -> Resources {
+        Resources { cores: self.cores, memory: self.memory, gpus: crate::units::GpuCount(0) }
+    }
+
+    /// Whether every limit is at least one unit and at most `max`'s.
+    pub fn within(&self, max: &VerifierLimits) -> bool {
+        self.cores.0 > 0
+            && self.memory.0 >= 16 << 20
+            && self.time_limit.0 > 0
+            && self.cores <= max.cores
+            && self.memory <= max.memory
+            && self.time_limit <= max.time_limit
+    }
+}
 
 /// How a program's proofs are checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum VerifierSpec {
-    /// A verifier executable run by a committee of provers.
-    Program(BlobRef),
+    /// A verifier executable run by a committee of provers, within `limits`.
+    Program { blob: BlobRef, limits: VerifierLimits },
     /// A proof system the validators check natively.
     Builtin(BuiltinVerifier),
 }
@@ -27,9 +61,10 @@ pub enum VerifierSpec {
 impl Encode for VerifierSpec {
     fn encode_to(&self, out: &mut Vec<u8>) {
         match self {
-            VerifierSpec::Program(b) => {
+            VerifierSpec::Program { blob, limits } => {
                 out.push(0);
-                b.encode_to(out);
+                blob.encode_to(out);
+                limits.encode_to(out);
             }
             VerifierSpec::Builtin(k) => {
                 out.push(1);
@@ -42,7 +77,10 @@ impl Encode for VerifierSpec {
 impl Decode for VerifierSpec {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         match r.u8("verifier")? {
-            0 => Ok(VerifierSpec::Program(Decode::decode_from(r)?)),
+            0 => Ok(VerifierSpec::Program {
+                blob: Decode::decode_from(r)?,
+                limits: Decode::decode_from(r)?,
+            }),
             1 => Ok(VerifierSpec::Builtin(Decode::decode_from(r)?)),
             tag => Err(CodecError::InvalidTag { what: "verifier", tag }),
         }
@@ -435,9 +473,11 @@ pub enum TxBody {
     PostRaceProof { job: JobId, commitment: [u8; 32] },
     /// A committee member's verdict on an attempt's proof.
     Vote { job: JobId, attempt: u8, verdict: Verdict },
-    /// Lock a reverse-Dutch job at its current price: the first eligible lock wins the attempt
-    /// and posts collateral. The attempt starts running at once.
-    LockJob { job: JobId },
+    /// Lock a reverse-Dutch job at its current price in the auction round that opened at
+    /// `round`: the first eligible lock wins the attempt and posts collateral, and the attempt
+    /// starts running at once. Naming the round keeps a lock that failed from being replayed in
+    /// a later round, when its prover no longer expects it.
+    LockJob { job: JobId, round: Height },
     /// A sealed bid on a lowest-bid job: `commitment` is [`bid_commitment`] of the price and a
     /// secret salt, revealed with [`TxBody::RevealBid`] after the bidding window.
     BidJob { job: JobId, commitment: [u8; 32] },
@@ -503,9 +543,10 @@ impl Encode for TxBody {
                 attempt.encode_to(out);
                 verdict.encode_to(out);
             }
-            TxBody::LockJob { job } => {
+            TxBody::LockJob { job, round } => {
                 out.push(12);
                 job.encode_to(out);
+                round.encode_to(out);
             }
             TxBody::BidJob { job, commitment } => {
                 out.push(13);
@@ -556,7 +597,7 @@ impl Decode for TxBody {
                 attempt: D::decode_from(r)?,
                 verdict: D::decode_from(r)?,
             },
-            12 => TxBody::LockJob { job: D::decode_from(r)? },
+            12 => TxBody::LockJob { job: D::decode_from(r)?, round: D::decode_from(r)? },
             13 => TxBody::BidJob { job: D::decode_from(r)?, commitment: D::decode_from(r)? },
             14 => TxBody::RevealBid {
                 job: D::decode_from(r)?,
@@ -580,8 +621,8 @@ impl TxBody {
         match self {
             TxBody::RegisterProgram { manifest } => {
                 let mut v = vec![manifest.prover];
-                if let VerifierSpec::Program(b) = manifest.verifier {
-                    v.push(b);
+                if let VerifierSpec::Program { blob, .. } = manifest.verifier {
+                    v.push(blob);
                 }
                 v
             }

@@ -7,7 +7,7 @@ use provernet_types::limits::*;
 use provernet_types::tx::blob_ref;
 use provernet_types::{
     BoundedVec, Bytes, GpuCount, JobId, Keypair, MicroCredits, MilliCores, NamedBlob, Nonce,
-    ProgramId, ProverSet, Resources, Seconds, TxBody, Verdict, VerifiedTx,
+    ProgramId, ProverSet, Resources, Seconds, TxBody, Verdict, VerifiedTx, VerifierLimits,
 };
 
 fn assert_rejected(c: &mut TestChain, tx: VerifiedTx, code: &str) {
@@ -263,6 +263,19 @@ fn bad_registrations() {
         BoundedVec::try_from_vec(vec!["b=1".parse().unwrap(), "a=1".parse().unwrap()]).unwrap();
     let tx = c.tx("alice", TxBody::RegisterProgram { manifest: unsorted });
     assert_rejected(&mut c, tx, "bad_manifest");
+    // A verifier that would take more than the chain lets a committee member give it.
+    for limits in [
+        provernet_types::VerifierLimits { time_limit: Seconds(3600), ..VerifierLimits::DEFAULT },
+        provernet_types::VerifierLimits { cores: MilliCores(64_000), ..VerifierLimits::DEFAULT },
+        provernet_types::VerifierLimits { memory: Bytes(1), ..VerifierLimits::DEFAULT },
+    ] {
+        let mut greedy = committee_program();
+        greedy.name = "greedy".parse().unwrap();
+        greedy.verifier =
+            provernet_types::VerifierSpec::Program { blob: blob_ref(b"greedy verifier"), limits };
+        let tx = c.tx("alice", TxBody::RegisterProgram { manifest: greedy });
+        assert_rejected(&mut c, tx, "bad_manifest");
+    }
     let tx = c.tx("bob", TxBody::DeregisterProver);
     assert_rejected(&mut c, tx, "unknown_prover");
     let tx = c.tx("p0", TxBody::DeregisterProver);

@@ -617,8 +617,10 @@ fn reverse_dutch_jobs_go_to_the_first_lock_at_the_ramp_price() {
     assert_eq!(job(&c, &id).status, JobStatus::Pending, "nobody is assigned before a lock");
     c.idle(3);
     // The lock lands 4 blocks into a 10-block ramp.
-    let lock = c.tx("p1", TxBody::LockJob { job: id });
-    let late = c.tx("p2", TxBody::LockJob { job: id });
+    let lock =
+        c.tx("p1", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() });
+    let late =
+        c.tx("p2", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() });
     let out = c.block(vec![lock, late]);
     assert_eq!((code(&out, 0), code(&out, 1)), ("ok", "auction_closed"));
     let price = quote.0 + (max_fee - quote.0) * 4 / 10;
@@ -644,7 +646,8 @@ fn a_dutch_winner_that_misses_forfeits_its_collateral_to_burn_and_bounty() {
     let before = balance(&c, "alice");
     let max_fee = 4 * MicroCredits::PER_CREDIT;
     let (id, quote) = auction_job(&mut c, MechanismKind::ReverseDutch, max_fee);
-    let lock = c.tx("p0", TxBody::LockJob { job: id });
+    let lock =
+        c.tx("p0", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() });
     assert_eq!(code(&c.block(vec![lock]), 0), "ok");
     let collateral = job(&c, &id).attempts[0].collateral;
     // p0 never delivers; its deadline passes.
@@ -672,8 +675,10 @@ fn a_dutch_winner_that_misses_forfeits_its_collateral_to_burn_and_bounty() {
     assert!(p0.stake.0 <= PROVER_STAKE.0 - collateral.0, "collateral left the stake");
     assert_eq!(p0.bonded.0, 0);
     // p1 locks the fallback round and proves: it is paid its price and the bounty.
-    let again = c.tx("p0", TxBody::LockJob { job: id });
-    let lock = c.tx("p1", TxBody::LockJob { job: id });
+    let again =
+        c.tx("p0", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() });
+    let lock =
+        c.tx("p1", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() });
     let out = c.block(vec![again, lock]);
     assert_eq!((code(&out, 0), code(&out, 1)), ("not_eligible", "ok"), "the failed prover is out");
     let price = job(&c, &id).attempts[1].price;
@@ -704,7 +709,8 @@ fn dutch_jobs_nobody_locks_open_a_race_at_the_max_fee() {
     c.idle(ramp);
     let j = job(&c, &id);
     assert_eq!((j.status, j.race_price.0), (JobStatus::Race, max_fee), "{j:#?}");
-    let lock = c.tx("p0", TxBody::LockJob { job: id });
+    let lock =
+        c.tx("p0", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() });
     assert_eq!(code(&c.block(vec![lock]), 0), "wrong_job_state", "no locks once the race is on");
     c.run_agent(Behaviour::HONEST, 100);
     let j = job(&c, &id);
@@ -732,7 +738,7 @@ fn lowest_bid_jobs_go_to_the_lowest_revealed_sealed_bid() {
         c.tx("p1", TxBody::BidJob { job: id, commitment: commit(&c, "p1", price(1_000)) }),
         c.tx("p2", TxBody::BidJob { job: id, commitment: commit(&c, "p2", price(0)) }),
         c.tx("p1", TxBody::BidJob { job: id, commitment: [0; 32] }),
-        c.tx("p3", TxBody::LockJob { job: id }),
+        c.tx("p3", TxBody::LockJob { job: id, round: job(&c, &id).round.unwrap_or_default() }),
         c.tx("p0", TxBody::RevealBid { job: id, price: price(3_000), salt: salt("p0") }),
     ];
     let out = c.block(bids);
@@ -843,7 +849,8 @@ fn market_openings_follow_races_and_auction_phases() {
     let round = job(&c, &dutch).round.unwrap();
     let want = Opening::Lock { price: MicroCredits(quote.0 + step), round };
     assert_eq!(open(&c, &dutch, "p0"), Some(want));
-    let lock = c.tx("p0", TxBody::LockJob { job: dutch });
+    let lock = c
+        .tx("p0", TxBody::LockJob { job: dutch, round: job(&c, &dutch).round.unwrap_or_default() });
     assert_eq!(code(&c.block(vec![lock]), 0), "ok");
     assert_eq!((open(&c, &dutch, "p0"), open(&c, &dutch, "p1")), (None, None));
     // Lowest bid: bid while the window is open, reveal only one's own bid, in its window.

@@ -91,7 +91,7 @@ fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
                     usage: usage(),
                 },
                 3 => TxBody::Vote { job, attempt: *attempt, verdict: Verdict::Invalid },
-                4 => TxBody::LockJob { job },
+                4 => TxBody::LockJob { job, round: provernet_types::Height(u64::from(*attempt)) },
                 5 => TxBody::BidJob { job, commitment: [*attempt; 32] },
                 6 => TxBody::RevealBid { job, price: MicroCredits(1), salt: [*attempt; 32] },
                 7 => TxBody::CommitResult { job, attempt: *attempt, commitment: [*attempt; 32] },
