@@ -635,6 +635,9 @@ fn blobs_reach_every_validator_across_a_partition_and_a_crash() {
     }
 }
 
+/// Regression, attack 2 of issue 14 ("honest provers slashed for free"): a transaction naming
+/// a blob no validator holds never reaches a block, so no prover is ever assigned work whose
+/// input does not exist (through real processes: `hostile_e2e.rs`).
 #[test]
 fn a_transaction_naming_a_blob_nobody_has_is_refused_with_the_blob_named() {
     run(500, |mut context| {

@@ -1488,7 +1488,8 @@ fn refresh_status(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
         JobStatus::Race
     } else if has(AttemptState::Proven) {
         JobStatus::Proven
-    } else if has(AttemptState::Running) {
+    } else if has(AttemptState::Running) || has(AttemptState::Committed) {
+        // A committed proof waits for its reveal: the job is still being proven.
         JobStatus::Running
     } else if has(AttemptState::Assigned) {
         JobStatus::Assigned

@@ -254,6 +254,7 @@ fn paid_without_work_a_second_identity_cannot_copy_the_co_provers_proof() {
     let files = proof_files(true);
     let commit = c.commit(&honest, id, 0, &files);
     c.block(vec![commit]);
+    assert_eq!(job(&c, &id).status, JobStatus::Running, "a committed proof is still being proven");
     // The copier waits for the proof; the honest reveal waits for the copier.
     let mut outs = Vec::new();
     loop {
