@@ -1,31 +1,37 @@
-//! The HTTP API every node serves.
+//! The HTTP API every node serves. Its contract is the [`provernet_api_types`] crate; the
+//! OpenAPI document at `/openapi.json` is generated from those types and from the handlers
+//! below, which are the only way a route is added.
 //!
 //! - `POST /v1/txs` — a signed transaction in the canonical binary encoding
 //!   (`application/octet-stream`); answers `202` with its hash once the mempool admitted it.
 //! - `GET /v1/txs/{hash}` — pending, or the receipt of the block that included it.
-//! - `GET /v1/status`, `/v1/accounts/{id}`, `/v1/programs/{id-or-name}`, `/v1/provers`,
-//!   `/v1/provers/{id}`, `/v1/jobs` (filters `requester`, `state`; `cursor`/`limit` paging),
-//!   `/v1/jobs/{id}`, `/v1/blocks/{height|latest}`, `/v1/quote`.
+//! - `GET /v1/status`, `/v1/supply`, `/v1/accounts/{id}`, `/v1/programs` and
+//!   `/v1/programs/{id-or-name}`, `/v1/provers` and `/v1/provers/{id}`, `/v1/jobs` (filters
+//!   `requester`, `prover`, `state`; `cursor`/`limit` paging) and `/v1/jobs/{id}`, `/v1/blocks`
+//!   (newest first) and `/v1/blocks/{height|latest}`, `/v1/quote`.
 //! - Server-sent events: `/v1/events/blocks` (every finalized block) and `/v1/jobs/{id}/events`
 //!   (that job's events, ending when it is final).
-//! - `/openapi.json`, `/metrics` (Prometheus text), `/healthz`.
+//! - `/openapi.json`, `/metrics` (Prometheus text), `/healthz`; the explorer at `/`.
 //!
-//! Every error is JSON `{"code": "...", "message": "..."}` with a stable code and a message that
-//! names the field or id at fault. Request bodies and page sizes are bounded.
+//! Every error is JSON `{"code": "...", "message": "..."}` with a stable code (see
+//! [`ErrorCode`]) and a message that names the field or id at fault. Request bodies and page
+//! sizes are bounded.
 
 mod server;
 mod views;
 
+pub use provernet_api_types::{ErrorCode, PAGE_MAX, WORK_TASKS_MAX};
 pub use server::{raise_descriptor_limit, serve_router, Gate, Peer, ServeLimits};
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
+use provernet_api_types as t;
 use provernet_blobs::{BlobError, BlobStore, Quota, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
 use provernet_ledger::AttemptState;
@@ -34,34 +40,35 @@ use provernet_types::{
     AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
     ProgramId, ProverId, Resources, Seconds, TxHash,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// The largest page a list endpoint returns.
-pub const PAGE_MAX: usize = 100;
-
-/// The OpenAPI document served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A JSON error with a stable code.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
+    fields: BTreeMap<String, String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: ErrorCode::parse(code),
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
     }
 
-    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+    fn bad(code: &str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
@@ -72,11 +79,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"code": self.code, "message": self.message}))).into_response()
+        let body = t::ApiErrorBody { code: self.code, message: self.message, fields: self.fields };
+        (self.status, Json(body)).into_response()
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 #[derive(Default, Debug)]
 struct Counters {
@@ -98,6 +106,51 @@ pub struct Api {
     limits: ServeLimits,
     subscribers: Arc<Gate>,
     uploads: Arc<Gate>,
+}
+
+/// The API's routes with their documentation; `quick` ones answer within the request timeout,
+/// the others (blob transfers, event streams) may take longer.
+fn documented() -> (OpenApiRouter<Api>, OpenApiRouter<Api>) {
+    let quick = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(status))
+        .routes(routes!(supply))
+        .routes(routes!(submit_tx))
+        .routes(routes!(tx_status))
+        .routes(routes!(account))
+        .routes(routes!(programs))
+        .routes(routes!(program))
+        .routes(routes!(provers))
+        .routes(routes!(prover))
+        .routes(routes!(prover_work))
+        .routes(routes!(jobs))
+        .routes(routes!(job))
+        .routes(routes!(blocks))
+        .routes(routes!(block))
+        .routes(routes!(quote));
+    let slow = OpenApiRouter::new()
+        .routes(routes!(get_blob, put_blob))
+        .routes(routes!(job_events))
+        .routes(routes!(block_events));
+    (quick, slow)
+}
+
+/// The OpenAPI document of this API, generated from its types and handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (quick, slow) = documented();
+    let mut doc = quick.merge(slow).into_openapi();
+    doc.info.title = "provernet API".into();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.description = Some(
+        "The HTTP API every provernet validator serves: transactions, state queries, blobs, \
+         event streams. Errors are `{code, message}` with a stable code."
+            .into(),
+    );
+    doc.info.license = None;
+    doc.info.contact = None;
+    doc
 }
 
 impl Api {
@@ -132,42 +185,24 @@ impl Api {
     /// The router, for serving or for in-process tests.
     pub fn router(self) -> Router {
         let request_timeout = std::time::Duration::from_secs(self.limits.request_timeout_s.max(1));
+        let (quick, slow) = documented();
         // Everything but blob transfers and event streams answers within the request timeout.
-        let quick = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/metrics", get(metrics))
-            .route("/openapi.json", get(openapi))
-            .route("/v1/status", get(status))
-            .route("/v1/supply", get(supply))
-            .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(TX_BYTES_MAX + 1024)))
-            .route("/v1/txs/{hash}", get(tx_status))
-            .route("/v1/accounts/{id}", get(account))
-            .route("/v1/programs/{id}", get(program))
-            .route("/v1/provers", get(provers))
-            .route("/v1/provers/{id}", get(prover))
-            .route("/v1/provers/{id}/work", get(prover_work))
-            .route("/v1/jobs", get(jobs))
-            .route("/v1/jobs/{id}", get(job))
-            .route("/v1/blocks/{height}", get(block))
-            .route("/v1/quote", get(quote))
-            .layer(axum::middleware::from_fn(
-                move |req: axum::extract::Request, next: axum::middleware::Next| async move {
-                    match tokio::time::timeout(request_timeout, next.run(req)).await {
-                        Ok(r) => r,
-                        Err(_) => ApiError::new(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "request_timeout",
-                            format!("the request took longer than {} s", request_timeout.as_secs()),
-                        )
-                        .into_response(),
-                    }
-                },
-            ));
-        Router::new()
-            .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
-            .route("/v1/jobs/{id}/events", get(job_events))
-            .route("/v1/events/blocks", get(block_events))
-            .merge(quick)
+        let timeout = axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!("the request took longer than {} s", request_timeout.as_secs()),
+                    )
+                    .into_response(),
+                }
+            },
+        );
+        let quick = quick.layer(DefaultBodyLimit::max(TX_BYTES_MAX + 1024)).layer(timeout);
+        let (router, _) = slow.merge(quick).split_for_parts();
+        router
             .fallback(|| async {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -200,7 +235,7 @@ fn client_ip(peer: Option<&axum::Extension<Peer>>) -> Option<std::net::IpAddr> {
     peer.map(|p| p.0 .0.ip())
 }
 
-fn busy(code: &'static str, what: &str, full: server::Full) -> ApiError {
+fn busy(code: &str, what: &str, full: server::Full) -> ApiError {
     let why = match full {
         server::Full::Total(n) => format!("this validator serves at most {n} {what}"),
         server::Full::PerIp(n) => format!("at most {n} {what} per client address"),
@@ -225,6 +260,19 @@ fn no_blobs() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "blobs_disabled", "this node does not store blobs")
 }
 
+/// Downloads a blob, streamed in checked pieces. A copy on its way from another validator is
+/// waited for a little.
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{hash}",
+    tag = "blobs",
+    params(("hash" = String, Path, description = "The blob's BLAKE3 hash")),
+    responses(
+        (status = 200, description = "The blob's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "A malformed hash", body = t::ApiErrorBody),
+        (status = 404, description = "No such blob here", body = t::ApiErrorBody),
+    )
+)]
 async fn get_blob(State(api): State<Api>, Path(hash): Path<String>) -> Result<Response, ApiError> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
@@ -259,10 +307,30 @@ fn header<'a>(headers: &'a axum::http::HeaderMap, name: &'static str) -> Result<
         .ok_or_else(|| ApiError::bad("missing_header", format!("header {name} is required")))
 }
 
-/// An upload: everything is checked from its signed headers before a byte of the body is read
-/// (the signature, the account, the declared size against the blob limit, the
+/// Uploads a blob. Everything is checked from its signed headers before a byte of the body is
+/// read (the signature, the account, the declared size against the blob limit, the
 /// `content-length`, room in the account's quota and among the uploads in progress); then the
-/// body streams to the store, hashed on its way.
+/// body streams to the store, hashed on its way. The other validators copy it.
+#[utoipa::path(
+    put,
+    path = "/v1/blobs/{hash}",
+    tag = "blobs",
+    params(
+        ("hash" = String, Path, description = "The blob's BLAKE3 hash"),
+        ("x-provernet-account" = String, Header, description = "The uploading account, which pays the quota"),
+        ("x-provernet-size" = u64, Header, description = "The blob's size in bytes (equal to content-length)"),
+        ("x-provernet-signature" = String, Header, description = "The account's ed25519 signature of the blob's hash and size, hex"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored, or already here", body = t::BlobStored),
+        (status = 400, description = "Bad headers, or bytes that do not match the hash", body = t::ApiErrorBody),
+        (status = 401, description = "A bad signature", body = t::ApiErrorBody),
+        (status = 403, description = "An unknown account, or its quota is full", body = t::ApiErrorBody),
+        (status = 413, description = "Above the blob limit", body = t::ApiErrorBody),
+        (status = 503, description = "Too many uploads in progress", body = t::ApiErrorBody),
+    )
+)]
 async fn put_blob(
     State(api): State<Api>,
     Path(hash): Path<String>,
@@ -333,11 +401,11 @@ async fn put_blob(
     if let Some(net) = api.submitter.blobs() {
         net.uploaded(declared, provernet_consensus::blobnet::Upload { account, signature });
     }
-    let state = match stored {
-        Stored::New => "new",
-        Stored::Existing => "existing",
+    let stored = match stored {
+        Stored::New => t::StoredAs::New,
+        Stored::Existing => t::StoredAs::Existing,
     };
-    Ok((StatusCode::CREATED, Json(json!({"hash": hash, "size": size, "stored": state})))
+    Ok((StatusCode::CREATED, Json(t::BlobStored { hash: h, size: ByteSize(size), stored }))
         .into_response())
 }
 
@@ -363,14 +431,33 @@ fn parse_id<T: FromStr>(what: &'static str, s: &str) -> Result<T, ApiError> {
     s.parse().map_err(|_| ApiError::bad("bad_id", format!("{what} `{s}` is not 64 hex characters")))
 }
 
-async fn healthz(State(api): State<Api>) -> ApiResult {
-    Ok(Json(json!({"ok": true, "height": api.submitter.chain().tip().height})))
+/// Whether the node is up, and its height.
+#[utoipa::path(get, path = "/healthz", tag = "node", responses((status = 200, body = t::Health)))]
+async fn healthz(State(api): State<Api>) -> ApiResult<t::Health> {
+    Ok(Json(t::Health { ok: true, height: api.submitter.chain().tip().height }))
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "node",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+)]
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC
+        .get_or_init(|| openapi().to_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
+    ([(header::CONTENT_TYPE, "application/json")], doc.clone()).into_response()
 }
 
+/// Prometheus metrics of this validator's API and mempool.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "node",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
 async fn metrics(State(api): State<Api>) -> Response {
     let chain = api.submitter.chain();
     let tip = chain.tip();
@@ -396,52 +483,57 @@ async fn metrics(State(api): State<Api>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-async fn status(State(api): State<Api>) -> ApiResult {
+/// The chain's height, tip, parameters that clients need and the mempool.
+#[utoipa::path(get, path = "/v1/status", tag = "chain", responses((status = 200, body = t::Status)))]
+async fn status(State(api): State<Api>) -> ApiResult<t::Status> {
     let chain = api.submitter.chain();
     let tip = chain.tip();
     let (txs, bytes) = chain.mempool_size();
-    Ok(Json(json!({
-        "chain_id": chain.chain_id(),
-        "height": tip.height,
-        "block_hash": hex::encode(tip.digest.0),
-        "state_root": tip.root.to_string(),
-        "time_ms": tip.time,
-        "block_time_ms": chain.with_state(|s| s.params().block_time_ms),
-        "tx_fee_micro_credits": chain.with_state(|s| s.params().tx_fee.0),
-        "mempool": {"txs": txs, "bytes": bytes},
-        "mechanisms": chain.with_state(|s| {
-            let p = s.params();
-            let m = &p.mechanism_params;
-            json!({
-                "enabled": p.mechanisms.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                "dutch_ramp_blocks": m.dutch_ramp_blocks,
-                "bid_window_blocks": m.bid_window_blocks,
-                "collateral_bps": m.collateral_bps,
-                "collateral_burn_bps": m.collateral_burn_bps,
-                "sqrt_lottery_top": m.sqrt_lottery_top,
-            })
-        }),
-    })))
+    let (block_time_ms, tx_fee, mechanisms) = chain.with_state(|s| {
+        let p = s.params();
+        let m = &p.mechanism_params;
+        let mechanisms = t::Mechanisms {
+            enabled: p.mechanisms.iter().map(|k| (*k).into()).collect(),
+            dutch_ramp_blocks: m.dutch_ramp_blocks,
+            bid_window_blocks: m.bid_window_blocks,
+            collateral_bps: m.collateral_bps,
+            collateral_burn_bps: m.collateral_burn_bps,
+            sqrt_lottery_top: m.sqrt_lottery_top,
+        };
+        (p.block_time_ms, p.tx_fee, mechanisms)
+    });
+    Ok(Json(t::Status {
+        chain_id: chain.chain_id().to_owned(),
+        height: tip.height,
+        block_hash: provernet_types::BlockHash(tip.digest.0),
+        state_root: tip.root,
+        time_ms: tip.time,
+        block_time_ms,
+        tx_fee_micro_credits: tx_fee,
+        mempool: t::Mempool { txs: txs as u64, bytes: bytes as u64 },
+        mechanisms,
+    }))
 }
 
 /// Where every credit is. The parts sum to the genesis supply after every block (the ledger's
 /// conservation invariant), which anyone can check from outside with this and the accounts.
-async fn supply(State(api): State<Api>) -> ApiResult {
+#[utoipa::path(get, path = "/v1/supply", tag = "chain", responses((status = 200, body = t::Supply)))]
+async fn supply(State(api): State<Api>) -> ApiResult<t::Supply> {
     Ok(Json(api.submitter.chain().with_state(|s| {
         let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
         let stakes: u128 = s.provers().map(|(_, p)| u128::from(p.stake.0)).sum();
         let escrows: u128 = s.jobs().map(|(_, j)| u128::from(j.escrow.0)).sum();
         let m = s.meta();
-        json!({
-            "height": m.height.0,
-            "supply_micro_credits": m.supply.0,
-            "balances_micro_credits": balances,
-            "stakes_micro_credits": stakes,
-            "escrows_micro_credits": escrows,
-            "treasury_micro_credits": m.treasury.0,
-            "burned_micro_credits": m.burned.0,
-            "accounts": s.accounts().count(),
-        })
+        t::Supply {
+            height: m.height,
+            supply_micro_credits: m.supply,
+            balances_micro_credits: balances,
+            stakes_micro_credits: stakes,
+            escrows_micro_credits: escrows,
+            treasury_micro_credits: m.treasury,
+            burned_micro_credits: m.burned,
+            accounts: s.accounts().count() as u64,
+        }
     })))
 }
 
@@ -452,9 +544,28 @@ fn admit_error(e: AdmitError) -> ApiError {
         AdmitError::Blob(b) => blob_status(b),
         _ => StatusCode::BAD_REQUEST,
     };
-    ApiError::new(status, e.code(), e.to_string())
+    let mut err = ApiError::new(status, e.code(), e.to_string());
+    if let AdmitError::Ledger(l) = &e {
+        err.fields = l.fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    }
+    err
 }
 
+/// Submits a signed transaction (its canonical binary encoding). The mempool checks it against
+/// the ledger first: a transaction that would fail now is refused with the ledger's own code.
+#[utoipa::path(
+    post,
+    path = "/v1/txs",
+    tag = "transactions",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The encoded signed transaction"),
+    responses(
+        (status = 202, description = "In the mempool", body = t::Submitted),
+        (status = 400, description = "Malformed, badly signed, or refused by the ledger (its code)", body = t::ApiErrorBody),
+        (status = 409, description = "Another transaction with this nonce is pending", body = t::ApiErrorBody),
+        (status = 413, description = "Over the transaction size limit", body = t::ApiErrorBody),
+        (status = 429, description = "The mempool or the account's share of it is full", body = t::ApiErrorBody),
+    )
+)]
 async fn submit_tx(
     State(api): State<Api>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -471,13 +582,12 @@ async fn submit_tx(
     }
     match api.submitter.submit(&body).await {
         Ok((hash, admitted)) => {
-            let (counter, state) = match admitted {
-                Admitted::Added => (&api.counters.txs_admitted, "added"),
-                Admitted::Known => (&api.counters.txs_known, "known"),
+            let (counter, mempool) = match admitted {
+                Admitted::Added => (&api.counters.txs_admitted, t::MempoolAdmission::Added),
+                Admitted::Known => (&api.counters.txs_known, t::MempoolAdmission::Known),
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash.to_string(), "mempool": state})))
-                .into_response())
+            Ok((StatusCode::ACCEPTED, Json(t::Submitted { hash, mempool })).into_response())
         }
         Err(e) => {
             api.counters.txs_rejected.fetch_add(1, Ordering::Relaxed);
@@ -486,21 +596,49 @@ async fn submit_tx(
     }
 }
 
-async fn tx_status(State(api): State<Api>, Path(hash): Path<String>) -> ApiResult {
+/// A transaction: pending in the mempool, or applied or failed in a block (with the ledger's
+/// error). Receipts of the most recent transactions are kept.
+#[utoipa::path(
+    get,
+    path = "/v1/txs/{hash}",
+    tag = "transactions",
+    params(("hash" = String, Path, description = "The transaction's hash")),
+    responses(
+        (status = 200, body = t::TxStatus),
+        (status = 400, body = t::ApiErrorBody),
+        (status = 404, description = "Neither pending nor remembered", body = t::ApiErrorBody),
+    )
+)]
+async fn tx_status(State(api): State<Api>, Path(hash): Path<String>) -> ApiResult<t::TxStatus> {
     let h: TxHash = parse_id("transaction hash", &hash)?;
     if let Some((height, result)) = api.submitter.chain().receipt(&h) {
-        return Ok(Json(match result {
-            Ok(()) => json!({"hash": hash, "status": "applied", "height": height.0}),
-            Err(e) => json!({"hash": hash, "status": "failed", "height": height.0, "error": e}),
+        return Ok(Json(t::TxStatus {
+            hash: h,
+            status: if result.is_ok() { t::TxState::Applied } else { t::TxState::Failed },
+            height: Some(height),
+            error: result.err().map(|e| views::tx_error(&e)),
         }));
     }
     if api.submitter.chain().mempool_contains(&h) {
-        return Ok(Json(json!({"hash": hash, "status": "pending"})));
+        return Ok(Json(t::TxStatus {
+            hash: h,
+            status: t::TxState::Pending,
+            height: None,
+            error: None,
+        }));
     }
     Err(ApiError::not_found("transaction", &hash))
 }
 
-async fn account(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+/// An account's balance, next nonce and open jobs.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}",
+    tag = "chain",
+    params(("id" = String, Path, description = "The account id (its public key)")),
+    responses((status = 200, body = t::Account), (status = 400, body = t::ApiErrorBody), (status = 404, body = t::ApiErrorBody))
+)]
+async fn account(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Account> {
     let a: AccountId = parse_id("account", &id)?;
     api.submitter
         .chain()
@@ -509,7 +647,15 @@ async fn account(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         .ok_or_else(|| ApiError::not_found("account", &id))
 }
 
-async fn program(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+/// A program, by id or by name.
+#[utoipa::path(
+    get,
+    path = "/v1/programs/{id}",
+    tag = "chain",
+    params(("id" = String, Path, description = "The program's id, or its name")),
+    responses((status = 200, body = t::Program), (status = 404, body = t::ApiErrorBody))
+)]
+async fn program(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Program> {
     let found = api.submitter.chain().with_state(|s| match ProgramId::from_str(&id) {
         Ok(pid) => s.program(&pid).map(|p| views::program(&pid, p)),
         Err(_) => s.program_by_name(&id).map(|(pid, p)| views::program(pid, p)),
@@ -517,7 +663,42 @@ async fn program(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     found.map(Json).ok_or_else(|| ApiError::not_found("program (by id or name)", &id))
 }
 
-async fn prover(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+/// Every registered program, by id.
+#[utoipa::path(
+    get,
+    path = "/v1/programs",
+    tag = "chain",
+    params(t::PageQuery),
+    responses((status = 200, body = t::Page<t::Program>), (status = 400, body = t::ApiErrorBody))
+)]
+async fn programs(
+    State(api): State<Api>,
+    page: Result<Query<t::PageQuery>, QueryRejection>,
+) -> ApiResult<t::Page<t::Program>> {
+    let Query(page) = page.map_err(bad_query)?;
+    let limit = page_limit(page.limit, PAGE_MAX)?;
+    let after: Option<ProgramId> =
+        page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
+    Ok(Json(api.submitter.chain().with_state(|s| {
+        let items: Vec<t::Program> = s
+            .programs()
+            .filter(|(id, _)| after.is_none_or(|a| **id > a))
+            .take(limit)
+            .map(|(id, p)| views::program(id, p))
+            .collect();
+        page_of(items, limit, |p| p.id.to_string())
+    })))
+}
+
+/// A prover's standing: status, capacity, stake, earnings, faults.
+#[utoipa::path(
+    get,
+    path = "/v1/provers/{id}",
+    tag = "provers",
+    params(("id" = String, Path, description = "The prover's account id")),
+    responses((status = 200, body = t::Prover), (status = 400, body = t::ApiErrorBody), (status = 404, body = t::ApiErrorBody))
+)]
+async fn prover(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Prover> {
     let p: ProverId = parse_id("prover", &id)?;
     api.submitter
         .chain()
@@ -526,18 +707,21 @@ async fn prover(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         .ok_or_else(|| ApiError::not_found("prover", &id))
 }
 
-/// Most tasks one `/work` answer lists.
-pub const WORK_TASKS_MAX: usize = 256;
-
 /// What the prover (or validator) `id` has to do now, derived from the state alone so that a
 /// node which restarts or reconnects learns its work again: attempts assigned to it that await
-/// its accept (`accept`), attempts it is running (`run`), proofs whose committee it sits on and
-/// has not voted for yet (`vote`), and what job markets offer it (see
-/// [`provernet_ledger::Opening`]): races it may join (`race`), reverse-Dutch jobs it may lock
-/// at the listed price (`lock`), and lowest-bid jobs taking its sealed bid (`bid`) or awaiting
-/// its reveal (`reveal`). Each task carries its job; `attempt` is the index a new attempt would
-/// get for market tasks.
-async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+/// its accept (`accept`), attempts it is running (`run`), committed proofs it may reveal
+/// (`reveal_proof`), proofs whose committee it sits on and has not voted for yet (`vote`), and
+/// what job markets offer it: races it may join (`race`), reverse-Dutch jobs it may lock at the
+/// listed price (`lock`), and lowest-bid jobs taking its sealed bid (`bid`) or awaiting its
+/// reveal (`reveal`). At most 256 tasks.
+#[utoipa::path(
+    get,
+    path = "/v1/provers/{id}/work",
+    tag = "provers",
+    params(("id" = String, Path, description = "The prover's (or validator's) account id")),
+    responses((status = 200, body = t::Work), (status = 400, body = t::ApiErrorBody))
+)]
+async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Work> {
     let me: AccountId = parse_id("prover", &id)?;
     let pid = ProverId::from(me);
     Ok(Json(api.submitter.chain().with_state(|s| {
@@ -545,14 +729,14 @@ async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
         'jobs: for (jid, j) in s.jobs().filter(|(_, j)| !j.settled) {
             for (i, a) in j.attempts.iter().enumerate() {
                 let kind = match a.state {
-                    AttemptState::Assigned if a.prover == pid => "accept",
-                    AttemptState::Running if a.prover == pid => "run",
+                    AttemptState::Assigned if a.prover == pid => t::TaskKind::Accept,
+                    AttemptState::Running if a.prover == pid => t::TaskKind::Run,
                     // Revealed in a later block, once no co-prover can still commit.
                     AttemptState::Committed if a.prover == pid => {
                         let at = a.commitment.map_or(a.assigned_at, |(h, _)| h);
-                        let next = provernet_types::Height(s.height().0 + 1);
+                        let next = Height(s.height().0 + 1);
                         if next > at && provernet_ledger::apply::gate_open(j, at, next) {
-                            "reveal_proof"
+                            t::TaskKind::RevealProof
                         } else {
                             continue;
                         }
@@ -560,7 +744,7 @@ async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
                     AttemptState::Proven => {
                         let pos = a.committee.iter().position(|m| *m == me);
                         match pos.and_then(|p| a.votes.get(p)) {
-                            Some(None) => "vote",
+                            Some(None) => t::TaskKind::Vote,
                             _ => continue,
                         }
                     }
@@ -569,12 +753,14 @@ async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
                 if tasks.len() == WORK_TASKS_MAX {
                     break 'jobs;
                 }
-                tasks.push(json!({
-                    "kind": kind,
-                    "attempt": i,
-                    "deadline": a.deadline.0,
-                    "job": views::job(jid, j),
-                }));
+                tasks.push(t::Task {
+                    kind,
+                    attempt: u8::try_from(i).unwrap_or(u8::MAX),
+                    deadline: a.deadline,
+                    price_micro_credits: None,
+                    round: None,
+                    job: views::job(jid, j),
+                });
             }
             if let Some(o) = provernet_ledger::opening(s, j, &pid) {
                 if tasks.len() == WORK_TASKS_MAX {
@@ -583,102 +769,126 @@ async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
                 tasks.push(views::opening(jid, j, &o));
             }
         }
-        json!({
-            "height": s.height().0,
-            "prover": s.prover(&pid).map(|p| views::prover(&pid, p)),
-            "tasks": tasks,
-        })
+        t::Work {
+            height: s.height().0,
+            prover: s.prover(&pid).map(|p| views::prover(&pid, p)),
+            tasks,
+        }
     })))
 }
 
-#[derive(Deserialize, Debug)]
-struct Page {
-    cursor: Option<String>,
-    limit: Option<usize>,
-    requester: Option<String>,
-    state: Option<String>,
+/// A query string that does not parse, as a JSON error naming what is wrong.
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::bad("bad_field", format!("the query string: {}", e.body_text()))
 }
 
-impl Page {
-    fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(PAGE_MAX),
-            Some(0) => Err(ApiError::bad("bad_limit", "limit must be at least 1")),
-            Some(n) if n > PAGE_MAX => Err(ApiError::bad(
-                "bad_limit",
-                format!("limit {n} is above the maximum {PAGE_MAX}"),
-            )),
-            Some(n) => Ok(n),
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(0) => Err(ApiError::bad("bad_limit", "limit must be at least 1")),
+        Some(n) if n > PAGE_MAX => {
+            Err(ApiError::bad("bad_limit", format!("limit {n} is above the maximum {PAGE_MAX}")))
         }
+        Some(n) => Ok(n),
     }
 }
 
-/// A page of items keyed by `id`: a full page names its last id as the next cursor.
-fn page_of(items: Vec<Value>, limit: usize) -> Value {
-    let next = (items.len() == limit)
-        .then(|| items.last().and_then(|v| v["id"].as_str().map(String::from)))
-        .flatten();
-    json!({"items": items, "next_cursor": next})
+/// A page of items: a full page names its last item's key as the next cursor.
+fn page_of<T>(items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> t::Page<T> {
+    let next_cursor = (items.len() == limit).then(|| items.last().map(key)).flatten();
+    t::Page { items, next_cursor }
 }
 
-async fn provers(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult {
-    let limit = page.limit()?;
+/// Every registered prover, by id.
+#[utoipa::path(
+    get,
+    path = "/v1/provers",
+    tag = "provers",
+    params(t::PageQuery),
+    responses((status = 200, body = t::Page<t::Prover>), (status = 400, body = t::ApiErrorBody))
+)]
+async fn provers(
+    State(api): State<Api>,
+    page: Result<Query<t::PageQuery>, QueryRejection>,
+) -> ApiResult<t::Page<t::Prover>> {
+    let Query(page) = page.map_err(bad_query)?;
+    let limit = page_limit(page.limit, PAGE_MAX)?;
     let after: Option<ProverId> =
         page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
     Ok(Json(api.submitter.chain().with_state(|s| {
-        let items: Vec<Value> = s
+        let items: Vec<t::Prover> = s
             .provers()
             .filter(|(id, _)| after.is_none_or(|a| **id > a))
             .take(limit)
             .map(|(id, p)| views::prover(id, p))
             .collect();
-        page_of(items, limit)
+        page_of(items, limit, |p| p.id.to_string())
     })))
 }
 
-async fn jobs(State(api): State<Api>, Query(page): Query<Page>) -> ApiResult {
-    let limit = page.limit()?;
+/// Jobs by id, filtered by requester, by a prover that made an attempt, or by state.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(t::JobQuery),
+    responses((status = 200, body = t::Page<t::Job>), (status = 400, body = t::ApiErrorBody))
+)]
+async fn jobs(
+    State(api): State<Api>,
+    page: Result<Query<t::JobQuery>, QueryRejection>,
+) -> ApiResult<t::Page<t::Job>> {
+    let Query(page) = page.map_err(bad_query)?;
+    let limit = page_limit(page.limit, PAGE_MAX)?;
     let after: Option<JobId> = page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
     let requester: Option<AccountId> =
         page.requester.as_deref().map(|r| parse_id("requester", r)).transpose()?;
-    const STATES: [&str; 10] = [
-        "Pending",
-        "Assigned",
-        "Running",
-        "Proven",
-        "Race",
-        "Verified",
-        "Failed(program)",
-        "Failed(no proof)",
-        "Cancelled",
-        "Expired",
-    ];
-    if let Some(state) = &page.state {
-        if !STATES.contains(&state.as_str()) && state != "Failed" {
-            return Err(ApiError::bad(
-                "bad_state",
-                format!("state `{state}` is not one of {}", STATES.join(", ")),
-            ));
-        }
-    }
+    let prover: Option<ProverId> =
+        page.prover.as_deref().map(|r| parse_id("prover", r)).transpose()?;
+    let state = match page.state.as_deref() {
+        None => None,
+        Some("Failed") => Some(None),
+        Some(name) => match t::JobStatus::ALL.iter().find(|s| s.name() == name) {
+            Some(s) => Some(Some(*s)),
+            None => {
+                let names: Vec<&str> = t::JobStatus::ALL.iter().map(|s| s.name()).collect();
+                return Err(ApiError::bad(
+                    "bad_state",
+                    format!("state `{name}` is not Failed or one of {}", names.join(", ")),
+                ));
+            }
+        },
+    };
     Ok(Json(api.submitter.chain().with_state(|s| {
-        let items: Vec<Value> = s
+        let items: Vec<t::Job> = s
             .jobs()
             .filter(|(id, _)| after.is_none_or(|a| **id > a))
             .filter(|(_, j)| requester.is_none_or(|r| j.requester == r))
-            .filter(|(_, j)| match page.state.as_deref() {
-                None => true,
-                Some("Failed") => j.status.name().starts_with("Failed"),
-                Some(st) => j.status.name() == st,
+            .filter(|(_, j)| prover.is_none_or(|p| j.attempts.iter().any(|a| a.prover == p)))
+            .filter(|(_, j)| {
+                let status = views::job_status(j.status);
+                match state {
+                    None => true,
+                    Some(None) => status.is_failed(),
+                    Some(Some(want)) => status == want,
+                }
             })
             .take(limit)
             .map(|(id, j)| views::job(id, j))
             .collect();
-        page_of(items, limit)
+        page_of(items, limit, |j| j.id.to_string())
     })))
 }
 
-async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+/// A job with its attempts, votes and money.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job id")),
+    responses((status = 200, body = t::Job), (status = 400, body = t::ApiErrorBody), (status = 404, body = t::ApiErrorBody))
+)]
+async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Job> {
     let j: JobId = parse_id("job", &id)?;
     api.submitter
         .chain()
@@ -687,42 +897,95 @@ async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         .ok_or_else(|| ApiError::not_found("job", &id))
 }
 
-async fn block(State(api): State<Api>, Path(height): Path<String>) -> ApiResult {
+fn block_view(api: &Api, h: u64) -> Result<Option<t::Block>, ApiError> {
     let chain = api.submitter.chain();
+    if h == 0 {
+        let g = chain.genesis_block();
+        return Ok(Some(t::Block {
+            height: Height(0),
+            hash: provernet_types::BlockHash(commonware_digest(g)),
+            time_ms: 0,
+            state_root: g.header().root,
+            randomness: None,
+            genesis: true,
+            txs: Vec::new(),
+            transactions: Vec::new(),
+        }));
+    }
+    let record = chain
+        .with_store(|s| s.block(Height(h)))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
+    Ok(record.map(|b| views::block(&b, |tx| chain.receipt(tx).map(|(_, r)| r))))
+}
+
+/// A block and its transactions (with their outcome while this validator remembers it).
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}",
+    tag = "chain",
+    params(("height" = String, Path, description = "A height, or `latest`")),
+    responses((status = 200, body = t::Block), (status = 400, body = t::ApiErrorBody), (status = 404, body = t::ApiErrorBody))
+)]
+async fn block(State(api): State<Api>, Path(height): Path<String>) -> ApiResult<t::Block> {
     let h = if height == "latest" {
-        chain.tip().height
+        api.submitter.chain().tip().height
     } else {
         height.parse::<u64>().map_err(|_| {
             ApiError::bad("bad_height", format!("height `{height}` is not a number or `latest`"))
         })?
     };
-    if h == 0 {
-        let g = chain.genesis_block();
-        return Ok(Json(json!({
-            "height": 0,
-            "genesis": true,
-            "hash": hex::encode(commonware_digest(g)),
-            "state_root": g.header().root.to_string(),
-        })));
+    block_view(&api, h)?.map(Json).ok_or_else(|| ApiError::not_found("block at height", &height))
+}
+
+/// Blocks, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/blocks",
+    tag = "chain",
+    params(t::BlockQuery),
+    responses((status = 200, body = t::Page<t::Block>), (status = 400, body = t::ApiErrorBody))
+)]
+async fn blocks(
+    State(api): State<Api>,
+    q: Result<Query<t::BlockQuery>, QueryRejection>,
+) -> ApiResult<t::Page<t::Block>> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = page_limit(q.limit, 20)?;
+    let tip = api.submitter.chain().tip().height;
+    let top = q.before.map_or(tip, |b| b.saturating_sub(1).min(tip));
+    let mut items = Vec::new();
+    let mut h = top;
+    while items.len() < limit {
+        if let Some(b) = block_view(&api, h)? {
+            items.push(b);
+        }
+        if h == 0 {
+            break;
+        }
+        h -= 1;
     }
-    let record = chain
-        .with_store(|s| s.block(Height(h)))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
-    record
-        .map(|b| Json(views::block(&b)))
-        .ok_or_else(|| ApiError::not_found("block at height", &height))
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|b| b.height.0))
+        .flatten()
+        .filter(|h| *h > 0)
+        .map(|h| h.to_string());
+    Ok(Json(t::Page { items, next_cursor }))
 }
 
-#[derive(Deserialize, Debug)]
-struct QuoteQuery {
-    cores: String,
-    memory: String,
-    gpus: Option<String>,
-    time: String,
-    redundancy: Option<u8>,
-}
-
-async fn quote(State(api): State<Api>, Query(q): Query<QuoteQuery>) -> ApiResult {
+/// What the chain charges for a job of these resources (per prover and in all), and the
+/// transaction fee.
+#[utoipa::path(
+    get,
+    path = "/v1/quote",
+    tag = "jobs",
+    params(t::QuoteQuery),
+    responses((status = 200, body = t::Quote), (status = 400, body = t::ApiErrorBody))
+)]
+async fn quote(
+    State(api): State<Api>,
+    q: Result<Query<t::QuoteQuery>, QueryRejection>,
+) -> ApiResult<t::Quote> {
+    let Query(q) = q.map_err(bad_query)?;
     let field = |name: &'static str, e: String| ApiError::bad("bad_field", format!("{name}: {e}"));
     let cores: MilliCores = q
         .cores
@@ -752,14 +1015,22 @@ async fn quote(State(api): State<Api>, Query(q): Query<QuoteQuery>) -> ApiResult
         .submitter
         .chain()
         .with_state(|s| (s.params().prices.quote(&resources, time), s.params().tx_fee));
-    let total = per.0.saturating_mul(u64::from(redundancy));
-    Ok(Json(json!({
-        "per_prover_micro_credits": per.0,
-        "total_micro_credits": total,
-        "redundancy": redundancy,
-        "time_limit_s": time.0,
-        "tx_fee_micro_credits": tx_fee.0,
-    })))
+    let total = per
+        .0
+        .checked_mul(u64::from(redundancy))
+        .ok_or_else(|| field("resources", "the quote overflows".into()))?;
+    Ok(Json(t::Quote {
+        per_prover_micro_credits: per,
+        total_micro_credits: provernet_types::MicroCredits(total),
+        redundancy,
+        time_limit_s: time,
+        tx_fee_micro_credits: tx_fee,
+    }))
+}
+
+fn sse_json(name: &'static str, value: &impl serde::Serialize) -> Result<SseEvent, Infallible> {
+    let data = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+    Ok(SseEvent::default().event(name).data(data))
 }
 
 fn sse_stream(
@@ -768,23 +1039,16 @@ fn sse_stream(
     done: impl Fn() -> bool + Send + Sync + 'static,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
     blocks.take_while(move |_| std::future::ready(!done())).filter_map(move |b| {
-        let data = match job {
-            None => Some(views::finalized(&b)),
+        let event = match job {
+            None => Some(sse_json("block", &views::finalized(&b))),
             Some(id) => {
-                let events: Vec<Value> = b
-                    .events
-                    .iter()
-                    .filter(|e| views::event_job(e) == Some(id))
-                    .map(views::event)
-                    .collect();
-                (!events.is_empty()).then(|| json!({"height": b.height.0, "events": events}))
+                let events: Vec<t::Event> =
+                    b.events.iter().map(views::event).filter(|e| e.job() == Some(id)).collect();
+                (!events.is_empty())
+                    .then(|| sse_json("job_events", &t::JobEvents { height: b.height, events }))
             }
         };
-        std::future::ready(data.map(|d| {
-            Ok(SseEvent::default()
-                .event(if job.is_some() { "job" } else { "block" })
-                .data(d.to_string()))
-        }))
+        std::future::ready(event)
     })
 }
 
@@ -806,6 +1070,17 @@ fn holding<S: Stream + Send + 'static>(
     })
 }
 
+/// Every finalized block from now on, as server-sent events named `block` whose data is a
+/// [`t::FinalizedBlock`].
+#[utoipa::path(
+    get,
+    path = "/v1/events/blocks",
+    tag = "events",
+    responses(
+        (status = 200, description = "`text/event-stream`: events `block`", content_type = "text/event-stream", body = t::FinalizedBlock),
+        (status = 503, description = "Too many subscribers", body = t::ApiErrorBody),
+    )
+)]
 async fn block_events(
     State(api): State<Api>,
     peer: Option<axum::Extension<Peer>>,
@@ -817,6 +1092,20 @@ async fn block_events(
         .into_response())
 }
 
+/// A job's events: first an event `job` with the whole [`t::Job`], then an event
+/// `job_events` ([`t::JobEvents`]) for each block that touched it, ending after the block in
+/// which it became final.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/events",
+    tag = "events",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `job`, then `job_events`", content_type = "text/event-stream", body = t::JobEvents),
+        (status = 404, body = t::ApiErrorBody),
+        (status = 503, description = "Too many subscribers", body = t::ApiErrorBody),
+    )
+)]
 async fn job_events(
     State(api): State<Api>,
     Path(id): Path<String>,
@@ -824,20 +1113,13 @@ async fn job_events(
 ) -> Result<Response, ApiError> {
     let j: JobId = parse_id("job", &id)?;
     let chain = api.submitter.chain().clone();
-    let exists = chain.with_state(|s| s.job(&j).map(|job| job.status.is_final()));
-    let Some(already_final) = exists else {
+    let Some(view) = chain.with_state(|s| s.job(&j).map(|job| views::job(&j, job))) else {
         return Err(ApiError::not_found("job", &id));
     };
+    let already_final = view.is_final;
     let pass = subscriber(&api, peer.as_ref())?;
     let rx = chain.subscribe();
-    let first = futures::stream::once(std::future::ready(Ok::<_, Infallible>(
-        SseEvent::default().event("job").data(
-            chain
-                .with_state(|s| s.job(&j).map(|job| views::job(&j, job)))
-                .unwrap_or(Value::Null)
-                .to_string(),
-        ),
-    )));
+    let first = futures::stream::once(std::future::ready(sse_json("job", &view)));
     let rest = if already_final {
         futures::stream::empty().boxed()
     } else {

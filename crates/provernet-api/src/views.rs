@@ -1,201 +1,308 @@
-//! JSON views of ledger records. Ids and hashes are lowercase hex; credits are integer
-//! micro-credits; resources are also given in their human form.
+//! Ledger records as the wire contract's types ([`provernet_api_types`]).
 
+use provernet_api_types as t;
 use provernet_consensus::Finalized;
-use provernet_ledger::{Account, Attempt, Event, Job, Opening, Program, Prover};
+use provernet_ledger::{
+    Account, Attempt, AttemptState, Event, Fault, Job, Opening, PaymentKind, Program, Prover,
+    ProverStatus, TxError,
+};
 use provernet_store::BlockRecord;
 use provernet_types::{
-    AccountId, BlobRef, JobId, NamedBlob, ProgramId, ProverId, Resources, VerifierSpec,
+    AccountId, Height, JobId, ProgramFailure, ProgramId, ProverId, Verdict, VerifierSpec,
 };
-use serde_json::{json, Value};
 
-pub fn account(id: &AccountId, a: &Account) -> Value {
-    json!({
-        "id": id.to_string(),
-        "balance_micro_credits": a.balance.0,
-        "nonce": a.nonce.0,
-        "open_jobs": a.open_jobs,
-    })
+pub fn account(id: &AccountId, a: &Account) -> t::Account {
+    t::Account { id: *id, balance_micro_credits: a.balance, nonce: a.nonce, open_jobs: a.open_jobs }
 }
 
-fn resources(r: &Resources) -> Value {
-    json!({
-        "cores": r.cores.to_string(),
-        "millicores": r.cores.0,
-        "memory": r.memory.to_string(),
-        "memory_bytes": r.memory.0,
-        "gpus": r.gpus.0,
-    })
-}
-
-fn blob(b: &BlobRef) -> Value {
-    json!({"hash": b.hash.to_string(), "size": b.size.0})
-}
-
-fn named(b: &NamedBlob) -> Value {
-    json!({"name": b.name.as_str(), "hash": b.blob.hash.to_string(), "size": b.blob.size.0})
-}
-
-pub fn program(id: &ProgramId, p: &Program) -> Value {
+pub fn program(id: &ProgramId, p: &Program) -> t::Program {
     let m = &p.manifest;
     let verifier = match &m.verifier {
-        VerifierSpec::Program { blob: b, limits } => json!({
-            "kind": "program",
-            "blob": blob(b),
-            "limits": {
-                "millicores": limits.cores.0,
-                "memory_bytes": limits.memory.0,
-                "time_limit_s": limits.time_limit.0,
-            },
-        }),
-        VerifierSpec::Builtin(b) => json!({"kind": "builtin", "name": b.name()}),
+        VerifierSpec::Program { blob, limits } => {
+            t::Verifier::Program { blob: (*blob).into(), limits: (*limits).into() }
+        }
+        VerifierSpec::Builtin(b) => t::Verifier::Builtin { name: (*b).into() },
     };
-    json!({
-        "id": id.to_string(),
-        "name": m.name.as_str(),
-        "owner": p.owner.to_string(),
-        "registered_at": p.registered_at.0,
-        "prover": blob(&m.prover),
-        "verifier": verifier,
-        "default_resources": resources(&m.default_resources),
-        "default_time_limit_s": m.default_time_limit.0,
-        "requires": m.requires.iter().map(|l| l.as_str().to_owned()).collect::<Vec<_>>(),
-        "inputs": m.inputs.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>(),
-    })
-}
-
-pub fn prover(id: &ProverId, p: &Prover) -> Value {
-    json!({
-        "id": id.to_string(),
-        "status": format!("{:?}", p.status),
-        "active": p.is_active(),
-        "capacity": resources(&p.capacity),
-        "used": resources(&p.used),
-        "labels": p.labels.iter().map(|l| l.as_str().to_owned()).collect::<Vec<_>>(),
-        "stake_micro_credits": p.stake.0,
-        "bonded_micro_credits": p.bonded.0,
-        "faults": p.faults,
-        "completed": p.completed,
-        "registered_at": p.registered_at.0,
-    })
-}
-
-fn attempt(a: &Attempt) -> Value {
-    json!({
-        "prover": a.prover.to_string(),
-        "state": format!("{:?}", a.state),
-        "race": a.race,
-        "assigned_at": a.assigned_at.0,
-        "deadline": a.deadline.0,
-        "proof": a.proof.iter().map(named).collect::<Vec<_>>(),
-        "usage": {
-            "wall_ms": a.usage.wall.0,
-            "cpu_ms": a.usage.cpu.0,
-            "peak_memory_bytes": a.usage.peak_memory.0,
-        },
-        "exit_code": match a.failure {
-            Some(provernet_types::ProgramFailure::Exit(c)) => Some(c),
-            _ => None,
-        },
-        "failure": a.failure.map(|f| f.name()),
-        "committed_at": a.commitment.map(|(h, _)| h.0),
-        "reported_at": a.reported_at.map(|h| h.0),
-        "committee": a.committee.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-        "votes": a.votes.iter().map(|v| v.map(|v| v.name())).collect::<Vec<_>>(),
-        "verify_round": a.verify_round,
-        "price_micro_credits": a.price.0,
-        "collateral_micro_credits": a.collateral.0,
-    })
-}
-
-pub fn job(id: &JobId, j: &Job) -> Value {
-    json!({
-        "id": id.to_string(),
-        "requester": j.requester.to_string(),
-        "program": j.program.to_string(),
-        "status": j.status.name(),
-        "final": j.status.is_final(),
-        "inputs": j.inputs.iter().map(named).collect::<Vec<_>>(),
-        "resources": resources(&j.resources),
-        "time_limit_s": j.time_limit.0,
-        "redundancy": j.redundancy,
-        "mechanism": j.mechanism.name(),
-        "fee_per_prover_micro_credits": j.fee_per_prover.0,
-        "max_fee_micro_credits": j.max_fee.0,
-        "race_price_micro_credits": j.race_price.0,
-        "race_until": j.race_until.map(|h| h.0),
-        "auction_round_opened_at": j.round.map(|h| h.0),
-        "sealed_bids": j.bids.len(),
-        "revealed_bids": j.bids.iter().filter(|b| b.price.is_some()).count(),
-        "bounty_micro_credits": j.bounty.0,
-        "escrow_micro_credits": j.escrow.0,
-        "attempts": j.attempts.iter().map(attempt).collect::<Vec<_>>(),
-        "winner": j.winner,
-        "submitted_at": j.submitted_at.0,
-        "finished_at": j.finished_at.map(|h| h.0),
-        "fallback_refund_micro_credits": j.fallback_refund.0,
-    })
-}
-
-/// A market task for `/work`: what the job offers, by when, at what price.
-pub fn opening(id: &JobId, j: &Job, o: &Opening) -> Value {
-    let (deadline, price, round) = match *o {
-        Opening::Race { until, price } => (until.0, Some(price.0), None),
-        Opening::Lock { price, round } => (0, Some(price.0), Some(round.0)),
-        Opening::Bid { until, round } => (until.0, None, Some(round.0)),
-        Opening::Reveal { until, round } => (until.0, None, Some(round.0)),
-    };
-    json!({
-        "kind": o.kind(),
-        "attempt": j.attempts.len(),
-        "deadline": deadline,
-        "price_micro_credits": price,
-        "round": round,
-        "job": job(id, j),
-    })
-}
-
-pub fn block(b: &BlockRecord) -> Value {
-    json!({
-        "height": b.height.0,
-        "hash": b.hash.to_string(),
-        "time_ms": b.time.0,
-        "state_root": b.root.to_string(),
-        "randomness": hex::encode(b.randomness),
-        "txs": b.txs.iter().map(|t| t.hash().to_string()).collect::<Vec<_>>(),
-    })
-}
-
-/// The job an event concerns, if any.
-pub fn event_job(e: &Event) -> Option<JobId> {
-    match e {
-        Event::JobSubmitted { job, .. }
-        | Event::AttemptAssigned { job, .. }
-        | Event::AttemptChanged { job, .. }
-        | Event::CommitteeDrawn { job, .. }
-        | Event::RaceOpened { job }
-        | Event::JobStatusChanged { job, .. }
-        | Event::Slashed { job, .. }
-        | Event::CollateralForfeited { job, .. } => Some(*job),
-        Event::Paid { job, .. } => *job,
-        _ => None,
+    t::Program {
+        id: *id,
+        name: m.name.clone(),
+        owner: p.owner,
+        registered_at: p.registered_at,
+        prover: m.prover.into(),
+        verifier,
+        default_resources: m.default_resources.into(),
+        default_time_limit_s: m.default_time_limit,
+        requires: m.requires.iter().cloned().collect(),
+        inputs: m.inputs.iter().cloned().collect(),
     }
 }
 
-pub fn event(e: &Event) -> Value {
-    let kind = format!("{e:?}");
-    let name = kind.split([' ', '{', '(']).next().unwrap_or("").to_owned();
-    json!({"type": name, "detail": kind})
+pub fn prover(id: &ProverId, p: &Prover) -> t::Prover {
+    let (status, exiting_until) = match p.status {
+        ProverStatus::Probing { .. } => (t::ProverStatus::Probing, None),
+        ProverStatus::Active => (t::ProverStatus::Active, None),
+        ProverStatus::Exiting { until, ejected: false } => (t::ProverStatus::Exiting, Some(until)),
+        ProverStatus::Exiting { until, ejected: true } => (t::ProverStatus::Ejected, Some(until)),
+    };
+    t::Prover {
+        id: *id,
+        status,
+        active: p.is_active(),
+        exiting_until,
+        capacity: p.capacity.into(),
+        used: p.used.into(),
+        labels: p.labels.iter().cloned().collect(),
+        stake_micro_credits: p.stake,
+        bonded_micro_credits: p.bonded,
+        earned_micro_credits: p.earned,
+        slashed_micro_credits: p.slashed,
+        faults: p.faults,
+        completed: p.completed,
+        registered_at: p.registered_at,
+    }
 }
 
-pub fn finalized(b: &Finalized) -> Value {
-    json!({
-        "height": b.height.0,
-        "hash": b.hash.to_string(),
-        "time_ms": b.time.0,
-        "state_root": b.root.to_string(),
-        "txs": b.txs.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        "failed_txs": b.receipts.iter().filter(|r| r.result.is_err()).count(),
-        "events": b.events.iter().map(event).collect::<Vec<_>>(),
-    })
+pub fn attempt_state(s: AttemptState) -> t::AttemptState {
+    use t::AttemptState as T;
+    match s {
+        AttemptState::Assigned => T::Assigned,
+        AttemptState::Running => T::Running,
+        AttemptState::Committed => T::Committed,
+        AttemptState::Proven => T::Proven,
+        AttemptState::Verified => T::Verified,
+        AttemptState::Rejected => T::Rejected,
+        AttemptState::MissedAccept => T::MissedAccept,
+        AttemptState::MissedDeadline => T::MissedDeadline,
+        AttemptState::Declined => T::Declined,
+        AttemptState::ProgramError => T::ProgramError,
+        AttemptState::Cancelled => T::Cancelled,
+        AttemptState::Superseded => T::Superseded,
+        AttemptState::Unverifiable => T::Unverifiable,
+        AttemptState::TimeLimit => T::TimeLimit,
+        AttemptState::Refuted => T::Refuted,
+        AttemptState::CannotVerify => T::CannotVerify,
+    }
+}
+
+fn verdict(v: Verdict) -> t::Verdict {
+    match v {
+        Verdict::Valid => t::Verdict::Valid,
+        Verdict::Invalid => t::Verdict::Invalid,
+        Verdict::CannotVerify => t::Verdict::CannotVerify,
+    }
+}
+
+fn attempt(a: &Attempt) -> t::Attempt {
+    t::Attempt {
+        prover: a.prover,
+        state: attempt_state(a.state),
+        race: a.race,
+        assigned_at: a.assigned_at,
+        deadline: a.deadline,
+        proof: a.proof.iter().map(t::NamedBlob::from).collect(),
+        usage: t::Usage {
+            wall_ms: a.usage.wall.0,
+            cpu_ms: a.usage.cpu.0,
+            peak_memory_bytes: a.usage.peak_memory,
+        },
+        exit_code: match a.failure {
+            Some(ProgramFailure::Exit(c)) => Some(c),
+            _ => None,
+        },
+        failure: a.failure.map(|f| f.name()),
+        committed_at: a.commitment.map(|(h, _)| h),
+        reported_at: a.reported_at,
+        committee: a.committee.iter().copied().collect(),
+        votes: a.votes.iter().map(|v| v.map(verdict)).collect(),
+        verify_round: a.verify_round,
+        price_micro_credits: a.price,
+        collateral_micro_credits: a.collateral,
+    }
+}
+
+pub fn job_status(s: provernet_ledger::JobStatus) -> t::JobStatus {
+    use provernet_ledger::{FailReason as R, JobStatus as S};
+    match s {
+        S::Pending => t::JobStatus::Pending,
+        S::Assigned => t::JobStatus::Assigned,
+        S::Running => t::JobStatus::Running,
+        S::Proven => t::JobStatus::Proven,
+        S::Race => t::JobStatus::Race,
+        S::Verified => t::JobStatus::Verified,
+        S::Failed(R::Program) => t::JobStatus::FailedProgram,
+        S::Failed(R::NoProof) => t::JobStatus::FailedNoProof,
+        S::Failed(R::TimeLimit) => t::JobStatus::FailedTimeLimit,
+        S::Failed(R::Unverifiable) => t::JobStatus::FailedUnverifiable,
+        S::Cancelled => t::JobStatus::Cancelled,
+        S::Expired => t::JobStatus::Expired,
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+pub fn job(id: &JobId, j: &Job) -> t::Job {
+    t::Job {
+        id: *id,
+        requester: j.requester,
+        program: j.program,
+        status: job_status(j.status),
+        is_final: j.status.is_final(),
+        inputs: j.inputs.iter().map(t::NamedBlob::from).collect(),
+        resources: j.resources.into(),
+        time_limit_s: j.time_limit,
+        redundancy: j.redundancy,
+        mechanism: j.mechanism.into(),
+        fee_per_prover_micro_credits: j.fee_per_prover,
+        max_fee_micro_credits: j.max_fee,
+        race_price_micro_credits: j.race_price,
+        race_until: j.race_until,
+        auction_round_opened_at: j.round,
+        sealed_bids: count(j.bids.len()),
+        revealed_bids: count(j.bids.iter().filter(|b| b.price.is_some()).count()),
+        bounty_micro_credits: j.bounty,
+        escrow_micro_credits: j.escrow,
+        attempts: j.attempts.iter().map(attempt).collect(),
+        winner: j.winner,
+        submitted_at: j.submitted_at,
+        finished_at: j.finished_at,
+        fallback_refund_micro_credits: j.fallback_refund,
+    }
+}
+
+/// A market task for `/work`: what the job offers, by when, at what price.
+pub fn opening(id: &JobId, j: &Job, o: &Opening) -> t::Task {
+    let (kind, deadline, price, round) = match *o {
+        Opening::Race { until, price } => (t::TaskKind::Race, until, Some(price), None),
+        Opening::Lock { price, round } => (t::TaskKind::Lock, Height(0), Some(price), Some(round)),
+        Opening::Bid { until, round } => (t::TaskKind::Bid, until, None, Some(round)),
+        Opening::Reveal { until, round } => (t::TaskKind::Reveal, until, None, Some(round)),
+    };
+    t::Task {
+        kind,
+        attempt: u8::try_from(j.attempts.len()).unwrap_or(u8::MAX),
+        deadline,
+        price_micro_credits: price,
+        round,
+        job: job(id, j),
+    }
+}
+
+/// Why the ledger refused a transaction, with the values it names.
+pub fn tx_error(e: &TxError) -> t::TxErrorView {
+    t::TxErrorView {
+        code: t::ErrorCode::parse(e.code()),
+        message: e.to_string(),
+        fields: e.fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    }
+}
+
+/// A stored block; `receipt` says how each of its transactions ended, where known.
+pub fn block(
+    b: &BlockRecord,
+    receipt: impl Fn(&provernet_types::TxHash) -> Option<Result<(), TxError>>,
+) -> t::Block {
+    let transactions = b
+        .txs
+        .iter()
+        .map(|tx| {
+            let hash = tx.hash();
+            let result = receipt(&hash);
+            t::BlockTx {
+                hash,
+                sender: tx.tx.signer,
+                nonce: tx.tx.nonce,
+                kind: tx.tx.body.kind().to_owned(),
+                status: result.as_ref().map(|r| match r {
+                    Ok(()) => t::TxState::Applied,
+                    Err(_) => t::TxState::Failed,
+                }),
+                error: result.and_then(|r| r.err()).map(|e| tx_error(&e)),
+            }
+        })
+        .collect();
+    t::Block {
+        height: b.height,
+        hash: b.hash,
+        time_ms: b.time.0,
+        state_root: b.root,
+        randomness: Some(hex::encode(b.randomness)),
+        genesis: false,
+        txs: b.txs.iter().map(|t| t.hash()).collect(),
+        transactions,
+    }
+}
+
+fn payment_kind(k: PaymentKind) -> t::PaymentKind {
+    match k {
+        PaymentKind::ProverReward => t::PaymentKind::ProverReward,
+        PaymentKind::VerifierReward => t::PaymentKind::VerifierReward,
+        PaymentKind::ProgramErrorCharge => t::PaymentKind::ProgramErrorCharge,
+        PaymentKind::FallbackRefund => t::PaymentKind::FallbackRefund,
+        PaymentKind::EscrowRefund => t::PaymentKind::EscrowRefund,
+        PaymentKind::StakeReturned => t::PaymentKind::StakeReturned,
+        PaymentKind::Bounty => t::PaymentKind::Bounty,
+    }
+}
+
+fn fault(f: Fault) -> t::Fault {
+    match f {
+        Fault::MissedAccept => t::Fault::MissedAccept,
+        Fault::MissedDeadline => t::Fault::MissedDeadline,
+        Fault::InvalidProof => t::Fault::InvalidProof,
+        Fault::MissedVote => t::Fault::MissedVote,
+        Fault::FalseClaim => t::Fault::FalseClaim,
+    }
+}
+
+pub fn event(e: &Event) -> t::Event {
+    use t::Event as T;
+    match e.clone() {
+        Event::ProgramRegistered { program } => T::ProgramRegistered { program },
+        Event::ProverRegistered { prover } => T::ProverRegistered { prover },
+        Event::ProverActivated { prover } => T::ProverActivated { prover },
+        Event::ProverExiting { prover, ejected } => T::ProverExiting { prover, ejected },
+        Event::ProverRemoved { prover } => T::ProverRemoved { prover },
+        Event::JobSubmitted { job, requester, fee_per_prover } => {
+            T::JobSubmitted { job, requester, fee_per_prover_micro_credits: fee_per_prover }
+        }
+        Event::AttemptAssigned { job, attempt, prover } => {
+            T::AttemptAssigned { job, attempt, prover }
+        }
+        Event::AttemptChanged { job, attempt, state } => {
+            T::AttemptChanged { job, attempt, state: attempt_state(state) }
+        }
+        Event::CommitteeDrawn { job, attempt, members } => {
+            T::CommitteeDrawn { job, attempt, members }
+        }
+        Event::RaceOpened { job } => T::RaceOpened { job },
+        Event::JobStatusChanged { job, status } => {
+            T::JobStatusChanged { job, status: job_status(status) }
+        }
+        Event::Slashed { prover, job, fault: f, amount } => {
+            T::Slashed { prover, job, fault: fault(f), amount_micro_credits: amount }
+        }
+        Event::CollateralForfeited { prover, job, burned, bounty } => T::CollateralForfeited {
+            prover,
+            job,
+            burned_micro_credits: burned,
+            bounty_micro_credits: bounty,
+        },
+        Event::Paid { to, job, kind, amount } => {
+            T::Paid { to, job, kind: payment_kind(kind), amount_micro_credits: amount }
+        }
+    }
+}
+
+pub fn finalized(b: &Finalized) -> t::FinalizedBlock {
+    t::FinalizedBlock {
+        height: b.height,
+        hash: b.hash,
+        time_ms: b.time.0,
+        state_root: b.root,
+        txs: b.txs.clone(),
+        failed_txs: count(b.receipts.iter().filter(|r| r.result.is_err()).count()),
+        events: b.events.iter().map(event).collect(),
+    }
 }

@@ -220,14 +220,12 @@ async fn bench(args: ChainArgs) -> Result<()> {
         while let Some(Ok(block)) = stream.next().await {
             let now = Instant::now();
             if let Ok(mut f) = fin.lock() {
-                for h in block["txs"].as_array().into_iter().flatten() {
-                    if let Some(hash) = h.as_str().and_then(|s| s.parse::<TxHash>().ok()) {
-                        f.insert(hash, now);
-                    }
+                for hash in &block.txs {
+                    f.insert(*hash, now);
                 }
             }
-            if let (Ok(mut b), Some(h)) = (blk.lock(), block["height"].as_u64()) {
-                b.push(h);
+            if let Ok(mut b) = blk.lock() {
+                b.push(block.height.0);
             }
         }
     });
@@ -299,8 +297,11 @@ async fn bench(args: ChainArgs) -> Result<()> {
     sample.sort();
     for (_, h) in sample.into_iter().take(5000) {
         if let Ok(Some(st)) = clients[0].tx(&h).await {
-            if st.status == "failed" && !st.error.as_deref().unwrap_or("").starts_with("nonce") {
-                first_failure = st.error;
+            let nonce =
+                |e: &provernet_sdk::TxErrorView| e.code == provernet_sdk::ErrorCode::BadNonce;
+            if st.status == provernet_sdk::TxState::Failed && !st.error.as_ref().is_some_and(nonce)
+            {
+                first_failure = st.error.map(|e| e.to_string());
                 break;
             }
         }

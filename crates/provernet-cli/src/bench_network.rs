@@ -17,13 +17,14 @@
 
 use crate::devnet::{deploy_builtin, start_local, wait_registered, LocalSpec, PROGRAMS};
 use anyhow::{anyhow, bail, Context, Result};
+use provernet_sdk::types::{AttemptState, JobStatus};
 use provernet_sdk::Client;
+use provernet_sdk::Job;
 use provernet_types::{
     BoundedVec, FileName, JobId, JobSpec, Keypair, MechanismKind, MicroCredits, NamedBlob,
     ProgramId, ProverSet, Seconds, Transaction, TxBody,
 };
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -167,9 +168,10 @@ pub fn run(a: NetworkArgs) -> Result<()> {
                 submit_many(&client, &local.faucet, &chain_id, job_res, vec![(g16, inputs)])
                     .await?[0];
             let v = loop {
-                let v = client.job(&id.to_string()).await?.unwrap_or(Value::Null);
-                if v["final"] == true {
-                    break v;
+                if let Some(v) = client.job(&id).await? {
+                    if v.is_final {
+                        break v;
+                    }
                 }
                 if t0.elapsed() > Duration::from_secs(600) {
                     bail!("job {id} not final after 10 minutes");
@@ -178,13 +180,15 @@ pub fn run(a: NetworkArgs) -> Result<()> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
             let total = t0.elapsed().as_millis() as u64;
-            if v["status"] != "Verified" {
-                bail!("overhead job {id} ended {}; see {}", v["status"], local.logs.display());
+            if v.status != JobStatus::Verified {
+                bail!("overhead job {id} ended {}; see {}", v.status, local.logs.display());
             }
-            let winner = &v["attempts"][v["winner"].as_u64().unwrap_or(0) as usize];
-            let prove = winner["usage"]["wall_ms"].as_u64().unwrap_or(0);
-            let blocks = v["finished_at"].as_u64().unwrap_or(0)
-                - v["submitted_at"].as_u64().unwrap_or(0);
+            let winner = v
+                .winner
+                .and_then(|w| v.attempts.get(usize::from(w)))
+                .ok_or_else(|| anyhow!("verified job {id} has no winner"))?;
+            let prove = winner.usage.wall_ms;
+            let blocks = v.finished_at.map_or(0, |f| f.0.saturating_sub(v.submitted_at.0));
             say(
                 &a,
                 format!(
@@ -231,19 +235,22 @@ pub fn run(a: NetworkArgs) -> Result<()> {
         let ids = submit_many(&client, &local.faucet, &chain_id, job_res, batch).await?;
         let mut runs: BTreeMap<(usize, usize), (Duration, Option<Duration>)> = BTreeMap::new();
         let mut queue_empty: Option<Duration> = None;
-        let mut finals: Vec<Value> = vec![Value::Null; ids.len()];
+        let mut finals: Vec<Option<Job>> = vec![None; ids.len()];
         loop {
             local.children.check(&local.logs)?;
             let now = t0.elapsed();
             let mut waiting = false;
             let mut all_final = true;
             for (j, id) in ids.iter().enumerate() {
-                if finals[j] != Value::Null {
+                if finals[j].is_some() {
                     continue;
                 }
-                let v = client.job(&id.to_string()).await?.unwrap_or(Value::Null);
-                for (k, at) in v["attempts"].as_array().into_iter().flatten().enumerate() {
-                    let running = at["state"] == "Running";
+                let Some(v) = client.job(id).await? else {
+                    all_final = false;
+                    continue;
+                };
+                for (k, at) in v.attempts.iter().enumerate() {
+                    let running = at.state == AttemptState::Running;
                     match runs.get_mut(&(j, k)) {
                         None if running => {
                             runs.insert((j, k), (now, None));
@@ -251,11 +258,11 @@ pub fn run(a: NetworkArgs) -> Result<()> {
                         Some((_, end @ None)) if !running => *end = Some(now),
                         _ => {}
                     }
-                    waiting |= at["state"] == "Assigned";
+                    waiting |= at.state == AttemptState::Assigned;
                 }
-                waiting |= v["status"] == "Pending";
-                if v["final"] == true {
-                    finals[j] = v;
+                waiting |= v.status == JobStatus::Pending;
+                if v.is_final {
+                    finals[j] = Some(v);
                 } else {
                     all_final = false;
                 }
@@ -305,7 +312,11 @@ pub fn run(a: NetworkArgs) -> Result<()> {
             overhead_block_times_p99: pct(&mut over, 0.99) as f64 / status.block_time_ms.max(1) as f64,
             overhead_jobs: overhead,
             load_jobs: n,
-            load_verified: finals.iter().filter(|v| v["status"] == "Verified").count(),
+            load_verified: finals
+                .iter()
+                .flatten()
+                .filter(|v| v.status == JobStatus::Verified)
+                .count(),
             load_by_program: by_program,
             saturated_window_ms: window.as_millis() as u64,
             utilization_saturated: busy_within(first, qe) / (capacity * window.as_secs_f64().max(1e-9)),
@@ -394,8 +405,11 @@ async fn submit_many(
     let mut ids = Vec::new();
     for (hash, id) in pending {
         let st = client.wait_tx(&hash, Duration::from_secs(120)).await?;
-        if st.status != "applied" {
-            bail!("a job submission failed: {}", st.error.unwrap_or_default());
+        if st.status != provernet_sdk::TxState::Applied {
+            bail!(
+                "a job submission failed: {}",
+                st.error.map_or_else(|| "no receipt".to_owned(), |e| e.to_string())
+            );
         }
         ids.push(id);
     }

@@ -12,13 +12,14 @@ use crate::network_cmd::{create_network, AccountKeyFile, GenesisArgs};
 use crate::requester::transact;
 use crate::Hint;
 use anyhow::{anyhow, bail, Context, Result};
+use provernet_sdk::types::JobStatus;
 use provernet_sdk::Client;
+use provernet_sdk::Job;
 use provernet_types::{
     BoundedVec, BuiltinVerifier, Bytes, FileName, GpuCount, JobSpec, Keypair, MechanismKind,
     MicroCredits, MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources, Seconds, TxBody,
     VerifierSpec,
 };
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -210,7 +211,7 @@ pub fn run(args: DevnetArgs) -> Result<()> {
         } else {
             print_table(&summary);
         }
-        let all_verified = summary["all_verified"].as_bool().unwrap_or(false);
+        let all_verified = summary.all_verified;
         if args.exit_when_done {
             if !all_verified {
                 bail!("not every job verified; logs are in {}", logs.display());
@@ -371,8 +372,7 @@ pub async fn wait_registered(
     let start = Instant::now();
     loop {
         children.check(logs)?;
-        let v: Value = client.get("/v1/provers").await?.unwrap_or(Value::Null);
-        let have = v["items"].as_array().map_or(0, Vec::len);
+        let have = client.provers(None).await?.items.len();
         if have >= n {
             return Ok(());
         }
@@ -438,7 +438,7 @@ async fn drive(
     programs_dir: &Path,
     children: &mut Children,
     logs: &Path,
-) -> Result<Value> {
+) -> Result<Summary> {
     let chain_id = client.status().await?.chain_id;
     let program_ids = deploy_builtin(client, faucet, &chain_id, programs_dir, args.json).await?;
     wait_registered(client, children, logs, args.provers).await?;
@@ -504,30 +504,25 @@ async fn drive(
     let mut views = follow(args, client, children, logs, &jobs, started).await?;
     // Join the segments once every leaf is verified: their proofs are already on the chain's
     // blob store, so the join job names them directly.
-    let leaf_views: Vec<&Value> = jobs
+    let leaf_views: Vec<&Job> = jobs
         .iter()
         .zip(&views)
         .filter(|((_, id), _)| leaves.contains(id))
         .map(|(_, v)| v)
         .collect();
-    if leaf_views.iter().all(|v| v["status"] == "Verified") {
+    if leaf_views.iter().all(|v| v.status == JobStatus::Verified) {
         let statement = format!("{chain_start} {SEGMENT_ROWS} {SEGMENTS}").into_bytes();
         let mut named = vec![NamedBlob {
             name: name("statement")?,
             blob: client.upload(faucet, &chain_id, statement).await?,
         }];
         for (i, v) in leaf_views.iter().enumerate() {
-            let winner =
-                v["winner"].as_u64().ok_or_else(|| anyhow!("a verified leaf has no winner"))?;
-            let file = &v["attempts"][winner as usize]["proof"][0];
-            let blob = provernet_types::BlobRef {
-                hash: file["hash"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|_| anyhow!("bad proof hash"))?,
-                size: Bytes(file["size"].as_u64().unwrap_or(0)),
-            };
+            let blob = v
+                .winner
+                .and_then(|w| v.attempts.get(usize::from(w)))
+                .and_then(|a| a.proof.first())
+                .ok_or_else(|| anyhow!("a verified leaf has no proof"))?
+                .blob_ref();
             named.push(NamedBlob { name: name(&format!("seg-{i:04}"))?, blob });
         }
         let id = submit_job(client, faucet, &chain_id, join_program, named).await?;
@@ -544,42 +539,64 @@ async fn drive(
     } else {
         say(args.json, "a segment did not verify; the join is not submitted");
     }
-    let rows: Vec<Value> = jobs
+    let rows: Vec<JobRow> = jobs
         .iter()
         .zip(&views)
         .map(|((program, id), v)| {
-            let attempts = v["attempts"].as_array().cloned().unwrap_or_default();
-            let winner = v["winner"].as_u64().and_then(|w| attempts.get(w as usize));
-            let status = v["status"].as_str().unwrap_or("?");
-            let fee = v["fee_per_prover_micro_credits"].as_u64().unwrap_or(0);
-            let refund = v["fallback_refund_micro_credits"].as_u64().unwrap_or(0);
-            let paid = match status {
-                "Verified" => fee.saturating_sub(refund),
-                s if s.starts_with("Failed(program") => fee,
+            let winner = v.winner.and_then(|w| v.attempts.get(usize::from(w)));
+            let fee = v.fee_per_prover_micro_credits.0;
+            let paid = match v.status {
+                JobStatus::Verified => fee.saturating_sub(v.fallback_refund_micro_credits.0),
+                JobStatus::FailedProgram => fee,
                 _ => 0,
             };
-            json!({
-                "job": id.to_string(),
-                "program": program,
-                "state": status,
-                "provers": attempts.iter().filter_map(|a| a["prover"].as_str().map(short)).collect::<Vec<_>>(),
-                "attempts": attempts.len(),
-                "prove_ms": winner.and_then(|a| a["usage"]["wall_ms"].as_u64()),
-                "verify": winner.and_then(|a| a["state"].as_str()),
-                "fee_micro_credits": paid,
-            })
+            JobRow {
+                job: *id,
+                program: program.clone(),
+                state: v.status,
+                provers: v.attempts.iter().map(|a| short(&a.prover.to_string())).collect(),
+                attempts: v.attempts.len(),
+                prove_ms: winner.map(|a| a.usage.wall_ms),
+                verify: winner.map(|a| a.state),
+                fee_micro_credits: paid,
+            }
         })
         .collect();
-    let all_verified = rows.iter().all(|r| r["state"] == "Verified");
-    Ok(json!({
-        "chain_id": chain_id,
-        "api": client.base(),
-        "validators": args.validators,
-        "provers": args.provers,
-        "elapsed_s": started.elapsed().as_secs_f64(),
-        "all_verified": all_verified,
-        "jobs": rows,
-    }))
+    let all_verified = rows.iter().all(|r| r.state == JobStatus::Verified);
+    Ok(Summary {
+        chain_id,
+        api: client.base().to_owned(),
+        validators: args.validators,
+        provers: args.provers,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        all_verified,
+        jobs: rows,
+    })
+}
+
+/// What `devnet --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct Summary {
+    chain_id: String,
+    api: String,
+    validators: usize,
+    provers: usize,
+    elapsed_s: f64,
+    all_verified: bool,
+    jobs: Vec<JobRow>,
+}
+
+/// One job of the batch.
+#[derive(Debug, serde::Serialize)]
+struct JobRow {
+    job: provernet_types::JobId,
+    program: String,
+    state: JobStatus,
+    provers: Vec<String>,
+    attempts: usize,
+    prove_ms: Option<u64>,
+    verify: Option<provernet_sdk::types::AttemptState>,
+    fee_micro_credits: u64,
 }
 
 async fn submit_job(
@@ -611,15 +628,18 @@ async fn follow(
     logs: &Path,
     jobs: &[(String, provernet_types::JobId)],
     started: Instant,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Job>> {
     let mut last: Vec<String> = vec![String::new(); jobs.len()];
-    let mut views: Vec<Value> = vec![Value::Null; jobs.len()];
+    let mut views: Vec<Option<Job>> = vec![None; jobs.len()];
     loop {
         children.check(logs)?;
         let mut all_final = true;
         for (i, (program, id)) in jobs.iter().enumerate() {
-            let v = client.job(&id.to_string()).await?.unwrap_or(Value::Null);
-            let status = v["status"].as_str().unwrap_or("?").to_owned();
+            let Some(v) = client.job(id).await? else {
+                all_final = false;
+                continue;
+            };
+            let status = v.status.name().to_owned();
             if status != last[i] {
                 say(
                     args.json,
@@ -631,11 +651,11 @@ async fn follow(
                 );
                 last[i] = status;
             }
-            all_final &= v["final"].as_bool().unwrap_or(false);
-            views[i] = v;
+            all_final &= v.is_final;
+            views[i] = Some(v);
         }
         if all_final {
-            return Ok(views);
+            return Ok(views.into_iter().flatten().collect());
         }
         if started.elapsed() > Duration::from_secs(600) {
             bail!("jobs were not final after 10 minutes; see {}", logs.display());
@@ -648,30 +668,28 @@ fn short(s: &str) -> String {
     s.chars().take(8).collect()
 }
 
-fn print_table(summary: &Value) {
+fn print_table(summary: &Summary) {
     println!(
         "{:<9} {:<24} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
         "job", "program", "state", "prover(s)", "attempts", "prove", "verify", "fee (cr)"
     );
-    for r in summary["jobs"].as_array().into_iter().flatten() {
-        let provers: Vec<&str> =
-            r["provers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    for r in &summary.jobs {
         println!(
             "{:<9} {:<24} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
-            short(r["job"].as_str().unwrap_or("")),
-            r["program"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or(""),
-            provers.join(","),
-            r["attempts"],
-            r["prove_ms"].as_u64().map_or("-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
-            r["verify"].as_str().unwrap_or("-"),
-            format!("{:.6}", r["fee_micro_credits"].as_u64().unwrap_or(0) as f64 / 1e6),
+            short(&r.job.to_string()),
+            r.program,
+            r.state.name(),
+            r.provers.join(","),
+            r.attempts,
+            r.prove_ms.map_or("-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
+            r.verify.map_or("-".to_owned(), |s| format!("{s:?}")),
+            format!("{:.6}", r.fee_micro_credits as f64 / 1e6),
         );
     }
     println!(
         "{} jobs, all verified: {}, in {:.1} s",
-        summary["jobs"].as_array().map_or(0, Vec::len),
-        summary["all_verified"],
-        summary["elapsed_s"].as_f64().unwrap_or(0.0)
+        summary.jobs.len(),
+        summary.all_verified,
+        summary.elapsed_s
     );
 }

@@ -85,10 +85,8 @@ pub fn run(args: QuoteArgs) -> Result<()> {
 fn chain_quote(args: &QuoteArgs, r: &Resources) -> Option<MicroCredits> {
     let client = provernet_sdk::Client::new(&args.api).ok()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    let path = format!(
-        "/v1/quote?cores={}m&memory={}B&gpus={}&time={}s&redundancy=1",
-        r.cores.0, r.memory.0, r.gpus.0, args.time.0
-    );
-    let v: serde_json::Value = rt.block_on(client.get(&path)).ok()??;
-    v["per_prover_micro_credits"].as_u64().map(MicroCredits)
+    let (cores, memory, time) =
+        (format!("{}m", r.cores.0), format!("{}B", r.memory.0), format!("{}s", args.time.0));
+    let q = rt.block_on(client.quote(&cores, &memory, r.gpus.0, &time, 1)).ok()?;
+    Some(q.per_prover_micro_credits)
 }

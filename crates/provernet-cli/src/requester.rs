@@ -8,13 +8,13 @@
 
 use crate::Hint;
 use anyhow::{anyhow, bail, Context, Result};
-use provernet_sdk::{Client, SdkError};
+use provernet_sdk::{types, Client, ErrorCode, Job, SdkError, TxState};
 use provernet_types::{
     BoundedVec, BuiltinVerifier, Bytes, FileName, GpuCount, JobId, JobSpec, Keypair, Label,
     MechanismKind, MicroCredits, MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources,
     Seconds, Transaction, TxBody, VerifierSpec,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +73,7 @@ fn explain(err: SdkError, api: &str) -> anyhow::Error {
             err,
             format!("is a validator running at {api}? `provernet devnet` starts a local network"),
         ),
-        SdkError::Api { code, message, .. } => match hint_for(code, message) {
+        SdkError::Api { code, .. } => match hint_for(code) {
             Some(h) => hinted(err, h),
             None => anyhow!(err),
         },
@@ -81,23 +81,42 @@ fn explain(err: SdkError, api: &str) -> anyhow::Error {
     }
 }
 
-fn hint_for(code: &str, message: &str) -> Option<&'static str> {
-    let text = format!("{code} {message}");
-    let table: [(&str, &str); 12] = [
-        ("single_prover_mechanism", "use --redundancy 1, or --mechanism random for redundancy"),
-        ("mechanism_not_enabled", "GET /v1/status shows the chain; pick another --mechanism"),
-        ("unknown_program", "deploy it with `provernet program deploy`, or check the name"),
-        ("insufficient_balance", "fund the account, or ask for less (--time, --cores, --memory)"),
-        ("capacity for", "ask for fewer resources; GET /v1/provers lists what provers have"),
-        ("no_prover_can_fit", "ask for fewer resources; GET /v1/provers lists what provers have"),
-        ("below the quote", "raise --max-fee to at least the quote (`provernet quote`)"),
-        ("which the job does not provide", "pass every declared input with --input NAME=PATH"),
-        ("only the requester", "only the account that submitted a job may cancel it"),
-        ("name_taken", "another program has this name; choose another --name"),
-        ("too_many_open_jobs", "wait for some of your jobs to finish (`provernet job list`)"),
-        ("this needs it to be", "`provernet job status ID` shows the job's state"),
-    ];
-    table.iter().find(|(k, _)| text.contains(k)).map(|(_, h)| *h)
+/// What to do about an error, by its code (the ledger's, the mempool's or the API's).
+pub fn hint_for(code: &ErrorCode) -> Option<&'static str> {
+    use ErrorCode as C;
+    Some(match code {
+        C::SingleProverMechanism => "use --redundancy 1, or --mechanism random for redundancy",
+        C::MechanismNotEnabled => "`provernet status` lists the chain's mechanisms; pick another --mechanism",
+        C::UnknownProgram => "deploy it with `provernet program deploy`, or check the name",
+        C::InsufficientBalance | C::InsufficientBalanceForFees => {
+            "fund the account (`provernet account transfer` from a funded one), or ask for less (--time, --cores, --memory)"
+        }
+        C::NoProverCanFit => "ask for fewer resources; `provernet prover list` shows what provers have",
+        C::FeeBelowQuote => "raise --max-fee to at least the quote (`provernet quote`)",
+        C::MissingInput => "pass every declared input with --input NAME=PATH",
+        C::NotRequester => "only the account that submitted a job may cancel it",
+        C::ProgramNameTaken => "another program has this name; choose another --name",
+        C::ProgramExists => "this exact program is already deployed; use it by its name or id",
+        C::TooManyOpenJobs => "wait for some of your jobs to finish (`provernet job list --mine`)",
+        C::WrongJobState => "`provernet job status ID` shows the job's state",
+        C::UnknownAccount => "the account does not exist yet: send it credits first (`provernet account transfer`)",
+        C::UnknownJob => "`provernet job list --mine` lists your jobs",
+        C::StakeTooLow => "stake more: the chain's minimum prover stake is in its parameters",
+        C::ProverExists => "this account is already a prover; `provernet prover status` shows it",
+        C::UnknownProver => "this account is not a registered prover",
+        C::ProverExiting => "the prover is already leaving; `provernet prover status` says until when",
+        C::BadResources | C::BadTimeLimit => "ask for resources and a time limit within the chain's bounds",
+        C::BadRedundancy => "--redundancy takes 1 to 3",
+        C::ZeroAmount => "send an amount above zero",
+        C::BlobUnavailable => "upload the blob first; the job names a blob no validator has",
+        C::BlobQuotaExceeded => "the account's upload quota on the validators is full",
+        C::BlobTooLarge => "a blob is at most 256 MiB",
+        C::MempoolFull | C::AccountRateLimited => "the validator is busy; retry in a few seconds",
+        C::StaleNonce | C::NonceTaken | C::BadNonce => {
+            "another transaction of this account was sent at the same time; retry"
+        }
+        _ => return None,
+    })
 }
 
 /// A one-line progress meter on stderr, drawn only on a terminal.
@@ -173,10 +192,12 @@ pub async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBo
         .wait_tx(&signed.hash(), Duration::from_secs(120))
         .await
         .map_err(|e| explain(e, &api))?;
-    if status.status != "applied" {
-        let reason = status.error.unwrap_or_default();
-        let msg = format!("the chain refused the {kind}: {reason}");
-        return Err(match hint_for("", &reason) {
+    if status.status != TxState::Applied {
+        let Some(e) = status.error else {
+            bail!("the chain refused the {kind}");
+        };
+        let msg = format!("the chain refused the {kind} ({}): {}", e.code, e.message);
+        return Err(match hint_for(&e.code) {
             Some(h) => hinted(msg, h),
             None => anyhow!(msg),
         });
@@ -188,7 +209,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -418,14 +439,14 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             if a.conn.json {
                 return print_json(&v);
             }
-            println!("job {} is {}", a.job, v["status"].as_str().unwrap_or("?"));
+            println!("job {} is {}", a.job, v.status);
             Ok(())
         }),
     }
 }
 
-async fn get_job(client: &Client, id: &JobId) -> Result<Value> {
-    client.job(&id.to_string()).await.map_err(|e| explain(e, client.base()))?.ok_or_else(|| {
+async fn get_job(client: &Client, id: &JobId) -> Result<Job> {
+    client.job(id).await.map_err(|e| explain(e, client.base()))?.ok_or_else(|| {
         hinted(format!("there is no job {id}"), "`provernet job list --mine` lists your jobs")
     })
 }
@@ -435,24 +456,17 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let client = a.conn.client()?;
     let api = a.conn.api.clone();
     let chain_id = client.status().await.map_err(|e| explain(e, &api))?.chain_id;
-    let program: Value = client
-        .get(&format!("/v1/programs/{}", a.program))
-        .await
-        .map_err(|e| explain(e, &api))?
-        .ok_or_else(|| {
+    let program =
+        client.program(&a.program).await.map_err(|e| explain(e, &api))?.ok_or_else(|| {
             hinted(
                 format!("there is no program `{}` on this chain", a.program),
                 "deploy it with `provernet program deploy`, or check the name",
             )
         })?;
-    let program_id: provernet_types::ProgramId = program["id"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| anyhow!("the API returned a program without an id"))?;
+    let program_id = program.id;
     // Every declared input must be there before anything is uploaded.
-    for declared in program["inputs"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-        if !a.inputs.iter().any(|(n, _)| n.as_str() == declared) {
+    for declared in &program.inputs {
+        if !a.inputs.iter().any(|(n, _)| n == declared) {
             return Err(hinted(
                 format!("program {} declares the input `{declared}`, which is missing", a.program),
                 format!("pass it with --input {declared}=PATH"),
@@ -464,18 +478,15 @@ async fn submit(a: SubmitArgs) -> Result<()> {
             bail!("input `{name}`: {} is not a readable file", path.display());
         }
     }
-    let defaults = &program["default_resources"];
-    let cores = match a.cores {
-        Some(c) => c,
-        None => MilliCores(defaults["millicores"].as_u64().unwrap_or(1000) as u32),
-    };
-    let memory = a.memory.unwrap_or(Bytes(defaults["memory_bytes"].as_u64().unwrap_or(1 << 30)));
-    let gpus = a.gpus.unwrap_or(GpuCount(defaults["gpus"].as_u64().unwrap_or(0) as u16));
-    let time = a.time.unwrap_or(Seconds(program["default_time_limit_s"].as_u64().unwrap_or(60)));
+    let defaults = program.default_resources.resources();
+    let cores = a.cores.unwrap_or(defaults.cores);
+    let memory = a.memory.unwrap_or(defaults.memory);
+    let gpus = a.gpus.unwrap_or(defaults.gpus);
+    let time = a.time.unwrap_or(program.default_time_limit_s);
     let custom = a.cores.is_some() || a.memory.is_some() || a.gpus.is_some();
     // The program's default time limit is its author's estimate of a run: a shorter limit is
     // allowed (small jobs) but likely to time out, which the requester pays for.
-    let estimate = program["default_time_limit_s"].as_u64().unwrap_or(0);
+    let estimate = program.default_time_limit_s.0;
     if time.0 < estimate {
         eprintln!(
             "warning: --time {time} is below program {}'s expected run time ({estimate} s, its \
@@ -486,15 +497,17 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let resources = Resources { cores, memory, gpus };
     resources.check_bounds().map_err(|e| anyhow!("resources: {e}"))?;
     // The chain's price, and whether the account can pay it.
-    let quote: Value = client
-        .get(&format!(
-            "/v1/quote?cores={}m&memory={}B&gpus={}&time={}s&redundancy={}",
-            resources.cores.0, resources.memory.0, resources.gpus.0, time.0, a.redundancy
-        ))
+    let quote = client
+        .quote(
+            &format!("{}m", resources.cores.0),
+            &format!("{}B", resources.memory.0),
+            resources.gpus.0,
+            &format!("{}s", time.0),
+            a.redundancy,
+        )
         .await
-        .map_err(|e| explain(e, &api))?
-        .ok_or_else(|| anyhow!("the API has no /v1/quote"))?;
-    let total = MicroCredits(quote["total_micro_credits"].as_u64().unwrap_or(0));
+        .map_err(|e| explain(e, &api))?;
+    let total = quote.total_micro_credits;
     let max_fee = a.max_fee.unwrap_or(total);
     if max_fee < total {
         return Err(hinted(
@@ -506,11 +519,11 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         .account(&key.account())
         .await
         .map_err(|e| explain(e, &api))?
-        .map_or(0, |acc| acc.balance_micro_credits);
+        .map_or(0, |acc| acc.balance_micro_credits.0);
     // Auctions escrow the max fee (the clearing price is only known later); the submission
     // also pays the chain's transaction fee.
     let escrow = if a.mechanism.is_auction() { max_fee } else { total };
-    let tx_fee = MicroCredits(quote["tx_fee_micro_credits"].as_u64().unwrap_or(0));
+    let tx_fee = quote.tx_fee_micro_credits;
     if balance < escrow.0.saturating_add(tx_fee.0) {
         return Err(hinted(
             format!(
@@ -567,25 +580,14 @@ async fn submit(a: SubmitArgs) -> Result<()> {
 /// Whether a registered prover's capacity holds `r` (pages through `/v1/provers`, at most
 /// 100 pages).
 async fn some_prover_fits(client: &Client, r: &Resources) -> Result<bool> {
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<provernet_types::ProverId> = None;
     for _ in 0..100 {
-        let path = match &cursor {
-            Some(c) => format!("/v1/provers?limit=100&cursor={c}"),
-            None => "/v1/provers?limit=100".to_owned(),
-        };
-        let page: Value =
-            client.get(&path).await.map_err(|e| explain(e, client.base()))?.unwrap_or_default();
-        let fits = page["items"].as_array().into_iter().flatten().any(|p| {
-            let c = &p["capacity"];
-            c["millicores"].as_u64().unwrap_or(0) >= u64::from(r.cores.0)
-                && c["memory_bytes"].as_u64().unwrap_or(0) >= r.memory.0
-                && c["gpus"].as_u64().unwrap_or(0) >= u64::from(r.gpus.0)
-        });
-        if fits {
+        let page = client.provers(cursor.as_ref()).await.map_err(|e| explain(e, client.base()))?;
+        if page.items.iter().any(|p| r.fits_in(&p.capacity.resources())) {
             return Ok(true);
         }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
+        match page.next_cursor.and_then(|c| c.parse().ok()) {
+            Some(c) => cursor = Some(c),
             None => return Ok(false),
         }
     }
@@ -593,12 +595,12 @@ async fn some_prover_fits(client: &Client, r: &Resources) -> Result<bool> {
 }
 
 /// Follows a job until it is final, printing each change; returns the final view.
-async fn watch(client: &Client, id: &JobId, conn: &Conn) -> Result<Value> {
+async fn watch(client: &Client, id: &JobId, conn: &Conn) -> Result<Job> {
     let started = Instant::now();
     let mut last = String::new();
     let mut failures = 0u32;
     loop {
-        let v = match client.job(&id.to_string()).await {
+        let v = match client.job(id).await {
             Ok(Some(v)) => {
                 failures = 0;
                 v
@@ -618,136 +620,120 @@ async fn watch(client: &Client, id: &JobId, conn: &Conn) -> Result<Value> {
             conn.say(format!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64()));
             last = line;
         }
-        if v["final"].as_bool().unwrap_or(false) {
+        if v.is_final {
             return Ok(v);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
-fn describe_progress(v: &Value) -> String {
-    let status = v["status"].as_str().unwrap_or("?");
-    let attempts = v["attempts"].as_array().cloned().unwrap_or_default();
-    let parts: Vec<String> = attempts
+fn describe_progress(v: &Job) -> String {
+    let parts: Vec<String> = v
+        .attempts
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            format!(
-                "#{i} {} {}",
-                a["prover"].as_str().unwrap_or("?").chars().take(8).collect::<String>(),
-                a["state"].as_str().unwrap_or("?")
-            )
-        })
+        .map(|(i, a)| format!("#{i} {} {:?}", a.prover.short(), a.state))
         .collect();
     if parts.is_empty() {
-        status.to_owned()
+        v.status.to_string()
     } else {
-        format!("{status}: {}", parts.join(", "))
+        format!("{}: {}", v.status, parts.join(", "))
     }
 }
 
-fn finish_watch(v: &Value, conn: &Conn) -> Result<()> {
+fn finish_watch(v: &Job, conn: &Conn) -> Result<()> {
     if conn.json {
         print_json(v)?;
     } else {
         print_job(v);
     }
-    let status = v["status"].as_str().unwrap_or("?");
-    if status != "Verified" {
-        bail!("job {} ended {status}", v["id"].as_str().unwrap_or("?"));
+    if v.status != types::JobStatus::Verified {
+        bail!("job {} ended {}", v.id, v.status);
     }
     Ok(())
 }
 
-fn print_job(v: &Value) {
-    let credits = |k: &str| MicroCredits(v[k].as_u64().unwrap_or(0));
-    println!("job       {}", v["id"].as_str().unwrap_or("?"));
-    println!("status    {}", v["status"].as_str().unwrap_or("?"));
-    println!("program   {}", v["program"].as_str().unwrap_or("?"));
-    let r = &v["resources"];
+fn print_job(v: &Job) {
+    println!("job       {}", v.id);
+    println!("status    {}", v.status);
+    println!("program   {}", v.program);
+    let r = &v.resources;
     println!(
         "resources {} cores, {}, {} GPUs, {} s",
-        r["cores"].as_str().unwrap_or("?"),
-        r["memory"].as_str().unwrap_or("?"),
-        r["gpus"],
-        v["time_limit_s"]
+        r.cores, r.memory, r.gpus.0, v.time_limit_s.0
     );
     println!(
         "fee       {} per prover (quote), max {}, escrow {}",
-        credits("fee_per_prover_micro_credits"),
-        credits("max_fee_micro_credits"),
-        credits("escrow_micro_credits")
+        v.fee_per_prover_micro_credits, v.max_fee_micro_credits, v.escrow_micro_credits
     );
-    let mechanism = v["mechanism"].as_str().unwrap_or("?");
-    let auction = match (v["auction_round_opened_at"].as_u64(), mechanism) {
-        (Some(h), "lowest-bid") => format!(
-            ", round opened at {h}: {} sealed bids, {} revealed",
-            v["sealed_bids"], v["revealed_bids"]
+    let mechanism = provernet_types::MechanismKind::from(v.mechanism);
+    let auction = match (v.auction_round_opened_at, v.mechanism) {
+        (Some(h), types::Mechanism::LowestBid) => format!(
+            ", round opened at {}: {} sealed bids, {} revealed",
+            h.0, v.sealed_bids, v.revealed_bids
         ),
-        (Some(h), _) => format!(", round opened at {h}"),
+        (Some(h), _) => format!(", round opened at {}", h.0),
         (None, _) => String::new(),
     };
     println!("mechanism {mechanism}{auction}");
-    let bounty = credits("bounty_micro_credits");
-    if bounty.0 > 0 {
-        println!("bounty    {bounty} (forfeited collateral, for whoever proves the job)");
-    }
-    let refund = credits("fallback_refund_micro_credits");
-    if refund.0 > 0 {
-        println!("refund    {refund} (fallback)");
-    }
-    for (i, a) in v["attempts"].as_array().into_iter().flatten().enumerate() {
-        let winner = v["winner"].as_u64() == Some(i as u64);
-        let collateral = MicroCredits(a["collateral_micro_credits"].as_u64().unwrap_or(0));
+    if v.bounty_micro_credits.0 > 0 {
         println!(
-            "attempt {i}{} prover {} {}{} price {}{} wall {} ms{}",
+            "bounty    {} (forfeited collateral, for whoever proves the job)",
+            v.bounty_micro_credits
+        );
+    }
+    if v.fallback_refund_micro_credits.0 > 0 {
+        println!("refund    {} (fallback)", v.fallback_refund_micro_credits);
+    }
+    for (i, a) in v.attempts.iter().enumerate() {
+        let winner = v.winner == u8::try_from(i).ok();
+        let collateral = a.collateral_micro_credits;
+        println!(
+            "attempt {i}{} prover {} {:?}{} price {}{} wall {} ms{}",
             if winner { "*" } else { " " },
-            a["prover"].as_str().unwrap_or("?"),
-            a["state"].as_str().unwrap_or("?"),
-            if a["race"] == true { " (race)" } else { "" },
-            MicroCredits(a["price_micro_credits"].as_u64().unwrap_or(0)),
+            a.prover,
+            a.state,
+            if a.race { " (race)" } else { "" },
+            a.price_micro_credits,
             if collateral.0 > 0 { format!(", collateral {collateral}") } else { String::new() },
-            a["usage"]["wall_ms"],
-            a["failure"].as_str().map_or(String::new(), |f| format!(", {f}"))
+            a.usage.wall_ms,
+            a.failure.as_deref().map_or(String::new(), |f| format!(", {f}"))
         );
     }
 }
+
+/// Most jobs `job list` shows; it pages through the API for them.
+const LIST_MAX: u32 = 10_000;
 
 async fn list(a: ListArgs) -> Result<()> {
     let client = a.conn.client()?;
-    let mut path = format!("/v1/jobs?limit={}", a.limit.clamp(1, 500));
-    if a.mine {
-        path.push_str(&format!("&requester={}", a.conn.keypair()?.account()));
+    if a.limit == 0 || a.limit > LIST_MAX {
+        bail!("--limit takes 1 to {LIST_MAX}");
     }
-    if let Some(s) = &a.state {
-        path.push_str(&format!("&state={}", urlencode(s)));
+    let mut query = types::JobQuery {
+        requester: if a.mine { Some(a.conn.keypair()?.account().to_string()) } else { None },
+        state: a.state.clone(),
+        ..types::JobQuery::default()
+    };
+    let mut items: Vec<Job> = Vec::new();
+    while items.len() < a.limit as usize {
+        query.limit = Some((a.limit as usize - items.len()).min(types::PAGE_MAX));
+        let page = client.jobs(&query).await.map_err(|e| explain(e, &a.conn.api))?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
     }
-    let v: Value =
-        client.get(&path).await.map_err(|e| explain(e, &a.conn.api))?.unwrap_or_default();
     if a.conn.json {
-        return print_json(&v);
+        return print_json(&json!({ "items": items }));
     }
-    let items = v["items"].as_array().cloned().unwrap_or_default();
-    println!("{:<66} {:<18} {:>8}", "job", "status", "attempts");
+    println!("{:<66} {:<20} {:>8}", "job", "status", "attempts");
     for j in &items {
-        println!(
-            "{:<66} {:<18} {:>8}",
-            j["id"].as_str().unwrap_or("?"),
-            j["status"].as_str().unwrap_or("?"),
-            j["attempts"].as_array().map_or(0, Vec::len)
-        );
+        println!("{:<66} {:<20} {:>8}", j.id, j.status.name(), j.attempts.len());
     }
     println!("{} jobs", items.len());
     Ok(())
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -779,21 +765,20 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
     let rt = runtime()?;
     let (v, program) = rt.block_on(async {
         let v = get_job(&client, &a.job).await?;
-        let program: Value = client
-            .get(&format!("/v1/programs/{}", v["program"].as_str().unwrap_or("")))
+        let program = client
+            .program(&v.program.to_string())
             .await
             .map_err(|e| explain(e, &a.conn.api))?
             .ok_or_else(|| anyhow!("the job's program is not on the chain"))?;
         Ok::<_, anyhow::Error>((v, program))
     })?;
-    let status = v["status"].as_str().unwrap_or("?");
-    let Some(winner) = v["winner"].as_u64() else {
+    let status = v.status;
+    let Some(attempt) = v.winner.and_then(|w| v.attempts.get(usize::from(w))) else {
         return Err(hinted(
             format!("job {} has no accepted proof (it is {status})", a.job),
             "wait for it with `provernet job watch`",
         ));
     };
-    let attempt = &v["attempts"][winner as usize];
     let proof_dir = a.out.join("proof");
     let in_dir = a.out.join("in");
     std::fs::create_dir_all(&proof_dir)
@@ -803,15 +788,11 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
     let mut inputs = Vec::new();
     rt.block_on(async {
         for (list, dir, acc) in
-            [(&attempt["proof"], &proof_dir, &mut proof), (&v["inputs"], &in_dir, &mut inputs)]
+            [(&attempt.proof, &proof_dir, &mut proof), (&v.inputs, &in_dir, &mut inputs)]
         {
-            for f in list.as_array().into_iter().flatten() {
-                let name: FileName = f["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|e| anyhow!("the API returned a bad file name: {e}"))?;
-                let bytes = download(&client, f).await?;
+            for f in list {
+                let name = f.name.clone();
+                let bytes = download(&client, &f.blob_ref()).await?;
                 let path = dir.join(name.as_str());
                 std::fs::write(&path, &bytes)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -823,13 +804,9 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
     let verdict = if a.no_verify {
         "not checked".to_owned()
     } else {
-        let valid = match program["verifier"]["kind"].as_str() {
-            Some("builtin") => {
-                let kind: BuiltinVerifier = program["verifier"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|e: String| anyhow!("the chain's program: {e}"))?;
+        let valid = match &program.verifier {
+            types::Verifier::Builtin { name } => {
+                let kind = BuiltinVerifier::from(*name);
                 let files = |l: &[(FileName, PathBuf, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
                     l.iter().map(|(n, _, b)| (n.as_str().to_owned(), b.clone())).collect()
                 };
@@ -841,17 +818,16 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
                     }
                 }
             }
-            _ => {
-                let exe = rt.block_on(download(&client, &program["verifier"]["blob"]))?;
+            types::Verifier::Program { blob, limits } => {
+                let exe = rt.block_on(download(&client, &blob.blob_ref()))?;
                 let exe_path = a.out.join("verifier");
                 std::fs::write(&exe_path, exe)?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&exe_path, std::fs::Permissions::from_mode(0o755))?;
-                let l = &program["verifier"]["limits"];
                 let limits = provernet_sandbox::Limits::new(
-                    MilliCores(l["millicores"].as_u64().unwrap_or(1000) as u32),
-                    Bytes(l["memory_bytes"].as_u64().unwrap_or(2 << 30)),
-                    Duration::from_secs(l["time_limit_s"].as_u64().unwrap_or(120)),
+                    limits.millicores,
+                    limits.memory_bytes,
+                    Duration::from_secs(limits.time_limit_s.0),
                 );
                 run_verifier(&exe_path, &inputs, &proof, limits)?
             }
@@ -864,7 +840,7 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
     if a.conn.json {
         print_json(&json!({
             "job": a.job.to_string(),
-            "status": status,
+            "status": status.name(),
             "proof": proof.iter().map(|(n, p, b)| json!({"name": n.as_str(), "path": p, "size": b.len()})).collect::<Vec<_>>(),
             "verified_locally": !a.no_verify,
             "verdict": verdict,
@@ -878,18 +854,14 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
     }
 }
 
-async fn download(client: &Client, f: &Value) -> Result<Vec<u8>> {
-    let hash: provernet_types::BlobHash = f["hash"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| anyhow!("the API returned a bad blob hash"))?;
+async fn download(client: &Client, f: &provernet_types::BlobRef) -> Result<Vec<u8>> {
+    let hash = f.hash;
     let bytes = client
         .download(&hash)
         .await
         .map_err(|e| explain(e, client.base()))?
         .ok_or_else(|| anyhow!("the validator no longer has blob {hash}"))?;
-    if Some(bytes.len() as u64) != f["size"].as_u64() {
+    if bytes.len() as u64 != f.size.0 {
         bail!("blob {hash} has the wrong size");
     }
     Ok(bytes)

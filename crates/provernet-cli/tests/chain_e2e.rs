@@ -200,20 +200,22 @@ async fn four_validator_processes_survive_a_sigkill_and_lose_nothing() {
     // Every accepted transaction applied, exactly once (nonces are consecutive and all used).
     for h in &hashes {
         let s = clients[0].wait_tx(h, Duration::from_secs(30)).await.expect("finalized");
-        assert_eq!(s.status, "applied", "{h}: {s:?}");
+        assert_eq!(s.status, provernet_sdk::TxState::Applied, "{h}: {s:?}");
     }
     let mut heights = Vec::new();
     for c in &clients {
         let acc = c.account(&faucet.account()).await.expect("query").expect("faucet exists");
-        assert_eq!(acc.nonce, 35);
+        assert_eq!(acc.nonce.0, 35);
         heights.push(height(c).await);
     }
     // Every submitted job is on every validator's chain, the restarted one included.
     assert_eq!(jobs.len(), 10);
     for id in &jobs {
         for c in &clients {
-            let job = c.job(id).await.expect("query").unwrap_or_else(|| panic!("job {id} missing"));
-            assert_eq!(job["requester"], faucet.account().to_string());
+            let id: provernet_types::JobId = id.parse().expect("job id");
+            let job =
+                c.job(&id).await.expect("query").unwrap_or_else(|| panic!("job {id} missing"));
+            assert_eq!(job.requester, faucet.account());
         }
     }
     // All four hold the same block at a common height.

@@ -188,7 +188,7 @@ async fn paid_without_work_a_second_identity_cannot_copy_the_honest_proof() {
     let to = copier.account();
     let st =
         send(&net, &faucet_key, TxBody::Transfer { to, amount: MicroCredits(200_000_000) }).await;
-    assert_eq!(st.status, "applied", "{st:?}");
+    assert_eq!(st.status, provernet_sdk::TxState::Applied, "{st:?}");
     let capacity = Resources {
         cores: provernet_types::MilliCores(4000),
         memory: Bytes::gib(8),
@@ -196,7 +196,7 @@ async fn paid_without_work_a_second_identity_cannot_copy_the_honest_proof() {
     };
     let body =
         TxBody::RegisterProver { capacity, labels: BoundedVec::new(), stake: MicroCredits(STAKE) };
-    assert_eq!(send(&net, &copier, body).await.status, "applied");
+    assert_eq!(send(&net, &copier, body).await.status, provernet_sdk::TxState::Applied);
 
     let statement = format!("statement={}", net.write("statement", b"3 2048"));
     let id =
@@ -214,7 +214,7 @@ async fn paid_without_work_a_second_identity_cannot_copy_the_honest_proof() {
     };
     let st =
         send(&net, &copier, TxBody::AcceptJob { job: id.parse().unwrap(), attempt: mine }).await;
-    assert_eq!(st.status, "applied", "{st:?}");
+    assert_eq!(st.status, provernet_sdk::TxState::Applied, "{st:?}");
     let mut revealed_before_copier_ended = false;
     let v = loop {
         let v = net.job(&id).await;

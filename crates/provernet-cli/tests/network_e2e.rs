@@ -208,8 +208,11 @@ async fn a_corrupted_proof_is_rejected_slashed_and_reassigned() {
     support::wait_until("the job to be accepted", Duration::from_secs(60), || {
         let (client, id, bad) = (net.client.clone(), id.clone(), bad.clone());
         async move {
-            let v = client.job(&id).await.unwrap().unwrap();
-            v["attempts"][0]["prover"] == bad.as_str() && v["attempts"][0]["state"] != "Assigned"
+            let v = client.job(&id.parse().unwrap()).await.unwrap().unwrap();
+            v.attempts.first().is_some_and(|a| {
+                a.prover.to_string() == bad
+                    && a.state != provernet_sdk::types::AttemptState::Assigned
+            })
         }
     })
     .await;

@@ -180,8 +180,12 @@ async fn four_validators_prove_through_one_with_data_everywhere_and_real_quorums
         net.assert_conserved_on(&c, &accounts).await;
         for (_, v) in &finals {
             let id = v["id"].as_str().unwrap();
-            let there = c.job(id).await.unwrap().unwrap();
-            assert_eq!(there["status"], "Verified", "{api}: {there:#}");
+            let there = c.job(&id.parse().unwrap()).await.unwrap().unwrap();
+            assert_eq!(
+                there.status,
+                provernet_sdk::types::JobStatus::Verified,
+                "{api}: {there:#?}"
+            );
             for (hash, size) in blobs_of(&net, v).await {
                 let h: provernet_types::BlobHash = hash.parse().unwrap();
                 let start = Instant::now();

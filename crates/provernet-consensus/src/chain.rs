@@ -19,7 +19,9 @@ use crate::mempool::{AdmitError, Admitted, Mempool, MempoolConfig, Source};
 use commonware_cryptography::sha256::Digest;
 use commonware_cryptography::Digestible;
 use futures::channel::mpsc;
-use provernet_ledger::{apply_block, BlockContext, BlockOutput, Event, Genesis, Receipt, State};
+use provernet_ledger::{
+    apply_block, BlockContext, BlockOutput, Event, Genesis, Receipt, State, TxError,
+};
 use provernet_store::{BlockRecord, Store, StoreError};
 use provernet_types::{
     BlockHash, BoundedVec, Height, Millis, Nonce, StateRoot, TxHash, VerifiedTx,
@@ -155,7 +157,7 @@ struct Inner {
     seeds: BTreeMap<u64, [u8; crate::block::SEED_BYTES]>,
     mempool: Mempool,
     subscribers: Vec<mpsc::Sender<Arc<Finalized>>>,
-    receipts: BTreeMap<TxHash, (Height, Result<(), String>)>,
+    receipts: BTreeMap<TxHash, (Height, Result<(), TxError>)>,
     receipt_order: std::collections::VecDeque<TxHash>,
     blobs: Option<Arc<dyn BlobGate>>,
 }
@@ -343,7 +345,7 @@ impl Chain {
     }
 
     /// The outcome of a recently finalized transaction: its height and whether it applied.
-    pub fn receipt(&self, hash: &TxHash) -> Option<(Height, Result<(), String>)> {
+    pub fn receipt(&self, hash: &TxHash) -> Option<(Height, Result<(), TxError>)> {
         self.lock().receipts.get(hash).cloned()
     }
 
@@ -585,8 +587,7 @@ impl Chain {
             }
         }
         for r in &output.receipts {
-            let result = r.result.clone().map_err(|e| e.to_string());
-            if receipts.insert(r.tx, (h.height, result)).is_none() {
+            if receipts.insert(r.tx, (h.height, r.result.clone())).is_none() {
                 receipt_order.push_back(r.tx);
             }
         }

@@ -90,12 +90,13 @@ pub enum AdmitError {
 }
 
 impl AdmitError {
-    /// A stable, machine-readable code for API errors.
+    /// A stable, machine-readable code for API errors: for a transaction the ledger refuses,
+    /// the ledger's own code.
     pub fn code(&self) -> &'static str {
         match self {
             AdmitError::Decode(TxDecodeError::Signature(_)) => "bad_signature",
             AdmitError::Decode(_) => "malformed_transaction",
-            AdmitError::Ledger(_) => "rejected_by_ledger",
+            AdmitError::Ledger(e) => e.code(),
             AdmitError::StaleNonce { .. } => "stale_nonce",
             AdmitError::NonceTooFar { .. } => "nonce_too_far",
             AdmitError::NonceTaken { .. } => "nonce_taken",
@@ -485,7 +486,7 @@ mod tests {
             .encode();
         let mut pool = Mempool::new(MempoolConfig::default());
         let e = pool.admit(&state, "test", &tx, Source::Client).expect_err("a client's is checked");
-        assert_eq!(e.code(), "rejected_by_ledger");
+        assert!(matches!(e, AdmitError::Ledger(_)), "{e}");
         let (hash, _) = pool.admit(&state, "test", &tx, Source::Peer).expect("a peer's is not");
         assert!(pool.contains(&hash));
         // It is gossiped again every two blocks while it waits, not more often.

@@ -593,7 +593,7 @@ fn blobs_reach_every_validator_across_a_partition_and_a_crash() {
                         // Validator 3 is still catching up on the program registered above.
                         Err(e)
                             if e.code() == "stale_nonce"
-                                || e.code() == "rejected_by_ledger"
+                                || matches!(e, provernet_consensus::AdmitError::Ledger(_))
                                 || e.code() == "nonce_taken" =>
                         {
                             context.sleep(Duration::from_millis(500)).await;

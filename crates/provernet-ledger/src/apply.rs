@@ -76,7 +76,7 @@ use crate::error::TxError;
 use crate::events::{Event, Fault, PaymentKind, Receipt};
 use crate::market::{sealed_phase, stake_needed, SealedPhase};
 use crate::money::{
-    bond, free_capacity, hold_capacity, move_credits, must_move, pay, unbond, Purse,
+    bond, free_capacity, hold_capacity, move_credits, must_move, pay, tally, unbond, Purse,
 };
 use crate::overlay::Overlay;
 use crate::params::Genesis;
@@ -374,6 +374,8 @@ fn register_prover(
         decline_window: 0,
         declines_in_window: 0,
         registered_at: h,
+        earned: MicroCredits(0),
+        slashed: MicroCredits(0),
     };
     ov.put_prover(id, Some(prover));
     spend(ov, signer, Purse::Stake(id), stake)?;
@@ -1460,6 +1462,7 @@ fn slash(ov: &mut Overlay<'_>, prover: ProverId, job: JobId, fee: MicroCredits, 
     let amount = want.min(p.stake);
     must_move(ov, Purse::Stake(prover), Purse::Treasury, amount, "slash");
     let Some(p) = ov.prover_mut(&prover) else { return };
+    p.slashed = tally(p.slashed, amount, "slashed");
     p.faults += 1;
     let eject = (p.faults >= to_eject || p.stake < min_stake)
         && !matches!(p.status, ProverStatus::Exiting { .. });
@@ -1783,6 +1786,9 @@ fn forfeit(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, prover: ProverId, amo
     let (burned, bounty) = params.forfeit(taken);
     must_move(ov, Purse::Stake(prover), Purse::Burned, burned, "forfeit");
     must_move(ov, Purse::Stake(prover), Purse::Bounty(job), bounty, "forfeit");
+    if let Some(p) = ov.prover_mut(&prover) {
+        p.slashed = tally(p.slashed, taken, "slashed");
+    }
     ov.events.push(Event::CollateralForfeited { prover, job: id, burned, bounty });
 }
 

@@ -102,6 +102,11 @@ pub struct Prover {
     pub decline_window: u64,
     pub declines_in_window: u32,
     pub registered_at: Height,
+    /// Everything the prover's account was paid for work: rewards, verifier rewards, charges
+    /// for program errors and bounties (not its returned stake).
+    pub earned: MicroCredits,
+    /// Everything taken from its stake: slashes and forfeited collateral.
+    pub slashed: MicroCredits,
 }
 codec_struct!(Prover {
     capacity,
@@ -114,7 +119,9 @@ codec_struct!(Prover {
     completed,
     decline_window,
     declines_in_window,
-    registered_at
+    registered_at,
+    earned,
+    slashed
 });
 
 impl Prover {
@@ -284,6 +291,28 @@ codec_unit_enum!(AttemptState {
 });
 
 impl AttemptState {
+    /// The name the API and the CLI use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AttemptState::Assigned => "Assigned",
+            AttemptState::Running => "Running",
+            AttemptState::Committed => "Committed",
+            AttemptState::Proven => "Proven",
+            AttemptState::Verified => "Verified",
+            AttemptState::Rejected => "Rejected",
+            AttemptState::MissedAccept => "MissedAccept",
+            AttemptState::MissedDeadline => "MissedDeadline",
+            AttemptState::Declined => "Declined",
+            AttemptState::ProgramError => "ProgramError",
+            AttemptState::Cancelled => "Cancelled",
+            AttemptState::Superseded => "Superseded",
+            AttemptState::Unverifiable => "Unverifiable",
+            AttemptState::TimeLimit => "TimeLimit",
+            AttemptState::Refuted => "Refuted",
+            AttemptState::CannotVerify => "CannotVerify",
+        }
+    }
+
     /// Whether the attempt still holds its prover's bond.
     pub fn is_live(&self) -> bool {
         matches!(

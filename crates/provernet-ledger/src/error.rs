@@ -67,11 +67,11 @@ pub enum TxError {
     MissingInput(FileName),
     #[error("the program's manifest is invalid: {0}")]
     BadManifest(&'static str),
-    #[error("job {job} is {status:?}; this needs it to be {expected}")]
+    #[error("job {job} is {}; this needs it to be {expected}", status.name())]
     WrongJobState { job: JobId, status: JobStatus, expected: &'static str },
     #[error("job {job} has no attempt {attempt}")]
     UnknownAttempt { job: JobId, attempt: u8 },
-    #[error("attempt {attempt} of job {job} is {state:?}; this needs it to be {expected}")]
+    #[error("attempt {attempt} of job {job} is {}; this needs it to be {expected}", state.name())]
     WrongAttemptState { job: JobId, attempt: u8, state: AttemptState, expected: &'static str },
     #[error("attempt {attempt} of job {job} is assigned to another prover")]
     NotAssignedProver { job: JobId, attempt: u8 },
@@ -106,6 +106,81 @@ pub enum TxError {
 }
 
 impl TxError {
+    /// The values the error names, by field, as text: what a client shows or acts on
+    /// without parsing the message (`need` and `have` of a balance, the `job` at fault…).
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        use TxError as E;
+        let s = |v: &dyn std::fmt::Display| v.to_string();
+        match self {
+            E::UnknownAccount(a) => vec![("account", s(a))],
+            E::BadNonce { expected, got } => vec![("expected", s(&expected.0)), ("got", s(&got.0))],
+            E::InsufficientBalance { need, have }
+            | E::StakeTooLow { need, have }
+            | E::CollateralTooLow { need, have } => {
+                vec![("need", s(&need.0)), ("have", s(&have.0))]
+            }
+            E::ZeroAmount | E::Overflow => vec![],
+            E::ProgramExists(p) | E::UnknownProgram(p) => vec![("program", s(p))],
+            E::ProgramNameTaken(n) | E::DuplicateName(n) | E::MissingInput(n) => {
+                vec![("name", s(n))]
+            }
+            E::BadResources(why) | E::BadManifest(why) => vec![("reason", s(why))],
+            E::BadTimeLimit { got, min, max } => {
+                vec![("got", s(&got.0)), ("min", s(&min.0)), ("max", s(&max.0))]
+            }
+            E::ProverExists(p) | E::UnknownProver(p) | E::ProverExiting(p) => {
+                vec![("prover", s(p))]
+            }
+            E::DeclineQuotaExhausted(p) => vec![("prover", s(p))],
+            E::UnknownJob(j) | E::BidsFull(j) | E::BidMismatch(j) | E::NotRequester(j) => {
+                vec![("job", s(j))]
+            }
+            E::RaceFull(j) => vec![("job", s(j))],
+            E::BadRedundancy(r) => vec![("redundancy", s(r))],
+            E::FeeBelowQuote { quote, max_fee } => {
+                vec![("quote", s(&quote.0)), ("max_fee", s(&max_fee.0))]
+            }
+            E::MechanismNotEnabled(m) => vec![("mechanism", s(m))],
+            E::SingleProver { mechanism, redundancy } => {
+                vec![("mechanism", s(mechanism)), ("redundancy", s(redundancy))]
+            }
+            E::WrongMechanism { job, mechanism, expected } => {
+                vec![("job", s(job)), ("mechanism", s(mechanism)), ("expected", s(expected))]
+            }
+            E::AuctionClosed { job, what, why } => {
+                vec![("job", s(job)), ("what", s(what)), ("reason", s(why))]
+            }
+            E::AlreadyBid { job, prover }
+            | E::NoBid { job, prover }
+            | E::NotEligible { job, prover } => {
+                vec![("job", s(job)), ("prover", s(prover))]
+            }
+            E::NoProverCanFit(r) => vec![("resources", s(r))],
+            E::WrongJobState { job, status, expected } => {
+                vec![("job", s(job)), ("status", s(&status.name())), ("expected", s(expected))]
+            }
+            E::UnknownAttempt { job, attempt }
+            | E::NotAssignedProver { job, attempt }
+            | E::RevealTooEarly { job, attempt }
+            | E::RevealNotOpen { job, attempt }
+            | E::CommitmentMismatch { job, attempt } => {
+                vec![("job", s(job)), ("attempt", s(attempt))]
+            }
+            E::WrongAttemptState { job, attempt, state, expected } => vec![
+                ("job", s(job)),
+                ("attempt", s(attempt)),
+                ("state", s(&state.name())),
+                ("expected", s(expected)),
+            ],
+            E::NotCommitteeMember { job, attempt, voter }
+            | E::AlreadyVoted { job, attempt, voter } => {
+                vec![("job", s(job)), ("attempt", s(attempt)), ("voter", s(voter))]
+            }
+            E::OutputRules(e) => vec![("reason", s(e))],
+            E::DeadlinePassed { deadline } => vec![("deadline", s(&deadline.0))],
+            E::TooManyOpenJobs { open } => vec![("open", s(open))],
+        }
+    }
     /// A stable machine-readable code, for receipts and the API.
     pub fn code(&self) -> &'static str {
         match self {

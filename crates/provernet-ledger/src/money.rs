@@ -86,7 +86,27 @@ pub(crate) fn pay(
         return;
     }
     must_move(ov, from, Purse::Balance(to), amount, kind.name());
+    let for_work = matches!(
+        kind,
+        PaymentKind::ProverReward
+            | PaymentKind::VerifierReward
+            | PaymentKind::ProgramErrorCharge
+            | PaymentKind::Bounty
+    );
+    if for_work {
+        if let Some(p) = ov.prover_mut(&ProverId::from(to)) {
+            p.earned = tally(p.earned, amount, "earned");
+        }
+    }
     ov.events.push(Event::Paid { to, job, kind, amount });
+}
+
+/// `total + amount` for a running total the supply bounds; an overflow is a ledger bug.
+pub(crate) fn tally(total: MicroCredits, amount: MicroCredits, what: &str) -> MicroCredits {
+    match total.checked_add(amount) {
+        Some(t) => t,
+        None => panic!("ledger invariant broken: the {what} total overflows"),
+    }
 }
 
 fn take(ov: &mut Overlay<'_>, from: Purse<'_>, amount: MicroCredits) -> Result<(), Shortfall> {

@@ -12,7 +12,7 @@
 //! A verdict needs two thirds of the validators' votes (see the ledger's quorum rules).
 
 use crate::txq::{TxOutcome, TxQueue};
-use crate::views::{JobWork, Work};
+use crate::views::{JobWork, TaskKind, Work};
 use anyhow::{anyhow, bail, Result};
 use provernet_sdk::Client;
 use provernet_types::{BlobRef, BuiltinVerifier, JobId, Keypair, TxBody, Verdict};
@@ -120,16 +120,15 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
-        let work: Work = match client.get(&format!("/v1/provers/{me}/work")).await {
-            Ok(Some(w)) => w,
-            Ok(None) => continue,
+        let work: Work = match client.work(&me).await {
+            Ok(w) => w,
             Err(e) => {
                 tracing::debug!("built-in verifier: reading work: {e}");
                 continue;
             }
         };
-        for task in work.tasks.iter().filter(|t| t.kind == "vote") {
-            let Ok(job) = task.job.parse() else { continue };
+        for task in work.tasks.iter().filter(|t| t.kind == TaskKind::Vote) {
+            let job = JobWork::from(&task.job);
             if !done.insert((job.id, task.attempt)) {
                 continue;
             }
@@ -162,7 +161,7 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
         }
         // Forget attempts no longer listed, so the set stays bounded, and try again the votes
         // whose transactions failed while their round lasts.
-        let listed = work.keys();
+        let listed = crate::views::keys(&work);
         done.retain(|k| listed.contains(k));
         for k in
             std::mem::take(&mut *failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -184,11 +183,12 @@ async fn fetch(client: &Client, blob: &BlobRef) -> Result<Vec<u8>> {
 }
 
 async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<Verdict> {
-    let program: crate::views::ProgramJson = client
-        .get(&format!("/v1/programs/{}", job.program))
-        .await?
-        .ok_or_else(|| anyhow!("unknown program"))?;
-    let program = program.parse()?;
+    let program = crate::views::ProgramWork::from(
+        &client
+            .program(&job.program.to_string())
+            .await?
+            .ok_or_else(|| anyhow!("unknown program {}", job.program))?,
+    );
     let Some(kind) = program.builtin else {
         bail!("program {} is verified by a committee", program.name)
     };

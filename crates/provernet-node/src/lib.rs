@@ -66,7 +66,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use views::{JobWork, ProgramWork, Work};
+use views::{JobWork, ProgramWork, TaskKind, Work};
 
 /// Everything a node needs, resolved (the CLI reads `node.toml` into this).
 #[derive(Clone, Debug)]
@@ -309,15 +309,16 @@ impl Node {
     /// Registers the prover unless the chain knows it already.
     async fn ensure_registered(&self) -> Result<()> {
         let me = self.key.account();
-        if self.client.get::<serde_json::Value>(&format!("/v1/provers/{me}")).await?.is_some() {
+        if self.client.prover(&provernet_types::ProverId::from(me)).await?.is_some() {
             tracing::info!(prover = %me, "already registered");
             return Ok(());
         }
-        let balance = self.client.account(&me).await?.map_or(0, |a| a.balance_micro_credits);
-        if balance < self.settings.stake.0 {
+        let balance =
+            self.client.account(&me).await?.map_or(MicroCredits(0), |a| a.balance_micro_credits);
+        if balance < self.settings.stake {
             bail!(
                 "account {me} holds {} but the stake is {}\nhint: fund the account first (e.g. from the devnet faucet) or lower `stake` in node.toml",
-                MicroCredits(balance),
+                balance,
                 self.settings.stake
             );
         }
@@ -339,45 +340,38 @@ impl Node {
 
     async fn reconcile(self: Arc<Self>) -> Result<()> {
         let me = self.key.account();
-        let work: Work = self
-            .client
-            .get(&format!("/v1/provers/{me}/work"))
-            .await?
-            .ok_or_else(|| anyhow!("the API has no work endpoint"))?;
+        let work: Work = self.client.work(&me).await?;
         if work.prover.is_none() {
             tracing::warn!(prover = %me, "the chain does not list this prover (removed after an exit or ejection?)");
         }
         for task in &work.tasks {
-            let job = match task.job.parse() {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::warn!("skipping a task the API described badly: {e:#}");
-                    continue;
-                }
-            };
+            let job = JobWork::from(&task.job);
             let key = (job.id, task.attempt);
-            match task.kind.as_str() {
-                "accept" => self.clone().on_assigned(job, task.attempt),
-                "run" => self.clone().on_running(job, task.attempt, task.deadline, work.height),
-                "race" | "lock" | "bid" | "reveal" if !self.settings.markets => {}
-                "race" => self.clone().on_race(job, task.attempt, task.deadline, work.height),
-                "lock" => {
-                    self.clone().on_lock(job, task.attempt, task.price_micro_credits, task.round)
-                }
-                "bid" | "reveal" => self.on_sealed_bid(job, task),
-                "reveal_proof" => self.clone().on_reveal(job, task.attempt),
-                "vote" => {
+            let (deadline, attempt) = (task.deadline.0, task.attempt);
+            match task.kind {
+                TaskKind::Accept => self.clone().on_assigned(job, attempt),
+                TaskKind::Run => self.clone().on_running(job, attempt, deadline, work.height),
+                TaskKind::Race | TaskKind::Lock | TaskKind::Bid | TaskKind::Reveal
+                    if !self.settings.markets => {}
+                TaskKind::Race => self.clone().on_race(job, attempt, deadline, work.height),
+                TaskKind::Lock => self.clone().on_lock(
+                    job,
+                    attempt,
+                    task.price_micro_credits.map(|p| p.0),
+                    task.round.map(|r| r.0),
+                ),
+                TaskKind::Bid | TaskKind::Reveal => self.on_sealed_bid(job, task),
+                TaskKind::RevealProof => self.clone().on_reveal(job, attempt),
+                TaskKind::Vote => {
                     if self.lock().voting.insert(key) {
                         let node = self.clone();
-                        let attempt = task.attempt;
                         tokio::spawn(async move { node.vote(job, attempt).await });
                     }
                 }
-                other => tracing::debug!("unknown task kind {other}"),
             }
         }
         // Forget attempts the chain no longer lists for us, so these sets stay bounded.
-        let listed = work.keys();
+        let listed = views::keys(&work);
         let mut g = self.lock();
         g.skipped.retain(|k| listed.contains(k));
         g.voting.retain(|k| listed.contains(k));
@@ -571,9 +565,9 @@ impl Node {
 
     /// Places (at the ask) or reveals the node's sealed bid on a lowest-bid job.
     fn on_sealed_bid(&self, job: JobWork, task: &views::Task) {
-        let kind = if task.kind == "bid" { "bid" } else { "reveal" };
+        let kind = if task.kind == TaskKind::Bid { "bid" } else { "reveal" };
         let mark = (job.id, task.attempt, kind);
-        let Some(round) = task.round else { return };
+        let Some(round) = task.round.map(|r| r.0) else { return };
         if self.lock().offered.contains(&mark) {
             return;
         }
@@ -797,12 +791,9 @@ impl Node {
         if let Some(p) = self.lock().programs.get(&key) {
             return Ok(p.clone());
         }
-        let json: views::ProgramJson = self
-            .client
-            .get(&format!("/v1/programs/{key}"))
-            .await?
-            .ok_or_else(|| anyhow!("unknown program {key}"))?;
-        let p = json.parse()?;
+        let p = ProgramWork::from(
+            &self.client.program(&key).await?.ok_or_else(|| anyhow!("unknown program {key}"))?,
+        );
         self.lock().programs.insert(key, p.clone());
         Ok(p)
     }

@@ -7,7 +7,7 @@
 //! notices (their status is unknown again), learns the chain's next nonce, and re-signs the
 //! dropped ones in their original order.
 
-use provernet_sdk::{Client, SdkError};
+use provernet_sdk::{Client, ErrorCode, SdkError, TxState};
 use provernet_types::{Keypair, Nonce, Transaction, TxBody, TxHash};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -133,12 +133,10 @@ impl Worker {
                         });
                         next = Some(Nonce(n.0 + 1));
                     }
-                    Err(SdkError::Api { code, .. })
-                        if matches!(
-                            code.as_str(),
-                            "stale_nonce" | "nonce_taken" | "nonce_too_far"
-                        ) =>
-                    {
+                    Err(SdkError::Api {
+                        code: ErrorCode::StaleNonce | ErrorCode::NonceTaken | ErrorCode::NonceTooFar,
+                        ..
+                    }) => {
                         // Someone else used this account, or our view is old: start again.
                         queue.push_front((body, reply));
                         broken = true;
@@ -183,14 +181,15 @@ impl Worker {
         let mut still = VecDeque::new();
         while let Some(f) = self.inflight.pop_front() {
             match self.client.tx(&f.hash).await {
-                Ok(Some(s)) if s.status == "applied" => {
-                    let _ = f
-                        .reply
-                        .send(TxOutcome::Applied { hash: f.hash, height: s.height.unwrap_or(0) });
+                Ok(Some(s)) if s.status == TxState::Applied => {
+                    let _ = f.reply.send(TxOutcome::Applied {
+                        hash: f.hash,
+                        height: s.height.map_or(0, |h| h.0),
+                    });
                 }
-                Ok(Some(s)) if s.status == "failed" => {
+                Ok(Some(s)) if s.status == TxState::Failed => {
                     broken = true;
-                    let reason = s.error.unwrap_or_else(|| "failed".into());
+                    let reason = s.error.map_or_else(|| "failed".to_owned(), |e| e.to_string());
                     let _ = f.reply.send(TxOutcome::Failed {
                         reason: format!("{} (nonce {}): {reason}", f.body.kind(), f.nonce),
                     });

@@ -12,9 +12,15 @@
 //! # Ok(()) }
 //! ```
 
-use provernet_types::{AccountId, Encode, Nonce, SignedTx, TxHash};
+pub use provernet_api_types as types;
+pub use provernet_api_types::{
+    Account, ApiErrorBody, BlobStored, Block, ErrorCode, FinalizedBlock, Job, JobEvents, Page,
+    Program, Prover, Quote, Status, Submitted, Supply, TxErrorView, TxState, TxStatus, Work,
+};
+
+use provernet_types::{AccountId, Encode, JobId, Nonce, ProverId, SignedTx, TxHash};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,78 +32,24 @@ pub enum SdkError {
     Url(String),
     #[error("cannot reach the node: {0}")]
     Http(#[from] reqwest::Error),
-    /// The node answered with an error; `code` is stable and machine-readable.
+    /// The node answered with an error; `code` is stable and machine-readable, and `fields`
+    /// carries the values a ledger error names (`need`, `have`, `job`…).
     #[error("node refused ({status}, {code}): {message}")]
-    Api { status: u16, code: String, message: String },
+    Api { status: u16, code: ErrorCode, message: String, fields: BTreeMap<String, String> },
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
 }
 
-#[derive(Clone, Debug, Deserialize)]
-pub struct Mempool {
-    pub txs: u64,
-    pub bytes: u64,
-}
-
-/// `GET /v1/status`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Status {
-    pub chain_id: String,
-    pub height: u64,
-    pub block_hash: String,
-    pub state_root: String,
-    pub time_ms: u64,
-    /// The chain's target block time.
-    #[serde(default)]
-    pub block_time_ms: u64,
-    pub mempool: Mempool,
-}
-
-/// `GET /v1/accounts/{id}`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Account {
-    pub id: String,
-    pub balance_micro_credits: u64,
-    pub nonce: u64,
-    pub open_jobs: u32,
-}
-
-/// `POST /v1/txs`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Submitted {
-    pub hash: String,
-    /// `added`, or `known` when the node already had it.
-    pub mempool: String,
-}
-
-/// `GET /v1/txs/{hash}`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct TxStatus {
-    pub hash: String,
-    /// `pending`, `applied` or `failed`.
-    pub status: String,
-    pub height: Option<u64>,
-    pub error: Option<String>,
-}
-
-/// `GET /v1/blocks/{height}`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Block {
-    pub height: u64,
-    pub hash: String,
-    #[serde(default)]
-    pub time_ms: u64,
-    pub state_root: String,
-    #[serde(default)]
-    pub txs: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    message: String,
+impl SdkError {
+    /// The API's error code, for an error the node answered with.
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            SdkError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
 }
 
 /// Most validator APIs one client may list.
@@ -202,14 +154,18 @@ impl Client {
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| SdkError::Decode(e.to_string()));
         }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => {
-                Err(SdkError::Api { status: status.as_u16(), code: e.code, message: e.message })
-            }
+        match serde_json::from_slice::<ApiErrorBody>(&bytes) {
+            Ok(e) => Err(SdkError::Api {
+                status: status.as_u16(),
+                code: e.code,
+                message: e.message,
+                fields: e.fields,
+            }),
             Err(_) => Err(SdkError::Api {
                 status: status.as_u16(),
-                code: "http".into(),
+                code: ErrorCode::Other("http".into()),
                 message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                fields: BTreeMap::new(),
             }),
         }
     }
@@ -218,7 +174,7 @@ impl Client {
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, SdkError> {
         let resp = self.send(|b| self.http.get(format!("{b}{path}"))).await?;
         match Self::read(resp).await {
-            Err(SdkError::Api { status: 404, code, .. }) if code == "not_found" => Ok(None),
+            Err(SdkError::Api { status: 404, code: ErrorCode::NotFound, .. }) => Ok(None),
             other => other.map(Some),
         }
     }
@@ -247,7 +203,12 @@ impl Client {
 
     /// The account's next nonce (0 for an account the chain does not know yet).
     pub async fn next_nonce(&self, id: &AccountId) -> Result<Nonce, SdkError> {
-        Ok(Nonce(self.account(id).await?.map_or(0, |a| a.nonce)))
+        Ok(self.account(id).await?.map_or(Nonce(0), |a| a.nonce))
+    }
+
+    /// Where every credit is.
+    pub async fn supply(&self) -> Result<Supply, SdkError> {
+        self.get("/v1/supply").await?.ok_or_else(|| SdkError::Decode("no supply".into()))
     }
 
     pub async fn tx(&self, hash: &TxHash) -> Result<Option<TxStatus>, SdkError> {
@@ -258,18 +219,109 @@ impl Client {
         self.get(&format!("/v1/blocks/{height}")).await
     }
 
-    pub async fn job(&self, id: &str) -> Result<Option<serde_json::Value>, SdkError> {
+    /// Up to `limit` blocks below `before` (from the latest without it), newest first.
+    pub async fn blocks(&self, before: Option<u64>, limit: usize) -> Result<Page<Block>, SdkError> {
+        let mut path = format!("/v1/blocks?limit={limit}");
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        self.get(&path).await?.ok_or_else(|| SdkError::Decode("no blocks".into()))
+    }
+
+    pub async fn job(&self, id: &JobId) -> Result<Option<Job>, SdkError> {
         self.get(&format!("/v1/jobs/{id}")).await
     }
 
-    /// Server-sent events of every finalized block from now on (`/v1/events/blocks`), each the
-    /// block's JSON (height, hash, txs, events).
+    /// A page of jobs; `query` holds the filters and the cursor.
+    pub async fn jobs(&self, query: &types::JobQuery) -> Result<Page<Job>, SdkError> {
+        let mut params = Vec::new();
+        let mut add = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                params.push(format!("{k}={}", encode_query(v)));
+            }
+        };
+        add("cursor", &query.cursor);
+        add("requester", &query.requester);
+        add("prover", &query.prover);
+        add("state", &query.state);
+        add("limit", &query.limit.map(|l| l.to_string()));
+        let path = if params.is_empty() {
+            "/v1/jobs".to_owned()
+        } else {
+            format!("/v1/jobs?{}", params.join("&"))
+        };
+        self.get(&path).await?.ok_or_else(|| SdkError::Decode("no jobs".into()))
+    }
+
+    /// A program by id or by name.
+    pub async fn program(&self, id_or_name: &str) -> Result<Option<Program>, SdkError> {
+        self.get(&format!("/v1/programs/{}", encode_query(id_or_name))).await
+    }
+
+    pub async fn prover(&self, id: &ProverId) -> Result<Option<Prover>, SdkError> {
+        self.get(&format!("/v1/provers/{id}")).await
+    }
+
+    /// A page of provers after `cursor`.
+    pub async fn provers(&self, cursor: Option<&ProverId>) -> Result<Page<Prover>, SdkError> {
+        let path = match cursor {
+            Some(c) => format!("/v1/provers?cursor={c}"),
+            None => "/v1/provers".to_owned(),
+        };
+        self.get(&path).await?.ok_or_else(|| SdkError::Decode("no provers".into()))
+    }
+
+    /// What `id` has to do now.
+    pub async fn work(&self, id: &AccountId) -> Result<Work, SdkError> {
+        self.get(&format!("/v1/provers/{id}/work"))
+            .await?
+            .ok_or_else(|| SdkError::Decode("no work".into()))
+    }
+
+    /// The chain's quote for a job of these resources (`cores` like `1.5`, `memory` like
+    /// `4GiB`, `time` like `120s`).
+    pub async fn quote(
+        &self,
+        cores: &str,
+        memory: &str,
+        gpus: u16,
+        time: &str,
+        redundancy: u8,
+    ) -> Result<Quote, SdkError> {
+        let path = format!(
+            "/v1/quote?cores={}&memory={}&gpus={gpus}&time={}&redundancy={redundancy}",
+            encode_query(cores),
+            encode_query(memory),
+            encode_query(time)
+        );
+        self.get(&path).await?.ok_or_else(|| SdkError::Decode("no quote".into()))
+    }
+
+    /// Server-sent events of every finalized block from now on (`/v1/events/blocks`).
     pub async fn finalized_blocks(
         &self,
-    ) -> Result<impl futures::Stream<Item = Result<serde_json::Value, SdkError>>, SdkError> {
+    ) -> Result<impl futures::Stream<Item = Result<FinalizedBlock, SdkError>>, SdkError> {
+        self.events("/v1/events/blocks").await
+    }
+
+    /// A job's events (`/v1/jobs/{id}/events`): the job as it is now, then what each block did
+    /// to it, ending once it is final.
+    pub async fn job_events(
+        &self,
+        id: &JobId,
+    ) -> Result<impl futures::Stream<Item = Result<JobStreamItem, SdkError>>, SdkError> {
+        self.events(&format!("/v1/jobs/{id}/events")).await
+    }
+
+    /// A stream of server-sent events at `path`, each event's data decoded as `T` (an enum
+    /// tagged by the event's name, or a struct for single-kind streams).
+    async fn events<T: EventItem>(
+        &self,
+        path: &str,
+    ) -> Result<impl futures::Stream<Item = Result<T, SdkError>>, SdkError> {
         use futures::StreamExt;
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
-        let resp = self.send(|b| http.get(format!("{b}/v1/events/blocks"))).await?;
+        let resp = self.send(|b| http.get(format!("{b}{path}"))).await?;
         if !resp.status().is_success() {
             return Err(Self::read::<serde_json::Value>(resp)
                 .await
@@ -283,16 +335,15 @@ impl Client {
                 Err(e) => out.push(Err(SdkError::Http(e))),
                 Ok(bytes) => {
                     buf.extend_from_slice(&bytes);
+                    // An event is bounded like any answer: a peer that never ends one is cut.
+                    if buf.len() > EVENT_BYTES_MAX {
+                        buf.clear();
+                        out.push(Err(SdkError::Decode("an event over the size limit".into())));
+                    }
                     while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
                         let event: Vec<u8> = buf.drain(..end + 2).collect();
-                        let text = String::from_utf8_lossy(&event);
-                        for line in text.lines() {
-                            if let Some(data) = line.strip_prefix("data: ") {
-                                out.push(
-                                    serde_json::from_str(data)
-                                        .map_err(|e| SdkError::Decode(e.to_string())),
-                                );
-                            }
+                        if let Some(item) = parse_event::<T>(&String::from_utf8_lossy(&event)) {
+                            out.push(item);
                         }
                     }
                 }
@@ -351,7 +402,7 @@ impl Client {
                     .body(reqwest::Body::wrap_stream(body))
             })
             .await?;
-        Self::read::<serde_json::Value>(resp).await?;
+        Self::read::<BlobStored>(resp).await?;
         Ok(blob)
     }
 
@@ -423,7 +474,7 @@ impl Client {
         let start = Instant::now();
         loop {
             if let Some(s) = self.tx(hash).await? {
-                if s.status != "pending" {
+                if s.status != TxState::Pending {
                     return Ok(s);
                 }
             }
@@ -433,6 +484,75 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The most bytes one server-sent event may take.
+const EVENT_BYTES_MAX: usize = 16 << 20;
+
+/// What `/v1/jobs/{id}/events` streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobStreamItem {
+    /// The job as it is (the first event).
+    Job(Box<Job>),
+    /// What one block did to it.
+    Events(JobEvents),
+}
+
+/// Decodes one event stream's items from an event's name and data.
+pub trait EventItem: Sized {
+    fn decode(name: &str, data: &str) -> Option<Result<Self, SdkError>>;
+}
+
+fn decode_json<T: DeserializeOwned>(data: &str) -> Result<T, SdkError> {
+    serde_json::from_str(data).map_err(|e| SdkError::Decode(e.to_string()))
+}
+
+impl EventItem for FinalizedBlock {
+    fn decode(name: &str, data: &str) -> Option<Result<Self, SdkError>> {
+        (name == "block").then(|| decode_json(data))
+    }
+}
+
+impl EventItem for JobStreamItem {
+    fn decode(name: &str, data: &str) -> Option<Result<Self, SdkError>> {
+        match name {
+            "job" => Some(decode_json(data).map(|j| JobStreamItem::Job(Box::new(j)))),
+            "job_events" => Some(decode_json(data).map(JobStreamItem::Events)),
+            _ => None,
+        }
+    }
+}
+
+/// One server-sent event's item; comments and keep-alives give none.
+fn parse_event<T: EventItem>(text: &str) -> Option<Result<T, SdkError>> {
+    let mut name = "message";
+    let mut data = String::new();
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("event:") {
+            name = n.trim();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(d.strip_prefix(' ').unwrap_or(d));
+        }
+    }
+    if data.is_empty() {
+        return None;
+    }
+    T::decode(name, &data)
+}
+
+/// Percent-encodes a query or path value.
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn hex_encode(bytes: &[u8]) -> String {

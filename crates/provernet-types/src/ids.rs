@@ -106,6 +106,8 @@ macro_rules! id32 {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        crate::schema::schema!($name, crate::schema::hex32($kind));
     };
 }
 

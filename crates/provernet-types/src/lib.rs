@@ -7,6 +7,16 @@ pub mod crypto;
 pub mod ids;
 pub mod limits;
 pub mod resources;
+#[cfg(feature = "openapi")]
+pub(crate) mod schema;
+#[cfg(not(feature = "openapi"))]
+pub(crate) mod schema {
+    /// Without the `openapi` feature, schemas are not built.
+    macro_rules! schema {
+        ($($t:tt)*) => {};
+    }
+    pub(crate) use schema;
+}
 pub mod tx;
 pub mod units;
 

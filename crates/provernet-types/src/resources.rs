@@ -171,6 +171,8 @@ macro_rules! checked_name {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        crate::schema::schema!($name, crate::schema::name($what, $max));
     };
 }
 

@@ -58,6 +58,8 @@ macro_rules! quantity {
                 Ok(Self(<$inner>::decode_from(r)?))
             }
         }
+
+        crate::schema::schema!($name, crate::schema::integer(stringify!($name)));
     };
 }
 

@@ -260,7 +260,7 @@ impl Net {
     }
 
     pub async fn job(&self, id: &str) -> Value {
-        self.client.job(id).await.unwrap().unwrap()
+        self.client.get(&format!("/v1/jobs/{id}")).await.unwrap().unwrap()
     }
 
     pub async fn wait_final(&self, id: &str, limit: Duration) -> Value {
