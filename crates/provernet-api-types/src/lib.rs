@@ -813,6 +813,9 @@ pub struct JobQuery {
     pub prover: Option<String>,
     /// Only jobs in this state (a [`JobStatus`] name, or `Failed` for every failure).
     pub state: Option<String>,
+    /// `id` (the default: by job id) or `newest` (the latest submitted first; the cursor is
+    /// still the last job's id).
+    pub order: Option<String>,
 }
 
 /// Query of `GET /v1/blocks`.

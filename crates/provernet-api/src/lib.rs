@@ -17,8 +17,11 @@
 //! [`ErrorCode`]) and a message that names the field or id at fault. Request bodies and page
 //! sizes are bounded.
 
+mod explorer;
 mod server;
 mod views;
+
+pub use explorer::CSP as EXPLORER_CSP;
 
 pub use provernet_api_types::{ErrorCode, PAGE_MAX, WORK_TASKS_MAX};
 pub use server::{raise_descriptor_limit, serve_router, Gate, Peer, ServeLimits};
@@ -203,6 +206,7 @@ impl Api {
         let quick = quick.layer(DefaultBodyLimit::max(TX_BYTES_MAX + 1024)).layer(timeout);
         let (router, _) = slow.merge(quick).split_for_parts();
         router
+            .merge(explorer::routes())
             .fallback(|| async {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -859,10 +863,16 @@ async fn jobs(
             }
         },
     };
+    let newest = match page.order.as_deref() {
+        None | Some("id") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::bad("bad_field", format!("order `{other}` is not id or newest")))
+        }
+    };
     Ok(Json(api.submitter.chain().with_state(|s| {
-        let items: Vec<t::Job> = s
+        let matching = s
             .jobs()
-            .filter(|(id, _)| after.is_none_or(|a| **id > a))
             .filter(|(_, j)| requester.is_none_or(|r| j.requester == r))
             .filter(|(_, j)| prover.is_none_or(|p| j.attempts.iter().any(|a| a.prover == p)))
             .filter(|(_, j)| {
@@ -872,10 +882,26 @@ async fn jobs(
                     Some(None) => status.is_failed(),
                     Some(Some(want)) => status == want,
                 }
-            })
-            .take(limit)
-            .map(|(id, j)| views::job(id, j))
-            .collect();
+            });
+        let items: Vec<t::Job> = if newest {
+            // Latest submitted first, ties by id; the cursor job's place resumes the order.
+            let key = |id: &JobId, j: &provernet_ledger::Job| {
+                (std::cmp::Reverse(j.submitted_at), std::cmp::Reverse(j.seq), *id)
+            };
+            let from = after.and_then(|a| s.job(&a).map(|j| key(&a, j)));
+            let mut found: Vec<_> = matching
+                .map(|(id, j)| (key(id, j), id, j))
+                .filter(|(k, _, _)| from.is_none_or(|f| *k > f))
+                .collect();
+            found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            found.into_iter().take(limit).map(|(_, id, j)| views::job(id, j)).collect()
+        } else {
+            matching
+                .filter(|(id, _)| after.is_none_or(|a| **id > a))
+                .take(limit)
+                .map(|(id, j)| views::job(id, j))
+                .collect()
+        };
         page_of(items, limit, |j| j.id.to_string())
     })))
 }

@@ -131,7 +131,12 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
         // 20000-30000), and apart per test process.
-        let base = 10_000 + (std::process::id() % 250) as u16 * 10 + slot * 2_600;
+        // Slot 8, the last, fits between slot 7 and the ephemeral range (32768 and up).
+        let base = if slot < 8 {
+            10_000 + (std::process::id() % 250) as u16 * 10 + slot * 2_600
+        } else {
+            30_700 + (std::process::id() % 200) as u16 * 10
+        };
         let (p2p, api_port) = (base, base + 5);
         let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
         let mut genesis = Command::new(BIN);
