@@ -893,7 +893,7 @@ async fn jobs(
                 .map(|(id, j)| (key(id, j), id, j))
                 .filter(|(k, _, _)| from.is_none_or(|f| *k > f))
                 .collect();
-            found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            found.sort_unstable_by_key(|f| f.0);
             found.into_iter().take(limit).map(|(_, id, j)| views::job(id, j)).collect()
         } else {
             matching
