@@ -6,6 +6,7 @@ mod bench;
 mod bench_chain;
 mod bench_network;
 mod bench_sandbox;
+mod chain_cmd;
 mod devnet;
 mod logging;
 mod network_cmd;
@@ -50,6 +51,14 @@ enum Command {
     /// Fetch proofs and verify them locally.
     #[command(subcommand)]
     Proof(requester::ProofCommand),
+    /// The chain's height, parameters and supply.
+    Status(chain_cmd::StatusArgs),
+    /// See a balance, send credits.
+    #[command(subcommand)]
+    Account(chain_cmd::AccountCommand),
+    /// A prover's standing, and every prover transaction by hand.
+    #[command(subcommand)]
+    Prover(chain_cmd::ProverCommand),
     /// Start a local network (a validator and prover nodes) and prove a batch of real jobs.
     Devnet(devnet::DevnetArgs),
     /// The mechanism lab: simulate allocation mechanisms over scenarios and compare them.
@@ -72,6 +81,9 @@ fn main() {
         Command::Devnet(args) => devnet::run(args),
         Command::Job(cmd) => requester::job(cmd),
         Command::Proof(cmd) => requester::proof(cmd),
+        Command::Status(args) => chain_cmd::status(args),
+        Command::Account(cmd) => chain_cmd::account(cmd),
+        Command::Prover(cmd) => chain_cmd::prover(cmd),
         Command::Sim(cmd) => sim_cmd::run(cmd),
     };
     if let Err(err) = result {

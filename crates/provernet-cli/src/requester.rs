@@ -27,24 +27,24 @@ pub struct Conn {
     /// A validator's API root, or several separated by commas: the next is used when one
     /// cannot be reached, and a blob one lacks is downloaded from another.
     #[arg(long, env = "PROVERNET_API", default_value = "http://127.0.0.1:8080")]
-    api: String,
+    pub(crate) api: String,
     /// Your account's key file (JSON with a hex `seed`). The devnet's funded account is
     /// `.provernet-devnet/network/faucet.json`.
     #[arg(long, env = "PROVERNET_KEY")]
-    key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Conn {
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         Client::new(&self.api).map_err(|e| {
             hinted(e.to_string(), "pass --api http://HOST:PORT (or several, comma-separated)")
         })
     }
 
-    fn keypair(&self) -> Result<Keypair> {
+    pub(crate) fn keypair(&self) -> Result<Keypair> {
         let Some(path) = &self.key else {
             return Err(hinted(
                 "this command signs a transaction and needs your key",
@@ -55,19 +55,19 @@ impl Conn {
         Ok(Keypair::from_seed(crate::network_cmd::read_seed(path)?))
     }
 
-    fn say(&self, line: impl AsRef<str>) {
+    pub(crate) fn say(&self, line: impl AsRef<str>) {
         if !self.json {
             eprintln!("{}", line.as_ref());
         }
     }
 }
 
-fn hinted(msg: impl std::fmt::Display, hint: impl Into<String>) -> anyhow::Error {
+pub(crate) fn hinted(msg: impl std::fmt::Display, hint: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Hint(hint.into())).context(msg.to_string())
 }
 
 /// Turns an API or transaction error into one that says what to do.
-fn explain(err: SdkError, api: &str) -> anyhow::Error {
+pub(crate) fn explain(err: SdkError, api: &str) -> anyhow::Error {
     match &err {
         SdkError::Http(_) => hinted(
             err,
@@ -99,6 +99,19 @@ pub fn hint_for(code: &ErrorCode) -> Option<&'static str> {
         C::ProgramExists => "this exact program is already deployed; use it by its name or id",
         C::TooManyOpenJobs => "wait for some of your jobs to finish (`provernet job list --mine`)",
         C::WrongJobState => "`provernet job status ID` shows the job's state",
+        C::UnknownAttempt | C::WrongAttemptState => {
+            "`provernet job status ID` lists the job's attempts and their states"
+        }
+        C::NotAssignedProver => {
+            "only the prover assigned to an attempt may act on it; `provernet job status ID` shows who"
+        }
+        C::NotCommitteeMember | C::AlreadyVoted => {
+            "only a committee member votes, once; `provernet job status ID` lists the committee"
+        }
+        C::AuctionClosed | C::WrongMechanism | C::NoBid | C::BidMismatch | C::AlreadyBid => {
+            "`provernet job status ID` shows the job's mechanism and auction round"
+        }
+        C::DeclineQuotaExhausted => "this prover has used its declines for now; accept or let the attempt lapse",
         C::UnknownAccount => "the account does not exist yet: send it credits first (`provernet account transfer`)",
         C::UnknownJob => "`provernet job list --mine` lists your jobs",
         C::StakeTooLow => "stake more: the chain's minimum prover stake is in its parameters",
@@ -163,7 +176,7 @@ impl Progress {
     }
 }
 
-async fn upload(
+pub(crate) async fn upload(
     client: &Client,
     key: &Keypair,
     chain_id: &str,
@@ -205,11 +218,11 @@ pub async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBo
     Ok(nonce.0)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

@@ -184,6 +184,16 @@ pub async fn run(
     Ok(())
 }
 
+/// The salt of a sealed bid on `job` in the round opened at `round`, derived from the bidder's
+/// key seed so that the bidder (the node, or `provernet prover reveal-bid`) can open its bid
+/// again after a restart without storing it, and nobody else can.
+pub fn bid_salt(seed: &[u8; 32], job: JobId, round: u64) -> [u8; 32] {
+    provernet_types::domain_hash(
+        "provernet node bid salt v1",
+        &[seed, &job.0, &round.to_le_bytes()],
+    )
+}
+
 /// Wakes the main loop on every finalized block; reconnects when the stream breaks.
 pub(crate) async fn follow_blocks(client: Client, wake: Arc<tokio::sync::Notify>) {
     use futures::StreamExt;
@@ -557,10 +567,7 @@ impl Node {
 
     /// The salt of this node's sealed bid on `job` in the round opened at `round`.
     fn bid_salt(&self, job: JobId, round: u64) -> [u8; 32] {
-        provernet_types::domain_hash(
-            "provernet node bid salt v1",
-            &[&self.settings.seed, &job.0, &round.to_le_bytes()],
-        )
+        bid_salt(&self.settings.seed, job, round)
     }
 
     /// Places (at the ask) or reveals the node's sealed bid on a lowest-bid job.

@@ -131,11 +131,15 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
         // 20000-30000), and apart per test process.
-        // Slot 8, the last, fits between slot 7 and the ephemeral range (32768 and up).
-        let base = if slot < 8 {
-            10_000 + (std::process::id() % 250) as u16 * 10 + slot * 2_600
-        } else {
-            30_700 + (std::process::id() % 200) as u16 * 10
+        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9 and 10 lie
+        // below slot 0.
+        let pid = (std::process::id() % 250) as u16;
+        let base = match slot {
+            0..8 => 10_000 + pid * 10 + slot * 2_600,
+            8 => 30_700 + (pid % 200) * 10,
+            9 => 4_000 + pid * 10,
+            10 => 6_500 + pid * 10,
+            _ => panic!("port slots are 0 to 10"),
         };
         let (p2p, api_port) = (base, base + 5);
         let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
