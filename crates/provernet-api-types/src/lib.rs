@@ -594,6 +594,17 @@ pub struct Submitted {
     pub mempool: MempoolAdmission,
 }
 
+/// `POST /v1/txs/check`: the transaction would be admitted now (the ledger's rules, the fee,
+/// the mempool's limits); nothing was admitted or stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TxCheck {
+    pub hash: TxHash,
+    /// What the transaction pays the chain besides what it moves (0 for a prover's duties).
+    pub tx_fee_micro_credits: MicroCredits,
+    /// Blobs it names that this validator does not hold yet: upload them before submitting.
+    pub missing_blobs: Vec<Blob>,
+}
+
 /// Where a transaction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

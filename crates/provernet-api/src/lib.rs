@@ -121,6 +121,7 @@ fn documented() -> (OpenApiRouter<Api>, OpenApiRouter<Api>) {
         .routes(routes!(status))
         .routes(routes!(supply))
         .routes(routes!(submit_tx))
+        .routes(routes!(check_tx))
         .routes(routes!(tx_status))
         .routes(routes!(account))
         .routes(routes!(programs))
@@ -598,6 +599,62 @@ async fn submit_tx(
             Err(admit_error(e))
         }
     }
+}
+
+/// Checks a signed transaction as `POST /v1/txs` would, without admitting it: the ledger's own
+/// rules (balance, escrow, quote, eligibility, inputs, phase…), the fee and the mempool's
+/// limits. One home for every rule: a client asks the chain before it uploads or pays, instead
+/// of copying the rules. Blobs are not needed yet; those this validator lacks are listed.
+#[utoipa::path(
+    post,
+    path = "/v1/txs/check",
+    tag = "transactions",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The encoded signed transaction"),
+    responses(
+        (status = 200, description = "It would be admitted now", body = t::TxCheck),
+        (status = 400, description = "Malformed, badly signed, or refused by the ledger (its code)", body = t::ApiErrorBody),
+        (status = 409, description = "Another transaction with this nonce is pending", body = t::ApiErrorBody),
+        (status = 413, description = "Over the transaction size limit", body = t::ApiErrorBody),
+        (status = 429, description = "The mempool or the account's share of it is full", body = t::ApiErrorBody),
+    )
+)]
+async fn check_tx(
+    State(api): State<Api>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<t::TxCheck>, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a transaction is at most {TX_BYTES_MAX} bytes: {e}"),
+        )
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad("empty_body", "send the encoded signed transaction as the body"));
+    }
+    let chain = api.submitter.chain();
+    let signed =
+        provernet_types::SignedTx::decode(&body).map_err(|e| admit_error(AdmitError::Decode(e)))?;
+    let hash = signed.hash();
+    let tx = chain
+        .check_admission(&body, provernet_consensus::mempool::Source::Client)
+        .map_err(admit_error)?;
+    let body_of =
+        tx.as_ref().map(|t| t.tx().body.clone()).unwrap_or_else(|| signed.tx.body.clone());
+    let fee = if body_of.pays_fee() {
+        chain.with_state(|s| s.params().tx_fee)
+    } else {
+        provernet_types::MicroCredits(0)
+    };
+    let mut missing_blobs = Vec::new();
+    if let Some(store) = &api.blobs {
+        for b in body_of.blobs() {
+            if !store.has(&b.hash).await.map_err(blob_error)? {
+                missing_blobs.push(b.into());
+            }
+        }
+    }
+    Ok(Json(t::TxCheck { hash, tx_fee_micro_credits: fee, missing_blobs }))
 }
 
 /// A transaction: pending in the mempool, or applied or failed in a block (with the ledger's

@@ -122,6 +122,47 @@ async fn health_status_metrics_and_unknown_routes() {
 }
 
 #[tokio::test]
+async fn a_transaction_is_checked_by_the_ledgers_rules_without_being_admitted() {
+    let f = fixture(64);
+    let (s, v) = post(&f.router, "/v1/txs/check", transfer(0)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let check: t::TxCheck = serde_json::from_value(v.clone()).expect("a TxCheck");
+    assert!(check.tx_fee_micro_credits.0 > 0, "a transfer pays the fee: {v}");
+    assert!(check.missing_blobs.is_empty());
+    // Nothing was admitted: the hash is unknown, and the same nonce can be submitted.
+    assert_error(
+        get(&f.router, &format!("/v1/txs/{}", check.hash)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_eq!(post(&f.router, "/v1/txs", transfer(0)).await.0, StatusCode::ACCEPTED);
+    // The ledger's own code, with its values.
+    let stranger = Keypair::from_seed([0x22; 32]);
+    let tx = Transaction {
+        signer: stranger.account(),
+        nonce: Nonce(0),
+        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) },
+    }
+    .sign(&stranger, "provernet-devnet")
+    .encode();
+    assert_error(
+        post(&f.router, "/v1/txs/check", tx).await,
+        StatusCode::BAD_REQUEST,
+        "unknown_account",
+    );
+    assert_error(
+        post(&f.router, "/v1/txs/check", vec![1, 2, 3]).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_transaction",
+    );
+    assert_error(
+        post(&f.router, "/v1/txs/check", vec![]).await,
+        StatusCode::BAD_REQUEST,
+        "empty_body",
+    );
+}
+
+#[tokio::test]
 async fn transactions_are_admitted_deduplicated_and_applied() {
     let f = fixture(64);
     let (s, v) = post(&f.router, "/v1/txs", transfer(0)).await;
@@ -342,6 +383,7 @@ async fn the_openapi_document_is_generated_and_matches_the_routes_in_both_direct
             "/v1/status",
             "/v1/supply",
             "/v1/txs",
+            "/v1/txs/check",
             "/v1/txs/{hash}",
         ]
     );

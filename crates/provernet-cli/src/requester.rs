@@ -198,13 +198,24 @@ pub(crate) async fn upload(
 pub async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<u64> {
     let api = client.base().to_owned();
     let nonce = client.next_nonce(&key.account()).await.map_err(|e| explain(e, &api))?;
-    let kind = body.kind();
     let signed = Transaction { signer: key.account(), nonce, body }.sign(key, chain_id);
-    client.submit(&signed).await.map_err(|e| explain(e, &api))?;
+    submit_signed(client, &signed, &api).await?;
+    Ok(nonce.0)
+}
+
+/// Submits a signed transaction, waits until it is in a finalized block, and fails with the
+/// chain's reason if it did not apply.
+pub(crate) async fn submit_signed(
+    client: &Client,
+    signed: &provernet_types::SignedTx,
+    api: &str,
+) -> Result<()> {
+    let kind = signed.tx.body.kind();
+    client.submit(signed).await.map_err(|e| explain(e, api))?;
     let status = client
         .wait_tx(&signed.hash(), Duration::from_secs(120))
         .await
-        .map_err(|e| explain(e, &api))?;
+        .map_err(|e| explain(e, api))?;
     if status.status != TxState::Applied {
         let Some(e) = status.error else {
             bail!("the chain refused the {kind}");
@@ -215,7 +226,7 @@ pub async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBo
             None => anyhow!(msg),
         });
     }
-    Ok(nonce.0)
+    Ok(())
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -477,15 +488,6 @@ async fn submit(a: SubmitArgs) -> Result<()> {
             )
         })?;
     let program_id = program.id;
-    // Every declared input must be there before anything is uploaded.
-    for declared in &program.inputs {
-        if !a.inputs.iter().any(|(n, _)| n == declared) {
-            return Err(hinted(
-                format!("program {} declares the input `{declared}`, which is missing", a.program),
-                format!("pass it with --input {declared}=PATH"),
-            ));
-        }
-    }
     for (name, path) in &a.inputs {
         if !path.is_file() {
             bail!("input `{name}`: {} is not a readable file", path.display());
@@ -508,8 +510,8 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         );
     }
     let resources = Resources { cores, memory, gpus };
-    resources.check_bounds().map_err(|e| anyhow!("resources: {e}"))?;
-    // The chain's price, and whether the account can pay it.
+    // The chain's price sets the default --max-fee; whether the job can be paid for, run and
+    // proven is the chain's to say (below), not this tool's.
     let quote = client
         .quote(
             &format!("{}m", resources.cores.0),
@@ -522,47 +524,13 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         .map_err(|e| explain(e, &api))?;
     let total = quote.total_micro_credits;
     let max_fee = a.max_fee.unwrap_or(total);
-    if max_fee < total {
-        return Err(hinted(
-            format!("--max-fee {max_fee} is below the chain's quote {total}"),
-            "raise --max-fee, or ask for less (--time, --cores, --memory)",
-        ));
-    }
-    let balance = client
-        .account(&key.account())
-        .await
-        .map_err(|e| explain(e, &api))?
-        .map_or(0, |acc| acc.balance_micro_credits.0);
-    // Auctions escrow the max fee (the clearing price is only known later); the submission
-    // also pays the chain's transaction fee.
-    let escrow = if a.mechanism.is_auction() { max_fee } else { total };
-    let tx_fee = quote.tx_fee_micro_credits;
-    if balance < escrow.0.saturating_add(tx_fee.0) {
-        return Err(hinted(
-            format!(
-                "insufficient credits: the job escrows {escrow}, its submission costs a fee of {tx_fee}, and account {} has {}",
-                key.account(),
-                MicroCredits(balance)
-            ),
-            "fund the account, or ask for less (--time, --cores, --memory)",
-        ));
-    }
-    // Some registered prover must be able to run it, or the chain refuses the job.
-    if !some_prover_fits(&client, &resources).await? {
-        return Err(hinted(
-            format!(
-                "no registered prover has {} cores, {}, {} GPUs",
-                resources.cores, resources.memory, resources.gpus.0
-            ),
-            "ask for fewer resources; GET /v1/provers lists what provers have",
-        ));
-    }
+    // The inputs' addresses, computed here: the transaction names them before they are sent.
+    let mut files = Vec::new();
     let mut named = Vec::new();
     for (name, path) in &a.inputs {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let blob =
-            upload(&client, &key, &chain_id, &format!("input {name}"), bytes, a.conn.json).await?;
-        named.push(NamedBlob { name: name.clone(), blob });
+        named.push(NamedBlob { name: name.clone(), blob: provernet_types::tx::blob_ref(&bytes) });
+        files.push((name.clone(), bytes));
     }
     let spec = JobSpec {
         program: program_id,
@@ -575,9 +543,22 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         mechanism: a.mechanism,
         max_fee,
     };
-    let nonce = transact(&client, &key, &chain_id, TxBody::SubmitJob(spec)).await?;
-    let id = provernet_types::tx::job_id(&key.account(), provernet_types::Nonce(nonce));
-    a.conn.say(format!("submitted job {id} ({} for up to {total})", a.program));
+    let nonce = client.next_nonce(&key.account()).await.map_err(|e| explain(e, &api))?;
+    let signed = Transaction { signer: key.account(), nonce, body: TxBody::SubmitJob(spec) }
+        .sign(&key, &chain_id);
+    // The chain's own rules, before a byte is uploaded or a credit paid: the program's inputs,
+    // redundancy and mechanism, the quote against --max-fee, the balance for escrow and fee,
+    // and a prover with room for the job.
+    let check = client.check(&signed).await.map_err(|e| explain(e, &api))?;
+    let missing: Vec<_> = check.missing_blobs.iter().map(|b| b.hash).collect();
+    for (name, bytes) in files {
+        if missing.contains(&provernet_types::BlobHash::of(&bytes)) {
+            upload(&client, &key, &chain_id, &format!("input {name}"), bytes, a.conn.json).await?;
+        }
+    }
+    submit_signed(&client, &signed, &api).await?;
+    let id = provernet_types::tx::job_id(&key.account(), nonce);
+    a.conn.say(format!("submitted job {id} ({} for up to {max_fee})", a.program));
     if a.wait {
         let v = watch(&client, &id, &a.conn).await?;
         return finish_watch(&v, &a.conn);
@@ -588,23 +569,6 @@ async fn submit(a: SubmitArgs) -> Result<()> {
         println!("{id}");
         Ok(())
     }
-}
-
-/// Whether a registered prover's capacity holds `r` (pages through `/v1/provers`, at most
-/// 100 pages).
-async fn some_prover_fits(client: &Client, r: &Resources) -> Result<bool> {
-    let mut cursor: Option<provernet_types::ProverId> = None;
-    for _ in 0..100 {
-        let page = client.provers(cursor.as_ref()).await.map_err(|e| explain(e, client.base()))?;
-        if page.items.iter().any(|p| r.fits_in(&p.capacity.resources())) {
-            return Ok(true);
-        }
-        match page.next_cursor.and_then(|c| c.parse().ok()) {
-            Some(c) => cursor = Some(c),
-            None => return Ok(false),
-        }
-    }
-    Ok(false)
 }
 
 /// Follows a job until it is final, printing each change; returns the final view.

@@ -103,7 +103,8 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
         assert_eq!(p["stake_micro_credits"], STAKE, "{p}");
     }
 
-    // Bad input: each refused before anything is paid, with a hint.
+    // Bad input: each refused by the chain's own rules (asked before anything is uploaded or
+    // paid), with its code and a hint.
     let refused = |args: &[&str], want: &str| {
         let (ok, _, err) = net.cli(args);
         assert!(!ok, "{args:?} should fail");
@@ -115,14 +116,14 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
         &["job", "submit", "no-such-program", "--input", &stmt],
         "no program `no-such-program`",
     );
-    refused(&["job", "submit", "winterfell-chain"], "declares the input `statement`");
+    refused(&["job", "submit", "winterfell-chain"], "missing_input)");
     refused(
         &["job", "submit", "winterfell-chain", "--input", &stmt, "--cores", "64"],
-        "no registered prover has",
+        "no_prover_can_fit)",
     );
     refused(
         &["job", "submit", "winterfell-chain", "--input", &stmt, "--max-fee", "0.000001"],
-        "below the chain's quote",
+        "fee_below_quote)",
     );
     // A job that has finished cannot be cancelled.
     let (ok, _, err) = net.cli(&["job", "cancel", &id]);
@@ -142,7 +143,7 @@ async fn requester_cli_proves_fetches_and_refuses_bad_input() {
     )
     .unwrap();
     let (ok, _, err) = net.cli_as(&poor, &["job", "submit", "winterfell-chain", "--input", &stmt]);
-    assert!(!ok && err.contains("insufficient credits") && err.contains("hint:"), "{err}");
+    assert!(!ok && err.contains("unknown_account)") && err.contains("hint:"), "{err}");
     let out = std::process::Command::new(BIN)
         .args(["job", "status", &id])
         .env("PROVERNET_API", "http://127.0.0.1:1")

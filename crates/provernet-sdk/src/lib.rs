@@ -197,6 +197,21 @@ impl Client {
         Self::read(resp).await
     }
 
+    /// Asks the chain whether `tx` would be admitted now, without admitting it: the ledger's
+    /// error (its code and values) if not, else the fee and the blobs to upload first.
+    pub async fn check(&self, tx: &SignedTx) -> Result<types::TxCheck, SdkError> {
+        let body = bytes::Bytes::from(tx.encode());
+        let resp = self
+            .send(|b| {
+                self.http
+                    .post(format!("{b}/v1/txs/check"))
+                    .header("content-type", "application/octet-stream")
+                    .body(body.clone())
+            })
+            .await?;
+        Self::read(resp).await
+    }
+
     pub async fn account(&self, id: &AccountId) -> Result<Option<Account>, SdkError> {
         self.get(&format!("/v1/accounts/{id}")).await
     }
