@@ -1089,22 +1089,19 @@ async fn quote(
         .parse()
         .map_err(|e: provernet_types::ParseUnitError| field("time", e.to_string()))?;
     let redundancy = q.redundancy.unwrap_or(1);
-    if redundancy == 0 || redundancy > provernet_types::limits::REDUNDANCY_MAX {
-        return Err(field("redundancy", format!("{redundancy} is outside 1..=3")));
-    }
     let resources = Resources { cores, memory, gpus };
     resources.check_bounds().map_err(|e| field("resources", e.to_string()))?;
-    let (per, tx_fee) = api
-        .submitter
-        .chain()
-        .with_state(|s| (s.params().prices.quote(&resources, time), s.params().tx_fee));
-    let total = per
-        .0
-        .checked_mul(u64::from(redundancy))
-        .ok_or_else(|| field("resources", "the quote overflows".into()))?;
+    let (quote, tx_fee) = api.submitter.chain().with_state(|s| {
+        (provernet_ledger::job_quote(s.params(), &resources, time, redundancy), s.params().tx_fee)
+    });
+    let (per, total) = quote.map_err(|e| {
+        let mut err = ApiError::bad(e.code(), e.to_string());
+        err.fields = e.fields().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        err
+    })?;
     Ok(Json(t::Quote {
         per_prover_micro_credits: per,
-        total_micro_credits: provernet_types::MicroCredits(total),
+        total_micro_credits: total,
         redundancy,
         time_limit_s: time,
         tx_fee_micro_credits: tx_fee,

@@ -310,7 +310,8 @@ async fn blocks_and_quotes() {
     assert_error(
         get(&f.router, "/v1/quote?cores=1&memory=1GiB&time=5m&redundancy=9").await,
         StatusCode::BAD_REQUEST,
-        "bad_field",
+        // The ledger's own rule and code, as a job with this redundancy would get.
+        "bad_redundancy",
     );
 }
 

@@ -1,7 +1,6 @@
 //! `provernet quote`.
 
 use anyhow::Result;
-use provernet_mechanism::PriceTable;
 use provernet_types::{Bytes, GpuCount, MicroCredits, MilliCores, Resources, Seconds};
 
 #[derive(clap::Args, Debug)]
@@ -49,16 +48,22 @@ struct Quote {
 pub fn run(args: QuoteArgs) -> Result<()> {
     let resources = Resources { cores: args.cores, memory: args.memory, gpus: args.gpus };
     resources.check_bounds().map_err(|e| anyhow::anyhow!("{e}"))?;
-    if args.redundancy == 0 || args.redundancy > provernet_types::limits::REDUNDANCY_MAX {
-        return Err(anyhow::Error::new(crate::Hint("use --redundancy 1, 2 or 3".into()))
-            .context(format!("redundancy {} is outside 1..=3", args.redundancy)));
-    }
+    // The ledger's own rule, at the genesis defaults (the chain's prices replace them below).
+    let (per, total) = provernet_ledger::job_quote(
+        &provernet_ledger::ChainParams::devnet(Vec::new()),
+        &resources,
+        args.time,
+        args.redundancy,
+    )
+    .map_err(|e| {
+        anyhow::Error::new(crate::Hint("use --redundancy 1, 2 or 3".into())).context(e.to_string())
+    })?;
     let from_chain = if args.offline { None } else { chain_quote(&args, &resources) };
-    let (per, prices) = match from_chain {
-        Some(per) => (per, "chain".to_owned()),
-        None => (PriceTable::default().quote(&resources, args.time), "default".to_owned()),
+    let (per, total, prices) = match from_chain {
+        Some((per, total)) => (per, total, "chain"),
+        None => (per, total, "default"),
     };
-    let total = MicroCredits(per.0 * u64::from(args.redundancy));
+    let prices = prices.to_owned();
     let q = Quote {
         cores: resources.cores.to_string(),
         memory: resources.memory.to_string(),
@@ -81,12 +86,12 @@ pub fn run(args: QuoteArgs) -> Result<()> {
     Ok(())
 }
 
-/// The per-prover price at the chain's posted prices, or `None` if no chain answers.
-fn chain_quote(args: &QuoteArgs, r: &Resources) -> Option<MicroCredits> {
+/// The per-prover and total price at the chain's posted prices, or `None` if no chain answers.
+fn chain_quote(args: &QuoteArgs, r: &Resources) -> Option<(MicroCredits, MicroCredits)> {
     let client = provernet_sdk::Client::new(&args.api).ok()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
     let (cores, memory, time) =
         (format!("{}m", r.cores.0), format!("{}B", r.memory.0), format!("{}s", args.time.0));
-    let q = rt.block_on(client.quote(&cores, &memory, r.gpus.0, &time, 1)).ok()?;
-    Some(q.per_prover_micro_credits)
+    let q = rt.block_on(client.quote(&cores, &memory, r.gpus.0, &time, args.redundancy)).ok()?;
+    Some((q.per_prover_micro_credits, q.total_micro_credits))
 }

@@ -79,7 +79,7 @@ use crate::money::{
     bond, free_capacity, hold_capacity, move_credits, must_move, pay, tally, unbond, Purse,
 };
 use crate::overlay::Overlay;
-use crate::params::Genesis;
+use crate::params::{ChainParams, Genesis};
 use crate::state::{ChangeSet, Meta, State};
 use provernet_mechanism::{
     mechanism, pick_committee, Candidate, Decision, Offer, Request, Round, Seed,
@@ -212,6 +212,39 @@ pub fn apply_block(
     end_of_block(state, ctx, &mut events);
     let (root, changes) = state.commit();
     Ok(BlockOutput { receipts, events, root, changes })
+}
+
+/// The chain's price of a job: per prover, and in all for `redundancy` provers. The one place
+/// the quote is computed (the ledger's admission of a job, the API's `/v1/quote` and the CLI's
+/// offline quote call it); refuses a redundancy outside 1 to [`REDUNDANCY_MAX`] and a total
+/// that overflows.
+pub fn job_quote(
+    params: &ChainParams,
+    resources: &Resources,
+    time_limit: provernet_types::Seconds,
+    redundancy: u8,
+) -> Result<(MicroCredits, MicroCredits), TxError> {
+    if redundancy == 0 || redundancy > REDUNDANCY_MAX {
+        return Err(TxError::BadRedundancy(redundancy));
+    }
+    let per = params.prices.quote(resources, time_limit);
+    let total = per.0.checked_mul(u64::from(redundancy)).ok_or(TxError::Overflow)?;
+    Ok((per, MicroCredits(total)))
+}
+
+/// What a job escrows at submission: an auction may clear anywhere up to the max fee, so it
+/// escrows the max fee (the rest returns at settlement); fixed-price mechanisms escrow, and
+/// charge at most, the quote.
+pub fn job_escrow(
+    mechanism: MechanismKind,
+    max_fee: MicroCredits,
+    quote: MicroCredits,
+) -> MicroCredits {
+    if mechanism.is_auction() {
+        max_fee
+    } else {
+        quote
+    }
 }
 
 /// Whether `tx` would apply if it were the first transaction of the next block on `state`.
@@ -490,9 +523,7 @@ fn submit_job(
     let resources = spec.resources.unwrap_or(program.manifest.default_resources);
     resources.check_bounds().map_err(TxError::BadResources)?;
     check_time_limit(spec.time_limit)?;
-    if spec.redundancy == 0 || spec.redundancy > REDUNDANCY_MAX {
-        return Err(TxError::BadRedundancy(spec.redundancy));
-    }
+    let (fee, quote) = job_quote(ov.params(), &resources, spec.time_limit, spec.redundancy)?;
     if !ov.params().mechanisms.contains(&spec.mechanism) {
         return Err(TxError::MechanismNotEnabled(spec.mechanism));
     }
@@ -514,9 +545,6 @@ fn submit_job(
     if spec.inputs.iter().any(|i| i.blob.size > BLOB_BYTES_MAX) {
         return Err(TxError::BadResources("an input is larger than the 64 GiB blob limit"));
     }
-    let fee = ov.params().prices.quote(&resources, spec.time_limit);
-    let quote =
-        MicroCredits(fee.0.checked_mul(u64::from(spec.redundancy)).ok_or(TxError::Overflow)?);
     if spec.max_fee < quote {
         return Err(TxError::FeeBelowQuote { quote, max_fee: spec.max_fee });
     }
@@ -535,9 +563,7 @@ fn submit_job(
     if open >= ov.params().open_jobs_per_account_max {
         return Err(TxError::TooManyOpenJobs { open });
     }
-    // An auction may clear anywhere up to the max fee, so it escrows the max fee; the rest
-    // returns at settlement. Fixed-price mechanisms escrow (and charge at most) the quote.
-    let escrow = if auction { spec.max_fee } else { quote };
+    let escrow = job_escrow(spec.mechanism, spec.max_fee, quote);
     ov.account_mut(requester).open_jobs = open + 1;
     let id = job_id(&requester, nonce);
     let h = ov.height;

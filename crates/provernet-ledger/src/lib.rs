@@ -18,8 +18,8 @@ pub mod state;
 pub mod testkit;
 
 pub use apply::{
-    apply_block, check_tx, genesis, BlockContext, BlockError, BlockOutput, GenesisError, Tally,
-    QUEUE_SCAN_MAX,
+    apply_block, check_tx, genesis, job_escrow, job_quote, BlockContext, BlockError, BlockOutput,
+    GenesisError, Tally, QUEUE_SCAN_MAX,
 };
 pub use entities::*;
 pub use error::TxError;
