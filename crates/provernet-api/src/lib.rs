@@ -464,13 +464,16 @@ async fn openapi_json() -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 async fn metrics(State(api): State<Api>) -> Response {
+    use std::fmt::Write;
     let chain = api.submitter.chain();
     let tip = chain.tip();
     let (txs, bytes) = chain.mempool_size();
     let c = &api.counters;
-    let body = format!(
+    let mut body = format!(
         "# HELP provernet_height Height of the last finalized block.\n\
          # TYPE provernet_height gauge\nprovernet_height {}\n\
+         # HELP provernet_block_time_ms Time of the last finalized block (ms since the epoch).\n\
+         # TYPE provernet_block_time_ms gauge\nprovernet_block_time_ms {}\n\
          # HELP provernet_mempool_txs Transactions waiting in the mempool.\n\
          # TYPE provernet_mempool_txs gauge\nprovernet_mempool_txs {txs}\n\
          # HELP provernet_mempool_bytes Bytes of transactions waiting in the mempool.\n\
@@ -481,10 +484,66 @@ async fn metrics(State(api): State<Api>) -> Response {
          provernet_api_txs_total{{outcome=\"known\"}} {}\n\
          provernet_api_txs_total{{outcome=\"rejected\"}} {}\n",
         tip.height,
+        tip.time,
         c.txs_admitted.load(Ordering::Relaxed),
         c.txs_known.load(Ordering::Relaxed),
         c.txs_rejected.load(Ordering::Relaxed),
     );
+    // From the state: jobs not yet settled by status, provers by status, where the credits are.
+    let (jobs, provers, parts) = chain.with_state(|s| {
+        let mut jobs: std::collections::BTreeMap<&'static str, u64> =
+            t::JobStatus::ALL.iter().map(|st| (st.name(), 0)).collect();
+        for (_, j) in s.jobs().filter(|(_, j)| !j.settled) {
+            *jobs.entry(views::job_status(j.status).name()).or_default() += 1;
+        }
+        let mut provers: std::collections::BTreeMap<&'static str, u64> =
+            ["Probing", "Active", "Exiting", "Ejected"].into_iter().map(|n| (n, 0)).collect();
+        let (mut stakes, mut escrows) = (0u128, 0u128);
+        for (id, p) in s.provers() {
+            let status = match views::prover(id, p).status {
+                t::ProverStatus::Probing => "Probing",
+                t::ProverStatus::Active => "Active",
+                t::ProverStatus::Exiting => "Exiting",
+                t::ProverStatus::Ejected => "Ejected",
+            };
+            *provers.entry(status).or_default() += 1;
+            stakes += u128::from(p.stake.0);
+        }
+        for (_, j) in s.jobs() {
+            escrows += u128::from(j.escrow.0);
+        }
+        let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
+        let m = s.meta();
+        let parts = [
+            ("balances", balances),
+            ("stakes", stakes),
+            ("escrows", escrows),
+            ("treasury", u128::from(m.treasury.0)),
+            ("burned", u128::from(m.burned.0)),
+        ];
+        (jobs, provers, parts)
+    });
+    let _ = writeln!(
+        body,
+        "# HELP provernet_jobs Jobs not yet settled, by status.\n# TYPE provernet_jobs gauge"
+    );
+    for (status, n) in jobs {
+        let _ = writeln!(body, "provernet_jobs{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        body,
+        "# HELP provernet_provers Registered provers by status.\n# TYPE provernet_provers gauge"
+    );
+    for (status, n) in provers {
+        let _ = writeln!(body, "provernet_provers{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        body,
+        "# HELP provernet_credits_micro Where the credits are, in micro-credits.\n# TYPE provernet_credits_micro gauge"
+    );
+    for (part, n) in parts {
+        let _ = writeln!(body, "provernet_credits_micro{{part=\"{part}\"}} {n}");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

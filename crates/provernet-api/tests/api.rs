@@ -117,7 +117,40 @@ async fn health_status_metrics_and_unknown_routes() {
     assert!(v["mechanisms"]["collateral_bps"].as_u64().is_some(), "{v}");
     let (s, v) = get(&f.router, "/metrics").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(v.as_str().is_some_and(|t| t.contains("provernet_height 0")), "{v}");
+    let text = v.as_str().expect("metrics are text").to_owned();
+    assert!(text.contains("provernet_height 0"), "{text}");
+    for line in [
+        "provernet_jobs{status=\"Pending\"} 0",
+        "provernet_provers{status=\"Active\"} 0",
+        "provernet_credits_micro{part=\"burned\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    // The operators' dashboard graphs only metrics this API exports.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/grafana/provernet-dashboard.json"),
+        )
+        .expect("the dashboard is in the repository"),
+    )
+    .expect("the dashboard is JSON");
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for (i, _) in expr.match_indices("provernet_") {
+                let name: String =
+                    expr[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                assert!(
+                    text.contains(&format!("# TYPE {name} ")),
+                    "{name} in {expr} is not exported"
+                );
+                used += 1;
+            }
+        }
+    }
+    assert!(used >= 10, "{used}");
     assert_error(get(&f.router, "/v2/nothing").await, StatusCode::NOT_FOUND, "no_route");
 }
 

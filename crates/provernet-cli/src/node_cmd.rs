@@ -9,10 +9,146 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NodeArgs {
     /// The node's configuration file.
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<NodeCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Write a node.toml with this machine's detected capacity and a new key, and say what
+    /// to do next.
+    Init(InitArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Where to write `node.toml` and `key.json` (the node keeps its data under it too).
+    #[arg(long, default_value = "provernet-node")]
+    dir: PathBuf,
+    /// Validators' APIs, comma-separated.
+    #[arg(long, env = "PROVERNET_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// The stake to register with, in credits.
+    #[arg(long, default_value = "100")]
+    stake: MicroCredits,
+    /// Replace an existing node.toml (an existing key is always kept).
     #[arg(long)]
-    config: PathBuf,
+    force: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `provernet node init`: a configuration for this machine, a key, and the next two commands.
+fn init(a: InitArgs) -> Result<()> {
+    let toml_path = a.dir.join("node.toml");
+    if toml_path.exists() && !a.force {
+        return Err(anyhow::Error::new(crate::Hint(
+            "pass --force to replace it, or --dir for another node".into(),
+        ))
+        .context(format!("{} exists", toml_path.display())));
+    }
+    let apis: Vec<String> =
+        a.api.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    if apis.is_empty() || apis.len() > provernet_sdk::APIS_MAX {
+        return Err(anyhow!(
+            "--api lists {} validators; give 1 to {}",
+            apis.len(),
+            provernet_sdk::APIS_MAX
+        ));
+    }
+    if let Some(bad) =
+        apis.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+    {
+        return Err(anyhow!("--api `{bad}` is not an http:// or https:// URL"));
+    }
+    if a.stake.0 == 0 {
+        return Err(anyhow!("--stake must be above zero"));
+    }
+    std::fs::create_dir_all(&a.dir).map_err(|e| anyhow!("creating {}: {e}", a.dir.display()))?;
+    let key_path = a.dir.join("key.json");
+    let key = if key_path.exists() {
+        provernet_types::Keypair::from_seed(read_seed(&key_path)?)
+    } else {
+        let key = provernet_types::Keypair::generate();
+        let json = serde_json::json!({ "seed": hex::encode(key.seed()) }).to_string();
+        crate::network_cmd::write_secret(&key_path, &json)?;
+        key
+    };
+    let mut capacity = provernet_node::detect_capacity();
+    // Whole GiB read better and leave the rest of the last one to the system.
+    capacity.memory = Bytes(capacity.memory.0 / Bytes::gib(1).0 * Bytes::gib(1).0);
+    let labels = provernet_sandbox::host::cpu_labels();
+    let list: Vec<String> = apis.iter().map(|u| format!("\"{u}\"")).collect();
+    let credits =
+        |m: u64| format!("{}.{:06}", m / MicroCredits::PER_CREDIT, m % MicroCredits::PER_CREDIT);
+    let stake_credits = credits(a.stake.0);
+    // The stake and one credit for the registration's and the node's transaction fees.
+    let fund_credits = credits(a.stake.0.saturating_add(MicroCredits::PER_CREDIT));
+    let text = format!(
+        "# A provernet prover node (`provernet node --config {toml}`).\n\
+         # Validators' APIs: the node uses the first that answers.\n\
+         api = [{apis}]\n\
+         key = \"key.json\"\n\
+         data_dir = \"data\"\n\
+         # Registered with this stake on the first start (the account must hold it).\n\
+         stake = \"{stake_credits}\"\n\
+         # Detected on this machine; lower them to keep some for yourself.\n\
+         cores = \"{cores}\"\n\
+         memory = \"{memory}\"\n\
+         gpus = {gpus}\n\
+         # Detected CPU labels ({detected}) are added at start; add your own, e.g. region=eu.\n\
+         labels = []\n\
+         # Join open races and auctions; bid at this percent of the chain's quote.\n\
+         markets = true\n\
+         ask_percent = 100\n",
+        toml = toml_path.display(),
+        apis = list.join(", "),
+        cores = capacity.cores,
+        memory = capacity.memory,
+        gpus = capacity.gpus.0,
+        detected = if labels.is_empty() { "none".to_owned() } else { labels.join(", ") },
+    );
+    let tmp = a.dir.join("node.toml.tmp");
+    std::fs::write(&tmp, &text).map_err(|e| anyhow!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &toml_path)
+        .map_err(|e| anyhow!("writing {}: {e}", toml_path.display()))?;
+    let account = key.account();
+    let fund = format!(
+        "provernet account transfer --to {account} --amount {fund_credits} --key FUNDED_KEY --api {}",
+        apis[0]
+    );
+    let start = format!("provernet node --config {}", toml_path.display());
+    if a.json {
+        let v = serde_json::json!({
+            "config": toml_path,
+            "key": key_path,
+            "account": account,
+            "capacity": {
+                "cores": capacity.cores.to_string(),
+                "memory": capacity.memory.to_string(),
+                "gpus": capacity.gpus.0,
+            },
+            "stake_micro_credits": a.stake.0,
+            "next": [fund, start],
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("wrote {} and {}", toml_path.display(), key_path.display());
+        println!(
+            "this machine offers {} cores, {}, {} GPUs; the prover's account is {account}",
+            capacity.cores, capacity.memory, capacity.gpus.0
+        );
+        println!("next:");
+        println!("  1. fund the account with the stake and a little for fees:\n     {fund}");
+        println!("  2. start the node (it registers itself):\n     {start}");
+    }
+    Ok(())
 }
 
 /// One validator API or several.
@@ -141,8 +277,14 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
 }
 
 pub fn run(args: NodeArgs) -> Result<()> {
+    if let Some(NodeCommand::Init(a)) = args.command {
+        return init(a);
+    }
+    let Some(config) = args.config else {
+        return Err(anyhow!("give --config node.toml, or `provernet node init` to write one"));
+    };
     crate::logging::init();
-    let settings = load(&args.config)?;
+    let settings = load(&config)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(provernet_node::run(settings, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -572,35 +572,68 @@ async fn submit(a: SubmitArgs) -> Result<()> {
 }
 
 /// Follows a job until it is final, printing each change; returns the final view.
+/// Follows a job until it is final, printing each change; returns the final view. It follows
+/// the job's event stream (a new view is read only when a block touched the job) and polls
+/// while the stream is down, reconnecting to it.
 async fn watch(client: &Client, id: &JobId, conn: &Conn) -> Result<Job> {
+    use futures::StreamExt;
+    use provernet_sdk::JobStreamItem;
     let started = Instant::now();
     let mut last = String::new();
     let mut failures = 0u32;
-    loop {
-        let v = match client.job(id).await {
-            Ok(Some(v)) => {
-                failures = 0;
-                v
-            }
-            Ok(None) => return Err(hinted(format!("there is no job {id}"), "check the id")),
-            // A validator restart or a slow answer: keep following for a while.
-            Err(e) if failures < 30 => {
-                failures += 1;
-                tracing::debug!("reading the job failed: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            Err(e) => return Err(explain(e, client.base())),
-        };
-        let line = describe_progress(&v);
+    let mut show = |v: &Job| {
+        let line = describe_progress(v);
         if line != last {
             conn.say(format!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64()));
             last = line;
         }
-        if v.is_final {
-            return Ok(v);
+    };
+    loop {
+        // Pushed: the stream's first item is the job as it is, then one per block touching it.
+        if let Ok(stream) = client.job_events(id).await {
+            let mut stream = std::pin::pin!(stream);
+            // A job the chain has not touched for this long is looked at by a poll instead (the
+            // stream's keep-alives are not items: a stalled connection ends here too).
+            while let Ok(Some(item)) =
+                tokio::time::timeout(Duration::from_secs(30), stream.next()).await
+            {
+                let v = match item {
+                    Ok(JobStreamItem::Job(v)) => *v,
+                    Ok(JobStreamItem::Events(_)) => match client.job(id).await {
+                        Ok(Some(v)) => v,
+                        _ => break,
+                    },
+                    Err(e) => {
+                        tracing::debug!("the job's event stream broke: {e}");
+                        break;
+                    }
+                };
+                failures = 0;
+                show(&v);
+                if v.is_final {
+                    return Ok(v);
+                }
+            }
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The stream is down (a validator restart, a proxy that cuts streams): poll once, then
+        // try the stream again.
+        match client.job(id).await {
+            Ok(Some(v)) => {
+                failures = 0;
+                show(&v);
+                if v.is_final {
+                    return Ok(v);
+                }
+            }
+            Ok(None) => return Err(hinted(format!("there is no job {id}"), "check the id")),
+            // Keep following for a while.
+            Err(e) if failures < 30 => {
+                failures += 1;
+                tracing::debug!("reading the job failed: {e}");
+            }
+            Err(e) => return Err(explain(e, client.base())),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

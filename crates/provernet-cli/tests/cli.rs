@@ -135,3 +135,39 @@ fn a_prover_node_refuses_to_run_jobs_without_cgroups() {
     assert!(err.contains("--degraded"), "{err}");
     assert!(!dir.path().join("data").exists(), "nothing started");
 }
+
+#[test]
+fn node_init_writes_a_config_with_detected_capacity_and_says_what_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("node");
+    let d = d.to_str().unwrap();
+    let api = "http://127.0.0.1:8080,http://127.0.0.1:8081";
+    let (code, out, err) =
+        provernet(&["node", "init", "--dir", d, "--api", api, "--stake", "150", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let account = v["account"].as_str().unwrap().to_owned();
+    assert_eq!(account.len(), 64);
+    let next = v["next"].as_array().unwrap();
+    assert!(next[0].as_str().unwrap().contains(&format!("--to {account} --amount 151.000000")));
+    assert_eq!(next[1], format!("provernet node --config {d}/node.toml"));
+    let toml = std::fs::read_to_string(format!("{d}/node.toml")).unwrap();
+    assert!(toml.contains("stake = \"150.000000\""), "{toml}");
+    assert!(toml.contains("api = [\"http://127.0.0.1:8080\", \"http://127.0.0.1:8081\"]"));
+    let cores = v["capacity"]["cores"].as_str().unwrap();
+    assert!(toml.contains(&format!("cores = \"{cores}\"")), "{toml}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(format!("{d}/key.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the key is private");
+    // A second init keeps the key and refuses to overwrite the configuration.
+    let (code, _, err) = provernet(&["node", "init", "--dir", d]);
+    assert_eq!(code, 1);
+    assert!(err.contains("node.toml exists") && err.contains("hint: pass --force"), "{err}");
+    let (code, out, _) = provernet(&["node", "init", "--dir", d, "--force", "--json"]);
+    assert_eq!(code, 0);
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["account"], account.as_str(), "the key is kept");
+    let (code, _, err) = provernet(&["node", "init", "--dir", d, "--force", "--api", "ftp://x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not an http"), "{err}");
+}

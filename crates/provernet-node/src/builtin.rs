@@ -114,7 +114,8 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
     let failed: std::sync::Arc<std::sync::Mutex<Vec<(JobId, u8)>>> = Default::default();
     // Work changes only with finalized blocks: read it after each one (and every 2 s).
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(crate::follow_blocks(client.clone(), wake.clone()));
+    let following = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(crate::follow_blocks(client.clone(), wake.clone(), following));
     loop {
         tokio::select! {
             () = wake.notified() => {}

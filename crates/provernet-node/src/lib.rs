@@ -168,16 +168,24 @@ pub async fn run(
     });
     node.ensure_registered().await?;
     let wake = Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(follow_blocks(client, wake.clone()));
+    let following = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(follow_blocks(client, wake.clone(), following.clone()));
     tokio::pin!(shutdown);
     loop {
         if let Err(e) = node.clone().reconcile().await {
             tracing::warn!("reading work: {e:#}");
         }
+        // Pushed: every finalized block wakes the node. It polls at `poll` only while the
+        // block stream is down, and otherwise now and then as a safety net.
+        let wait = if following.load(std::sync::atomic::Ordering::Relaxed) {
+            settings.poll.max(SAFETY_POLL)
+        } else {
+            settings.poll
+        };
         tokio::select! {
             () = &mut shutdown => break,
             () = wake.notified() => {}
-            () = tokio::time::sleep(settings.poll) => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
     tracing::info!("prover node stopping");
@@ -194,23 +202,37 @@ pub fn bid_salt(seed: &[u8; 32], job: JobId, round: u64) -> [u8; 32] {
     )
 }
 
-/// Wakes the main loop on every finalized block; reconnects when the stream breaks.
-pub(crate) async fn follow_blocks(client: Client, wake: Arc<tokio::sync::Notify>) {
+/// How often a node whose block stream is up reads its work anyway.
+const SAFETY_POLL: Duration = Duration::from_secs(30);
+
+/// A block stream that delivers nothing for this long is taken for dead and reopened.
+const STREAM_SILENCE_MAX: Duration = Duration::from_secs(20);
+
+/// Wakes the main loop on every finalized block; reconnects when the stream breaks or goes
+/// silent. `following` says whether the stream is up.
+pub(crate) async fn follow_blocks(
+    client: Client,
+    wake: Arc<tokio::sync::Notify>,
+    following: Arc<std::sync::atomic::AtomicBool>,
+) {
     use futures::StreamExt;
+    use std::sync::atomic::Ordering;
     loop {
         match client.finalized_blocks().await {
             Ok(stream) => {
                 tokio::pin!(stream);
-                while let Some(item) = stream.next().await {
-                    if item.is_err() {
-                        break;
-                    }
+                while let Ok(Some(Ok(_))) =
+                    tokio::time::timeout(STREAM_SILENCE_MAX, stream.next()).await
+                {
+                    following.store(true, Ordering::Relaxed);
                     wake.notify_one();
                 }
-                tracing::info!("block event stream ended; reconnecting");
+                tracing::info!("block event stream ended; polling and reconnecting");
             }
-            Err(e) => tracing::warn!("block event stream: {e}; reconnecting"),
+            Err(e) => tracing::warn!("block event stream: {e}; polling and reconnecting"),
         }
+        following.store(false, Ordering::Relaxed);
+        wake.notify_one();
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
