@@ -42,6 +42,7 @@
 //! validator when the one in use lacks it.
 
 mod builtin;
+pub mod core;
 mod gpus;
 mod journal;
 mod txq;
@@ -51,7 +52,7 @@ pub use builtin::{run_builtin_verifier, verify_builtin};
 pub use txq::{TxOutcome, TxQueue};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gpus::GpuPool;
+use core::{Core, Effect, Files, RunEnd, RunKind};
 use journal::{Journal, Step};
 use provernet_sandbox::plan::RootFs;
 use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, SandboxError, Termination};
@@ -62,11 +63,11 @@ use provernet_types::{
     Label, MicroCredits, MilliCores, Millis, NamedBlob, ProgramFailure, Resources, TxBody, Usage,
     Verdict,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use views::{JobWork, ProgramWork, TaskKind, Work};
+use views::{JobWork, ProgramWork, Work};
 
 /// Everything a node needs, resolved (the CLI reads `node.toml` into this).
 #[derive(Clone, Debug)]
@@ -151,20 +152,25 @@ pub async fn run(
     let sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
     let journal = Journal::open(&settings.data_dir.join("journal.jsonl"))?;
     let txq = TxQueue::spawn(client.clone(), key.clone(), status.chain_id.clone());
+    let key_account = key.account();
     let node = Arc::new(Node {
         client: client.clone(),
         key,
         chain_id: status.chain_id.clone(),
-        block_time_ms: status.block_time_ms.max(1),
         txq,
         sandbox: Arc::new(sandbox),
         settings: settings.clone(),
         journal: Mutex::new(journal),
         downloads: Mutex::default(),
-        inner: Mutex::new(Inner {
-            gpus: GpuPool::new(settings.capacity.gpus.0),
-            ..Inner::default()
-        }),
+        inner: Mutex::new(Inner::default()),
+        core: Mutex::new(Core::new(core::Policy {
+            me: key_account,
+            seed: settings.seed,
+            capacity: settings.capacity,
+            markets: settings.markets,
+            ask_bps: settings.ask_bps,
+            block_time_ms: status.block_time_ms.max(1),
+        })),
     });
     node.ensure_registered().await?;
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -237,26 +243,32 @@ pub(crate) async fn follow_blocks(
     }
 }
 
+/// A transaction's job and attempt, for logs.
+fn describe(body: &TxBody) -> String {
+    match body {
+        TxBody::AcceptJob { job, attempt }
+        | TxBody::DeclineJob { job, attempt }
+        | TxBody::PostResult { job, attempt, .. }
+        | TxBody::Vote { job, attempt, .. }
+        | TxBody::CommitResult { job, attempt, .. } => {
+            format!("job {}, attempt {attempt}", short(*job))
+        }
+        TxBody::PostRaceProof { job, .. }
+        | TxBody::LockJob { job, .. }
+        | TxBody::BidJob { job, .. }
+        | TxBody::RevealBid { job, .. }
+        | TxBody::CancelJob { job } => format!("job {}", short(*job)),
+        other => other.kind().to_owned(),
+    }
+}
+
+/// What the shell keeps besides the core's book.
 #[derive(Default, Debug)]
 struct Inner {
-    /// Resources of the attempts running now.
-    used: Resources,
-    running: BTreeSet<(JobId, u8)>,
-    voting: BTreeSet<(JobId, u8)>,
-    /// Attempts this node decided not to take (declined or abandoned): not looked at again.
-    skipped: BTreeSet<(JobId, u8)>,
-    /// Jobs whose race this node is proving.
-    racing: BTreeSet<JobId>,
-    /// Market transactions sent, by job, attempt and kind, so each is sent once.
-    offered: BTreeSet<(JobId, u8, &'static str)>,
     programs: BTreeMap<String, ProgramWork>,
-    /// Which GPUs each running attempt holds.
-    gpus: GpuPool,
-    /// Proofs committed to and not yet revealed, by job (a node has at most one live
-    /// attempt of a job at a time).
+    /// Proofs committed to and not yet revealed, by job (a node has at most one live attempt
+    /// of a job at a time).
     committed: BTreeMap<JobId, Committed>,
-    /// Attempts whose reveal is under way.
-    revealing: BTreeSet<(JobId, u8)>,
 }
 
 /// A proof the node committed to: its files stay on disk until the reveal.
@@ -267,13 +279,11 @@ struct Committed {
     usage: Usage,
 }
 
-type Files = BoundedVec<NamedBlob, { provernet_types::limits::PROOF_FILES_MAX }>;
-
 /// What a run of the prover produced.
 #[derive(Debug)]
 enum RunResult {
-    /// Proof files in `dir`, hashed, not uploaded yet.
-    Proof { dir: PathBuf, files: Files, usage: Usage },
+    /// Proof files in the run's directory, hashed, not uploaded yet.
+    Proof { files: Files, usage: Usage },
     /// A claim that the program failed, or ran out of the job's time limit.
     Claim(AttemptOutcome, Usage),
 }
@@ -283,7 +293,6 @@ struct Node {
     client: Client,
     key: Keypair,
     chain_id: String,
-    block_time_ms: u64,
     txq: TxQueue,
     sandbox: Arc<Sandbox>,
     settings: NodeSettings,
@@ -291,6 +300,8 @@ struct Node {
     /// One download at a time per blob: the others wait for it and use its file.
     downloads: Mutex<BTreeMap<provernet_types::BlobHash, Arc<tokio::sync::Mutex<()>>>>,
     inner: Mutex<Inner>,
+    /// The node's decisions and its book of capacity and attempts.
+    core: Mutex<Core>,
 }
 
 /// The attempt number in the directory of a race run (its attempt index is known only once the
@@ -307,22 +318,6 @@ fn remove_partial_downloads(dir: &std::path::Path) {
         if e.file_name().to_string_lossy().ends_with(".part") {
             let _ = std::fs::remove_file(e.path());
         }
-    }
-}
-
-fn add(a: Resources, b: Resources) -> Resources {
-    Resources {
-        cores: MilliCores(a.cores.0.saturating_add(b.cores.0)),
-        memory: Bytes(a.memory.0.saturating_add(b.memory.0)),
-        gpus: GpuCount(a.gpus.0.saturating_add(b.gpus.0)),
-    }
-}
-
-fn sub(a: Resources, b: Resources) -> Resources {
-    Resources {
-        cores: MilliCores(a.cores.0.saturating_sub(b.cores.0)),
-        memory: Bytes(a.memory.0.saturating_sub(b.memory.0)),
-        gpus: GpuCount(a.gpus.0.saturating_sub(b.gpus.0)),
     }
 }
 
@@ -376,346 +371,158 @@ impl Node {
         if work.prover.is_none() {
             tracing::warn!(prover = %me, "the chain does not list this prover (removed after an exit or ejection?)");
         }
-        for task in &work.tasks {
-            let job = JobWork::from(&task.job);
-            let key = (job.id, task.attempt);
-            let (deadline, attempt) = (task.deadline.0, task.attempt);
-            match task.kind {
-                TaskKind::Accept => self.clone().on_assigned(job, attempt),
-                TaskKind::Run => self.clone().on_running(job, attempt, deadline, work.height),
-                TaskKind::Race | TaskKind::Lock | TaskKind::Bid | TaskKind::Reveal
-                    if !self.settings.markets => {}
-                TaskKind::Race => self.clone().on_race(job, attempt, deadline, work.height),
-                TaskKind::Lock => self.clone().on_lock(
-                    job,
-                    attempt,
-                    task.price_micro_credits.map(|p| p.0),
-                    task.round.map(|r| r.0),
-                ),
-                TaskKind::Bid | TaskKind::Reveal => self.on_sealed_bid(job, task),
-                TaskKind::RevealProof => self.clone().on_reveal(job, attempt),
-                TaskKind::Vote => {
-                    if self.lock().voting.insert(key) {
-                        let node = self.clone();
-                        tokio::spawn(async move { node.vote(job, attempt).await });
-                    }
-                }
-            }
-        }
-        // Forget attempts the chain no longer lists for us, so these sets stay bounded.
-        let listed = views::keys(&work);
-        let mut g = self.lock();
-        g.skipped.retain(|k| listed.contains(k));
-        g.voting.retain(|k| listed.contains(k));
-        g.revealing.retain(|k| listed.contains(k));
-        g.offered.retain(|(j, a, _)| listed.contains(&(*j, *a)));
+        let effects = {
+            let journal = self.journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.core().on_work(&work, |job, attempt| journal.last(job, attempt))
+        };
+        self.apply(effects);
         Ok(())
     }
 
-    /// Whether the node already took (or decided against) this attempt.
-    fn known(&self, key: (JobId, u8)) -> bool {
-        let g = self.lock();
-        g.running.contains(&key) || g.skipped.contains(&key)
+    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Reserves the job's resources if they fit in what is free.
-    fn reserve(&self, key: (JobId, u8), need: Resources) -> bool {
-        let mut g = self.lock();
-        if !need.fits_in(&sub(self.settings.capacity, g.used)) {
-            return false;
-        }
-        if g.gpus.take(key, need.gpus.0).is_none() {
-            return false;
-        }
-        g.used = add(g.used, need);
-        g.running.insert(key);
-        true
-    }
-
-    fn on_assigned(self: Arc<Self>, job: JobWork, attempt: u8) {
-        let key = (job.id, attempt);
-        if self.known(key) {
-            return;
-        }
-        if !self.reserve(key, job.resources) {
-            self.lock().skipped.insert(key);
-            tracing::info!(job = %job.id, attempt, need = ?job.resources, "declining: the job does not fit in the free capacity");
-            self.txq.send_detached(TxBody::DeclineJob { job: job.id, attempt });
-            return;
-        }
-        tracing::info!(job = %job.id, attempt, "assigned: accepting and starting");
-        let node = self.clone();
-        tokio::spawn(async move {
-            // Accept and start together: the proof is not posted before the accept applied.
-            let accept = node.txq.send(TxBody::AcceptJob { job: job.id, attempt });
-            let run = node.prove(&job, attempt, node.job_dir(job.id, attempt, "out"));
-            let (accepted, proved) = tokio::join!(accept, run);
-            let accepted = match accepted {
-                TxOutcome::Applied { .. } => Ok(()),
-                TxOutcome::Failed { reason } => Err(reason),
-            };
-            node.finish(job, attempt, accepted, proved).await;
-        });
-    }
-
-    fn on_running(self: Arc<Self>, job: JobWork, attempt: u8, deadline: u64, height: u64) {
-        let key = (job.id, attempt);
-        if self.known(key) {
-            return;
-        }
-        let last = self
-            .journal
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .last(job.id, attempt);
-        if matches!(last, Some(Step::Posted | Step::Committed)) {
-            // Posted (or committed to) before a restart; the chain has not finalized it yet.
-            return;
-        }
-        let left_ms = deadline.saturating_sub(height).saturating_mul(self.block_time_ms);
-        if left_ms < job.time_limit.0.saturating_mul(1000) {
-            self.lock().skipped.insert(key);
-            self.record(job.id, attempt, Step::Abandoned);
-            tracing::warn!(job = %job.id, attempt, left_ms, "abandoning an attempt found running after a restart: too little time left to run it again");
-            return;
-        }
-        if !self.reserve(key, job.resources) {
-            return;
-        }
-        tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart (or running one won at auction)");
-        let node = self.clone();
-        tokio::spawn(async move {
-            let proved = node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
-            // The chain lists the attempt as running: its accept applied before the restart.
-            node.finish(job, attempt, Ok(()), proved).await;
-        });
-    }
-
-    /// The ask for `job`: the quote times `ask_bps`.
-    fn ask(&self, job: &JobWork) -> MicroCredits {
-        job.quote.mul_bps(self.settings.ask_bps)
-    }
-
-    /// Whether the run of `job` fits before `deadline`, seen at `height`.
-    fn time_left(&self, job: &JobWork, deadline: u64, height: u64) -> bool {
-        let left_ms = deadline.saturating_sub(height).saturating_mul(self.block_time_ms);
-        left_ms >= job.time_limit.0.saturating_mul(1000)
-    }
-
-    /// Undoes [`Node::reserve`] for work that did not start or whose run is over and needs no
-    /// result posted on its attempt (races, failed locks).
-    fn unreserve(&self, key: (JobId, u8), need: Resources) {
-        let mut g = self.lock();
-        if g.running.remove(&key) {
-            g.used = sub(g.used, need);
-            g.gpus.release(&key);
-        }
-    }
-
-    /// Joins a job's open race: proves it and posts the proof, if it fits now.
-    fn on_race(self: Arc<Self>, job: JobWork, attempt: u8, until: u64, height: u64) {
-        let key = (job.id, attempt);
-        if self.lock().racing.contains(&job.id) || self.known(key) {
-            return;
-        }
-        if !self.time_left(&job, until, height) || !self.reserve(key, job.resources) {
-            return;
-        }
-        self.lock().racing.insert(job.id);
-        tracing::info!(job = %job.id, "joining the job's open race");
-        let node = self.clone();
-        tokio::spawn(async move {
-            let proved = node.prove(&job, attempt, node.job_dir(job.id, RACE_DIR, "race")).await;
-            node.unreserve(key, job.resources);
-            match proved {
-                Some(RunResult::Proof { dir, files, usage }) => {
-                    let commitment =
-                        provernet_types::result_commitment(&node.key.account(), &job.id, &files);
-                    let body = TxBody::PostRaceProof { job: job.id, commitment };
-                    let committed = Committed { dir: dir.clone(), files, usage };
-                    node.lock().committed.insert(job.id, committed);
-                    match node.txq.send(body).await {
-                        TxOutcome::Applied { height, .. } => {
-                            tracing::info!(job = %job.id, height, "entered the race with a commitment")
+    /// Executes the core's effects: journal steps at once, in order; transactions and runs in
+    /// tasks of their own, whose ends go back to the core.
+    fn apply(self: &Arc<Self>, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Journal { job, attempt, step } => {
+                    if step == Step::Abandoned {
+                        tracing::warn!(%job, attempt, "abandoning an attempt found running after a restart: too little time left to run it again");
+                    }
+                    self.record(job, attempt, step);
+                }
+                Effect::Send(body) => {
+                    tracing::info!("sending {} ({})", body.kind(), describe(&body));
+                    self.txq.send_detached(body);
+                }
+                Effect::AcceptAndRun { job, attempt, .. } => {
+                    tracing::info!(job = %job.id, attempt, "assigned: accepting and starting");
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        // Accept and start together: the proof is not posted before the accept
+                        // applied.
+                        let accept = node.txq.send(TxBody::AcceptJob { job: job.id, attempt });
+                        let run = node.prove(&job, attempt, node.job_dir(job.id, attempt, "out"));
+                        let (accepted, end) = tokio::join!(accept, run);
+                        let accepted = match accepted {
+                            TxOutcome::Applied { .. } => true,
+                            TxOutcome::Failed { reason } => {
+                                tracing::warn!(job = %job.id, attempt, "accept failed, result dropped: {reason}");
+                                false
+                            }
+                        };
+                        let effects =
+                            node.core().run_ended(&job, attempt, RunKind::Attempt, accepted, end);
+                        node.apply(effects);
+                    });
+                }
+                Effect::Run { job, attempt, .. } => {
+                    tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart (or running one won at auction)");
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        let end =
+                            node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
+                        // The chain lists the attempt as running: its accept applied.
+                        let effects =
+                            node.core().run_ended(&job, attempt, RunKind::Attempt, true, end);
+                        node.apply(effects);
+                    });
+                }
+                Effect::LockAndRun { job, attempt, round, .. } => {
+                    tracing::info!(job = %job.id, attempt, "locking the job at the Dutch price");
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        match node.txq.send(TxBody::LockJob { job: job.id, round }).await {
+                            TxOutcome::Applied { .. } => {
+                                let dir = node.job_dir(job.id, attempt, "out");
+                                let end = node.prove(&job, attempt, dir).await;
+                                let effects = node.core().run_ended(
+                                    &job,
+                                    attempt,
+                                    RunKind::Attempt,
+                                    true,
+                                    end,
+                                );
+                                node.apply(effects);
+                            }
+                            TxOutcome::Failed { reason } => {
+                                tracing::info!(job = %job.id, "lock not taken: {reason}");
+                                node.core().lock_failed(&job, attempt);
+                            }
                         }
-                        TxOutcome::Failed { reason } => {
-                            // The files stay until the job is settled: should the signed entry
-                            // land after all, its reveal is due.
-                            tracing::info!(job = %job.id, "race entry not taken: {reason}");
+                    });
+                }
+                Effect::Race { job, attempt, .. } => {
+                    tracing::info!(job = %job.id, "joining the job's open race");
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        let dir = node.job_dir(job.id, RACE_DIR, "race");
+                        let end = node.prove(&job, attempt, dir).await;
+                        if let RunEnd::Claim { outcome, .. } = &end {
+                            tracing::info!(job = %job.id, ?outcome, "the program failed in the race");
                         }
-                    }
+                        let effects =
+                            node.core().run_ended(&job, attempt, RunKind::Race, true, end);
+                        node.apply(effects);
+                    });
                 }
-                // A failed run in a race is nobody's business but ours: post nothing.
-                Some(RunResult::Claim(outcome, _)) => {
-                    tracing::info!(job = %job.id, ?outcome, "the program failed in the race");
+                Effect::KeepProof { job, attempt, kind, files, usage } => {
+                    let dir = match kind {
+                        RunKind::Race => self.job_dir(job, RACE_DIR, "race"),
+                        RunKind::Attempt => self.job_dir(job, attempt, "out"),
+                    };
+                    self.lock().committed.insert(job, Committed { dir, files, usage });
                 }
-                None => {}
-            }
-            let mut g = node.lock();
-            g.racing.remove(&job.id);
-            // Do not race this job again at this attempt index.
-            g.skipped.insert(key);
-        });
-    }
-
-    /// Locks a reverse-Dutch job once its price reaches the ask, then runs it.
-    fn on_lock(self: Arc<Self>, job: JobWork, attempt: u8, price: Option<u64>, round: Option<u64>) {
-        let key = (job.id, attempt);
-        let price = MicroCredits(price.unwrap_or(0));
-        let Some(round) = round.map(provernet_types::Height) else { return };
-        if self.known(key) || price < self.ask(&job) {
-            return;
-        }
-        if !self.reserve(key, job.resources) {
-            return;
-        }
-        tracing::info!(job = %job.id, attempt, %price, "locking the job at the Dutch price");
-        let node = self.clone();
-        tokio::spawn(async move {
-            match node.txq.send(TxBody::LockJob { job: job.id, round }).await {
-                TxOutcome::Applied { .. } => {
-                    let proved =
-                        node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
-                    node.finish(job, attempt, Ok(()), proved).await;
+                Effect::DropProof { job, attempt } => {
+                    let dir = self.job_dir(job, attempt, "out");
+                    tokio::spawn(async move {
+                        let _ = tokio::fs::remove_dir_all(&dir).await;
+                    });
                 }
-                TxOutcome::Failed { reason } => {
-                    tracing::info!(job = %job.id, "lock not taken: {reason}");
-                    node.unreserve(key, job.resources);
-                    node.lock().skipped.insert(key);
+                Effect::SendAndLog { body, what } => {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        let job = describe(&body);
+                        match node.txq.send(body).await {
+                            TxOutcome::Applied { height, .. } => {
+                                tracing::info!(height, "sent the {what} ({job})")
+                            }
+                            TxOutcome::Failed { reason } => {
+                                tracing::warn!("sending the {what} ({job}) failed: {reason}")
+                            }
+                        }
+                    });
                 }
-            }
-        });
-    }
-
-    /// The salt of this node's sealed bid on `job` in the round opened at `round`.
-    fn bid_salt(&self, job: JobId, round: u64) -> [u8; 32] {
-        bid_salt(&self.settings.seed, job, round)
-    }
-
-    /// Places (at the ask) or reveals the node's sealed bid on a lowest-bid job.
-    fn on_sealed_bid(&self, job: JobWork, task: &views::Task) {
-        let kind = if task.kind == TaskKind::Bid { "bid" } else { "reveal" };
-        let mark = (job.id, task.attempt, kind);
-        let Some(round) = task.round.map(|r| r.0) else { return };
-        if self.lock().offered.contains(&mark) {
-            return;
-        }
-        let price = self.ask(&job);
-        if price > job.max_fee {
-            return;
-        }
-        let salt = self.bid_salt(job.id, round);
-        let body = if kind == "bid" {
-            // A bid commits the node to run the job if it wins: bid only with room for it now.
-            if !job.resources.fits_in(&sub(self.settings.capacity, self.lock().used)) {
-                return;
-            }
-            let me = self.key.account();
-            let commitment = provernet_types::bid_commitment(&job.id, &me, price, &salt);
-            TxBody::BidJob { job: job.id, commitment }
-        } else {
-            TxBody::RevealBid { job: job.id, price, salt }
-        };
-        tracing::info!(job = %job.id, %price, "sending a sealed-bid {kind}");
-        self.lock().offered.insert(mark);
-        self.txq.send_detached(body);
-    }
-
-    /// Frees a finished run's resources and, if its accept applied, commits to its proof or
-    /// posts its claim.
-    async fn finish(
-        &self,
-        job: JobWork,
-        attempt: u8,
-        accepted: Result<(), String>,
-        proved: Option<RunResult>,
-    ) {
-        let key = (job.id, attempt);
-        // The run is over, so its resources are free now: the chain frees them in the block
-        // that includes the commitment or claim and may assign new work in that same block.
-        // The attempt stays marked as ours until its result is settled, so it is not started
-        // again.
-        {
-            let mut g = self.lock();
-            g.used = sub(g.used, job.resources);
-            g.gpus.release(&key);
-        }
-        match (accepted, proved) {
-            (Err(reason), proved) => {
-                tracing::warn!(job = %job.id, attempt, "accept failed, result dropped: {reason}");
-                if let Some(RunResult::Proof { dir, .. }) = proved {
-                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                Effect::Reveal { job, attempt } => {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        match node.reveal(&job, attempt).await {
+                            Ok(height) => {
+                                tracing::info!(job = %job.id, attempt, height, "revealed the proof");
+                                let done = node.lock().committed.remove(&job.id);
+                                if let Some(c) = done {
+                                    let _ = tokio::fs::remove_dir_all(&c.dir).await;
+                                }
+                                node.record(job.id, attempt, Step::Posted);
+                            }
+                            Err(e) => {
+                                // Still listed while the reveal window lasts: the next reading
+                                // retries.
+                                tracing::warn!(job = %job.id, attempt, "revealing the proof: {e:#}");
+                                node.core().reveal_failed((job.id, attempt));
+                            }
+                        }
+                    });
                 }
-                self.lock().skipped.insert(key);
-            }
-            // The node could not run it (a blob it could not fetch, a sandbox that cannot
-            // enforce the limits): its own fault, so it posts nothing and the deadline decides.
-            (Ok(()), None) => {
-                self.lock().skipped.insert(key);
-            }
-            (Ok(()), Some(RunResult::Proof { dir, files, usage })) => {
-                let commitment =
-                    provernet_types::result_commitment(&self.key.account(), &job.id, &files);
-                self.lock().committed.insert(job.id, Committed { dir, files, usage });
-                self.record(job.id, attempt, Step::Committed);
-                let body = TxBody::CommitResult { job: job.id, attempt, commitment };
-                match self.txq.send(body).await {
-                    TxOutcome::Applied { height, .. } => {
-                        tracing::info!(job = %job.id, attempt, height, "committed to the proof; revealing once every co-prover has committed")
-                    }
-                    TxOutcome::Failed { reason } => {
-                        tracing::warn!(job = %job.id, attempt, "committing to the proof failed: {reason}")
-                    }
-                }
-            }
-            (Ok(()), Some(RunResult::Claim(outcome, usage))) => {
-                self.record(job.id, attempt, Step::Posted);
-                let kind = match &outcome {
-                    AttemptOutcome::TimeLimit { .. } => "time-limit claim".to_owned(),
-                    AttemptOutcome::ProgramError { failure, .. } => {
-                        format!("program-error claim ({})", failure.name())
-                    }
-                    AttemptOutcome::Proof(_) => "proof".to_owned(),
-                };
-                let body = TxBody::PostResult { job: job.id, attempt, outcome, usage };
-                match self.txq.send(body).await {
-                    TxOutcome::Applied { height, .. } => {
-                        tracing::info!(job = %job.id, attempt, height, "posted the {kind}")
-                    }
-                    TxOutcome::Failed { reason } => {
-                        tracing::warn!(job = %job.id, attempt, "posting the {kind} failed: {reason}")
-                    }
+                Effect::Vote { job, attempt } => {
+                    let node = self.clone();
+                    tokio::spawn(async move { node.vote(job, attempt).await });
                 }
             }
         }
-        self.lock().running.remove(&key);
-    }
-
-    /// Reveals a committed proof whose gate is open: uploads its files (kept on disk since the
-    /// commitment, or found there again after a restart) and posts them.
-    fn on_reveal(self: Arc<Self>, job: JobWork, attempt: u8) {
-        let key = (job.id, attempt);
-        if !self.lock().revealing.insert(key) {
-            return;
-        }
-        let node = self.clone();
-        tokio::spawn(async move {
-            match node.reveal(&job, attempt).await {
-                Ok(height) => {
-                    tracing::info!(job = %job.id, attempt, height, "revealed the proof");
-                    let done = node.lock().committed.remove(&job.id);
-                    if let Some(c) = done {
-                        let _ = tokio::fs::remove_dir_all(&c.dir).await;
-                    }
-                    node.record(job.id, attempt, Step::Posted);
-                }
-                Err(e) => {
-                    // Still listed while the reveal window lasts: the next reading retries.
-                    tracing::warn!(job = %job.id, attempt, "revealing the proof: {e:#}");
-                    node.lock().revealing.remove(&key);
-                }
-            }
-        });
     }
 
     async fn reveal(&self, job: &JobWork, attempt: u8) -> Result<u64> {
@@ -853,15 +660,16 @@ impl Node {
         self.settings.data_dir.join("jobs").join(format!("{job}-{attempt}-{what}"))
     }
 
-    /// Runs the prover, leaving its outputs in `out_dir`; what to commit or claim, or `None`
-    /// when the node itself failed.
-    async fn prove(&self, job: &JobWork, attempt: u8, out_dir: PathBuf) -> Option<RunResult> {
+    /// Runs the prover, leaving its outputs in `out_dir`: what to commit or claim, or that the
+    /// node itself failed.
+    async fn prove(&self, job: &JobWork, attempt: u8, out_dir: PathBuf) -> RunEnd {
         self.record(job.id, attempt, Step::Started);
         match self.prove_inner(job, attempt, out_dir).await {
-            Ok(r) => Some(r),
+            Ok(RunResult::Proof { files, usage, .. }) => RunEnd::Proof { files, usage },
+            Ok(RunResult::Claim(outcome, usage)) => RunEnd::Claim { outcome, usage },
             Err(e) => {
                 tracing::error!(job = %job.id, attempt, "could not run the job: {e:#}");
-                None
+                RunEnd::NodeFailed
             }
         }
     }
@@ -880,7 +688,7 @@ impl Node {
             proof: vec![],
             out_dir: out_dir.clone(),
             limits: Limits::new(job.resources.cores, job.resources.memory, wall),
-            gpus: self.lock().gpus.of(&(job.id, attempt)),
+            gpus: self.core().gpus_of(&(job.id, attempt)),
             rootfs: RootFs::Host,
         };
         let o = match self.run_sandboxed(run).await {
@@ -937,7 +745,7 @@ impl Node {
                     corrupt_outputs(&out_dir, job.id).await?;
                 }
                 let files = hash_outputs(&out_dir).await?;
-                return Ok(RunResult::Proof { dir: out_dir, files, usage });
+                return Ok(RunResult::Proof { files, usage });
             }
             (Termination::Exited(0), Err(e))
                 if o.outputs.is_empty()
@@ -967,7 +775,7 @@ impl Node {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(job = %job.id, attempt, "could not verify: {e:#}");
-                self.lock().voting.remove(&(job.id, attempt));
+                self.core().vote_failed((job.id, attempt));
                 return;
             }
         };
@@ -977,7 +785,7 @@ impl Node {
         {
             // Still listed as a vote to cast (the round goes on): the next reading retries.
             tracing::warn!(job = %job.id, attempt, "vote failed: {reason}; retrying while the round lasts");
-            self.lock().voting.remove(&(job.id, attempt));
+            self.core().vote_failed((job.id, attempt));
         }
     }
 

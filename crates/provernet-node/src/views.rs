@@ -6,7 +6,7 @@ use provernet_types::{
     VerifierLimits,
 };
 
-pub use t::{Task, TaskKind, Work};
+pub use t::{TaskKind, Work};
 
 /// The attempts `work` lists, as (job, attempt).
 pub fn keys(work: &Work) -> std::collections::BTreeSet<(JobId, u8)> {
@@ -14,7 +14,7 @@ pub fn keys(work: &Work) -> std::collections::BTreeSet<(JobId, u8)> {
 }
 
 /// A job as the node works with it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobWork {
     pub id: JobId,
     pub program: ProgramId,
