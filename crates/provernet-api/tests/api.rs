@@ -518,6 +518,8 @@ async fn every_answer_round_trips_through_the_typed_contract() {
     let tx = &b["transactions"][0];
     assert_eq!((tx["kind"].as_str(), tx["status"].as_str()), (Some("submit_job"), Some("applied")));
     assert_error(get(&router, "/v1/blocks?limit=0").await, StatusCode::BAD_REQUEST, "bad_limit");
+    round_trip::<t::Page<t::Job>>(&router, "/v1/jobs?order=newest").await;
+    assert_error(get(&router, "/v1/jobs?order=oldest").await, StatusCode::BAD_REQUEST, "bad_field");
     assert_error(get(&router, "/v1/jobs?prover=xyz").await, StatusCode::BAD_REQUEST, "bad_id");
 }
 
@@ -618,6 +620,38 @@ async fn fixture_with_job() -> (tempfile::TempDir, Chain, Router, String) {
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     finalize_next(&chain);
     (dir, chain, router, id.to_string())
+}
+
+#[tokio::test]
+async fn the_newest_jobs_come_first_and_page_on_from_the_cursor() {
+    use provernet_ledger::testkit::{test_genesis, TestChain};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genesis = test_genesis(2, |_| {});
+    let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, ChainConfig::default())
+        .expect("chain");
+    let router = Api::new(Submitter::detached(chain.clone())).router();
+    let mut keys = TestChain::from_state(chain.with_state(|s| s.clone()), 2);
+    for tx in keys.registrations(2) {
+        assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
+    }
+    finalize_next(&chain);
+    let program = provernet_ledger::testkit::committee_program().id();
+    // Three jobs in three blocks: submitted oldest to newest.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (id, tx) = keys.submit("alice", keys.spec(program, 60));
+        assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
+        finalize_next(&chain);
+        ids.push(id.to_string());
+    }
+    let (_, page) = get(&router, "/v1/jobs?order=newest&limit=2").await;
+    let got: Vec<&str> =
+        page["items"].as_array().expect("items").iter().filter_map(|j| j["id"].as_str()).collect();
+    assert_eq!(got, [ids[2].as_str(), ids[1].as_str()], "{page}");
+    let cursor = page["next_cursor"].as_str().expect("a full page has a cursor");
+    let (_, rest) = get(&router, &format!("/v1/jobs?order=newest&cursor={cursor}")).await;
+    assert_eq!(rest["items"][0]["id"], ids[0].as_str(), "{rest}");
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]
