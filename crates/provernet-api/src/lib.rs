@@ -799,15 +799,11 @@ async fn programs(
     let limit = page_limit(page.limit, PAGE_MAX)?;
     let after: Option<ProgramId> =
         page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
-    Ok(Json(api.submitter.chain().with_state(|s| {
-        let items: Vec<t::Program> = s
-            .programs()
-            .filter(|(id, _)| after.is_none_or(|a| **id > a))
-            .take(limit)
-            .map(|(id, p)| views::program(id, p))
-            .collect();
-        page_of(items, limit, |p| p.id.to_string())
-    })))
+    Ok(Json(
+        api.submitter.chain().with_state(|s| {
+            paged(s.programs(), after, limit, views::program, |p| p.id.to_string())
+        }),
+    ))
 }
 
 /// A prover's standing: status, capacity, stake, earnings, faults.
@@ -913,6 +909,22 @@ fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
     }
 }
 
+/// The page of `limit` records after `after` of `records` (in id order), as views.
+fn paged<'a, K: Ord + Copy + 'a, R: 'a, V>(
+    records: impl Iterator<Item = (&'a K, &'a R)>,
+    after: Option<K>,
+    limit: usize,
+    view: impl Fn(&K, &R) -> V,
+    key: impl Fn(&V) -> String,
+) -> t::Page<V> {
+    let items = records
+        .filter(|(id, _)| after.is_none_or(|a| **id > a))
+        .take(limit)
+        .map(|(id, r)| view(id, r))
+        .collect();
+    page_of(items, limit, key)
+}
+
 /// A page of items: a full page names its last item's key as the next cursor.
 fn page_of<T>(items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> t::Page<T> {
     let next_cursor = (items.len() == limit).then(|| items.last().map(key)).flatten();
@@ -935,15 +947,11 @@ async fn provers(
     let limit = page_limit(page.limit, PAGE_MAX)?;
     let after: Option<ProverId> =
         page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
-    Ok(Json(api.submitter.chain().with_state(|s| {
-        let items: Vec<t::Prover> = s
-            .provers()
-            .filter(|(id, _)| after.is_none_or(|a| **id > a))
-            .take(limit)
-            .map(|(id, p)| views::prover(id, p))
-            .collect();
-        page_of(items, limit, |p| p.id.to_string())
-    })))
+    Ok(Json(
+        api.submitter
+            .chain()
+            .with_state(|s| paged(s.provers(), after, limit, views::prover, |p| p.id.to_string())),
+    ))
 }
 
 /// Jobs by id, filtered by requester, by a prover that made an attempt, or by state.

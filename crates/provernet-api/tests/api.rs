@@ -601,11 +601,14 @@ async fn blobs_upload_download_and_refuse_bad_uploads() {
     );
 }
 
-/// A chain with the test programs and two registered provers, and a job from `alice`.
-async fn fixture_with_job() -> (tempfile::TempDir, Chain, Router, String) {
+/// A chain with the test programs and two registered provers (`tweak` sets its parameters),
+/// its router and the keys of its accounts.
+async fn chain_with_provers(
+    tweak: impl FnOnce(&mut ChainParams),
+) -> (tempfile::TempDir, Chain, Router, provernet_ledger::testkit::TestChain) {
     use provernet_ledger::testkit::{test_genesis, TestChain};
     let dir = tempfile::tempdir().expect("tempdir");
-    let genesis = test_genesis(2, |p| p.draw_delay = provernet_types::Blocks(2));
+    let genesis = test_genesis(2, tweak);
     let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, ChainConfig::default())
         .expect("chain");
     let router = Api::new(Submitter::detached(chain.clone())).router();
@@ -614,6 +617,13 @@ async fn fixture_with_job() -> (tempfile::TempDir, Chain, Router, String) {
         assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
     }
     finalize_next(&chain);
+    (dir, chain, router, keys)
+}
+
+/// A chain with the test programs and two registered provers, and a job from `alice`.
+async fn fixture_with_job() -> (tempfile::TempDir, Chain, Router, String) {
+    let (dir, chain, router, mut keys) =
+        chain_with_provers(|p| p.draw_delay = provernet_types::Blocks(2)).await;
     let program = provernet_ledger::testkit::committee_program().id();
     let (id, tx) = keys.submit("alice", keys.spec(program, 60));
     let (s, v) = post(&router, "/v1/txs", tx.signed().encode()).await;
@@ -624,17 +634,7 @@ async fn fixture_with_job() -> (tempfile::TempDir, Chain, Router, String) {
 
 #[tokio::test]
 async fn the_newest_jobs_come_first_and_page_on_from_the_cursor() {
-    use provernet_ledger::testkit::{test_genesis, TestChain};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let genesis = test_genesis(2, |_| {});
-    let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, ChainConfig::default())
-        .expect("chain");
-    let router = Api::new(Submitter::detached(chain.clone())).router();
-    let mut keys = TestChain::from_state(chain.with_state(|s| s.clone()), 2);
-    for tx in keys.registrations(2) {
-        assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
-    }
-    finalize_next(&chain);
+    let (_dir, chain, router, mut keys) = chain_with_provers(|_| {}).await;
     let program = provernet_ledger::testkit::committee_program().id();
     // Three jobs in three blocks: submitted oldest to newest.
     let mut ids = Vec::new();
