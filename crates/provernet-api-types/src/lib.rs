@@ -260,6 +260,24 @@ pub enum ProverStatus {
     Ejected,
 }
 
+impl ProverStatus {
+    /// The name the API uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProverStatus::Probing => "Probing",
+            ProverStatus::Active => "Active",
+            ProverStatus::Exiting => "Exiting",
+            ProverStatus::Ejected => "Ejected",
+        }
+    }
+}
+
+impl std::fmt::Display for ProverStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `GET /v1/provers/{id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Prover {
@@ -301,6 +319,36 @@ pub enum AttemptState {
     TimeLimit,
     Refuted,
     CannotVerify,
+}
+
+impl AttemptState {
+    /// The name the API uses (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttemptState::Assigned => "Assigned",
+            AttemptState::Running => "Running",
+            AttemptState::Committed => "Committed",
+            AttemptState::Proven => "Proven",
+            AttemptState::Verified => "Verified",
+            AttemptState::Rejected => "Rejected",
+            AttemptState::MissedAccept => "MissedAccept",
+            AttemptState::MissedDeadline => "MissedDeadline",
+            AttemptState::Declined => "Declined",
+            AttemptState::ProgramError => "ProgramError",
+            AttemptState::Cancelled => "Cancelled",
+            AttemptState::Superseded => "Superseded",
+            AttemptState::Unverifiable => "Unverifiable",
+            AttemptState::TimeLimit => "TimeLimit",
+            AttemptState::Refuted => "Refuted",
+            AttemptState::CannotVerify => "CannotVerify",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A committee member's vote.

@@ -498,28 +498,16 @@ async fn metrics(State(api): State<Api>) -> Response {
         }
         let mut provers: std::collections::BTreeMap<&'static str, u64> =
             ["Probing", "Active", "Exiting", "Ejected"].into_iter().map(|n| (n, 0)).collect();
-        let (mut stakes, mut escrows) = (0u128, 0u128);
         for (id, p) in s.provers() {
-            let status = match views::prover(id, p).status {
-                t::ProverStatus::Probing => "Probing",
-                t::ProverStatus::Active => "Active",
-                t::ProverStatus::Exiting => "Exiting",
-                t::ProverStatus::Ejected => "Ejected",
-            };
-            *provers.entry(status).or_default() += 1;
-            stakes += u128::from(p.stake.0);
+            *provers.entry(views::prover(id, p).status.name()).or_default() += 1;
         }
-        for (_, j) in s.jobs() {
-            escrows += u128::from(j.escrow.0);
-        }
-        let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
-        let m = s.meta();
+        let sup = supply_of(s);
         let parts = [
-            ("balances", balances),
-            ("stakes", stakes),
-            ("escrows", escrows),
-            ("treasury", u128::from(m.treasury.0)),
-            ("burned", u128::from(m.burned.0)),
+            ("balances", sup.balances_micro_credits),
+            ("stakes", sup.stakes_micro_credits),
+            ("escrows", sup.escrows_micro_credits),
+            ("treasury", u128::from(sup.treasury_micro_credits.0)),
+            ("burned", u128::from(sup.burned_micro_credits.0)),
         ];
         (jobs, provers, parts)
     });
@@ -583,22 +571,42 @@ async fn status(State(api): State<Api>) -> ApiResult<t::Status> {
 /// conservation invariant), which anyone can check from outside with this and the accounts.
 #[utoipa::path(get, path = "/v1/supply", tag = "chain", responses((status = 200, body = t::Supply)))]
 async fn supply(State(api): State<Api>) -> ApiResult<t::Supply> {
-    Ok(Json(api.submitter.chain().with_state(|s| {
-        let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
-        let stakes: u128 = s.provers().map(|(_, p)| u128::from(p.stake.0)).sum();
-        let escrows: u128 = s.jobs().map(|(_, j)| u128::from(j.escrow.0)).sum();
-        let m = s.meta();
-        t::Supply {
-            height: m.height,
-            supply_micro_credits: m.supply,
-            balances_micro_credits: balances,
-            stakes_micro_credits: stakes,
-            escrows_micro_credits: escrows,
-            treasury_micro_credits: m.treasury,
-            burned_micro_credits: m.burned,
-            accounts: s.accounts().count() as u64,
-        }
-    })))
+    Ok(Json(api.submitter.chain().with_state(supply_of)))
+}
+
+/// Where every credit of `s` is (served at `/v1/supply`, exported by `/metrics`).
+fn supply_of(s: &provernet_ledger::State) -> t::Supply {
+    let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
+    let stakes: u128 = s.provers().map(|(_, p)| u128::from(p.stake.0)).sum();
+    let escrows: u128 = s.jobs().map(|(_, j)| u128::from(j.escrow.0)).sum();
+    let m = s.meta();
+    t::Supply {
+        height: m.height,
+        supply_micro_credits: m.supply,
+        balances_micro_credits: balances,
+        stakes_micro_credits: stakes,
+        escrows_micro_credits: escrows,
+        treasury_micro_credits: m.treasury,
+        burned_micro_credits: m.burned,
+        accounts: s.accounts().count() as u64,
+    }
+}
+
+/// A request body that should hold one encoded signed transaction.
+fn tx_body(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a transaction is at most {TX_BYTES_MAX} bytes: {e}"),
+        )
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad("empty_body", "send the encoded signed transaction as the body"));
+    }
+    Ok(body)
 }
 
 fn admit_error(e: AdmitError) -> ApiError {
@@ -634,16 +642,7 @@ async fn submit_tx(
     State(api): State<Api>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("a transaction is at most {TX_BYTES_MAX} bytes: {e}"),
-        )
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::bad("empty_body", "send the encoded signed transaction as the body"));
-    }
+    let body = tx_body(body)?;
     match api.submitter.submit(&body).await {
         Ok((hash, admitted)) => {
             let (counter, mempool) = match admitted {
@@ -681,25 +680,15 @@ async fn check_tx(
     State(api): State<Api>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<t::TxCheck>, ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("a transaction is at most {TX_BYTES_MAX} bytes: {e}"),
-        )
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::bad("empty_body", "send the encoded signed transaction as the body"));
-    }
+    let body = tx_body(body)?;
     let chain = api.submitter.chain();
-    let signed =
-        provernet_types::SignedTx::decode(&body).map_err(|e| admit_error(AdmitError::Decode(e)))?;
-    let hash = signed.hash();
-    let tx = chain
+    chain
         .check_admission(&body, provernet_consensus::mempool::Source::Client)
         .map_err(admit_error)?;
-    let body_of =
-        tx.as_ref().map(|t| t.tx().body.clone()).unwrap_or_else(|| signed.tx.body.clone());
+    // It decoded and verified above (a pending one is checked again by its signature only).
+    let signed =
+        provernet_types::SignedTx::decode(&body).map_err(|e| admit_error(AdmitError::Decode(e)))?;
+    let (hash, body_of) = (signed.hash(), signed.tx.body);
     let fee = if body_of.pays_fee() {
         chain.with_state(|s| s.params().tx_fee)
     } else {
@@ -1017,8 +1006,13 @@ async fn jobs(
                 .map(|(id, j)| (key(id, j), id, j))
                 .filter(|(k, _, _)| from.is_none_or(|f| *k > f))
                 .collect();
+            // The first `limit` in order, without sorting the rest (linear in the jobs).
+            if found.len() > limit {
+                found.select_nth_unstable_by_key(limit, |f| f.0);
+                found.truncate(limit);
+            }
             found.sort_unstable_by_key(|f| f.0);
-            found.into_iter().take(limit).map(|(_, id, j)| views::job(id, j)).collect()
+            found.into_iter().map(|(_, id, j)| views::job(id, j)).collect()
         } else {
             matching
                 .filter(|(id, _)| after.is_none_or(|a| **id > a))

@@ -64,6 +64,19 @@ fn finalize_next(chain: &Chain) {
     assert!(chain.finalize(&block, digest).expect("finalize"));
 }
 
+/// An account the chain has never funded, and its transfer (the ledger refuses it).
+fn from_stranger() -> (Keypair, Vec<u8>) {
+    let stranger = Keypair::from_seed([0x22; 32]);
+    let tx = Transaction {
+        signer: stranger.account(),
+        nonce: Nonce(0),
+        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) },
+    }
+    .sign(&stranger, "provernet-devnet")
+    .encode();
+    (stranger, tx)
+}
+
 fn transfer(nonce: u64) -> Vec<u8> {
     Transaction {
         signer: user().account(),
@@ -170,14 +183,7 @@ async fn a_transaction_is_checked_by_the_ledgers_rules_without_being_admitted() 
     );
     assert_eq!(post(&f.router, "/v1/txs", transfer(0)).await.0, StatusCode::ACCEPTED);
     // The ledger's own code, with its values.
-    let stranger = Keypair::from_seed([0x22; 32]);
-    let tx = Transaction {
-        signer: stranger.account(),
-        nonce: Nonce(0),
-        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) },
-    }
-    .sign(&stranger, "provernet-devnet")
-    .encode();
+    let (_, tx) = from_stranger();
     assert_error(
         post(&f.router, "/v1/txs/check", tx).await,
         StatusCode::BAD_REQUEST,
@@ -243,14 +249,7 @@ async fn bad_transactions_get_clear_errors_and_change_nothing() {
         "body_too_large",
     );
     // An unfunded signer is refused by the ledger's own rules.
-    let stranger = Keypair::from_seed([0x22; 32]);
-    let tx = Transaction {
-        signer: stranger.account(),
-        nonce: Nonce(0),
-        body: TxBody::Transfer { to: AccountId([9; 32]), amount: MicroCredits(1) },
-    }
-    .sign(&stranger, "provernet-devnet")
-    .encode();
+    let (stranger, tx) = from_stranger();
     // Refused with the ledger's own code and the values it names.
     let refused = post(&f.router, "/v1/txs", tx).await;
     assert_eq!(refused.1["fields"]["account"], stranger.account().to_string(), "{:?}", refused.1);

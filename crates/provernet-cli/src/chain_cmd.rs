@@ -376,7 +376,7 @@ async fn proof_files(
 fn print_prover(p: &types::Prover) {
     println!("prover     {}", p.id);
     let until = p.exiting_until.map_or(String::new(), |h| format!(" until height {}", h.0));
-    println!("status     {:?}{until}", p.status);
+    println!("status     {}{until}", p.status);
     let (c, u) = (&p.capacity, &p.used);
     println!("capacity   {} cores, {}, {} GPUs", c.cores, c.memory, c.gpus.0);
     println!("in use     {} cores, {}, {} GPUs", u.cores, u.memory, u.gpus.0);
@@ -447,7 +447,7 @@ pub fn prover(cmd: ProverCommand) -> Result<()> {
                     println!(
                         "{:<66} {:<8} {:>8} {:>10} {:>16} {:>16} {:>6}",
                         p.id.to_string(),
-                        format!("{:?}", p.status),
+                        p.status.name().to_owned(),
                         p.capacity.cores,
                         p.capacity.memory,
                         p.stake_micro_credits.to_string(),

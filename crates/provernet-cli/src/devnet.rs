@@ -682,7 +682,7 @@ fn print_table(summary: &Summary) {
             r.provers.join(","),
             r.attempts,
             r.prove_ms.map_or("-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
-            r.verify.map_or("-".to_owned(), |s| format!("{s:?}")),
+            r.verify.map_or("-".to_owned(), |s| s.name().to_owned()),
             format!("{:.6}", r.fee_micro_credits as f64 / 1e6),
         );
     }

@@ -642,7 +642,7 @@ fn describe_progress(v: &Job) -> String {
         .attempts
         .iter()
         .enumerate()
-        .map(|(i, a)| format!("#{i} {} {:?}", a.prover.short(), a.state))
+        .map(|(i, a)| format!("#{i} {} {}", a.prover.short(), a.state))
         .collect();
     if parts.is_empty() {
         v.status.to_string()
@@ -699,7 +699,7 @@ fn print_job(v: &Job) {
         let winner = v.winner == u8::try_from(i).ok();
         let collateral = a.collateral_micro_credits;
         println!(
-            "attempt {i}{} prover {} {:?}{} price {}{} wall {} ms{}",
+            "attempt {i}{} prover {} {}{} price {}{} wall {} ms{}",
             if winner { "*" } else { " " },
             a.prover,
             a.state,

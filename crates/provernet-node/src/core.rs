@@ -133,11 +133,6 @@ impl Core {
         self.used
     }
 
-    /// The GPUs an attempt holds.
-    pub fn gpus_of(&self, key: &Key) -> Vec<u32> {
-        self.gpus.of(key)
-    }
-
     /// The ask for `job`: the quote times `ask_bps`.
     fn ask(&self, job: &JobWork) -> MicroCredits {
         job.quote.mul_bps(self.policy.ask_bps)

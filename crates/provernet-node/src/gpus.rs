@@ -34,6 +34,7 @@ impl GpuPool {
     }
 
     /// The GPUs `key` holds (none if it holds none).
+    #[cfg(test)]
     pub fn of(&self, key: &Key) -> Vec<u32> {
         self.held.get(key).cloned().unwrap_or_default()
     }

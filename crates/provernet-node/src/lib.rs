@@ -398,14 +398,15 @@ impl Node {
                     tracing::info!("sending {} ({})", body.kind(), describe(&body));
                     self.txq.send_detached(body);
                 }
-                Effect::AcceptAndRun { job, attempt, .. } => {
+                Effect::AcceptAndRun { job, attempt, gpus } => {
                     tracing::info!(job = %job.id, attempt, "assigned: accepting and starting");
                     let node = self.clone();
                     tokio::spawn(async move {
                         // Accept and start together: the proof is not posted before the accept
                         // applied.
                         let accept = node.txq.send(TxBody::AcceptJob { job: job.id, attempt });
-                        let run = node.prove(&job, attempt, node.job_dir(job.id, attempt, "out"));
+                        let run =
+                            node.prove(&job, attempt, node.job_dir(job.id, attempt, "out"), gpus);
                         let (accepted, end) = tokio::join!(accept, run);
                         let accepted = match accepted {
                             TxOutcome::Applied { .. } => true,
@@ -419,26 +420,27 @@ impl Node {
                         node.apply(effects);
                     });
                 }
-                Effect::Run { job, attempt, .. } => {
+                Effect::Run { job, attempt, gpus } => {
                     tracing::info!(job = %job.id, attempt, "resuming an accepted attempt after a restart (or running one won at auction)");
                     let node = self.clone();
                     tokio::spawn(async move {
-                        let end =
-                            node.prove(&job, attempt, node.job_dir(job.id, attempt, "out")).await;
+                        let end = node
+                            .prove(&job, attempt, node.job_dir(job.id, attempt, "out"), gpus)
+                            .await;
                         // The chain lists the attempt as running: its accept applied.
                         let effects =
                             node.core().run_ended(&job, attempt, RunKind::Attempt, true, end);
                         node.apply(effects);
                     });
                 }
-                Effect::LockAndRun { job, attempt, round, .. } => {
+                Effect::LockAndRun { job, attempt, round, gpus } => {
                     tracing::info!(job = %job.id, attempt, "locking the job at the Dutch price");
                     let node = self.clone();
                     tokio::spawn(async move {
                         match node.txq.send(TxBody::LockJob { job: job.id, round }).await {
                             TxOutcome::Applied { .. } => {
                                 let dir = node.job_dir(job.id, attempt, "out");
-                                let end = node.prove(&job, attempt, dir).await;
+                                let end = node.prove(&job, attempt, dir, gpus).await;
                                 let effects = node.core().run_ended(
                                     &job,
                                     attempt,
@@ -455,12 +457,12 @@ impl Node {
                         }
                     });
                 }
-                Effect::Race { job, attempt, .. } => {
+                Effect::Race { job, attempt, gpus } => {
                     tracing::info!(job = %job.id, "joining the job's open race");
                     let node = self.clone();
                     tokio::spawn(async move {
                         let dir = node.job_dir(job.id, RACE_DIR, "race");
-                        let end = node.prove(&job, attempt, dir).await;
+                        let end = node.prove(&job, attempt, dir, gpus).await;
                         if let RunEnd::Claim { outcome, .. } = &end {
                             tracing::info!(job = %job.id, ?outcome, "the program failed in the race");
                         }
@@ -662,9 +664,9 @@ impl Node {
 
     /// Runs the prover, leaving its outputs in `out_dir`: what to commit or claim, or that the
     /// node itself failed.
-    async fn prove(&self, job: &JobWork, attempt: u8, out_dir: PathBuf) -> RunEnd {
+    async fn prove(&self, job: &JobWork, attempt: u8, out_dir: PathBuf, gpus: Vec<u32>) -> RunEnd {
         self.record(job.id, attempt, Step::Started);
-        match self.prove_inner(job, attempt, out_dir).await {
+        match self.prove_inner(job, attempt, out_dir, gpus).await {
             Ok(RunResult::Proof { files, usage, .. }) => RunEnd::Proof { files, usage },
             Ok(RunResult::Claim(outcome, usage)) => RunEnd::Claim { outcome, usage },
             Err(e) => {
@@ -674,7 +676,13 @@ impl Node {
         }
     }
 
-    async fn prove_inner(&self, job: &JobWork, attempt: u8, out_dir: PathBuf) -> Result<RunResult> {
+    async fn prove_inner(
+        &self,
+        job: &JobWork,
+        attempt: u8,
+        out_dir: PathBuf,
+        gpus: Vec<u32>,
+    ) -> Result<RunResult> {
         let program = self.program(&job.program).await?;
         let exe = self.executable(&program.prover).await?;
         let inputs = self.input_files(job).await?;
@@ -688,7 +696,7 @@ impl Node {
             proof: vec![],
             out_dir: out_dir.clone(),
             limits: Limits::new(job.resources.cores, job.resources.memory, wall),
-            gpus: self.core().gpus_of(&(job.id, attempt)),
+            gpus,
             rootfs: RootFs::Host,
         };
         let o = match self.run_sandboxed(run).await {

@@ -171,6 +171,49 @@ fn check_liens(state: &State) {
     assert_eq!(state.queued_jobs().collect::<Vec<_>>(), waiting);
 }
 
+/// Running totals of what each prover earned and lost, from the blocks' events.
+#[derive(Default)]
+struct Tallies {
+    earned: std::collections::BTreeMap<ProverId, u64>,
+    slashed: std::collections::BTreeMap<ProverId, u64>,
+}
+
+/// Each prover's `earned` and `slashed` are the sums of its payments for work and of its
+/// slashes and forfeits, as the events report them.
+fn check_tallies(state: &State, events: &[crate::events::Event], t: &mut Tallies) {
+    use crate::events::{Event, PaymentKind};
+    for e in events {
+        match e {
+            Event::Paid { to, kind, amount, .. }
+                if matches!(
+                    kind,
+                    PaymentKind::ProverReward
+                        | PaymentKind::VerifierReward
+                        | PaymentKind::ProgramErrorCharge
+                        | PaymentKind::Bounty
+                ) && state.prover(&ProverId::from(*to)).is_some() =>
+            {
+                *t.earned.entry(ProverId::from(*to)).or_default() += amount.0;
+            }
+            Event::Slashed { prover, amount, .. } => {
+                *t.slashed.entry(*prover).or_default() += amount.0;
+            }
+            Event::CollateralForfeited { prover, burned, bounty, .. } => {
+                *t.slashed.entry(*prover).or_default() += burned.0 + bounty.0;
+            }
+            Event::ProverRemoved { prover } => {
+                t.earned.remove(prover);
+                t.slashed.remove(prover);
+            }
+            _ => {}
+        }
+    }
+    for (id, p) in state.provers() {
+        assert_eq!(p.earned.0, t.earned.get(id).copied().unwrap_or(0), "prover {id}'s earnings");
+        assert_eq!(p.slashed.0, t.slashed.get(id).copied().unwrap_or(0), "prover {id}'s slashes");
+    }
+}
+
 fn derive_randomness(c: &TestChain, h: provernet_types::Height) -> [u8; 32] {
     provernet_types::domain_hash(
         "provernet test randomness",
@@ -194,6 +237,7 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
     c.seed_agent(salt);
     let mut jobs = Vec::new();
     let supply = u128::from(c.state.meta().supply.0);
+    let mut tallies = Tallies::default();
     for block in &actions {
         let mut txs: Vec<VerifiedTx> = block.iter().map(|a| build(&mut c, a, &mut jobs)).collect();
         txs.extend(c.agent_txs(behaviour));
@@ -202,13 +246,15 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         check_failed_txs_changed_nothing(&before, &c, &txs, &out);
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
         check_liens(&c.state);
+        check_tallies(&c.state, &out.events, &mut tallies);
     }
     // Let everything finish, with the same behaviour, then check every job's final state.
     let bound = c.state.params().job_lifetime_bound(Seconds(120), 3).0;
     let mut extra = 0;
     while c.state.jobs().any(|(_, j)| !j.settled) && extra < bound {
         let txs = c.agent_txs(behaviour);
-        c.block(txs);
+        let out = c.block(txs);
+        check_tallies(&c.state, &out.events, &mut tallies);
         extra += 1;
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
         check_liens(&c.state);
