@@ -37,7 +37,6 @@ use futures::{Stream, StreamExt};
 use provernet_api_types as t;
 use provernet_blobs::{BlobError, BlobStore, Quota, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
-use provernet_ledger::AttemptState;
 use provernet_types::limits::TX_BYTES_MAX;
 use provernet_types::{
     AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
@@ -828,58 +827,7 @@ async fn prover(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::
 )]
 async fn prover_work(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Work> {
     let me: AccountId = parse_id("prover", &id)?;
-    let pid = ProverId::from(me);
-    Ok(Json(api.submitter.chain().with_state(|s| {
-        let mut tasks = Vec::new();
-        'jobs: for (jid, j) in s.jobs().filter(|(_, j)| !j.settled) {
-            for (i, a) in j.attempts.iter().enumerate() {
-                let kind = match a.state {
-                    AttemptState::Assigned if a.prover == pid => t::TaskKind::Accept,
-                    AttemptState::Running if a.prover == pid => t::TaskKind::Run,
-                    // Revealed in a later block, once no co-prover can still commit.
-                    AttemptState::Committed if a.prover == pid => {
-                        let at = a.commitment.map_or(a.assigned_at, |(h, _)| h);
-                        let next = Height(s.height().0 + 1);
-                        if next > at && provernet_ledger::apply::gate_open(j, at, next) {
-                            t::TaskKind::RevealProof
-                        } else {
-                            continue;
-                        }
-                    }
-                    AttemptState::Proven => {
-                        let pos = a.committee.iter().position(|m| *m == me);
-                        match pos.and_then(|p| a.votes.get(p)) {
-                            Some(None) => t::TaskKind::Vote,
-                            _ => continue,
-                        }
-                    }
-                    _ => continue,
-                };
-                if tasks.len() == WORK_TASKS_MAX {
-                    break 'jobs;
-                }
-                tasks.push(t::Task {
-                    kind,
-                    attempt: u8::try_from(i).unwrap_or(u8::MAX),
-                    deadline: a.deadline,
-                    price_micro_credits: None,
-                    round: None,
-                    job: views::job(jid, j),
-                });
-            }
-            if let Some(o) = provernet_ledger::opening(s, j, &pid) {
-                if tasks.len() == WORK_TASKS_MAX {
-                    break 'jobs;
-                }
-                tasks.push(views::opening(jid, j, &o));
-            }
-        }
-        t::Work {
-            height: s.height().0,
-            prover: s.prover(&pid).map(|p| views::prover(&pid, p)),
-            tasks,
-        }
-    })))
+    Ok(Json(api.submitter.chain().with_state(|s| views::work(s, &me))))
 }
 
 /// A query string that does not parse, as a JSON error naming what is wrong.

@@ -6,6 +6,7 @@
 //! machine.
 
 pub mod apply;
+pub mod contract;
 pub mod entities;
 pub mod error;
 pub mod events;

@@ -4,9 +4,10 @@
 //! them for anything but tests.
 
 use crate::apply::{apply_block, genesis, BlockContext, BlockOutput};
-use crate::entities::{AttemptState, JobStatus};
+use crate::entities::AttemptState;
 use crate::params::{ChainParams, Genesis};
 use crate::state::State;
+use provernet_node_core::{Core, Effect, Files, JobWork, Policy, RunEnd, RunKind, Step};
 use provernet_types::tx::blob_ref;
 use provernet_types::tx::result_commitment;
 use provernet_types::{
@@ -110,20 +111,24 @@ pub fn four_validators(p: &mut ChainParams) {
     p.validators = BoundedVec::try_from_vec(ids).expect("four validators");
 }
 
-/// How the agent's provers and verifiers behave, in percent.
+/// Faults the agent injects into what its nodes do, in percent. The decisions themselves (what
+/// to accept, decline, lock, bid, race, reveal and vote) are the prover node's own
+/// ([`provernet_node_core::Core`]); these only say how often the node's hands fail it.
 #[derive(Clone, Copy, Debug)]
 pub struct Behaviour {
-    /// Chance an assigned prover accepts (else it stays silent).
+    /// Chance an accept (or a lock, or a sealed bid) the core decides on is sent; else the
+    /// node stays silent and the attempt is left to its deadline.
     pub accept_pct: u8,
-    /// Chance a running prover posts a result (else it misses the deadline).
+    /// Chance a run ends at all (and a sealed bid is revealed); else the node posts nothing and
+    /// misses the deadline.
     pub deliver_pct: u8,
-    /// Chance a delivered result is a valid proof (else a bad one).
+    /// Chance a delivered proof is valid (else its files are forged).
     pub valid_pct: u8,
-    /// Chance a delivered result is a program error instead of a proof.
+    /// Chance a run ends in a program error instead of a proof.
     pub program_error_pct: u8,
-    /// Chance a committee member votes (honestly).
+    /// Chance a vote the core decides on is cast (honestly) in a given block.
     pub vote_pct: u8,
-    /// Chance a race is joined by a prover each block.
+    /// Chance a race the core joins yields a proof.
     pub race_pct: u8,
 }
 
@@ -146,9 +151,33 @@ pub struct TestChain {
     next_nonce: BTreeMap<AccountId, u64>,
     /// Mixed into block randomness so different test cases see different draws.
     pub salt: u64,
-    /// Proof files of attempts posted as invalid by the agent, so it votes them down.
-    bad_proofs: std::collections::BTreeSet<(JobId, u8)>,
+    /// The simulated nodes, by key name: every prover and validator the chain holds keys for.
+    nodes: BTreeMap<String, AgentNode>,
+    /// Transactions the nodes decided on that did not fit the last block.
+    outbox: std::collections::VecDeque<(String, TxBody)>,
     agent_rng: u64,
+}
+
+/// One simulated node: the node's core and what its shell would keep.
+#[derive(Debug)]
+struct AgentNode {
+    core: Core,
+    journal: BTreeMap<(JobId, u8), Step>,
+    /// Proof files kept for a later reveal, by attempt; a race's by job.
+    proofs: BTreeMap<(JobId, u8), Files>,
+    race_proofs: BTreeMap<JobId, Files>,
+    /// Runs whose accept or lock was sent: they end at the agent's next turn, once it landed.
+    runs: Vec<PendingRun>,
+}
+
+#[derive(Debug)]
+struct PendingRun {
+    job: JobWork,
+    attempt: u8,
+    /// Whether the attempt must first be seen running for this node (an accept or a lock).
+    check: bool,
+    /// A lock: reported with [`Core::lock_failed`] if it did not apply.
+    lock: bool,
 }
 
 impl TestChain {
@@ -179,7 +208,8 @@ impl TestChain {
             keys,
             next_nonce: BTreeMap::new(),
             salt: 0,
-            bad_proofs: Default::default(),
+            nodes: BTreeMap::new(),
+            outbox: Default::default(),
             agent_rng: 1,
         }
     }
@@ -312,157 +342,217 @@ impl TestChain {
         assert!(out.receipts[0].result.is_ok(), "reveal: {:?}", out.receipts[0].result);
     }
 
-    fn roll(&mut self, pct: u8) -> bool {
-        // xorshift64: deterministic, seeded by the test.
-        self.agent_rng ^= self.agent_rng << 13;
-        self.agent_rng ^= self.agent_rng >> 7;
-        self.agent_rng ^= self.agent_rng << 17;
-        (self.agent_rng % 100) < u64::from(pct)
-    }
-
     pub fn seed_agent(&mut self, seed: u64) {
         self.agent_rng = seed | 1;
     }
 
-    /// What the provers and verifiers the chain holds keys for would send now, given
-    /// `behaviour`: accepts, results, votes and race proofs.
+    /// What the provers and validators the chain holds keys for would send now, given
+    /// `behaviour`: each runs the prover node's core on its work listing, and the agent
+    /// executes the effects (runs end at once, with the faults `behaviour` injects).
     pub fn agent_txs(&mut self, behaviour: Behaviour) -> Vec<VerifiedTx> {
-        let h = self.state.height();
-        let mut plan: Vec<(String, TxBody)> = Vec::new();
-        let jobs: Vec<(JobId, crate::entities::Job)> =
-            self.state.jobs().filter(|(_, j)| !j.settled).map(|(id, j)| (*id, j.clone())).collect();
-        for (id, job) in jobs {
-            for (i, a) in job.attempts.iter().enumerate() {
-                let i = i as u8;
-                let Some(name) = self.name_of(&a.prover.into()) else { continue };
-                match a.state {
-                    AttemptState::Assigned
-                        if a.deadline >= h && self.roll(behaviour.accept_pct) =>
-                    {
-                        plan.push((name, TxBody::AcceptJob { job: id, attempt: i }));
-                    }
-                    AttemptState::Running => {
-                        if !self.roll(behaviour.deliver_pct) {
-                            continue;
-                        }
-                        if self.roll(behaviour.program_error_pct) {
-                            let outcome = AttemptOutcome::ProgramError {
-                                failure: ProgramFailure::Exit(3),
-                                reason: BoundedString::try_new("panicked").expect("short"),
-                            };
-                            plan.push((
-                                name,
-                                TxBody::PostResult { job: id, attempt: i, outcome, usage: usage() },
-                            ));
-                        } else {
-                            let valid = self.roll(behaviour.valid_pct);
-                            if !valid {
-                                self.bad_proofs.insert((id, i));
-                            }
-                            let commitment =
-                                result_commitment(&a.prover.into(), &id, &proof_files(valid));
-                            plan.push((
-                                name,
-                                TxBody::CommitResult { job: id, attempt: i, commitment },
-                            ));
-                        }
-                    }
-                    AttemptState::Committed => {
-                        // Revealed once the gate is open for the block the transaction lands
-                        // in, as a node does (it reads the finalized state).
-                        let at = a.commitment.map_or(h, |(c, _)| c);
-                        let next = Height(h.0 + 1);
-                        if crate::apply::gate_open(&job, at, next) && next > at {
-                            let valid = !self.bad_proofs.contains(&(id, i));
-                            let outcome = AttemptOutcome::Proof(proof_files(valid));
-                            plan.push((
-                                name,
-                                TxBody::PostResult { job: id, attempt: i, outcome, usage: usage() },
-                            ));
-                        }
-                    }
-                    AttemptState::Proven => {
-                        let verdict = if self.bad_proofs.contains(&(id, i)) {
-                            Verdict::Invalid
-                        } else {
-                            Verdict::Valid
-                        };
-                        for (m, v) in a.committee.iter().zip(a.votes.iter()) {
-                            if v.is_some() || !self.roll(behaviour.vote_pct) {
-                                continue;
-                            }
-                            if let Some(voter) = self.name_of(m) {
-                                plan.push((voter, TxBody::Vote { job: id, attempt: i, verdict }));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            self.auction_txs(&mut plan, id, &job, behaviour);
-            if job.status == JobStatus::Race && self.roll(behaviour.race_pct) {
-                let barred: Vec<ProverId> = job.provers();
-                let racer = self
-                    .state
-                    .provers()
-                    .filter(|(p, pr)| pr.is_active() && !barred.contains(p))
-                    .find_map(|(p, _)| self.name_of(&(*p).into()));
-                if let Some(name) = racer {
-                    let prover = self.account(&name);
-                    let commitment = result_commitment(&prover, &id, &proof_files(true));
-                    plan.push((name, TxBody::PostRaceProof { job: id, commitment }));
-                }
+        self.agent_txs_up_to(behaviour, usize::MAX)
+    }
+
+    /// [`Self::agent_txs`], at most `max` of them; the rest wait for the next call, as in a
+    /// node's transaction queue.
+    pub fn agent_txs_up_to(&mut self, behaviour: Behaviour, max: usize) -> Vec<VerifiedTx> {
+        // What waited since the last block and would no longer apply (a vote on an attempt
+        // already decided, say) is dropped, as a mempool would refuse it.
+        let waiting = std::mem::take(&mut self.outbox);
+        for (who, body) in waiting {
+            let key = self.key(&who).clone();
+            let nonce = self.state.account(&key.account()).map_or(Nonce(0), |a| a.nonce);
+            let probe = self.tx_with_nonce(&key, nonce, body.clone());
+            if crate::apply::check_tx(&self.state, &probe).is_ok() {
+                self.outbox.push_back((who, body));
             }
         }
+        let names: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, k)| {
+                let id = k.account();
+                self.state.prover(&id.into()).is_some()
+                    || self.state.params().validators.contains(&id)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            self.agent_turn(&name, behaviour);
+        }
+        let n = self.outbox.len().min(max);
+        let plan: Vec<(String, TxBody)> = self.outbox.drain(..n).collect();
         plan.into_iter().map(|(who, body)| self.tx(&who, body)).collect()
     }
 
-    /// The agent's locks, sealed bids and reveals on an auctioned job: provers lock with
-    /// `accept_pct`, bid with `accept_pct` (asking the quote plus a per-prover markup) and
-    /// reveal with `deliver_pct`.
-    fn auction_txs(
-        &mut self,
-        plan: &mut Vec<(String, TxBody)>,
-        id: JobId,
-        job: &crate::entities::Job,
-        behaviour: Behaviour,
-    ) {
-        let Some(start) = job.round else { return };
-        if job.status.is_final() || job.live_attempts() >= usize::from(job.redundancy) {
-            return;
+    /// The node `name`'s turn: its pending runs end, then its core reads the work listing.
+    fn agent_turn(&mut self, name: &str, behaviour: Behaviour) {
+        let me = self.account(name);
+        if !self.nodes.contains_key(name) {
+            let capacity = self.state.prover(&me.into()).map_or(Resources::ZERO, |p| p.capacity);
+            let index = self.nodes.len() as u32;
+            let policy = Policy {
+                me,
+                seed: self.key(name).seed(),
+                capacity,
+                markets: true,
+                // Asks differ a little from node to node, so sealed bids differ.
+                ask_bps: 10_000 + 10 * (index % 3),
+                block_time_ms: self.state.params().block_time_ms,
+            };
+            let node = AgentNode {
+                core: Core::new(policy),
+                journal: BTreeMap::new(),
+                proofs: BTreeMap::new(),
+                race_proofs: BTreeMap::new(),
+                runs: Vec::new(),
+            };
+            self.nodes.insert(name.to_owned(), node);
         }
-        // The transactions land in the next block.
-        let since = self.state.height().0 + 1 - start.0;
-        let window = self.state.params().mechanism_params.bid_window_blocks;
-        let tried = job.provers();
-        let bidders: Vec<(ProverId, String)> = self
-            .state
-            .provers()
-            .filter(|(p, pr)| pr.is_active() && !tried.contains(p))
-            .filter_map(|(p, _)| self.name_of(&(*p).into()).map(|n| (*p, n)))
-            .collect();
-        for (i, (prover, name)) in bidders.into_iter().enumerate() {
-            match job.mechanism {
-                MechanismKind::ReverseDutch if self.roll(behaviour.accept_pct) => {
-                    plan.push((name, TxBody::LockJob { job: id, round: start }));
-                    return;
-                }
-                MechanismKind::LowestBid => {
-                    let price = MicroCredits(job.fee_per_prover.0 + 1_000 * (i as u64 % 3));
-                    let salt = domain_hash("test bid salt", &[&id.0, name.as_bytes()]);
-                    let bid = job.bids.iter().find(|b| b.prover == prover);
-                    if since < window && bid.is_none() && self.roll(behaviour.accept_pct) {
-                        let commitment =
-                            provernet_types::bid_commitment(&id, &prover.into(), price, &salt);
-                        plan.push((name, TxBody::BidJob { job: id, commitment }));
-                    } else if (window..2 * window).contains(&since)
-                        && bid.is_some_and(|b| b.price.is_none())
-                        && self.roll(behaviour.deliver_pct)
-                    {
-                        plan.push((name, TxBody::RevealBid { job: id, price, salt }));
+        let Some(mut node) = self.nodes.remove(name) else { return };
+        let mut rng = Rng(self.agent_rng);
+        let mut out = Vec::new();
+        for run in std::mem::take(&mut node.runs) {
+            let key = (run.job.id, run.attempt);
+            let mine = !run.check
+                || self.state.job(&run.job.id).is_some_and(|j| {
+                    j.attempts
+                        .get(usize::from(run.attempt))
+                        .is_some_and(|a| a.prover == me.into() && a.state == AttemptState::Running)
+                });
+            if run.lock && !mine {
+                node.core.lock_failed(&run.job, run.attempt);
+                continue;
+            }
+            let end = run_end(&mut rng, behaviour);
+            let effects = node.core.run_ended(&run.job, key.1, RunKind::Attempt, mine, end);
+            out.extend(effects);
+        }
+        // What the ended runs bring (journal steps included) is done before the listing is read.
+        self.execute(name, &mut node, &mut rng, behaviour, out);
+        let work = crate::contract::work(&self.state, &me);
+        let journal = &node.journal;
+        let effects = node.core.on_work(&work, |j, a| journal.get(&(j, a)).copied());
+        self.execute(name, &mut node, &mut rng, behaviour, effects);
+        // Forget what settled jobs left behind, so the agent's books stay bounded.
+        let state = &self.state;
+        let live = |j: &JobId| state.job(j).is_some_and(|j| !j.settled);
+        node.journal.retain(|(j, _), _| live(j));
+        node.proofs.retain(|(j, _), _| live(j));
+        node.race_proofs.retain(|j, _| live(j));
+        self.agent_rng = rng.0;
+        self.nodes.insert(name.to_owned(), node);
+    }
+
+    /// Executes a node's effects as its shell would, with `behaviour`'s faults.
+    fn execute(
+        &mut self,
+        name: &str,
+        node: &mut AgentNode,
+        rng: &mut Rng,
+        behaviour: Behaviour,
+        effects: Vec<Effect>,
+    ) {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Send(body) => {
+                    let sent = match body {
+                        TxBody::BidJob { .. } => rng.roll(behaviour.accept_pct),
+                        TxBody::RevealBid { .. } => rng.roll(behaviour.deliver_pct),
+                        _ => true,
+                    };
+                    if sent {
+                        self.outbox.push_back((name.to_owned(), body));
                     }
                 }
-                _ => {}
+                Effect::SendAndLog { body, .. } => self.outbox.push_back((name.to_owned(), body)),
+                Effect::AcceptAndRun { job, attempt, .. } => {
+                    if rng.roll(behaviour.accept_pct) {
+                        let body = TxBody::AcceptJob { job: job.id, attempt };
+                        self.outbox.push_back((name.to_owned(), body));
+                        node.runs.push(PendingRun { job, attempt, check: true, lock: false });
+                    } else {
+                        let end = RunEnd::NodeFailed;
+                        queue.extend(node.core.run_ended(
+                            &job,
+                            attempt,
+                            RunKind::Attempt,
+                            false,
+                            end,
+                        ));
+                    }
+                }
+                Effect::Run { job, attempt, .. } => {
+                    node.runs.push(PendingRun { job, attempt, check: false, lock: false });
+                }
+                Effect::LockAndRun { job, attempt, round, .. } => {
+                    if rng.roll(behaviour.accept_pct) {
+                        let body = TxBody::LockJob { job: job.id, round };
+                        self.outbox.push_back((name.to_owned(), body));
+                        node.runs.push(PendingRun { job, attempt, check: true, lock: true });
+                    } else {
+                        node.core.lock_failed(&job, attempt);
+                    }
+                }
+                Effect::Race { job, attempt, .. } => {
+                    let end = if rng.roll(behaviour.race_pct) {
+                        RunEnd::Proof { files: proof_files(true), usage: usage() }
+                    } else {
+                        RunEnd::NodeFailed
+                    };
+                    queue.extend(node.core.run_ended(&job, attempt, RunKind::Race, true, end));
+                }
+                Effect::Reveal { job, attempt } => {
+                    let files = node
+                        .proofs
+                        .get(&(job.id, attempt))
+                        .or_else(|| node.race_proofs.get(&job.id))
+                        .cloned();
+                    match files {
+                        Some(files) => {
+                            let outcome = AttemptOutcome::Proof(files);
+                            let body = TxBody::PostResult {
+                                job: job.id,
+                                attempt,
+                                outcome,
+                                usage: usage(),
+                            };
+                            self.outbox.push_back((name.to_owned(), body));
+                        }
+                        None => node.core.reveal_failed((job.id, attempt)),
+                    }
+                }
+                Effect::Vote { job, attempt } => {
+                    if !rng.roll(behaviour.vote_pct) {
+                        node.core.vote_failed((job.id, attempt));
+                        continue;
+                    }
+                    // The agent's verifier: a proof is valid if its files are the valid ones.
+                    let valid: Vec<_> =
+                        proof_files(true).iter().map(|f| (f.name.clone(), f.blob)).collect();
+                    let verdict = if job.proofs.get(usize::from(attempt)) == Some(&valid) {
+                        Verdict::Valid
+                    } else {
+                        Verdict::Invalid
+                    };
+                    let body = TxBody::Vote { job: job.id, attempt, verdict };
+                    self.outbox.push_back((name.to_owned(), body));
+                }
+                Effect::Journal { job, attempt, step } => {
+                    node.journal.insert((job, attempt), step);
+                }
+                Effect::KeepProof { job, attempt, kind, files, .. } => match kind {
+                    RunKind::Attempt => {
+                        node.proofs.insert((job, attempt), files);
+                    }
+                    RunKind::Race => {
+                        node.race_proofs.insert(job, files);
+                    }
+                },
+                Effect::DropProof { job, attempt } => {
+                    node.proofs.remove(&(job, attempt));
+                }
             }
         }
     }
@@ -496,4 +586,31 @@ pub fn proof_files(valid: bool) -> ProofFiles {
 
 pub fn usage() -> Usage {
     Usage { wall: Millis(1500), cpu: Millis(2900), peak_memory: Bytes(300 << 20) }
+}
+
+/// The agent's dice: xorshift64, deterministic, seeded by the test.
+struct Rng(u64);
+
+impl Rng {
+    fn roll(&mut self, pct: u8) -> bool {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % 100) < u64::from(pct)
+    }
+}
+
+/// How a run ends under `behaviour`'s faults.
+fn run_end(rng: &mut Rng, behaviour: Behaviour) -> RunEnd {
+    if !rng.roll(behaviour.deliver_pct) {
+        return RunEnd::NodeFailed;
+    }
+    if rng.roll(behaviour.program_error_pct) {
+        let outcome = AttemptOutcome::ProgramError {
+            failure: ProgramFailure::Exit(3),
+            reason: BoundedString::try_new("panicked").expect("short"),
+        };
+        return RunEnd::Claim { outcome, usage: usage() };
+    }
+    RunEnd::Proof { files: proof_files(rng.roll(behaviour.valid_pct)), usage: usage() }
 }

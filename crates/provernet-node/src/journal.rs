@@ -9,14 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub enum Step {
-    Started,
-    /// A commitment to the attempt's proof was sent; the reveal follows.
-    Committed,
-    Posted,
-    Abandoned,
-}
+pub use provernet_node_core::Step;
 
 #[derive(Serialize, Deserialize)]
 struct Line {

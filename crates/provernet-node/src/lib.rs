@@ -42,8 +42,6 @@
 //! validator when the one in use lacks it.
 
 mod builtin;
-pub mod core;
-mod gpus;
 mod journal;
 mod txq;
 mod views;
@@ -52,8 +50,9 @@ pub use builtin::{run_builtin_verifier, verify_builtin};
 pub use txq::{TxOutcome, TxQueue};
 
 use anyhow::{anyhow, bail, Context, Result};
-use core::{Core, Effect, Files, RunEnd, RunKind};
 use journal::{Journal, Step};
+pub use provernet_node_core::bid_salt;
+use provernet_node_core::{Core, Effect, Files, RunEnd, RunKind};
 use provernet_sandbox::plan::RootFs;
 use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, SandboxError, Termination};
 use provernet_sdk::Client;
@@ -163,7 +162,7 @@ pub async fn run(
         journal: Mutex::new(journal),
         downloads: Mutex::default(),
         inner: Mutex::new(Inner::default()),
-        core: Mutex::new(Core::new(core::Policy {
+        core: Mutex::new(Core::new(provernet_node_core::Policy {
             me: key_account,
             seed: settings.seed,
             capacity: settings.capacity,
@@ -196,16 +195,6 @@ pub async fn run(
     }
     tracing::info!("prover node stopping");
     Ok(())
-}
-
-/// The salt of a sealed bid on `job` in the round opened at `round`, derived from the bidder's
-/// key seed so that the bidder (the node, or `provernet prover reveal-bid`) can open its bid
-/// again after a restart without storing it, and nobody else can.
-pub fn bid_salt(seed: &[u8; 32], job: JobId, round: u64) -> [u8; 32] {
-    provernet_types::domain_hash(
-        "provernet node bid salt v1",
-        &[seed, &job.0, &round.to_le_bytes()],
-    )
 }
 
 /// How often a node whose block stream is up reads its work anyway.

@@ -902,6 +902,14 @@ fn a_race_pays_one_winner_even_when_several_proofs_verify_together() {
         .collect();
     let out = c.block(proofs);
     assert!(out.receipts.iter().all(|r| r.result.is_ok()), "{:?}", out.receipts);
+    // The entries were made by hand, so the agent's nodes hold no files to reveal: the test does.
+    let reveals: Vec<_> = ["p0", "p1", "p2"]
+        .iter()
+        .zip(0u8..)
+        .map(|(p, attempt)| c.reveal(p, id, attempt, &proof_files(true)))
+        .collect();
+    let out = c.block(reveals);
+    assert!(out.receipts.iter().all(|r| r.result.is_ok()), "{:?}", out.receipts);
     let mut rewards = Vec::new();
     for _ in 0..50 {
         let txs = c.agent_txs(Behaviour::HONEST);

@@ -4,15 +4,80 @@
 //! transaction, start a run, journal a step), and keeps the node's book of capacity and of the
 //! attempts it has taken or passed on. No I/O, no clock, no async: the shell in `lib.rs`
 //! executes the effects, and the policy is unit-tested here without root, processes or a chain.
+//! The ledger's test agent (`provernet_ledger::testkit`) drives the same core, so the rules a
+//! node follows and the ones the ledger's tests exercise are one copy.
 
-use crate::gpus::GpuPool;
-use crate::journal::Step;
-use crate::views::{keys, JobWork, TaskKind, Work};
+mod gpus;
+
+use gpus::GpuPool;
+use provernet_api_types as t;
 use provernet_types::{
-    AccountId, AttemptOutcome, BoundedVec, Height, JobId, MicroCredits, NamedBlob, Resources,
-    TxBody, Usage,
+    AccountId, AttemptOutcome, BlobRef, BoundedVec, FileName, Height, JobId, MicroCredits,
+    NamedBlob, ProgramId, Resources, Seconds, TxBody, Usage,
 };
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use t::{TaskKind, Work};
+
+/// What the node did with an attempt, as its journal keeps it across restarts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Step {
+    Started,
+    /// A commitment to the attempt's proof was sent; the reveal follows.
+    Committed,
+    Posted,
+    Abandoned,
+}
+
+/// The salt of a sealed bid on `job` in the round opened at `round`, derived from the bidder's
+/// key seed so that the bidder (the node, or `provernet prover reveal-bid`) can open its bid
+/// again after a restart without storing it, and nobody else can.
+pub fn bid_salt(seed: &[u8; 32], job: JobId, round: u64) -> [u8; 32] {
+    provernet_types::domain_hash(
+        "provernet node bid salt v1",
+        &[seed, &job.0, &round.to_le_bytes()],
+    )
+}
+
+/// The attempts `work` lists, as (job, attempt).
+pub fn keys(work: &Work) -> std::collections::BTreeSet<(JobId, u8)> {
+    work.tasks.iter().map(|t| (t.job.id, t.attempt)).collect()
+}
+
+/// A job as the node works with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobWork {
+    pub id: JobId,
+    pub program: ProgramId,
+    pub inputs: Vec<(FileName, BlobRef)>,
+    pub resources: Resources,
+    pub time_limit: Seconds,
+    /// The proof files of each attempt.
+    pub proofs: Vec<Vec<(FileName, BlobRef)>>,
+    /// The chain's posted price for one attempt.
+    pub quote: MicroCredits,
+    /// The most one attempt may be paid (auctions).
+    pub max_fee: MicroCredits,
+}
+
+fn named(list: &[t::NamedBlob]) -> Vec<(FileName, BlobRef)> {
+    list.iter().map(|n| (n.name.clone(), n.blob_ref())).collect()
+}
+
+impl From<&t::Job> for JobWork {
+    fn from(j: &t::Job) -> Self {
+        JobWork {
+            id: j.id,
+            program: j.program,
+            inputs: named(&j.inputs),
+            resources: j.resources.resources(),
+            time_limit: j.time_limit_s,
+            proofs: j.attempts.iter().map(|a| named(&a.proof)).collect(),
+            quote: j.fee_per_prover_micro_credits,
+            max_fee: j.max_fee_micro_credits,
+        }
+    }
+}
 
 /// An attempt: its job and index.
 pub type Key = (JobId, u8);
@@ -24,7 +89,7 @@ pub type Files = BoundedVec<NamedBlob, { provernet_types::limits::PROOF_FILES_MA
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub me: AccountId,
-    /// The key's seed: bid salts derive from it (see [`crate::bid_salt`]).
+    /// The key's seed: bid salts derive from it (see [`bid_salt`]).
     pub seed: [u8; 32],
     pub capacity: Resources,
     /// Join races and auctions (assigned work is always taken).
@@ -254,7 +319,7 @@ impl Core {
                     if price > job.max_fee {
                         continue;
                     }
-                    let salt = crate::bid_salt(&self.policy.seed, job.id, round.0);
+                    let salt = bid_salt(&self.policy.seed, job.id, round.0);
                     let body = match offer {
                         // A bid commits the node to run the job if it wins: only with room now.
                         Offer::Bid if !job.resources.fits_in(&self.free()) => continue,
@@ -600,7 +665,7 @@ mod tests {
         let mut bid = task(t::TaskKind::Bid, job(2, 1, 0, 60), 20);
         bid.round = Some(Height(8));
         let out = core.on_work(&work(12, vec![bid.clone()]), nothing);
-        let salt = crate::bid_salt(&[1; 32], JobId([2; 32]), 8);
+        let salt = bid_salt(&[1; 32], JobId([2; 32]), 8);
         let commitment =
             provernet_types::bid_commitment(&JobId([2; 32]), &ME, MicroCredits(1_500), &salt);
         assert_eq!(out, vec![Effect::Send(TxBody::BidJob { job: JobId([2; 32]), commitment })]);
