@@ -220,12 +220,92 @@ impl From<Builtin> for provernet_types::BuiltinVerifier {
     }
 }
 
+/// One layer of a program's image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ImageLayer {
+    pub blob: Blob,
+    /// Bytes of file data it unpacks to (enforced while unpacking).
+    pub unpacked_bytes: Bytes,
+    pub entries: u32,
+}
+
+/// A program's code: a static executable, or an OCI image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Code {
+    Executable {
+        blob: Blob,
+    },
+    Image {
+        /// `sha256:…` of the manifest: the digest users know the image by.
+        digest: String,
+        manifest: Blob,
+        config: Blob,
+        layers: Vec<ImageLayer>,
+    },
+}
+
+impl Code {
+    /// The chain's form of it; `None` if the digest is not `sha256:` and 64 hex digits.
+    pub fn code(&self) -> Option<provernet_types::Code> {
+        Some(match self {
+            Code::Executable { blob } => provernet_types::Code::Executable(blob.blob_ref()),
+            Code::Image { digest, manifest, config, layers } => {
+                let hex_part = digest.strip_prefix("sha256:")?;
+                if hex_part.len() != 64 {
+                    return None;
+                }
+                let mut d = [0u8; 32];
+                for (i, b) in d.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(hex_part.get(2 * i..2 * i + 2)?, 16).ok()?;
+                }
+                let layers = layers
+                    .iter()
+                    .map(|l| provernet_types::LayerRef {
+                        blob: l.blob.blob_ref(),
+                        unpacked: l.unpacked_bytes,
+                        entries: l.entries,
+                    })
+                    .collect();
+                provernet_types::Code::Image(Box::new(provernet_types::ImageRef {
+                    digest: d,
+                    manifest: manifest.blob_ref(),
+                    config: config.blob_ref(),
+                    layers: provernet_types::BoundedVec::try_from_vec(layers).ok()?,
+                }))
+            }
+        })
+    }
+}
+
+impl From<&provernet_types::Code> for Code {
+    fn from(c: &provernet_types::Code) -> Self {
+        match c {
+            provernet_types::Code::Executable(b) => Code::Executable { blob: (*b).into() },
+            provernet_types::Code::Image(i) => Code::Image {
+                digest: i.digest_text(),
+                manifest: i.manifest.into(),
+                config: i.config.into(),
+                layers: i
+                    .layers
+                    .iter()
+                    .map(|l| ImageLayer {
+                        blob: l.blob.into(),
+                        unpacked_bytes: l.unpacked,
+                        entries: l.entries,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// How a program's proofs are verified.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verifier {
     /// A verifier program run by a committee of provers.
-    Program { blob: Blob, limits: VerifierLimits },
+    Program { code: Code, limits: VerifierLimits },
     /// A verifier the validators run natively.
     Builtin { name: Builtin },
 }
@@ -237,7 +317,7 @@ pub struct Program {
     pub name: FileName,
     pub owner: AccountId,
     pub registered_at: Height,
-    pub prover: Blob,
+    pub prover: Code,
     pub verifier: Verifier,
     pub default_resources: ResourcesView,
     pub default_time_limit_s: Seconds,

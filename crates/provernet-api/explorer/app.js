@@ -181,6 +181,22 @@
   const timeCell = (tms) => h('span', { title: utc(tms) }, ago(tms));
   const pct = (part, whole) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '—');
 
+  // A program's code: an executable blob, or an OCI image by its digest and layers.
+  function code(c) {
+    if (!c) return '—';
+    if (c.kind === 'executable' && c.blob) {
+      return h('span', null, 'executable ', h('span', { class: 'id', title: String(c.blob.hash) }, shortId(c.blob.hash)), ` · ${bytes(c.blob.size)}`);
+    }
+    if (c.kind === 'image') {
+      const layers = c.layers || [];
+      const packed = layers.reduce((n, l) => n + Number(l.blob?.size || 0), 0);
+      const unpacked = layers.reduce((n, l) => n + Number(l.unpacked_bytes || 0), 0);
+      return h('span', null, 'image ', h('span', { class: 'id mono', title: String(c.digest) }, String(c.digest).slice(0, 19) + '…'),
+        ` · ${layers.length} layer${layers.length === 1 ? '' : 's'}, ${bytes(packed)} (${bytes(unpacked)} unpacked)`);
+    }
+    return '—';
+  }
+
   function resources(r) {
     if (!r) return '—';
     const gpus = r.gpus ?? 0;
@@ -885,9 +901,9 @@
         ['Name', String(p.name ?? '—')],
         ['Owner', idLink('account', p.owner, p.owner)],
         ['Registered at', blockLink(p.registered_at)],
-        ['Prover executable', p.prover ? h('span', null, h('span', { class: 'id', title: String(p.prover.hash) }, shortId(p.prover.hash)), ` · ${bytes(p.prover.size)}`) : '—'],
-        ['Verifier', v.kind === 'builtin' ? `built-in: ${v.name}` : v.kind === 'program' && v.blob
-          ? h('span', null, 'program ', h('span', { class: 'id', title: String(v.blob.hash) }, shortId(v.blob.hash)), ` · ${bytes(v.blob.size)}`,
+        ['Prover', code(p.prover)],
+        ['Verifier', v.kind === 'builtin' ? `built-in: ${v.name}` : v.kind === 'program' && v.code
+          ? h('span', null, code(v.code),
             v.limits ? ` · limits ${(v.limits.millicores / 1000).toFixed(1)} cores, ${bytes(v.limits.memory_bytes)}, ${seconds(v.limits.time_limit_s)}` : '')
           : '—'],
         ['Default resources', resources(d)],

@@ -106,7 +106,12 @@ fn ledger(args: LedgerArgs) -> Result<()> {
         args.block_txs > 0 && args.block_txs <= max_txs,
         "--block-txs must be 1..={max_txs}"
     );
-    let g = test_genesis(args.provers, |p| p.pending_timeout = provernet_types::Blocks(30));
+    let g = test_genesis(args.provers, |p| {
+        p.pending_timeout = provernet_types::Blocks(30);
+        // Two requesters keep the pipeline full: the per-account cap on open jobs (a guard
+        // against one account filling the queue) would stop them at block 4.
+        p.open_jobs_per_account_max = u32::MAX;
+    });
 
     // Phase 1 (not timed): build and sign the blocks against an in-memory chain, so phase 2
     // measures execution alone. Each block holds the honest agent's answers (accepts, results,

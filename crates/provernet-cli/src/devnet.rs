@@ -397,13 +397,16 @@ pub async fn deploy_builtin(
 ) -> Result<Vec<provernet_types::ProgramId>> {
     let mut program_ids = Vec::new();
     for p in &PROGRAMS {
-        let prover =
-            client.upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?).await?;
+        let prover: provernet_types::Code = client
+            .upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?)
+            .await?
+            .into();
         let verifier = match p.check {
             Check::Committee(exe) => VerifierSpec::Program {
                 blob: client
                     .upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?)
-                    .await?,
+                    .await?
+                    .into(),
                 limits: provernet_types::VerifierLimits::DEFAULT,
             },
             Check::Builtin(kind) => VerifierSpec::Builtin(kind),

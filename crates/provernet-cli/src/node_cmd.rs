@@ -106,7 +106,9 @@ fn init(a: InitArgs) -> Result<()> {
          labels = []\n\
          # Join open races and auctions; bid at this percent of the chain's quote.\n\
          markets = true\n\
-         ask_percent = 100\n",
+         ask_percent = 100\n\
+         # Disk for unpacked program images, evicted least recently used.\n\
+         image_cache = \"50GiB\"\n",
         toml = toml_path.display(),
         apis = list.join(", "),
         cores = capacity.cores,
@@ -199,6 +201,13 @@ pub struct NodeToml {
     /// The ask in auctions, in percent of the chain's quote (default 100).
     #[serde(default = "hundred")]
     pub ask_percent: u32,
+    /// Disk for unpacked program images (default 50GiB), evicted least recently used.
+    #[serde(default = "image_cache")]
+    pub image_cache: String,
+}
+
+fn image_cache() -> String {
+    "50GiB".into()
 }
 
 fn yes() -> bool {
@@ -242,6 +251,8 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
         labels.push(l.parse().map_err(|e| anyhow!("label `{l}`: {e}"))?);
     }
     let stake: MicroCredits = cfg.stake.parse().map_err(|e| anyhow!("stake: {e}"))?;
+    let image_cache: Bytes =
+        cfg.image_cache.parse().map_err(|e| anyhow!("image_cache `{}`: {e}", cfg.image_cache))?;
     if !(1..=10_000).contains(&cfg.ask_percent) {
         return Err(anyhow!(
             "ask_percent is {}; it must be 1 to 10000 (percent of the chain's quote)",
@@ -273,6 +284,7 @@ pub fn load(config: &Path) -> Result<provernet_node::NodeSettings> {
         corrupt_proofs: cfg.testing_corrupt_proofs,
         markets: cfg.markets,
         ask_bps: cfg.ask_percent * 100,
+        image_cache,
     })
 }
 

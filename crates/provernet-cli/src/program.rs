@@ -38,7 +38,8 @@ pub struct Common {
     /// Host GPU indices to give the program (`0,1`).
     #[arg(long, value_delimiter = ',')]
     gpus: Vec<u32>,
-    /// Show no host system files (for static binaries).
+    /// Show no host system files (for static binaries). Without it an executable sees the
+    /// host's `/usr` (local experiments only: a prover node shows programs nothing of the host).
     #[arg(long)]
     empty_root: bool,
     /// Where runs keep their scratch directories.
@@ -56,8 +57,12 @@ pub struct Common {
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The prover executable.
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    prover: Option<PathBuf>,
+    /// The prover as an OCI image (a layout directory or an archive), run as a node runs it:
+    /// Entrypoint then Cmd, in the image's own read-only root.
     #[arg(long)]
-    prover: PathBuf,
+    image: Option<PathBuf>,
     /// Directory for the proof files (must be empty or absent).
     #[arg(long)]
     out: PathBuf,
@@ -71,8 +76,11 @@ pub struct RunArgs {
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// The verifier executable.
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    verifier: Option<PathBuf>,
+    /// The verifier as an OCI image (as `program run --image`).
     #[arg(long)]
-    verifier: PathBuf,
+    image: Option<PathBuf>,
     /// Directory of proof files; the verifier reads them at /job/proof/<name>.
     #[arg(long)]
     proof: PathBuf,
@@ -93,6 +101,31 @@ fn sandbox(common: &Common) -> Result<Sandbox> {
         common.scratch.clone().unwrap_or_else(|| std::env::temp_dir().join("provernet-sandbox"));
     let sandbox = Sandbox::new(Helper::SelfExec(exe), scratch)?;
     Ok(if common.degraded { sandbox.degraded() } else { sandbox })
+}
+
+/// The program to run: an executable, or an image unpacked into a cache under the scratch
+/// directory (kept while the returned guard lives).
+fn code(
+    common: &Common,
+    exe: Option<PathBuf>,
+    image: Option<PathBuf>,
+) -> Result<(PathBuf, Option<RootFs>, Option<provernet_image::Prepared>)> {
+    let Some(image) = image else {
+        return Ok((exe.unwrap_or_default(), None, None));
+    };
+    let scratch =
+        common.scratch.clone().unwrap_or_else(|| std::env::temp_dir().join("provernet-sandbox"));
+    let cache = provernet_image::Cache::open(&scratch.join("images"), u64::MAX)?;
+    let work = tempfile::tempdir().context("creating a scratch directory")?;
+    let p = provernet_image::prepare_local(&image, &cache, work.path())
+        .with_context(|| format!("the image {}", image.display()))?;
+    let rootfs = RootFs::Image(provernet_sandbox::plan::ImageRun {
+        root: p.root.path.clone(),
+        argv: p.run.argv(),
+        env: p.run.env_pairs(),
+        workdir: p.run.workdir(),
+    });
+    Ok((PathBuf::new(), Some(rootfs), Some(p)))
 }
 
 fn make_run(
@@ -139,7 +172,9 @@ pub fn run(cmd: ProgramCommand) -> Result<()> {
         ProgramCommand::Deploy(a) => crate::requester::deploy(a),
         ProgramCommand::Run(a) => {
             let sb = sandbox(&a.common)?;
-            let mut run = make_run(&a.common, a.prover, a.out.clone(), vec![])?;
+            let (exe, rootfs, _image) = code(&a.common, a.prover, a.image)?;
+            let mut run = make_run(&a.common, exe, a.out.clone(), vec![])?;
+            run.rootfs = rootfs.unwrap_or(run.rootfs);
             run.limits.out_max = a.out_max;
             let o = sb.run(&run)?;
             if a.common.json {
@@ -170,7 +205,9 @@ pub fn run(cmd: ProgramCommand) -> Result<()> {
             let proof = proof_files(&a.proof, None)?;
             let out =
                 std::env::temp_dir().join(format!("provernet-verify-out-{}", std::process::id()));
-            let run = make_run(&a.common, a.verifier, out.clone(), proof)?;
+            let (exe, rootfs, _image) = code(&a.common, a.verifier, a.image)?;
+            let mut run = make_run(&a.common, exe, out.clone(), proof)?;
+            run.rootfs = rootfs.unwrap_or(run.rootfs);
             let o = sb.run(&run);
             let _ = std::fs::remove_dir_all(&out);
             let o = o?;

@@ -10,7 +10,7 @@ use crate::Hint;
 use anyhow::{anyhow, bail, Context, Result};
 use provernet_sdk::{types, Client, ErrorCode, Job, SdkError, TxState};
 use provernet_types::{
-    BoundedVec, BuiltinVerifier, Bytes, FileName, GpuCount, JobId, JobSpec, Keypair, Label,
+    BoundedVec, BuiltinVerifier, Bytes, Code, FileName, GpuCount, JobId, JobSpec, Keypair, Label,
     MechanismKind, MicroCredits, MilliCores, NamedBlob, ProgramManifest, ProverSet, Resources,
     Seconds, Transaction, TxBody, VerifierSpec,
 };
@@ -247,11 +247,20 @@ pub struct DeployArgs {
     #[arg(long)]
     name: FileName,
     /// The prover executable (a static or glibc Linux binary).
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    prover: Option<PathBuf>,
+    /// The prover as an OCI image (linux/amd64): a layout directory, or an archive of one as
+    /// `docker buildx build --output type=oci,dest=prover.tar`, `podman save --format
+    /// oci-archive` or `skopeo copy … oci-archive:prover.tar` write it. It runs as Docker runs
+    /// it with no arguments: Entrypoint, then Cmd, with its Env and WorkingDir.
     #[arg(long)]
-    prover: PathBuf,
+    image: Option<PathBuf>,
     /// The verifier executable; a committee of provers runs it on every proof.
-    #[arg(long, conflicts_with = "builtin")]
+    #[arg(long, conflicts_with_all = ["builtin", "verifier_image"])]
     verifier: Option<PathBuf>,
+    /// The verifier as an OCI image (as `--image`).
+    #[arg(long, conflicts_with = "builtin")]
+    verifier_image: Option<PathBuf>,
     /// A verifier the validators run natively instead: `groth16-bn254`, `winterfell-chain` or
     /// `plonky3-keccak` (the statements of the built-in programs).
     #[arg(long)]
@@ -290,17 +299,19 @@ pub struct DeployArgs {
 }
 
 pub fn deploy(a: DeployArgs) -> Result<()> {
-    let verifier_kind =
-        match (&a.verifier, a.builtin.as_deref()) {
-            (Some(_), _) => None,
-            (None, Some(name)) => Some(name.parse::<BuiltinVerifier>().map_err(|e| {
-                hinted(e, "other programs pass --verifier EXE, run by a committee of provers")
-            })?),
-            (None, None) => return Err(hinted(
+    let verifier_kind = match (&a.verifier, &a.verifier_image, a.builtin.as_deref()) {
+        (Some(_), _, _) | (_, Some(_), _) => None,
+        (None, None, Some(name)) => Some(name.parse::<BuiltinVerifier>().map_err(|e| {
+            hinted(e, "other programs pass --verifier EXE, run by a committee of provers")
+        })?),
+        (None, None, None) => {
+            return Err(hinted(
                 "a program needs a verifier",
-                "pass --verifier EXE, or --builtin groth16-bn254|winterfell-chain|plonky3-keccak",
-            )),
-        };
+                "pass --verifier EXE or --verifier-image IMAGE, or --builtin \
+                 groth16-bn254|winterfell-chain|plonky3-keccak",
+            ))
+        }
+    };
     let read = |p: &Path| -> Result<Vec<u8>> {
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
         if bytes.is_empty() {
@@ -308,8 +319,18 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
         }
         Ok(bytes)
     };
-    let prover = read(&a.prover)?;
+    let prover = a.prover.as_deref().map(read).transpose()?;
     let verifier = a.verifier.as_deref().map(read).transpose()?;
+    // Images are read and every layer unpacked here first: what a node would refuse is refused
+    // before anything is uploaded, and what each layer unpacks to is measured for the manifest.
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let prover_image =
+        a.image.as_deref().map(|p| read_image(p, &scratch.path().join("prover"))).transpose()?;
+    let verifier_image = a
+        .verifier_image
+        .as_deref()
+        .map(|p| read_image(p, &scratch.path().join("verifier")))
+        .transpose()?;
     let mut requires = a.requires.clone();
     requires.sort();
     requires.dedup();
@@ -323,19 +344,37 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
     runtime()?.block_on(async {
         let chain_id = client.status().await.map_err(|e| explain(e, &a.conn.api))?.chain_id;
         let quiet = a.conn.json;
-        let prover = upload(&client, &key, &chain_id, "the prover", prover, quiet).await?;
-        let verifier = match (verifier, verifier_kind) {
-            (Some(bytes), _) => VerifierSpec::Program {
-                blob: upload(&client, &key, &chain_id, "the verifier", bytes, quiet).await?,
-                limits: provernet_types::VerifierLimits {
-                    cores: a.verifier_cores,
-                    memory: a.verifier_memory,
-                    time_limit: a.verifier_time,
-                },
-            },
-            (None, Some(kind)) => VerifierSpec::Builtin(kind),
-            (None, None) => unreachable!("checked above"),
+        let prover: Code = match (prover, &prover_image) {
+            (Some(bytes), _) => {
+                upload(&client, &key, &chain_id, "the prover", bytes, quiet).await?.into()
+            }
+            (None, Some(img)) => {
+                upload_image(&client, &key, &chain_id, "the prover", img, quiet).await?
+            }
+            (None, None) => bail!("pass --prover EXE or --image IMAGE"),
         };
+        let limits = provernet_types::VerifierLimits {
+            cores: a.verifier_cores,
+            memory: a.verifier_memory,
+            time_limit: a.verifier_time,
+        };
+        let verifier = match (verifier, &verifier_image, verifier_kind) {
+            (Some(bytes), _, _) => VerifierSpec::Program {
+                blob: upload(&client, &key, &chain_id, "the verifier", bytes, quiet).await?.into(),
+                limits,
+            },
+            (None, Some(img), _) => VerifierSpec::Program {
+                blob: upload_image(&client, &key, &chain_id, "the verifier", img, quiet).await?,
+                limits,
+            },
+            (None, None, Some(kind)) => VerifierSpec::Builtin(kind),
+            (None, None, None) => unreachable!("checked above"),
+        };
+        let image_digest = |c: &Code| match c {
+            Code::Image(i) => Some(i.digest_text()),
+            Code::Executable(_) => None,
+        };
+        let prover_digest = image_digest(&prover);
         let manifest = ProgramManifest {
             name: a.name.clone(),
             prover,
@@ -350,12 +389,75 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
         let id = manifest.id();
         transact(&client, &key, &chain_id, TxBody::RegisterProgram { manifest }).await?;
         if a.conn.json {
-            print_json(&json!({"program": id.to_string(), "name": a.name.as_str()}))
+            print_json(&json!({
+                "program": id.to_string(),
+                "name": a.name.as_str(),
+                "image": prover_digest,
+            }))
         } else {
-            println!("deployed {} as program {id}", a.name);
+            match prover_digest {
+                Some(d) => println!("deployed {} (image {d}) as program {id}", a.name),
+                None => println!("deployed {} as program {id}", a.name),
+            }
             Ok(())
         }
     })
+}
+
+/// An image read from `path` (a layout directory or an archive of one), checked whole, with
+/// every layer unpacked under `scratch` to measure it.
+struct ReadImage {
+    image: provernet_image::Image,
+    layers: Vec<provernet_image::LayerReport>,
+    /// Keeps an extracted archive until the upload is done.
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn read_image(path: &Path, scratch: &Path) -> Result<ReadImage> {
+    let ctx = || format!("the image {}", path.display());
+    let tmp = tempfile::tempdir().context("creating a scratch directory")?;
+    let dir = provernet_image::open_layout(path, tmp.path()).with_context(ctx)?;
+    let kept = (!path.is_dir()).then_some(tmp);
+    let image = provernet_image::Image::from_layout(&dir).with_context(ctx)?;
+    let layers = provernet_image::measure(&image, scratch).with_context(ctx)?;
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(ReadImage { image, layers, _dir: kept })
+}
+
+/// Uploads an image's manifest, config and layers as blobs: the program's code.
+async fn upload_image(
+    client: &Client,
+    key: &Keypair,
+    chain_id: &str,
+    what: &str,
+    img: &ReadImage,
+    quiet: bool,
+) -> Result<Code> {
+    let i = &img.image;
+    let manifest =
+        upload(client, key, chain_id, &format!("{what}'s manifest"), i.manifest.clone(), quiet)
+            .await?;
+    let config =
+        upload(client, key, chain_id, &format!("{what}'s config"), i.config_bytes.clone(), quiet)
+            .await?;
+    let mut layers = Vec::new();
+    for (n, (l, report)) in i.layers.iter().zip(&img.layers).enumerate() {
+        let bytes = std::fs::read(i.blob_path(&l.digest))
+            .with_context(|| format!("reading layer {n} ({})", l.digest))?;
+        let label = format!("{what}'s layer {}/{} ({})", n + 1, i.layers.len(), l.digest);
+        let blob = upload(client, key, chain_id, &label, bytes, quiet).await?;
+        layers.push(provernet_types::LayerRef {
+            blob,
+            unpacked: Bytes(report.bytes),
+            entries: u32::try_from(report.entries).context("a layer with too many entries")?,
+        });
+    }
+    Ok(Code::Image(Box::new(provernet_types::ImageRef {
+        digest: i.digest.0,
+        manifest,
+        config,
+        layers: BoundedVec::try_from_vec(layers).map_err(|_| anyhow!("too many layers"))?,
+    })))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,18 +930,66 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
                     }
                 }
             }
-            types::Verifier::Program { blob, limits } => {
-                let exe = rt.block_on(download(&client, &blob.blob_ref()))?;
-                let exe_path = a.out.join("verifier");
-                std::fs::write(&exe_path, exe)?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&exe_path, std::fs::Permissions::from_mode(0o755))?;
+            types::Verifier::Program { code, limits } => {
+                let code = code.code().ok_or_else(|| {
+                    anyhow!("the program's verifier has a malformed image digest")
+                })?;
                 let limits = provernet_sandbox::Limits::new(
                     limits.millicores,
                     limits.memory_bytes,
                     Duration::from_secs(limits.time_limit_s.0),
                 );
-                run_verifier(&exe_path, &inputs, &proof, limits)?
+                match &code {
+                    Code::Executable(blob) => {
+                        let exe = rt.block_on(download(&client, blob))?;
+                        let exe_path = a.out.join("verifier");
+                        std::fs::write(&exe_path, exe)?;
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(
+                            &exe_path,
+                            std::fs::Permissions::from_mode(0o755),
+                        )?;
+                        run_verifier(
+                            &exe_path,
+                            provernet_sandbox::plan::RootFs::Host,
+                            &inputs,
+                            &proof,
+                            limits,
+                        )?
+                    }
+                    Code::Image(image) => {
+                        // The verifier's image, checked against the program's record as a node
+                        // checks it, unpacked into a cache beside the proof.
+                        let blobs = a.out.join(".verifier-blobs");
+                        std::fs::create_dir_all(&blobs)?;
+                        for b in code.blobs() {
+                            let path = blobs.join(b.hash.to_string());
+                            if !path.exists() {
+                                std::fs::write(&path, rt.block_on(download(&client, &b))?)?;
+                            }
+                        }
+                        let cache = provernet_image::Cache::open(
+                            &a.out.join(".verifier-image-cache"),
+                            u64::MAX,
+                        )?;
+                        let prepared = provernet_image::prepare(
+                            &cache,
+                            image,
+                            |b| blobs.join(b.hash.to_string()),
+                            &a.out.join(".verifier-layout"),
+                        )
+                        .context("the verifier's image")?;
+                        let rootfs = provernet_sandbox::plan::RootFs::Image(
+                            provernet_sandbox::plan::ImageRun {
+                                root: prepared.root.path.clone(),
+                                argv: prepared.run.argv(),
+                                env: prepared.run.env_pairs(),
+                                workdir: prepared.run.workdir(),
+                            },
+                        );
+                        run_verifier(Path::new(""), rootfs, &inputs, &proof, limits)?
+                    }
+                }
             }
         };
         if !valid {
@@ -880,11 +1030,12 @@ async fn download(client: &Client, f: &provernet_types::BlobRef) -> Result<Vec<u
 /// Runs a verifier program under the sandbox: exit 0 valid, 1 invalid, else an error.
 fn run_verifier(
     exe: &Path,
+    rootfs: provernet_sandbox::plan::RootFs,
     inputs: &[(FileName, PathBuf, Vec<u8>)],
     proof: &[(FileName, PathBuf, Vec<u8>)],
     limits: provernet_sandbox::Limits,
 ) -> Result<bool> {
-    use provernet_sandbox::{plan::RootFs, Helper, Run, Sandbox, Termination};
+    use provernet_sandbox::{Helper, Run, Sandbox, Termination};
     let scratch = std::env::temp_dir().join("provernet-sandbox");
     let sandbox = Sandbox::new(Helper::SelfExec(std::env::current_exe()?), scratch)?;
     let out = std::env::temp_dir().join(format!("provernet-fetch-verify-{}", std::process::id()));
@@ -900,7 +1051,7 @@ fn run_verifier(
         out_dir: out.clone(),
         limits,
         gpus: vec![],
-        rootfs: RootFs::Host,
+        rootfs,
     };
     let o = sandbox.run(&run);
     let _ = std::fs::remove_dir_all(&out);

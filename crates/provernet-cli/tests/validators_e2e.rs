@@ -40,9 +40,9 @@ async fn blobs_of(net: &Net, job: &Value) -> Vec<(String, u64)> {
         .await
         .unwrap()
         .unwrap();
-    named(&Value::Array(vec![program["prover"].clone()]), &mut out);
+    named(&Value::Array(vec![program["prover"]["blob"].clone()]), &mut out);
     if program["verifier"]["kind"] == "program" {
-        named(&Value::Array(vec![program["verifier"]["blob"].clone()]), &mut out);
+        named(&Value::Array(vec![program["verifier"]["code"]["blob"].clone()]), &mut out);
     }
     out
 }

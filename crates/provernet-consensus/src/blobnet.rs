@@ -1114,14 +1114,14 @@ pub fn max_response(blob_max: u64) -> usize {
     8 + 32 * pieces::piece_count(blob_max) as usize + PIECE_BYTES as usize
 }
 
-/// Blobs a state names and who is charged for each: programs' executables (their owners), and
+/// Blobs a state names and who is charged for each: programs' code (their owners), and
 /// jobs' inputs (their requesters) and proof files (their provers).
 pub fn state_blobs(state: &provernet_ledger::State) -> Vec<(BlobRef, AccountId)> {
     let mut out = Vec::new();
     for (_, p) in state.programs() {
-        out.push((p.manifest.prover, p.owner));
-        if let provernet_types::VerifierSpec::Program { blob, .. } = p.manifest.verifier {
-            out.push((blob, p.owner));
+        out.extend(p.manifest.prover.blobs().into_iter().map(|b| (b, p.owner)));
+        if let provernet_types::VerifierSpec::Program { blob, .. } = &p.manifest.verifier {
+            out.extend(blob.blobs().into_iter().map(|b| (b, p.owner)));
         }
     }
     for (_, j) in state.jobs() {

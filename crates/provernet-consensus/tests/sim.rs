@@ -497,7 +497,7 @@ fn register_program(
 ) -> Vec<u8> {
     let manifest = provernet_types::ProgramManifest {
         name: name.parse().expect("name"),
-        prover,
+        prover: prover.into(),
         verifier: provernet_types::VerifierSpec::Builtin(
             provernet_types::BuiltinVerifier::Groth16Bn254,
         ),

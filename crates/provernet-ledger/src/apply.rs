@@ -88,9 +88,9 @@ use provernet_types::limits::*;
 use provernet_types::tx::job_id;
 use provernet_types::MechanismKind;
 use provernet_types::{
-    first_duplicate, AccountId, AttemptOutcome, BoundedVec, Height, JobId, JobSpec, MicroCredits,
-    Millis, NamedBlob, Nonce, ProgramFailure, ProgramManifest, ProverId, ProverSet, Resources,
-    StateRoot, TxBody, Usage, Verdict, VerifiedTx, VerifierSpec,
+    first_duplicate, AccountId, AttemptOutcome, BoundedVec, Code, Height, JobId, JobSpec,
+    MicroCredits, Millis, NamedBlob, Nonce, ProgramFailure, ProgramManifest, ProverId, ProverSet,
+    Resources, StateRoot, TxBody, Usage, Verdict, VerifiedTx, VerifierSpec,
 };
 
 /// What the consensus layer tells the ledger about the block being applied.
@@ -322,16 +322,48 @@ fn transfer(
     spend(ov, from, Purse::Balance(to), amount)
 }
 
+/// The bounds on a program's code: an executable of 1 byte to 256 MiB; an image of 1 to 128
+/// layers, each a blob of 1 byte to 256 MiB declaring at most a million entries, within 64 GiB
+/// unpacked in all, with a manifest and a config of 1 byte to 4 MiB.
+fn check_code(code: &Code) -> Result<(), &'static str> {
+    let blob_ok = |b: &provernet_types::BlobRef| b.size.0 > 0 && b.size <= BLOB_BYTES_MAX;
+    match code {
+        Code::Executable(b) if blob_ok(b) => Ok(()),
+        Code::Executable(_) => Err("an executable's size must be 1 byte to 256 MiB"),
+        Code::Image(i) => {
+            let json_ok = |b: &provernet_types::BlobRef| {
+                b.size.0 > 0 && b.size <= provernet_types::limits::IMAGE_JSON_BYTES_MAX
+            };
+            if !json_ok(&i.manifest) || !json_ok(&i.config) {
+                return Err("an image's manifest and config must be 1 byte to 4 MiB");
+            }
+            if i.layers.is_empty() {
+                return Err("an image needs at least one layer");
+            }
+            let mut unpacked = 0u64;
+            for l in i.layers.iter() {
+                if !blob_ok(&l.blob) {
+                    return Err("an image layer's blob must be 1 byte to 256 MiB");
+                }
+                if l.entries > provernet_types::limits::LAYER_ENTRIES_MAX {
+                    return Err("an image layer may declare at most 1,000,000 entries");
+                }
+                unpacked = unpacked.checked_add(l.unpacked.0).ok_or("image too large")?;
+            }
+            if unpacked > provernet_types::limits::IMAGE_UNPACKED_MAX.0 {
+                return Err("an image may unpack to at most 64 GiB");
+            }
+            Ok(())
+        }
+    }
+}
+
 fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> {
     m.default_resources.check_bounds().map_err(TxError::BadResources)?;
     check_time_limit(m.default_time_limit)?;
-    if m.prover.size.0 == 0 || m.prover.size > BLOB_BYTES_MAX {
-        return Err(TxError::BadManifest("prover executable size must be 1 byte to 256 MiB"));
-    }
+    check_code(&m.prover).map_err(TxError::BadManifest)?;
     if let VerifierSpec::Program { blob, limits } = &m.verifier {
-        if blob.size.0 == 0 || blob.size > BLOB_BYTES_MAX {
-            return Err(TxError::BadManifest("verifier executable size must be 1 byte to 256 MiB"));
-        }
+        check_code(blob).map_err(TxError::BadManifest)?;
         if !limits.within(&ov.params().verifier_limits_max) {
             return Err(TxError::BadManifest(
                 "verifier limits must be at least 1 millicore, 16 MiB and 1 s, and within the chain's verifier_limits_max",

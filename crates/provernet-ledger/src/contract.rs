@@ -74,7 +74,7 @@ pub fn program(id: &ProgramId, p: &Program) -> t::Program {
     let m = &p.manifest;
     let verifier = match &m.verifier {
         VerifierSpec::Program { blob, limits } => {
-            t::Verifier::Program { blob: (*blob).into(), limits: (*limits).into() }
+            t::Verifier::Program { code: blob.into(), limits: (*limits).into() }
         }
         VerifierSpec::Builtin(b) => t::Verifier::Builtin { name: (*b).into() },
     };
@@ -83,7 +83,7 @@ pub fn program(id: &ProgramId, p: &Program) -> t::Program {
         name: m.name.clone(),
         owner: p.owner,
         registered_at: p.registered_at,
-        prover: m.prover.into(),
+        prover: (&m.prover).into(),
         verifier,
         default_resources: m.default_resources.into(),
         default_time_limit_s: m.default_time_limit,

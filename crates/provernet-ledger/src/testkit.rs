@@ -26,7 +26,7 @@ pub const PROVER_STAKE: MicroCredits = MicroCredits(100 * MicroCredits::PER_CRED
 /// A program whose proofs a committee of provers checks.
 pub fn committee_program() -> ProgramManifest {
     let limits = provernet_types::VerifierLimits::DEFAULT;
-    manifest("hash-chain", VerifierSpec::Program { blob: blob_ref(b"verifier-exe"), limits })
+    manifest("hash-chain", VerifierSpec::Program { blob: blob_ref(b"verifier-exe").into(), limits })
 }
 
 /// A program the validators verify natively.
@@ -37,7 +37,7 @@ pub fn builtin_program() -> ProgramManifest {
 fn manifest(name: &str, verifier: VerifierSpec) -> ProgramManifest {
     ProgramManifest {
         name: name.parse().expect("valid name"),
-        prover: blob_ref(format!("{name}-prover-exe").as_bytes()),
+        prover: blob_ref(format!("{name}-prover-exe").as_bytes()).into(),
         verifier,
         default_resources: small(),
         default_time_limit: Seconds(60),

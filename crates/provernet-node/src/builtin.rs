@@ -184,12 +184,13 @@ async fn fetch(client: &Client, blob: &BlobRef) -> Result<Vec<u8>> {
 }
 
 async fn check(client: &Client, job: &JobWork, attempt: u8) -> Result<Verdict> {
-    let program = crate::views::ProgramWork::from(
+    let program = crate::views::ProgramWork::try_from(
         &client
             .program(&job.program.to_string())
             .await?
             .ok_or_else(|| anyhow!("unknown program {}", job.program))?,
-    );
+    )
+    .map_err(|e| anyhow!(e))?;
     let Some(kind) = program.builtin else {
         bail!("program {} is verified by a committee", program.name)
     };

@@ -53,7 +53,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use journal::{Journal, Step};
 pub use provernet_node_core::bid_salt;
 use provernet_node_core::{Core, Effect, Files, RunEnd, RunKind};
-use provernet_sandbox::plan::RootFs;
+use provernet_sandbox::plan::{ImageRun, RootFs};
 use provernet_sandbox::{Helper, Limits, Outcome, Run, Sandbox, SandboxError, Termination};
 use provernet_sdk::Client;
 use provernet_types::limits::REASON_BYTES_MAX;
@@ -89,6 +89,8 @@ pub struct NodeSettings {
     pub markets: bool,
     /// The node's ask in auctions, as basis points of the chain's quote (10,000: the quote).
     pub ask_bps: u32,
+    /// Disk for unpacked image layers (`<data_dir>/images`), evicted least recently used.
+    pub image_cache: Bytes,
 }
 
 /// The machine's capacity: every core, the memory less 1 GiB for the node itself, and the
@@ -150,6 +152,8 @@ pub async fn run(
     // Never degraded: a network job whose limits cannot be enforced is not run at all.
     let sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
     let journal = Journal::open(&settings.data_dir.join("journal.jsonl"))?;
+    let images =
+        provernet_image::Cache::open(&settings.data_dir.join("images"), settings.image_cache.0)?;
     let txq = TxQueue::spawn(client.clone(), key.clone(), status.chain_id.clone());
     let key_account = key.account();
     let node = Arc::new(Node {
@@ -158,6 +162,7 @@ pub async fn run(
         chain_id: status.chain_id.clone(),
         txq,
         sandbox: Arc::new(sandbox),
+        images,
         settings: settings.clone(),
         journal: Mutex::new(journal),
         downloads: Mutex::default(),
@@ -195,6 +200,19 @@ pub async fn run(
     }
     tracing::info!("prover node stopping");
     Ok(())
+}
+
+/// Whether preparing an image failed because of the image itself (its bytes, its layers, its
+/// record), which every node would find the same, rather than this node's disk or cache.
+fn is_image_fault(e: &anyhow::Error) -> bool {
+    use provernet_image::{CacheError, ProgramImageError as P};
+    match e.downcast_ref::<P>() {
+        Some(P::Image(_) | P::Other(_)) => true,
+        Some(P::Cache(CacheError::Unpack { source, .. })) => {
+            !matches!(source, provernet_image::UnpackError::Io(_))
+        }
+        _ => false,
+    }
 }
 
 /// How often a node whose block stream is up reads its work anyway.
@@ -284,6 +302,8 @@ struct Node {
     chain_id: String,
     txq: TxQueue,
     sandbox: Arc<Sandbox>,
+    /// Unpacked layers and image roots, shared by every image program the node runs.
+    images: provernet_image::Cache,
     settings: NodeSettings,
     journal: Mutex<Journal>,
     /// One download at a time per blob: the others wait for it and use its file.
@@ -618,9 +638,10 @@ impl Node {
         if let Some(p) = self.lock().programs.get(&key) {
             return Ok(p.clone());
         }
-        let p = ProgramWork::from(
+        let p = ProgramWork::try_from(
             &self.client.program(&key).await?.ok_or_else(|| anyhow!("unknown program {key}"))?,
-        );
+        )
+        .map_err(|e| anyhow!(e))?;
         self.lock().programs.insert(key, p.clone());
         Ok(p)
     }
@@ -630,6 +651,41 @@ impl Node {
         use std::os::unix::fs::PermissionsExt;
         tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).await?;
         Ok(path)
+    }
+
+    /// A program's code, ready to run: an executable's file (shown the host's `/usr` until the
+    /// built-in programs ship as images), or an image checked against the program's record,
+    /// unpacked and composed into a root that stays pinned while the returned guard lives.
+    async fn code(
+        &self,
+        code: &provernet_types::Code,
+    ) -> Result<(PathBuf, RootFs, Option<provernet_image::Prepared>)> {
+        use provernet_types::Code;
+        let image = match code {
+            Code::Executable(b) => return Ok((self.executable(b).await?, RootFs::Host, None)),
+            Code::Image(i) => (**i).clone(),
+        };
+        let mut files = BTreeMap::new();
+        for b in code.blobs() {
+            files.insert(b.hash, self.blob_file(&b).await?);
+        }
+        let cache = self.images.clone();
+        let layout = self
+            .settings
+            .data_dir
+            .join("images/layouts")
+            .join(image.digest_text().replace(':', "-"));
+        let prepared = tokio::task::spawn_blocking(move || {
+            provernet_image::prepare(&cache, &image, |b| files[&b.hash].clone(), &layout)
+        })
+        .await??;
+        let run = ImageRun {
+            root: prepared.root.path.clone(),
+            argv: prepared.run.argv(),
+            env: prepared.run.env_pairs(),
+            workdir: prepared.run.workdir(),
+        };
+        Ok((PathBuf::new(), RootFs::Image(run), Some(prepared)))
     }
 
     /// The job's inputs as local files, with their declared sizes.
@@ -673,7 +729,20 @@ impl Node {
         gpus: Vec<u32>,
     ) -> Result<RunResult> {
         let program = self.program(&job.program).await?;
-        let exe = self.executable(&program.prover).await?;
+        let (exe, rootfs, _image) = match self.code(&program.prover).await {
+            Ok(c) => c,
+            // An image that does not match its program's record, or that a node must refuse
+            // to unpack, is the program's failure on every node: claim it.
+            Err(e) if is_image_fault(&e) => {
+                let reason = reason(&format!("the program's image: {e:#}"))?;
+                let failure = ProgramFailure::NotExecutable;
+                return Ok(RunResult::Claim(
+                    AttemptOutcome::ProgramError { failure, reason },
+                    Usage::default(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let inputs = self.input_files(job).await?;
         let _ = tokio::fs::remove_dir_all(&out_dir).await;
         let wall = Duration::from_secs(job.time_limit.0);
@@ -686,11 +755,16 @@ impl Node {
             out_dir: out_dir.clone(),
             limits: Limits::new(job.resources.cores, job.resources.memory, wall),
             gpus,
-            rootfs: RootFs::Host,
+            rootfs,
         };
         let o = match self.run_sandboxed(run).await {
             Ok(o) => o,
-            Err(e) if matches!(e.downcast_ref(), Some(SandboxError::NotElf(_))) => {
+            Err(e)
+                if matches!(
+                    e.downcast_ref(),
+                    Some(SandboxError::NotElf(_) | SandboxError::NoEntrypoint)
+                ) =>
+            {
                 let reason = reason(&format!("{e}"))?;
                 let failure = ProgramFailure::NotExecutable;
                 return Ok(RunResult::Claim(
@@ -793,7 +867,14 @@ impl Node {
         let Some((verifier, limits)) = program.verifier else {
             bail!("program {} has a built-in verifier, which validators run", program.name);
         };
-        let exe = self.executable(&verifier).await?;
+        let (exe, rootfs, _image) = match self.code(&verifier).await {
+            Ok(c) => c,
+            Err(e) if is_image_fault(&e) => {
+                tracing::warn!(job = %job.id, attempt, "the verifier's image is refused: {e:#}");
+                return Ok(Verdict::CannotVerify);
+            }
+            Err(e) => return Err(e),
+        };
         let inputs = self.input_files(job).await?;
         let mut proof = Vec::new();
         let files =
@@ -817,11 +898,16 @@ impl Node {
                 Duration::from_secs(limits.time_limit.0),
             ),
             gpus: vec![],
-            rootfs: RootFs::Host,
+            rootfs,
         };
         let o = match self.run_sandboxed(run).await {
             Ok(o) => o,
-            Err(e) if matches!(e.downcast_ref(), Some(SandboxError::NotElf(_))) => {
+            Err(e)
+                if matches!(
+                    e.downcast_ref(),
+                    Some(SandboxError::NotElf(_) | SandboxError::NoEntrypoint)
+                ) =>
+            {
                 tracing::warn!(job = %job.id, attempt, "the verifier is not executable: {e}");
                 return Ok(Verdict::CannotVerify);
             }

@@ -56,6 +56,35 @@ pub struct ExecConfig {
     /// Refuse to run the program when Landlock cannot restrict it (the kernel has no
     /// Landlock): the setup fails instead of the program running with less isolation.
     pub strict: bool,
+    /// An image's command, instead of `/job/prover` and `args`.
+    #[serde(default)]
+    pub image: Option<ImageExec>,
+    /// Move the program into a user namespace of its own (see [`enter_user_namespace`]).
+    #[serde(default = "yes")]
+    pub user_namespace: bool,
+    /// The job has GPUs: CUDA's driver library names its threads through
+    /// `/proc/self/task/<tid>/comm` and gives up (`CUDA_ERROR_OPERATING_SYSTEM`) if it cannot,
+    /// so Landlock lets the program write beneath `/proc` (found on an H200 with driver 580).
+    /// A rule on `/proc/<pid>` would not hold (procfs makes new inodes for pid directories);
+    /// what a write may do there stays with the usual permissions: the job's uid owns only its
+    /// own processes' files, the others are hidden (`hidepid=2`) or root's.
+    #[serde(default)]
+    pub gpu: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What to execute in an image's root.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImageExec {
+    /// Entrypoint and Cmd; never empty.
+    pub argv: Vec<String>,
+    /// Where it starts; `/` if the image lacks it.
+    pub workdir: String,
+    /// The directories a first word without `/` is looked up in (the image's `PATH`).
+    pub path: Vec<String>,
 }
 
 /// How the program ended, as the init saw it.
@@ -360,8 +389,21 @@ fn run_program(cfg: &ExecConfig, status: std::fs::File) -> ! {
         }
         Err(e) => die("opening /dev/null", &e),
     }
-    if let Err(e) = nix::unistd::chdir("/tmp") {
-        die("chdir /tmp", &e);
+    match &cfg.image {
+        // A WorkingDir the image does not have is the image's problem, not a setup failure:
+        // start at the root instead (Docker would create it; this root is read-only).
+        Some(img) => {
+            if nix::unistd::chdir(img.workdir.as_str()).is_err() {
+                if let Err(e) = nix::unistd::chdir("/") {
+                    die("chdir /", &e);
+                }
+            }
+        }
+        None => {
+            if let Err(e) = nix::unistd::chdir("/tmp") {
+                die("chdir /tmp", &e);
+            }
+        }
     }
     let (uid, gid) = (Uid::from_raw(cfg.uid), Gid::from_raw(cfg.gid));
     if let Err(e) = nix::unistd::setgroups(&[]) {
@@ -373,14 +415,14 @@ fn run_program(cfg: &ExecConfig, status: std::fs::File) -> ! {
     if let Err(e) = nix::unistd::setresuid(uid, uid, uid) {
         die("setresuid", &e);
     }
-    if enter_user_namespace(cfg.uid, cfg.gid).is_ok() {
+    if cfg.user_namespace && enter_user_namespace(cfg.uid, cfg.gid).is_ok() {
         let _ = status.borrow_mut().write_all(b"u");
     }
     if let Err(e) = nix::sys::prctl::set_no_new_privs() {
         die("no_new_privs", &e);
     }
     if cfg.landlock {
-        match apply_landlock() {
+        match apply_landlock(cfg.gpu) {
             Err(e) => die("landlock", &e),
             Ok(false) if cfg.strict => die(
                 "landlock",
@@ -396,13 +438,40 @@ fn run_program(cfg: &ExecConfig, status: std::fs::File) -> ! {
         }
     }
     let cstr = |s: &str| CString::new(s).unwrap_or_else(|e| die("argument with a NUL byte", &e));
-    let path = cstr("/job/prover");
-    let mut args = vec![path.clone()];
-    args.extend(cfg.args.iter().map(|a| cstr(a)));
     let env: Vec<CString> = cfg.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect();
-    let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
-    eprintln!("provernet-sandbox: exec /job/prover: {e}");
-    std::process::exit(if e == nix::errno::Errno::ENOENT { 127 } else { 126 })
+    let Some(img) = &cfg.image else {
+        let path = cstr("/job/prover");
+        let mut args = vec![path.clone()];
+        args.extend(cfg.args.iter().map(|a| cstr(a)));
+        let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
+        eprintln!("provernet-sandbox: exec /job/prover: {e}");
+        std::process::exit(if e == nix::errno::Errno::ENOENT { 127 } else { 126 })
+    };
+    // From here on, a failure is the image's: its exit status says so (127: not found).
+    let args: Vec<CString> = img.argv.iter().map(|a| cstr(a)).collect();
+    let first = img.argv.first().map(String::as_str).unwrap_or_default();
+    let candidates: Vec<String> = if first.contains('/') {
+        vec![first.to_owned()]
+    } else {
+        img.path.iter().map(|d| format!("{}/{first}", d.trim_end_matches('/'))).collect()
+    };
+    let mut last = nix::errno::Errno::ENOENT;
+    for c in &candidates {
+        let e = nix::unistd::execve(&cstr(c), &args, &env).unwrap_err();
+        // As execvp: keep looking past what is missing or not executable here.
+        if !matches!(
+            e,
+            nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::EACCES
+        ) {
+            last = e;
+            break;
+        }
+        if e == nix::errno::Errno::EACCES || last == nix::errno::Errno::ENOENT {
+            last = e;
+        }
+    }
+    eprintln!("provernet-sandbox: exec {first:?} (the image's entrypoint): {last}");
+    std::process::exit(if last == nix::errno::Errno::ENOENT { 127 } else { 126 })
 }
 
 fn landlock_abi() -> i32 {
@@ -415,10 +484,11 @@ fn landlock_abi() -> i32 {
     i32::try_from(v).unwrap_or(0).max(0)
 }
 
-/// Restricts the filesystem (read-only but for `/job/out`, `/tmp` and `/dev`) and TCP.
+/// Restricts the filesystem (read-only but for `/job/out`, `/tmp` and `/dev`, and for a GPU
+/// job `/proc`) and TCP.
 /// Returns whether the kernel enforces it at all (fully, or partly on kernels older than
 /// the ABI asked for: the filesystem rules of ABI 1 are the part that matters).
-fn apply_landlock() -> Result<bool, landlock::RulesetError> {
+fn apply_landlock(gpu: bool) -> Result<bool, landlock::RulesetError> {
     use landlock::{
         path_beneath_rules, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetStatus, ABI,
@@ -430,6 +500,11 @@ fn apply_landlock() -> Result<bool, landlock::RulesetError> {
         .create()?
         .add_rules(path_beneath_rules(["/"], AccessFs::from_read(abi)))?
         .add_rules(path_beneath_rules(["/job/out", "/tmp", "/dev"], AccessFs::from_all(abi)))?
+        .add_rules(path_beneath_rules(
+            ["/proc"].into_iter().filter(|_| gpu),
+            // The name is written with O_TRUNC, which Landlock checks as a truncation.
+            AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::Truncate,
+        ))?
         .restrict_self()?;
     Ok(status.ruleset != RulesetStatus::NotEnforced)
 }

@@ -15,6 +15,7 @@
 pub mod cgroup;
 pub mod exec;
 pub mod host;
+pub mod nvidia;
 pub mod plan;
 
 use cgroup::{CgroupLimits, Enforced, Hierarchies, JobCgroup};
@@ -143,6 +144,22 @@ pub enum SandboxError {
          x86_64-unknown-linux, or start a script with `#!/usr/bin/python3` or the like"
     )]
     NotElf(PathBuf),
+    #[error(
+        "the image names nothing to run: give it an Entrypoint or a Cmd (Dockerfile ENTRYPOINT \
+         [\"/usr/local/bin/prover\"])"
+    )]
+    NoEntrypoint,
+    #[error(
+        "the job has GPUs but this host runs no NVIDIA driver (no /sys/module/nvidia/version): \
+         the driver's libraries cannot be given to the image"
+    )]
+    NoDriver,
+    #[error(
+        "the image requires CUDA {}.{} (NVIDIA_REQUIRE_CUDA) but this host's driver {driver} \
+         serves CUDA {}.{} at most; run it on a node with a newer driver",
+        required.0, required.1, serves.0, serves.1
+    )]
+    CudaTooOld { required: (u32, u32), serves: (u32, u32), driver: String },
     #[error("input `{name}` ({path}) does not exist or is not a file")]
     MissingInput { name: FileName, path: PathBuf },
     #[error("input `{name}` is {actual} bytes, larger than its declared {declared}")]
@@ -167,6 +184,47 @@ pub enum SandboxError {
          with cgroup v2). A local `provernet program run --degraded` runs without it"
     )]
     NotEnforced(&'static str),
+}
+
+/// The driver's directories first on the image's library path, its tools last on `PATH`.
+fn add_driver_paths(env: &mut Vec<(String, String)>) {
+    let lib = format!("/{}", nvidia::JOB_LIB_DIR);
+    let bin = format!("/{}", nvidia::JOB_BIN_DIR);
+    let mut set = |key: &str, f: &dyn Fn(Option<&str>) -> String| {
+        let old = env.iter().position(|(k, _)| k == key);
+        let value = f(old.map(|i| env[i].1.as_str()));
+        match old {
+            Some(i) => env[i].1 = value,
+            None => env.push((key.to_owned(), value)),
+        }
+    };
+    set("LD_LIBRARY_PATH", &|old| match old {
+        Some(o) if !o.is_empty() => format!("{lib}:{o}"),
+        _ => lib.clone(),
+    });
+    set("PATH", &|old| match old {
+        Some(o) if !o.is_empty() => format!("{o}:{bin}"),
+        _ => format!("/usr/local/bin:/usr/bin:/bin:{bin}"),
+    });
+}
+
+/// An image's `Env` with the job's variables on top; the image's `PATH` wins over the
+/// sandbox's default, since only the image knows where its programs are.
+pub fn image_env(image: &[(String, String)], job: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let image_path = image.iter().any(|(k, _)| k == "PATH");
+    for (k, v) in job {
+        if k == "PATH" && image_path {
+            continue;
+        }
+        out.push((k, v));
+    }
+    for (k, v) in image {
+        if !out.iter().any(|(ok, _)| ok == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -240,6 +298,16 @@ pub struct Sandbox {
     cgroups: Hierarchies,
     /// Run even where a limit or a protection cannot be applied (see [`Sandbox::degraded`]).
     degraded: bool,
+    /// Protections a degraded sandbox leaves off, to find which one a program trips over.
+    lifted: Lifted,
+}
+
+/// Protections left off for a diagnosis (see [`Sandbox::lift`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifted {
+    pub seccomp: bool,
+    pub landlock: bool,
+    pub user_namespace: bool,
 }
 
 impl Sandbox {
@@ -251,6 +319,14 @@ impl Sandbox {
     /// [`SandboxError::NotEnforced`] before anything starts.
     pub fn degraded(mut self) -> Sandbox {
         self.degraded = true;
+        self
+    }
+
+    /// Leaves the given protections off, to find which one a program that fails in the sandbox
+    /// trips over (a GPU runtime, say). Only for a [`Sandbox::degraded`] sandbox: ignored
+    /// otherwise, so a prover node can never run a job this way.
+    pub fn lift(mut self, lifted: Lifted) -> Sandbox {
+        self.lifted = lifted;
         self
     }
 
@@ -278,7 +354,13 @@ impl Sandbox {
             return Err(SandboxError::NoHelper(helper.path().to_owned()));
         }
         std::fs::create_dir_all(&scratch).map_err(io(format!("creating {}", scratch.display())))?;
-        Ok(Sandbox { helper, scratch, cgroups: Hierarchies::detect(), degraded: false })
+        Ok(Sandbox {
+            helper,
+            scratch,
+            cgroups: Hierarchies::detect(),
+            degraded: false,
+            lifted: Lifted::default(),
+        })
     }
 
     /// A sandbox using [`Sandbox::sibling_helper`]: how tests of workspace crates get one (the
@@ -300,15 +382,25 @@ impl Sandbox {
     }
 
     fn validate(&self, run: &Run) -> Result<(), SandboxError> {
-        let mut head = [0u8; 4];
-        let meta = std::fs::metadata(&run.program).ok().filter(|m| m.is_file());
-        if meta.is_none() {
-            return Err(SandboxError::MissingProgram(run.program.clone()));
-        }
-        let mut f = std::fs::File::open(&run.program)
-            .map_err(io(format!("opening {}", run.program.display())))?;
-        if f.read_exact(&mut head).is_err() || (head != *b"\x7fELF" && !head.starts_with(b"#!")) {
-            return Err(SandboxError::NotElf(run.program.clone()));
+        if let RootFs::Image(image) = &run.rootfs {
+            if !image.root.is_dir() {
+                return Err(SandboxError::MissingProgram(image.root.clone()));
+            }
+            if image.argv.first().is_none_or(|a| a.is_empty()) {
+                return Err(SandboxError::NoEntrypoint);
+            }
+        } else {
+            let mut head = [0u8; 4];
+            let meta = std::fs::metadata(&run.program).ok().filter(|m| m.is_file());
+            if meta.is_none() {
+                return Err(SandboxError::MissingProgram(run.program.clone()));
+            }
+            let mut f = std::fs::File::open(&run.program)
+                .map_err(io(format!("opening {}", run.program.display())))?;
+            if f.read_exact(&mut head).is_err() || (head != *b"\x7fELF" && !head.starts_with(b"#!"))
+            {
+                return Err(SandboxError::NotElf(run.program.clone()));
+            }
         }
         if let Some(dup) = provernet_types::first_duplicate(run.inputs.iter().map(|(n, _, _)| n)) {
             return Err(SandboxError::DuplicateName(dup.clone()));
@@ -414,12 +506,31 @@ impl Sandbox {
             }
         }
         let devices = device_nodes(&run.gpus, Path::exists);
+        // An image's GPU job gets the host driver's libraries, if they serve what it needs.
+        let driver = match &run.rootfs {
+            RootFs::Image(img) if !run.gpus.is_empty() => {
+                let d = nvidia::host_driver().ok_or(SandboxError::NoDriver)?;
+                if let (Some(required), Some(serves)) =
+                    (nvidia::required_cuda(&img.env), nvidia::cuda_of_driver(&d.version))
+                {
+                    if required > serves {
+                        return Err(SandboxError::CudaTooOld {
+                            required,
+                            serves,
+                            driver: d.version,
+                        });
+                    }
+                }
+                Some(d)
+            }
+            _ => None,
+        };
         let inputs: Vec<(String, PathBuf)> =
             run.inputs.iter().map(|(n, p, _)| (n.to_string(), p.clone())).collect();
         let proof: Vec<(String, PathBuf)> =
             run.proof.iter().map(|(n, p)| (n.to_string(), p.clone())).collect();
         let mounts = plan::plan(&PlanInput {
-            rootfs: run.rootfs,
+            rootfs: run.rootfs.clone(),
             program: &run.program,
             inputs: &inputs,
             proof: &proof,
@@ -428,6 +539,7 @@ impl Sandbox {
             tmp_max: l.tmp_max.0,
             devices: &devices,
             sandbox_uid: l.uid,
+            driver: driver.as_ref(),
         });
         let threads = l.cores.0.div_ceil(1000).max(1).to_string();
         let mut env = vec![
@@ -443,10 +555,32 @@ impl Sandbox {
             ("OMP_NUM_THREADS".to_owned(), threads),
         ];
         if let Some(v) = cuda_visible_devices(&run.gpus) {
+            // By UUID where the driver says which GPU each minor is: CUDA's own order need not
+            // follow the device minors, and it may see GPUs whose nodes the job lacks.
+            let v = nvidia::gpu_uuids(Path::new("/proc/driver/nvidia/gpus"), &run.gpus)
+                .map_or(v, |u| u.join(","));
             env.push(("CUDA_VISIBLE_DEVICES".to_owned(), v.clone()));
             env.push(("NVIDIA_VISIBLE_DEVICES".to_owned(), v));
+            env.push(("CUDA_DEVICE_ORDER".to_owned(), "PCI_BUS_ID".to_owned()));
             env.push(("CUDA_CACHE_PATH".to_owned(), "/tmp/.cuda-cache".to_owned()));
         }
+        let image = match &run.rootfs {
+            RootFs::Image(img) => {
+                env = image_env(&img.env, env);
+                if driver.is_some() {
+                    add_driver_paths(&mut env);
+                }
+                let path = env
+                    .iter()
+                    .find(|(k, _)| k == "PATH")
+                    .map(|(_, v)| {
+                        v.split(':').filter(|d| !d.is_empty()).map(str::to_owned).collect()
+                    })
+                    .unwrap_or_default();
+                Some(exec::ImageExec { argv: img.argv.clone(), workdir: img.workdir.clone(), path })
+            }
+            _ => None,
+        };
         let config = ExecConfig {
             cgroup_procs: cg.procs_files(),
             root: root.to_owned(),
@@ -457,9 +591,12 @@ impl Sandbox {
             gid: l.uid,
             nofile: l.nofile,
             nproc: (!cg.enforced.pids).then_some(u64::from(l.pids)),
-            seccomp: true,
-            landlock: true,
+            seccomp: !(self.degraded && self.lifted.seccomp),
+            landlock: !(self.degraded && self.lifted.landlock),
+            user_namespace: !(self.degraded && self.lifted.user_namespace),
+            gpu: !run.gpus.is_empty(),
             strict: !self.degraded,
+            image,
         };
         let config = serde_json::to_vec(&config).map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut command = std::process::Command::new(self.helper.path());

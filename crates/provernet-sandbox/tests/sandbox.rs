@@ -487,3 +487,87 @@ fn a_python_program_runs_under_the_allow_list() {
 fn a_node_program_runs_under_the_allow_list() {
     runtime_program_runs("prover.js", "/usr/bin/node", "nodejob");
 }
+
+/// A root holding Debian's `/bin/sh` and the libraries it loads (from `ldd`), as an image's
+/// composed root would: nothing else of the host.
+fn shell_image_root(dir: &std::path::Path) -> PathBuf {
+    let root = dir.join("image-root");
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let mut files = vec![sh.clone()];
+    let ldd = std::process::Command::new("ldd").arg(&sh).output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(p) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in &files {
+        let dest = root.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(f).unwrap(), &dest).unwrap();
+    }
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    if !root.join("bin/sh").exists() {
+        std::os::unix::fs::symlink(&sh, root.join("bin/sh")).unwrap();
+    }
+    std::fs::create_dir_all(root.join("work")).unwrap();
+    std::fs::write(root.join("work/greeting"), b"from the image").unwrap();
+    // What an image may put where the sandbox mounts its own: never used.
+    std::os::unix::fs::symlink("/", root.join("tmp")).unwrap();
+    std::fs::write(root.join("job"), b"not a directory").unwrap();
+    root
+}
+
+#[test]
+fn an_image_program_runs_in_its_own_root_with_its_entrypoint_env_and_workdir() {
+    let f = fixture();
+    let root = shell_image_root(f.dir.path());
+    let input = f.dir.path().join("input.bin");
+    std::fs::write(&input, b"statement").unwrap();
+    let script = "set -ex; \
+        read -r g < greeting || true; test \"$g\" = 'from the image'; \
+        test \"$IMAGE_VAR\" = set-by-image; test \"$PROVERNET_JOB_ID\" = img; \
+        test ! -e /usr/bin/python3; test ! -e /etc/passwd; \
+        test -d /tmp; test -w /tmp; test ! -w /work; test -c /dev/null; \
+        IFS= read -r s < /job/in/statement || true; printf %s \"$s\" > /job/out/proof; \
+        echo \"$0 $1\" > /job/out/args";
+    let run = Run {
+        job_id: "img".to_owned(),
+        program: PathBuf::new(),
+        args: vec![],
+        inputs: vec![("statement".parse().unwrap(), input, Bytes(100))],
+        proof: vec![],
+        out_dir: f.dir.path().join("out-img"),
+        limits: limits(20_000),
+        gpus: vec![],
+        rootfs: RootFs::Image(provernet_sandbox::plan::ImageRun {
+            root: root.clone(),
+            argv: vec!["sh".into(), "-c".into(), script.into(), "first".into()],
+            env: vec![
+                ("PATH".into(), "/nowhere:/bin".into()),
+                ("IMAGE_VAR".into(), "set-by-image".into()),
+                ("PROVERNET_JOB_ID".into(), "forged".into()),
+            ],
+            workdir: "/work".into(),
+        }),
+    };
+    let o = f.sandbox.run(&run).unwrap();
+    assert_eq!(o.termination, Termination::Exited(0), "{}", o.stderr_tail);
+    let out = f.dir.path().join("out-img");
+    assert_eq!(std::fs::read(out.join("proof")).unwrap(), b"statement");
+    assert_eq!(std::fs::read_to_string(out.join("args")).unwrap().trim(), "first");
+    // A missing entrypoint is the image's failure (127), not the node's.
+    let mut missing = run.clone();
+    missing.out_dir = f.dir.path().join("out-missing");
+    if let RootFs::Image(img) = &mut missing.rootfs {
+        img.argv = vec!["no-such-prover".into()];
+    }
+    let o = f.sandbox.run(&missing).unwrap();
+    assert_eq!(o.termination, Termination::Exited(127), "{}", o.stderr_tail);
+    // An image that names nothing to run is refused before anything runs.
+    let mut empty = run;
+    empty.out_dir = f.dir.path().join("out-empty");
+    if let RootFs::Image(img) = &mut empty.rootfs {
+        img.argv = vec![];
+    }
+    assert!(matches!(f.sandbox.run(&empty), Err(SandboxError::NoEntrypoint)));
+}

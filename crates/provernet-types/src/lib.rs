@@ -30,9 +30,9 @@ pub use resources::{
     first_duplicate, BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,
 };
 pub use tx::{
-    bid_commitment, check_outputs, result_commitment, AttemptOutcome, JobSpec, MechanismKind,
-    OutputRuleError, ProgramFailure, ProgramManifest, SignedTx, Transaction, TxBody, TxDecodeError,
-    Usage, Verdict, VerifiedTx, VerifierLimits, VerifierSpec,
+    bid_commitment, check_outputs, result_commitment, AttemptOutcome, Code, ImageRef, JobSpec,
+    LayerRef, MechanismKind, OutputRuleError, ProgramFailure, ProgramManifest, SignedTx,
+    Transaction, TxBody, TxDecodeError, Usage, Verdict, VerifiedTx, VerifierLimits, VerifierSpec,
 };
 pub use units::{
     Blocks, Bytes, GpuCount, Height, MicroCredits, MilliCores, Millis, Nonce, ParseUnitError,

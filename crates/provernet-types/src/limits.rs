@@ -18,6 +18,14 @@ pub const REASON_BYTES_MAX: usize = 512;
 pub const JOB_INPUTS_MAX: usize = 32;
 /// Most proof files of one result.
 pub const PROOF_FILES_MAX: usize = 16;
+/// Layers in a program's image.
+pub const IMAGE_LAYERS_MAX: usize = 128;
+/// An image's manifest or config blob.
+pub const IMAGE_JSON_BYTES_MAX: Bytes = Bytes(4 << 20);
+/// What all of an image's layers may unpack to, together.
+pub const IMAGE_UNPACKED_MAX: Bytes = Bytes(64 << 30);
+/// Entries in one layer.
+pub const LAYER_ENTRIES_MAX: u32 = 1_000_000;
 /// Most labels a prover may declare.
 pub const PROVER_LABELS_MAX: usize = 16;
 /// Most labels a program may require or a job's prover set may name.

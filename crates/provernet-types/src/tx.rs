@@ -49,11 +49,108 @@ impl VerifierLimits {
     }
 }
 
-/// How a program's proofs are checked.
+/// One layer of an image: its blob (the compressed tar, as the manifest lists it) and what it
+/// unpacks to, which a node enforces while unpacking (a layer that writes more is refused).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LayerRef {
+    pub blob: BlobRef,
+    /// Bytes of file data it unpacks to.
+    pub unpacked: Bytes,
+    /// Entries in its tar (files, directories, links, whiteouts).
+    pub entries: u32,
+}
+codec_struct!(LayerRef { blob, unpacked, entries });
+
+/// An OCI image: its manifest, config and layers travel as ordinary blobs; `digest` is what
+/// users know it by (`sha256:` of the manifest's bytes), and a node checks that the manifest's
+/// bytes hash to it, and that the manifest names exactly these config and layer blobs, before
+/// it unpacks anything.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ImageRef {
+    pub digest: [u8; 32],
+    pub manifest: BlobRef,
+    pub config: BlobRef,
+    pub layers: BoundedVec<LayerRef, IMAGE_LAYERS_MAX>,
+}
+codec_struct!(ImageRef { digest, manifest, config, layers });
+
+impl ImageRef {
+    /// `sha256:<64 hex digits>`.
+    pub fn digest_text(&self) -> String {
+        let mut s = String::from("sha256:");
+        for b in self.digest {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+/// A program's code: a static executable, or an OCI image.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Code {
+    /// One executable file that needs nothing from the machine it runs on (static).
+    Executable(BlobRef),
+    Image(Box<ImageRef>),
+}
+
+impl Code {
+    /// Every blob the code is made of.
+    pub fn blobs(&self) -> Vec<BlobRef> {
+        match self {
+            Code::Executable(b) => vec![*b],
+            Code::Image(i) => {
+                let mut v = vec![i.manifest, i.config];
+                v.extend(i.layers.iter().map(|l| l.blob));
+                v
+            }
+        }
+    }
+
+    /// The executable, if the code is one.
+    pub fn executable(&self) -> Option<BlobRef> {
+        match self {
+            Code::Executable(b) => Some(*b),
+            Code::Image(_) => None,
+        }
+    }
+}
+
+impl From<BlobRef> for Code {
+    fn from(b: BlobRef) -> Code {
+        Code::Executable(b)
+    }
+}
+
+impl Encode for Code {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Code::Executable(b) => {
+                out.push(0);
+                b.encode_to(out);
+            }
+            Code::Image(i) => {
+                out.push(1);
+                i.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for Code {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8("code")? {
+            0 => Ok(Code::Executable(Decode::decode_from(r)?)),
+            1 => Ok(Code::Image(Box::new(Decode::decode_from(r)?))),
+            tag => Err(CodecError::InvalidTag { what: "code", tag }),
+        }
+    }
+}
+
+/// How a program's proofs are checked.
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum VerifierSpec {
-    /// A verifier executable run by a committee of provers, within `limits`.
-    Program { blob: BlobRef, limits: VerifierLimits },
+    /// A verifier (an executable or an image) run by a committee of provers, within `limits`.
+    Program { blob: Code, limits: VerifierLimits },
     /// A proof system the validators check natively.
     Builtin(BuiltinVerifier),
 }
@@ -92,7 +189,7 @@ impl Decode for VerifierSpec {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ProgramManifest {
     pub name: FileName,
-    pub prover: BlobRef,
+    pub prover: Code,
     pub verifier: VerifierSpec,
     pub default_resources: Resources,
     pub default_time_limit: Seconds,
@@ -620,9 +717,9 @@ impl TxBody {
     pub fn blobs(&self) -> Vec<BlobRef> {
         match self {
             TxBody::RegisterProgram { manifest } => {
-                let mut v = vec![manifest.prover];
-                if let VerifierSpec::Program { blob, .. } = manifest.verifier {
-                    v.push(blob);
+                let mut v = manifest.prover.blobs();
+                if let VerifierSpec::Program { blob, .. } = &manifest.verifier {
+                    v.extend(blob.blobs());
                 }
                 v
             }

@@ -271,8 +271,10 @@ fn bad_registrations() {
     ] {
         let mut greedy = committee_program();
         greedy.name = "greedy".parse().unwrap();
-        greedy.verifier =
-            provernet_types::VerifierSpec::Program { blob: blob_ref(b"greedy verifier"), limits };
+        greedy.verifier = provernet_types::VerifierSpec::Program {
+            blob: blob_ref(b"greedy verifier").into(),
+            limits,
+        };
         let tx = c.tx("alice", TxBody::RegisterProgram { manifest: greedy });
         assert_rejected(&mut c, tx, "bad_manifest");
     }
