@@ -2,7 +2,11 @@
 //!
 //! 1. Fixed start-up cost: `/bin/true` launched directly and in the sandbox, interleaved.
 //! 2. Runtime ratio: a prover run directly (its files under `PROVERNET_JOB_ROOT`, which the
-//!    built-in programs honour) and in the sandbox, interleaved, with the same thread count.
+//!    built-in programs honour) and in the sandbox, interleaved, with the same thread count;
+//!    and the same prover packaged as an OCI image (itself and the libraries it loads) run in
+//!    its own root.
+//! 3. Image start-up: `/bin/true` as an OCI image, cold (a fresh layer cache: unpack and
+//!    compose, then run) and warm (cached), the preparation timed apart from the run.
 
 use crate::bench::{machine, percentile};
 use anyhow::{Context, Result};
@@ -38,6 +42,9 @@ pub struct SandboxArgs {
     /// Run the sandbox without cgroups (to measure what they cost).
     #[arg(long)]
     no_cgroups: bool,
+    /// Launches of `/bin/true` as an image, cold and warm each.
+    #[arg(long, default_value_t = 10)]
+    image_runs: usize,
     #[arg(long)]
     json: bool,
 }
@@ -50,7 +57,24 @@ struct Report {
     startup_sandbox_ms_p50: f64,
     startup_sandbox_ms_min: f64,
     startup_overhead_ms_p50: f64,
+    image: ImageReport,
     prover: Option<ProverReport>,
+}
+
+/// `/bin/true` as an OCI image.
+#[derive(serde::Serialize)]
+struct ImageReport {
+    runs: usize,
+    layers: usize,
+    /// The layers' compressed and unpacked sizes.
+    packed_kib: u64,
+    unpacked_kib: u64,
+    /// A fresh cache: checking the layout, unpacking every layer and composing the root.
+    cold_prepare_ms_p50: f64,
+    cold_run_ms_p50: f64,
+    /// Everything cached: checking the layout and finding the root.
+    warm_prepare_ms_p50: f64,
+    warm_run_ms_p50: f64,
 }
 
 #[derive(serde::Serialize)]
@@ -68,6 +92,9 @@ struct ProverReport {
     wall_ratio_pairs_p25_p50_p75: [f64; 3],
     cpu_ratio_pairs_p25_p50_p75: [f64; 3],
     sandbox_peak_memory_mib: Option<u64>,
+    /// The prover as an OCI image in the sandbox (its root prepared once, before the runs).
+    image_wall_s: Vec<f64>,
+    image_wall_ratio_p50: f64,
 }
 
 /// User + system CPU of all waited-for children so far.
@@ -134,6 +161,7 @@ pub fn run(args: SandboxArgs) -> Result<()> {
     let d50 = percentile(&mut direct, 0.5);
     let s50 = percentile(&mut sandboxed, 0.5);
     let smin = sandboxed.iter().min().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let image = image_startup(&args, &sb, &limits, tmp.path())?;
     let prover = match &args.prover {
         None => None,
         Some(prover) => Some(compare(&args, prover, &sb, limits, tmp.path())?),
@@ -145,6 +173,7 @@ pub fn run(args: SandboxArgs) -> Result<()> {
         startup_sandbox_ms_p50: s50,
         startup_sandbox_ms_min: smin,
         startup_overhead_ms_p50: s50 - d50,
+        image,
         prover,
     };
     if args.json {
@@ -155,7 +184,17 @@ pub fn run(args: SandboxArgs) -> Result<()> {
             "start-up: direct {:.1} ms, sandbox {:.1} ms (min {:.1}) → overhead {:.1} ms (p50 of {} runs)",
             d50, s50, smin, report.startup_overhead_ms_p50, args.startup_runs
         );
+        let im = &report.image;
+        println!(
+            "image start-up (/bin/true, {} layers, {} KiB packed, {} KiB unpacked): cold prepare {:.1} ms + run {:.1} ms, warm prepare {:.1} ms + run {:.1} ms (p50 of {} runs)",
+            im.layers, im.packed_kib, im.unpacked_kib, im.cold_prepare_ms_p50, im.cold_run_ms_p50,
+            im.warm_prepare_ms_p50, im.warm_run_ms_p50, im.runs
+        );
         if let Some(p) = &report.prover {
+            println!(
+                "prover as an image, wall s: {:?} → ratio to direct {:.3}",
+                p.image_wall_s, p.image_wall_ratio_p50
+            );
             println!(
                 "prover wall s: direct {:?}, sandbox {:?} → ratio {:.3}",
                 p.direct_wall_s, p.sandbox_wall_s, p.wall_ratio_p50
@@ -172,6 +211,114 @@ pub fn run(args: SandboxArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An image root prepared from a layout (the guard keeps it pinned) and how to run it.
+fn image_rootfs(
+    layout: &std::path::Path,
+    cache_dir: &std::path::Path,
+    work: &std::path::Path,
+) -> Result<(RootFs, provernet_image::Prepared)> {
+    let cache = provernet_image::Cache::open(cache_dir, u64::MAX)?;
+    let p = provernet_image::prepare_local(layout, &cache, work)?;
+    let rootfs = RootFs::Image(provernet_sandbox::plan::ImageRun {
+        root: p.root.path.clone(),
+        argv: p.run.argv(),
+        env: p.run.env_pairs(),
+        workdir: p.run.workdir(),
+    });
+    Ok((rootfs, p))
+}
+
+fn image_startup(
+    args: &SandboxArgs,
+    sb: &Sandbox,
+    limits: &Limits,
+    tmp: &std::path::Path,
+) -> Result<ImageReport> {
+    let layout = tmp.join("true-image");
+    let exe = std::fs::canonicalize("/bin/true")?;
+    provernet_image::build::executable_image(&layout, &exe, "true")?;
+    let image = provernet_image::Image::from_layout(&layout)?;
+    let packed: u64 = image.layers.iter().map(|l| l.size).sum();
+    let mut report = ImageReport {
+        runs: args.image_runs,
+        layers: image.layers.len(),
+        packed_kib: packed >> 10,
+        unpacked_kib: 0,
+        cold_prepare_ms_p50: 0.0,
+        cold_run_ms_p50: 0.0,
+        warm_prepare_ms_p50: 0.0,
+        warm_run_ms_p50: 0.0,
+    };
+    let (mut cold_prep, mut cold_run, mut warm_prep, mut warm_run) =
+        (vec![], vec![], vec![], vec![]);
+    let run = |i: usize, tag: &str, rootfs: RootFs| -> Result<Duration> {
+        let t = Instant::now();
+        let o = sb.run(&Run {
+            job_id: format!("image-{tag}{i}"),
+            program: PathBuf::new(),
+            args: vec![],
+            inputs: vec![],
+            proof: vec![],
+            out_dir: tmp.join(format!("image-out-{tag}-{i}")),
+            limits: limits.clone(),
+            gpus: vec![],
+            rootfs,
+        })?;
+        anyhow::ensure!(
+            o.succeeded(),
+            "/bin/true as an image failed: {:?} {}",
+            o.termination,
+            o.stderr_tail
+        );
+        Ok(t.elapsed())
+    };
+    for i in 0..args.image_runs {
+        let t = Instant::now();
+        let (rootfs, prepared) = image_rootfs(
+            &layout,
+            &tmp.join(format!("cold-cache-{i}")),
+            &tmp.join(format!("cold-work-{i}")),
+        )?;
+        cold_prep.push(t.elapsed());
+        cold_run.push(run(i, "cold", rootfs)?);
+        drop(prepared);
+        let _ = std::fs::remove_dir_all(tmp.join(format!("cold-cache-{i}")));
+    }
+    let warm_cache = tmp.join("warm-cache");
+    let (_, first) = image_rootfs(&layout, &warm_cache, &tmp.join("warm-work"))?;
+    report.unpacked_kib = dir_kib(&first.root.path);
+    drop(first);
+    for i in 0..args.image_runs {
+        let t = Instant::now();
+        let (rootfs, prepared) =
+            image_rootfs(&layout, &warm_cache, &tmp.join(format!("warm-work-{i}")))?;
+        warm_prep.push(t.elapsed());
+        warm_run.push(run(i, "warm", rootfs)?);
+        drop(prepared);
+    }
+    report.cold_prepare_ms_p50 = percentile(&mut cold_prep, 0.5);
+    report.cold_run_ms_p50 = percentile(&mut cold_run, 0.5);
+    report.warm_prepare_ms_p50 = percentile(&mut warm_prep, 0.5);
+    report.warm_run_ms_p50 = percentile(&mut warm_run, 0.5);
+    Ok(report)
+}
+
+/// The size of the regular files under `dir`, in KiB.
+fn dir_kib(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) if m.is_file() => total += m.len(),
+                _ => {}
+            }
+        }
+    }
+    total >> 10
 }
 
 fn compare(
@@ -194,16 +341,25 @@ fn compare(
         wall_ratio_pairs_p25_p50_p75: [0.0; 3],
         cpu_ratio_pairs_p25_p50_p75: [0.0; 3],
         sandbox_peak_memory_mib: None,
+        image_wall_s: vec![],
+        image_wall_ratio_p50: 0.0,
     };
+    // The prover as an image: itself and the libraries it loads, prepared once.
+    let layout = tmp.join("prover-image");
+    provernet_image::build::executable_image(&layout, prover, "prover")?;
+    let (image_root, _prepared) =
+        image_rootfs(&layout, &tmp.join("prover-cache"), &tmp.join("prover-work"))?;
     for i in 0..args.runs {
         for sandbox_turn in [i % 2 == 1, i % 2 == 0] {
             if sandbox_turn {
-                run_sandboxed(args, prover, sb, &limits, tmp, i, &mut r)?;
+                run_sandboxed(args, prover, sb, &limits, tmp, i, RootFs::Host, &mut r)?;
             } else {
                 run_direct(args, prover, &threads, tmp, i, &mut r)?;
             }
         }
+        run_sandboxed(args, prover, sb, &limits, tmp, i, image_root.clone(), &mut r)?;
     }
+    r.image_wall_ratio_p50 = median(r.image_wall_s.clone()) / median(r.direct_wall_s.clone());
     let pairs = |s: &[f64], d: &[f64]| -> Vec<f64> {
         s.iter().zip(d).filter(|(_, d)| **d > 0.0).map(|(s, d)| s / d).collect()
     };
@@ -245,6 +401,7 @@ fn run_direct(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // one run of the comparison, as its caller sets it up
 fn run_sandboxed(
     args: &SandboxArgs,
     prover: &std::path::Path,
@@ -252,22 +409,24 @@ fn run_sandboxed(
     limits: &Limits,
     tmp: &std::path::Path,
     i: usize,
+    rootfs: RootFs,
     r: &mut ProverReport,
 ) -> Result<()> {
+    let image = matches!(rootfs, RootFs::Image(_));
     let mut inputs = Vec::new();
     for (name, path) in &args.inputs {
         inputs.push((name.clone(), path.clone(), Bytes(std::fs::metadata(path)?.len())));
     }
     let o = sb.run(&Run {
-        job_id: format!("bench{i}"),
+        job_id: format!("bench{i}{}", if image { "i" } else { "" }),
         program: prover.to_owned(),
         args: vec![],
         inputs,
         proof: vec![],
-        out_dir: tmp.join(format!("sandbox-out-{i}")),
+        out_dir: tmp.join(format!("sandbox-out-{i}{}", if image { "-image" } else { "" })),
         limits: limits.clone(),
         gpus: vec![],
-        rootfs: RootFs::Host,
+        rootfs,
     })?;
     anyhow::ensure!(
         o.succeeded(),
@@ -275,6 +434,10 @@ fn run_sandboxed(
         o.termination,
         o.stderr_tail
     );
+    if image {
+        r.image_wall_s.push(o.wall.as_secs_f64());
+        return Ok(());
+    }
     r.sandbox_wall_s.push(o.wall.as_secs_f64());
     r.sandbox_cpu_s.push(o.cpu.map_or(0.0, |c| c.as_secs_f64()));
     r.sandbox_peak_memory_mib = o.peak_memory.map(|b| b.0 >> 20);

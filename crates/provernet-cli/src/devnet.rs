@@ -107,6 +107,8 @@ pub struct Program {
     check: Check,
     /// The inputs every job must name.
     inputs: &'static [&'static str],
+    /// Deployed as an OCI image (the prover and the libraries it loads), not as an executable.
+    image: bool,
 }
 
 impl Program {
@@ -120,30 +122,43 @@ impl Program {
 
 /// The devnet's programs: the three proof systems the validators verify natively, and the
 /// segmented workflow's join, which a committee of provers verifies.
-pub const PROGRAMS: [Program; 4] = [
+pub const PROGRAMS: [Program; 5] = [
     Program {
         name: "groth16-sha256",
         prover: "groth16-sha256-prover",
         check: Check::Builtin(BuiltinVerifier::Groth16Bn254),
         inputs: &["digest", "pk", "preimage", "vk"],
+        image: false,
     },
     Program {
         name: "winterfell-chain",
         prover: "winterfell-chain-prover",
         check: Check::Builtin(BuiltinVerifier::WinterfellChain),
         inputs: &["statement"],
+        image: false,
     },
     Program {
         name: "plonky3-keccak",
         prover: "plonky3-keccak-prover",
         check: Check::Builtin(BuiltinVerifier::Plonky3Keccak),
         inputs: &["statement"],
+        image: false,
     },
     Program {
         name: "winterfell-chain-join",
         prover: "winterfell-chain-join",
         check: Check::Committee("winterfell-chain-join-verifier"),
         inputs: &["statement"],
+        image: false,
+    },
+    // The Plonky3 prover again, as an OCI image of itself and the C libraries it loads: a
+    // program as rollup teams ship theirs, unpacked and run in its own root by the nodes.
+    Program {
+        name: "plonky3-keccak-image",
+        prover: "plonky3-keccak-prover",
+        check: Check::Builtin(BuiltinVerifier::Plonky3Keccak),
+        inputs: &["statement"],
+        image: true,
     },
 ];
 
@@ -396,11 +411,24 @@ pub async fn deploy_builtin(
     quiet: bool,
 ) -> Result<Vec<provernet_types::ProgramId>> {
     let mut program_ids = Vec::new();
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     for p in &PROGRAMS {
-        let prover: provernet_types::Code = client
-            .upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?)
-            .await?
-            .into();
+        let prover: provernet_types::Code = if p.image {
+            let layout = scratch.path().join(p.name);
+            provernet_image::build::executable_image(
+                &layout,
+                &programs_dir.join(p.prover),
+                p.prover,
+            )
+            .with_context(|| format!("packaging {} as an image", p.prover))?;
+            let image = crate::requester::read_image(&layout, &scratch.path().join("measure"))?;
+            crate::requester::upload_image(client, faucet, chain_id, p.name, &image, true).await?
+        } else {
+            client
+                .upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?)
+                .await?
+                .into()
+        };
         let verifier = match p.check {
             Check::Committee(exe) => VerifierSpec::Program {
                 blob: client

@@ -406,14 +406,14 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
 
 /// An image read from `path` (a layout directory or an archive of one), checked whole, with
 /// every layer unpacked under `scratch` to measure it.
-struct ReadImage {
+pub(crate) struct ReadImage {
     image: provernet_image::Image,
     layers: Vec<provernet_image::LayerReport>,
     /// Keeps an extracted archive until the upload is done.
     _dir: Option<tempfile::TempDir>,
 }
 
-fn read_image(path: &Path, scratch: &Path) -> Result<ReadImage> {
+pub(crate) fn read_image(path: &Path, scratch: &Path) -> Result<ReadImage> {
     let ctx = || format!("the image {}", path.display());
     let tmp = tempfile::tempdir().context("creating a scratch directory")?;
     let dir = provernet_image::open_layout(path, tmp.path()).with_context(ctx)?;
@@ -425,7 +425,7 @@ fn read_image(path: &Path, scratch: &Path) -> Result<ReadImage> {
 }
 
 /// Uploads an image's manifest, config and layers as blobs: the program's code.
-async fn upload_image(
+pub(crate) async fn upload_image(
     client: &Client,
     key: &Keypair,
     chain_id: &str,

@@ -40,8 +40,9 @@ fn devnet_proves_a_mixed_batch() {
     );
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    // Three jobs per program, four segments of one chain, and their join.
-    assert_eq!(jobs.len(), 3 * 3 + 4 + 1);
+    // Three jobs per program (the image program included), four segments of one chain, and
+    // their join.
+    assert_eq!(jobs.len(), 3 * 4 + 4 + 1);
     let mut programs = BTreeSet::new();
     let mut provers = BTreeSet::new();
     for j in jobs {
@@ -52,10 +53,11 @@ fn devnet_proves_a_mixed_batch() {
         programs.insert(j["program"].as_str().unwrap().to_owned());
         provers.insert(j["provers"][0].as_str().unwrap().to_owned());
     }
-    assert_eq!(programs.len(), 3 + 4 + 1, "{programs:?}");
+    assert_eq!(programs.len(), 4 + 4 + 1, "{programs:?}");
     assert!(programs.contains("winterfell-chain-join"), "{programs:?}");
-    // Random assignment spreads fourteen jobs over more than one of the three nodes (all on one:
-    // probability 3 × 3⁻¹⁴).
+    assert!(programs.contains("plonky3-keccak-image"), "{programs:?}");
+    // Random assignment spreads seventeen jobs over more than one of the three nodes (all on
+    // one: probability 3 × 3⁻¹⁷).
     assert!(provers.len() >= 2, "{provers:?}");
 }
 
@@ -68,7 +70,7 @@ fn a_four_validator_devnet_proves_a_batch_through_nodes_on_other_validators() {
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     assert_eq!(summary["validators"], 4, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 3 + 4 + 1);
+    assert_eq!(jobs.len(), 4 + 4 + 1);
     for j in jobs {
         assert_eq!(j["state"], "Verified", "{j}");
     }

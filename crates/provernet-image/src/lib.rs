@@ -10,6 +10,7 @@
 //! - [`program`] ties it to the chain: what `program deploy --image` declares, and what a node
 //!   checks against the program's record before it runs an image.
 
+pub mod build;
 pub mod cache;
 pub mod oci;
 pub mod program;

@@ -232,3 +232,32 @@ fn our_unpacker_agrees_with_umoci_on_explicit_whiteouts_and_opaque_directories()
     assert_eq!(a["lib64"].0, 'd');
     assert_eq!(a["usr/lib"].0, 'f');
 }
+
+#[test]
+fn an_image_written_here_is_read_the_same_by_umoci() {
+    if !umoci() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let img = tmp.path().join("img");
+    let sh = std::fs::canonicalize("/bin/sh").expect("sh");
+    let digest = provernet_image::build::executable_image(&img, &sh, "sh").expect("build");
+    let image = Image::from_layout(&img).expect("our own layout reads back");
+    assert_eq!(image.digest, digest);
+    assert_eq!(image.layers.len(), 2);
+    assert_eq!(image.run.entrypoint.as_deref(), Some(&["/usr/local/bin/sh".to_owned()][..]));
+    // Reproducible: the same files make the same image.
+    let again = provernet_image::build::executable_image(&tmp.path().join("again"), &sh, "sh")
+        .expect("build");
+    assert_eq!(again, digest);
+    let index_path = img.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).expect("index")).expect("json");
+    index["manifests"][0]["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": "t"});
+    std::fs::write(&index_path, serde_json::to_vec(&index).expect("json")).expect("index");
+    let a = ours(&img, &tmp.path().join("cache"));
+    let b = theirs(&img, "t", &tmp.path().join("umoci-out"));
+    compare(&a, &b);
+    assert!(a.contains_key("usr/local/bin/sh"));
+}
