@@ -3,8 +3,9 @@
 //! with `program deploy --image` as an OCI archive through validator 0, and proven by nodes
 //! attached to validator 1 only (so the manifest, config and layers cross between validators),
 //! each node checking the image against the program's record, unpacking it into its cache and
-//! running it in its own root. The proof is fetched and checked by `proof fetch`. A tampered
-//! image is refused at deploy, naming the part. Needs root (the sandbox) and umoci.
+//! running it in its own root (both prepare it as soon as it is deployed, before any job). The
+//! proof is fetched and checked by `proof fetch`. A tampered image is refused at deploy, naming
+//! the part. Needs root (the sandbox) and umoci.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -132,6 +133,18 @@ async fn an_image_program_is_deployed_proven_on_another_validator_and_fetched() 
         .unwrap();
     assert_eq!(program["prover"]["kind"], "image", "{program}");
     assert_eq!(program["prover"]["layers"].as_array().unwrap().len(), 2, "{program}");
+
+    // Both nodes prepare the image ahead of its first job (they could run it): its two layers
+    // land in each node's cache before anything is submitted.
+    let layers_of = |i: usize| -> usize {
+        std::fs::read_dir(net.dir.path().join(format!("node-{i}/data/images/layers")))
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0)
+    };
+    wait_until("both nodes to prefetch the image", std::time::Duration::from_secs(90), || async {
+        layers_of(0) == 2 && layers_of(1) == 2
+    })
+    .await;
 
     let inputs = groth16_inputs(&net, 64, 3);
     let mut args = vec!["job", "submit", "g16-image", "--wait"];

@@ -190,6 +190,11 @@ impl Cache {
         self.lock().layers.values().map(|m| m.charge).sum()
     }
 
+    /// Bytes the budget has left without evicting anything.
+    pub fn room(&self) -> u64 {
+        self.budget.saturating_sub(self.used())
+    }
+
     /// Whether the layer is unpacked here.
     pub fn has_layer(&self, digest: &Digest) -> bool {
         self.lock().layers.contains_key(digest)

@@ -364,6 +364,15 @@ fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> 
     check_code(&m.prover).map_err(TxError::BadManifest)?;
     if let VerifierSpec::Program { blob, limits } = &m.verifier {
         check_code(blob).map_err(TxError::BadManifest)?;
+        if let Code::Image(i) = blob {
+            let packed: u64 = i.layers.iter().map(|l| l.blob.size.0).sum();
+            let unpacked: u64 = i.layers.iter().map(|l| l.unpacked.0).sum();
+            if packed > VERIFIER_IMAGE_BYTES_MAX.0 || unpacked > VERIFIER_IMAGE_UNPACKED_MAX.0 {
+                return Err(TxError::BadManifest(
+                    "a verifier's image may be at most 1 GiB packed and 4 GiB unpacked: a committee fetches it when drawn and must vote before its deadline",
+                ));
+            }
+        }
         if !limits.within(&ov.params().verifier_limits_max) {
             return Err(TxError::BadManifest(
                 "verifier limits must be at least 1 millicore, 16 MiB and 1 s, and within the chain's verifier_limits_max",

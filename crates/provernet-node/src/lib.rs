@@ -180,6 +180,7 @@ pub async fn run(
     let wake = Arc::new(tokio::sync::Notify::new());
     let following = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(follow_blocks(client, wake.clone(), following.clone()));
+    tokio::spawn(node.clone().prefetch_images());
     tokio::pin!(shutdown);
     loop {
         if let Err(e) = node.clone().reconcile().await {
@@ -200,6 +201,68 @@ pub async fn run(
     }
     tracing::info!("prover node stopping");
     Ok(())
+}
+
+/// How often a node looks for image programs to prepare before their first job.
+const PREFETCH_EVERY: Duration = Duration::from_secs(10);
+/// Images prepared per look, so a burst of new programs does not crowd out the node's jobs.
+const PREFETCH_PER_PASS: usize = 2;
+
+impl Node {
+    /// Prepares the images of programs this node could run (its capacity and labels fit their
+    /// defaults) before their first job: downloads their blobs, checks and unpacks them, so a
+    /// job, or a committee's vote with its deadline, does not wait for a large image. The newest
+    /// programs first; an image bigger than a quarter of the cache, or one that would need
+    /// others evicted, is left for when a job needs it.
+    async fn prefetch_images(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.prefetch_pass().await {
+                tracing::debug!("prefetching images: {e:#}");
+            }
+            tokio::time::sleep(PREFETCH_EVERY).await;
+        }
+    }
+
+    async fn prefetch_pass(&self) -> Result<()> {
+        let page: provernet_api_types::Page<provernet_api_types::Program> = self
+            .client
+            .get("/v1/programs?limit=100")
+            .await?
+            .unwrap_or(provernet_api_types::Page { items: vec![], next_cursor: None });
+        let mut programs = page.items;
+        programs.sort_by_key(|p| std::cmp::Reverse(p.registered_at));
+        let mut done = 0;
+        for p in programs {
+            if done == PREFETCH_PER_PASS {
+                break;
+            }
+            if self.lock().prefetched.contains(&p.id) {
+                continue;
+            }
+            self.lock().prefetched.insert(p.id);
+            let fits = p.default_resources.resources().fits_in(&self.settings.capacity)
+                && p.requires.iter().all(|l| self.settings.labels.contains(l));
+            let Ok(work) = ProgramWork::try_from(&p) else { continue };
+            let codes = std::iter::once(work.prover).chain(work.verifier.map(|(c, _)| c));
+            for code in codes.filter(|_| fits) {
+                let provernet_types::Code::Image(image) = &code else { continue };
+                let unpacked: u64 = image.layers.iter().map(|l| l.unpacked.0).sum();
+                if unpacked > self.settings.image_cache.0 / 4 || unpacked > self.images.room() {
+                    continue;
+                }
+                match self.code(&code).await {
+                    Ok(_) => {
+                        done += 1;
+                        tracing::info!(program = %p.name, image = %image.digest_text(), "image prepared ahead of its jobs");
+                    }
+                    Err(e) => {
+                        tracing::warn!(program = %p.name, "could not prepare its image: {e:#}")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether preparing an image failed because of the image itself (its bytes, its layers, its
@@ -273,6 +336,8 @@ fn describe(body: &TxBody) -> String {
 #[derive(Default, Debug)]
 struct Inner {
     programs: BTreeMap<String, ProgramWork>,
+    /// Programs whose images this node prepared ahead of any job (or found it could not).
+    prefetched: std::collections::BTreeSet<provernet_types::ProgramId>,
     /// Proofs committed to and not yet revealed, by job (a node has at most one live attempt
     /// of a job at a time).
     committed: BTreeMap<JobId, Committed>,

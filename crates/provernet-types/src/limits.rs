@@ -26,6 +26,11 @@ pub const IMAGE_JSON_BYTES_MAX: Bytes = Bytes(4 << 20);
 pub const IMAGE_UNPACKED_MAX: Bytes = Bytes(64 << 30);
 /// Entries in one layer.
 pub const LAYER_ENTRIES_MAX: u32 = 1_000_000;
+/// A verifier's image, packed (its layers' blobs): a committee member fetches it when it is
+/// drawn and must vote before the round's deadline.
+pub const VERIFIER_IMAGE_BYTES_MAX: Bytes = Bytes(1 << 30);
+/// A verifier's image, unpacked.
+pub const VERIFIER_IMAGE_UNPACKED_MAX: Bytes = Bytes(4 << 30);
 /// Most labels a prover may declare.
 pub const PROVER_LABELS_MAX: usize = 16;
 /// Most labels a program may require or a job's prover set may name.

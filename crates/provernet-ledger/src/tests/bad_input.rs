@@ -278,6 +278,57 @@ fn bad_registrations() {
         let tx = c.tx("alice", TxBody::RegisterProgram { manifest: greedy });
         assert_rejected(&mut c, tx, "bad_manifest");
     }
+    // Images: a record the chain bounds, the verifier's more tightly (a committee fetches it
+    // when drawn and must vote before its deadline).
+    let layer = |size: u64, unpacked: u64| provernet_types::LayerRef {
+        blob: provernet_types::BlobRef {
+            hash: blob_ref(&size.to_le_bytes()).hash,
+            size: Bytes(size),
+        },
+        unpacked: Bytes(unpacked),
+        entries: 10,
+    };
+    let image = |layers: Vec<provernet_types::LayerRef>| {
+        provernet_types::Code::Image(Box::new(provernet_types::ImageRef {
+            digest: [9; 32],
+            manifest: blob_ref(b"manifest"),
+            config: blob_ref(b"config"),
+            layers: BoundedVec::try_from_vec(layers).unwrap(),
+        }))
+    };
+    let mib = 1u64 << 20;
+    for (name, prover, verifier) in [
+        ("no-layers", image(vec![]), None),
+        ("huge-layer", image(vec![layer(300 * mib, mib)]), None),
+        ("too-unpacked", image(vec![layer(mib, 40 << 30), layer(mib, 40 << 30)]), None),
+        ("fat-verifier", blob_ref(b"p").into(), Some(image(vec![layer(mib, 5 << 30)]))),
+        (
+            "heavy-verifier",
+            blob_ref(b"p").into(),
+            Some(image((0..5).map(|_| layer(250 * mib, mib)).collect())),
+        ),
+    ] {
+        let mut m = committee_program();
+        m.name = name.parse().unwrap();
+        m.prover = prover;
+        if let Some(v) = verifier {
+            m.verifier =
+                provernet_types::VerifierSpec::Program { blob: v, limits: VerifierLimits::DEFAULT };
+        }
+        let tx = c.tx("alice", TxBody::RegisterProgram { manifest: m });
+        assert_rejected(&mut c, tx, "bad_manifest");
+    }
+    // Within the bounds: a 3-layer prover image and a small verifier image are accepted.
+    let mut ok = committee_program();
+    ok.name = "image-ok".parse().unwrap();
+    ok.prover = image(vec![layer(mib, 3 * mib), layer(2 * mib, 5 * mib), layer(mib, mib)]);
+    ok.verifier = provernet_types::VerifierSpec::Program {
+        blob: image(vec![layer(mib, 2 * mib)]),
+        limits: VerifierLimits::DEFAULT,
+    };
+    let tx = c.tx("alice", TxBody::RegisterProgram { manifest: ok });
+    let out = c.block(vec![tx]);
+    assert!(out.receipts[0].result.is_ok(), "{:?}", out.receipts[0].result);
     let tx = c.tx("bob", TxBody::DeregisterProver);
     assert_rejected(&mut c, tx, "unknown_prover");
     let tx = c.tx("p0", TxBody::DeregisterProver);
