@@ -67,8 +67,10 @@ enum Command {
 }
 
 fn main() {
-    // The sandbox re-executes this binary as its single-threaded helper.
+    // The sandbox re-executes this binary as its single-threaded helper, and the image cache
+    // as its confined unpacker.
     provernet_sandbox::run_if_helper();
+    provernet_image::confined::run_if_helper();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quote(args) => quote::run(args),

@@ -73,6 +73,22 @@ fn build_image(dir: &Path, exe: &str) -> (PathBuf, PathBuf) {
     (layout, archive)
 }
 
+/// The first regular file under `dir`.
+fn walk_first_file(dir: &Path) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let m = e.path().symlink_metadata().ok()?;
+        if m.is_file() {
+            return Some(e.path());
+        }
+        if m.is_dir() {
+            if let Some(f) = walk_first_file(&e.path()) {
+                return Some(f);
+            }
+        }
+    }
+    None
+}
+
 /// The manifest digest the layout's index names.
 fn manifest_digest(layout: &Path) -> String {
     let index: serde_json::Value =
@@ -174,4 +190,14 @@ async fn an_image_program_is_deployed_proven_on_another_validator_and_fetched() 
     assert_eq!(layers, 2, "{}", images.display());
     let roots = std::fs::read_dir(images.join("roots")).unwrap().count();
     assert!(roots >= 1);
+    // Unpacked by the node's confined helper, as its own unprivileged uid, not as root.
+    let layer_dir = std::fs::read_dir(images.join("layers"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .path();
+    let any_file = walk_first_file(&layer_dir).expect("a file in the layer");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&any_file).unwrap().uid(), 65533, "{}", any_file.display());
 }

@@ -78,6 +78,8 @@ pub struct Cache {
     dir: PathBuf,
     budget: u64,
     inner: Arc<Mutex<Inner>>,
+    /// Unpack layer files in a confined helper (see [`crate::confined`]).
+    confine: Option<crate::Confinement>,
 }
 
 /// Layers held for a job: none of them is evicted until this is dropped.
@@ -173,7 +175,12 @@ impl Cache {
             .filter(|(_, m)| m.layers.iter().any(|l| !inner.layers.contains_key(l)))
             .map(|(d, _)| *d)
             .collect();
-        let cache = Cache { dir: dir.to_owned(), budget, inner: Arc::new(Mutex::new(inner)) };
+        let cache = Cache {
+            dir: dir.to_owned(),
+            budget,
+            inner: Arc::new(Mutex::new(inner)),
+            confine: None,
+        };
         for d in orphans {
             let mut g = cache.lock();
             cache.remove_root(&mut g, &d)?;
@@ -200,12 +207,53 @@ impl Cache {
         self.lock().layers.contains_key(digest)
     }
 
-    /// The unpacked layer (unpacking `blob` first if it is not here), within `limits`.
+    /// Unpacks layer files ([`Cache::layer_file`]) in a confined helper process.
+    pub fn confined(mut self, how: crate::Confinement) -> Cache {
+        self.confine = Some(how);
+        self
+    }
+
+    /// The unpacked layer (unpacking the blob `file` first if it is not here), within
+    /// `limits`; in a confined helper if the cache is [`Cache::confined`].
+    pub fn layer_file(
+        &self,
+        layer: &Layer,
+        file: std::fs::File,
+        limits: UnpackLimits,
+    ) -> Result<LayerReport, CacheError> {
+        match &self.confine {
+            Some(how) => self.layer_with(layer, limits, |dest| {
+                crate::confined::unpack_confined(
+                    how,
+                    file,
+                    layer.compression,
+                    dest,
+                    &layer.diff_id,
+                    limits,
+                )
+            }),
+            None => self.layer(layer, file, limits),
+        }
+    }
+
+    /// The unpacked layer (unpacking `blob` first if it is not here), within `limits`, in this
+    /// process.
     pub fn layer(
         &self,
         layer: &Layer,
         blob: impl Read,
         limits: UnpackLimits,
+    ) -> Result<LayerReport, CacheError> {
+        self.layer_with(layer, limits, |dest| {
+            unpack_layer(blob, layer.compression, dest, &layer.diff_id, limits)
+        })
+    }
+
+    fn layer_with(
+        &self,
+        layer: &Layer,
+        limits: UnpackLimits,
+        unpack: impl FnOnce(&Path) -> Result<LayerReport, UnpackError>,
     ) -> Result<LayerReport, CacheError> {
         {
             let mut g = self.lock();
@@ -222,7 +270,7 @@ impl Cache {
             self.make_room(&mut g, need)?;
         }
         let tmp = self.tmp_dir()?;
-        let report = match unpack_layer(blob, layer.compression, &tmp, &layer.diff_id, limits) {
+        let report = match unpack(&tmp) {
             Ok(r) => r,
             Err(source) => {
                 remove_all(&tmp)?;

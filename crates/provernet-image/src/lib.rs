@@ -12,11 +12,13 @@
 
 pub mod build;
 pub mod cache;
+pub mod confined;
 pub mod oci;
 pub mod program;
 pub mod unpack;
 
 pub use cache::{Cache, CacheError, ImageRoot, Pin};
+pub use confined::Confinement;
 pub use oci::{Compression, Image, Layer, RunConfig};
 pub use program::{
     extract_layout_archive, measure, open_layout, prepare, prepare_local, Prepared,

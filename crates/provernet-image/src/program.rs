@@ -93,7 +93,7 @@ pub fn prepare_local(
     for l in &image.layers {
         let limits = UnpackLimits { bytes: left, entries: u64::from(LAYER_ENTRIES_MAX) };
         let blob = std::fs::File::open(image.blob_path(&l.digest)).map_err(other)?;
-        left -= cache.layer(l, blob, limits)?.bytes;
+        left -= cache.layer_file(l, blob, limits)?.bytes;
     }
     let digests: Vec<Digest> = image.layers.iter().map(|l| l.digest).collect();
     let root = cache.root(&image.digest, &digests)?;
@@ -110,7 +110,7 @@ pub fn measure(image: &Image, scratch: &Path) -> Result<Vec<LayerReport>, Progra
     for l in &image.layers {
         let limits = UnpackLimits { bytes: left, entries: u64::from(LAYER_ENTRIES_MAX) };
         let blob = std::fs::File::open(image.blob_path(&l.digest)).map_err(other)?;
-        let report = cache.layer(l, blob, limits)?;
+        let report = cache.layer_file(l, blob, limits)?;
         left -= report.bytes;
         out.push(report);
     }
@@ -182,7 +182,7 @@ pub fn prepare(
         let limits =
             UnpackLimits { bytes: declared.unpacked.0, entries: u64::from(declared.entries) };
         let file = std::fs::File::open(oci.blob_path(&l.digest)).map_err(other)?;
-        cache.layer(l, file, limits)?;
+        cache.layer_file(l, file, limits)?;
     }
     let root = cache.root(&oci.digest, &named)?;
     Ok(Prepared { root, run: oci.run })

@@ -59,7 +59,7 @@ pub struct LayerReport {
 }
 
 /// Why a layer was refused.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum UnpackError {
     #[error("layer entry {entry:?}: {why}")]
     Entry { entry: String, why: String },
@@ -115,6 +115,19 @@ pub fn unpack_layer(
     diff_id: &Digest,
     limits: UnpackLimits,
 ) -> Result<LayerReport, UnpackError> {
+    let root = open_dir(dest).map_err(|e| UnpackError::Io(format!("{}: {e}", dest.display())))?;
+    unpack_layer_at(blob, compression, root, diff_id, limits)
+}
+
+/// [`unpack_layer`] into a directory already open (a confined helper opens it before it drops
+/// its privileges, so it needs no right to the path above it).
+pub fn unpack_layer_at(
+    blob: impl Read,
+    compression: Compression,
+    root: OwnedFd,
+    diff_id: &Digest,
+    limits: UnpackLimits,
+) -> Result<LayerReport, UnpackError> {
     let decoded: Box<dyn Read> = match compression {
         Compression::None => Box::new(blob),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
@@ -129,7 +142,6 @@ pub fn unpack_layer(
         .saturating_add(limits.entries.saturating_add(16).saturating_mul(4 * 512))
         .saturating_add(1 << 20);
     let hashing = Hashing { inner: decoded, hash: sha2::Sha256::new(), read: 0, cap };
-    let root = open_dir(dest).map_err(|e| UnpackError::Io(format!("{}: {e}", dest.display())))?;
     let mut archive = tar::Archive::new(hashing);
     let mut u = Unpacker {
         root,
@@ -152,10 +164,8 @@ pub fn unpack_layer(
     if got != *diff_id {
         return Err(UnpackError::DiffId { expected: *diff_id, got });
     }
-    // Durable before the cache renames it into place (an O_PATH descriptor cannot sync).
-    let sync = std::fs::File::open(dest)
-        .map_err(|e| UnpackError::Io(format!("{}: {e}", dest.display())))?;
-    nix::unistd::syncfs(sync.as_fd()).map_err(|e| UnpackError::Io(format!("syncfs: {e}")))?;
+    // Durable before the cache renames it into place.
+    nix::unistd::syncfs(u.root.as_fd()).map_err(|e| UnpackError::Io(format!("syncfs: {e}")))?;
     u.report.diff_id = Some(got);
     Ok(u.report)
 }
@@ -203,8 +213,8 @@ fn beneath() -> ResolveFlag {
 }
 
 /// Opens a directory to create entries in (its path may be followed: it is the caller's).
-pub(crate) fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
-    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+pub fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
 }
 
 /// Opens the directory `name` inside `dir`, never through a symlink.

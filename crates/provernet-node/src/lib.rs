@@ -152,8 +152,14 @@ pub async fn run(
     // Never degraded: a network job whose limits cannot be enforced is not run at all.
     let sandbox = Sandbox::new(settings.helper.clone(), settings.data_dir.join("scratch"))?;
     let journal = Journal::open(&settings.data_dir.join("journal.jsonl"))?;
+    // Layers are unpacked by this binary re-executed as a confined helper (an unprivileged uid
+    // of its own, fresh namespaces, no network).
     let images =
-        provernet_image::Cache::open(&settings.data_dir.join("images"), settings.image_cache.0)?;
+        provernet_image::Cache::open(&settings.data_dir.join("images"), settings.image_cache.0)?
+            .confined(provernet_image::Confinement {
+                exe: std::env::current_exe()?,
+                uid: UNPACK_UID,
+            });
     let txq = TxQueue::spawn(client.clone(), key.clone(), status.chain_id.clone());
     let key_account = key.account();
     let node = Arc::new(Node {
@@ -202,6 +208,9 @@ pub async fn run(
     tracing::info!("prover node stopping");
     Ok(())
 }
+
+/// The uid the node's confined unpacker runs as: unprivileged, and not the jobs' own.
+const UNPACK_UID: u32 = 65533;
 
 /// How often a node looks for image programs to prepare before their first job.
 const PREFETCH_EVERY: Duration = Duration::from_secs(10);
