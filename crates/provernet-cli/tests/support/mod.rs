@@ -131,7 +131,7 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
         // 20000-30000), and apart per test process.
-        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9 and 10 lie
+        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9, 10 and 11 lie
         // below slot 0.
         let pid = (std::process::id() % 250) as u16;
         let base = match slot {
@@ -139,7 +139,8 @@ impl Net {
             8 => 30_700 + (pid % 200) * 10,
             9 => 4_000 + pid * 10,
             10 => 6_500 + pid * 10,
-            _ => panic!("port slots are 0 to 10"),
+            11 => 2_000 + (pid % 190) * 10,
+            _ => panic!("port slots are 0 to 11"),
         };
         let (p2p, api_port) = (base, base + 5);
         let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
