@@ -1,7 +1,8 @@
 //! Unpacking a layer in a confined child process: the node's own binary re-executed as a
 //! helper, which enters new mount, network, IPC and UTS namespaces, drops to an unprivileged uid
-//! (no groups, `no_new_privs`), and only then reads the layer (on its stdin) and writes its
-//! files under the one directory it was given, which that uid owns. A bug in the decompressors,
+//! (no groups, `no_new_privs`), restricts itself with Landlock to that one directory (where the
+//! kernel has it), and only then reads the layer (on its stdin) and writes its files under the
+//! directory it was given, which that uid owns. A bug in the decompressors,
 //! the tar reader or our own checks then runs with no privilege, no network and nothing
 //! writable but that directory; the defences of [`crate::unpack`] still apply inside.
 
@@ -105,6 +106,25 @@ pub fn run_if_helper() {
     std::process::exit(code)
 }
 
+/// Where the kernel has Landlock, the helper may touch nothing but what is beneath `dest` (the
+/// directory it opened before dropping its privileges: the rule holds on that descriptor, with
+/// no path to resolve); the layer comes on stdin, already open. No TCP either.
+fn restrict_to(dest: &std::os::fd::OwnedFd) -> Result<(), String> {
+    use landlock::{
+        Access, AccessFs, AccessNet, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
+    };
+    let abi = ABI::V5;
+    let fd = dest.try_clone().map_err(|e| e.to_string())?;
+    Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(AccessNet::from_all(abi)))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rule(PathBeneath::new(fd, AccessFs::from_all(abi))))
+        .and_then(|r| r.restrict_self())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn helper() -> Result<Answer, String> {
     use nix::sched::{unshare, CloneFlags};
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -129,6 +149,7 @@ fn helper() -> Result<Answer, String> {
     if nix::unistd::geteuid().is_root() {
         return Err("still root after dropping privileges".into());
     }
+    restrict_to(&root).map_err(|e| format!("landlock: {e}"))?;
     let stdin = std::io::stdin().lock();
     Ok(match unpack_layer_at(stdin, req.compression, root, &req.diff_id, req.limits) {
         Ok(r) => Answer::Done(r),

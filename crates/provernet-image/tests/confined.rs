@@ -14,7 +14,11 @@ use std::os::unix::fs::MetadataExt;
 const UID: u32 = 65533;
 const LIMITS: UnpackLimits = UnpackLimits { bytes: 1 << 20, entries: 100 };
 
+/// A confined cache in `dir/cache`, under a directory the helper's uid cannot enter (as a
+/// node's data directory may be): it works on the directory it opened before dropping root.
 fn confined_cache(dir: &std::path::Path) -> Cache {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_provernet-unpack"));
     Cache::open(&dir.join("cache"), 64 << 20)
         .expect("cache")
