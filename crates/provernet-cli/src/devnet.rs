@@ -107,7 +107,9 @@ pub struct Program {
     check: Check,
     /// The inputs every job must name.
     inputs: &'static [&'static str],
-    /// Deployed as an OCI image (the prover and the libraries it loads), not as an executable.
+    /// Deployed as OCI images (the prover, and a committee's verifier, each with the C
+    /// libraries it loads: one layer every program shares), not as executables that would see
+    /// the node's own `/usr`.
     image: bool,
 }
 
@@ -122,41 +124,32 @@ impl Program {
 
 /// The devnet's programs: the three proof systems the validators verify natively, and the
 /// segmented workflow's join, which a committee of provers verifies.
-pub const PROGRAMS: [Program; 5] = [
+pub const PROGRAMS: [Program; 4] = [
     Program {
         name: "groth16-sha256",
         prover: "groth16-sha256-prover",
         check: Check::Builtin(BuiltinVerifier::Groth16Bn254),
         inputs: &["digest", "pk", "preimage", "vk"],
-        image: false,
+        image: true,
     },
     Program {
         name: "winterfell-chain",
         prover: "winterfell-chain-prover",
         check: Check::Builtin(BuiltinVerifier::WinterfellChain),
         inputs: &["statement"],
-        image: false,
+        image: true,
     },
     Program {
         name: "plonky3-keccak",
         prover: "plonky3-keccak-prover",
         check: Check::Builtin(BuiltinVerifier::Plonky3Keccak),
         inputs: &["statement"],
-        image: false,
+        image: true,
     },
     Program {
         name: "winterfell-chain-join",
         prover: "winterfell-chain-join",
         check: Check::Committee("winterfell-chain-join-verifier"),
-        inputs: &["statement"],
-        image: false,
-    },
-    // The Plonky3 prover again, as an OCI image of itself and the C libraries it loads: a
-    // program as rollup teams ship theirs, unpacked and run in its own root by the nodes.
-    Program {
-        name: "plonky3-keccak-image",
-        prover: "plonky3-keccak-prover",
-        check: Check::Builtin(BuiltinVerifier::Plonky3Keccak),
         inputs: &["statement"],
         image: true,
     },
@@ -431,10 +424,21 @@ pub async fn deploy_builtin(
         };
         let verifier = match p.check {
             Check::Committee(exe) => VerifierSpec::Program {
-                blob: client
-                    .upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?)
-                    .await?
-                    .into(),
+                blob: if p.image {
+                    let layout = scratch.path().join(exe);
+                    provernet_image::build::executable_image(&layout, &programs_dir.join(exe), exe)
+                        .with_context(|| format!("packaging {exe} as an image"))?;
+                    let image =
+                        crate::requester::read_image(&layout, &scratch.path().join("measure"))?;
+                    let what = format!("{}'s verifier", p.name);
+                    crate::requester::upload_image(client, faucet, chain_id, &what, &image, true)
+                        .await?
+                } else {
+                    client
+                        .upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?)
+                        .await?
+                        .into()
+                },
                 limits: provernet_types::VerifierLimits::DEFAULT,
             },
             Check::Builtin(kind) => VerifierSpec::Builtin(kind),

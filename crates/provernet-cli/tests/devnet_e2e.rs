@@ -40,9 +40,8 @@ fn devnet_proves_a_mixed_batch() {
     );
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    // Three jobs per program (the image program included), four segments of one chain, and
-    // their join.
-    assert_eq!(jobs.len(), 3 * 4 + 4 + 1);
+    // Three jobs per program, four segments of one chain, and their join.
+    assert_eq!(jobs.len(), 3 * 3 + 4 + 1);
     let mut programs = BTreeSet::new();
     let mut provers = BTreeSet::new();
     for j in jobs {
@@ -53,12 +52,24 @@ fn devnet_proves_a_mixed_batch() {
         programs.insert(j["program"].as_str().unwrap().to_owned());
         provers.insert(j["provers"][0].as_str().unwrap().to_owned());
     }
-    assert_eq!(programs.len(), 4 + 4 + 1, "{programs:?}");
+    assert_eq!(programs.len(), 3 + 4 + 1, "{programs:?}");
     assert!(programs.contains("winterfell-chain-join"), "{programs:?}");
-    assert!(programs.contains("plonky3-keccak-image"), "{programs:?}");
-    // Random assignment spreads seventeen jobs over more than one of the three nodes (all on
-    // one: probability 3 × 3⁻¹⁷).
+    // Random assignment spreads fourteen jobs over more than one of the three nodes (all on one:
+    // probability 3 × 3⁻¹⁴).
     assert!(provers.len() >= 2, "{provers:?}");
+    // The programs are images: every node unpacked the four provers and the join's verifier,
+    // and the layer of C libraries they all carry once (the same files make the same layer).
+    for i in 0..3 {
+        let layers = dir.path().join(format!("devnet/prover-{i}/data/images/layers"));
+        let n = std::fs::read_dir(&layers)
+            .map(|d| d.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0);
+        assert!(
+            (5..=10).contains(&n),
+            "node {i} holds {n} unpacked layers in {}",
+            layers.display()
+        );
+    }
 }
 
 #[test]
@@ -70,7 +81,7 @@ fn a_four_validator_devnet_proves_a_batch_through_nodes_on_other_validators() {
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     assert_eq!(summary["validators"], 4, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 4 + 4 + 1);
+    assert_eq!(jobs.len(), 3 + 4 + 1);
     for j in jobs {
         assert_eq!(j["state"], "Verified", "{j}");
     }
