@@ -181,21 +181,9 @@ impl JobStatus {
         )
     }
 
+    /// The name the API and the CLI use: the wire contract's, one table for both.
     pub fn name(&self) -> &'static str {
-        match self {
-            JobStatus::Pending => "Pending",
-            JobStatus::Assigned => "Assigned",
-            JobStatus::Running => "Running",
-            JobStatus::Proven => "Proven",
-            JobStatus::Race => "Race",
-            JobStatus::Verified => "Verified",
-            JobStatus::Failed(FailReason::Program) => "Failed(program)",
-            JobStatus::Failed(FailReason::NoProof) => "Failed(no proof)",
-            JobStatus::Failed(FailReason::TimeLimit) => "Failed(time limit)",
-            JobStatus::Failed(FailReason::Unverifiable) => "Failed(unverifiable)",
-            JobStatus::Cancelled => "Cancelled",
-            JobStatus::Expired => "Expired",
-        }
+        crate::contract::job_status(*self).name()
     }
 }
 
@@ -291,26 +279,9 @@ codec_unit_enum!(AttemptState {
 });
 
 impl AttemptState {
-    /// The name the API and the CLI use.
+    /// The name the API and the CLI use: the wire contract's, one table for both.
     pub fn name(&self) -> &'static str {
-        match self {
-            AttemptState::Assigned => "Assigned",
-            AttemptState::Running => "Running",
-            AttemptState::Committed => "Committed",
-            AttemptState::Proven => "Proven",
-            AttemptState::Verified => "Verified",
-            AttemptState::Rejected => "Rejected",
-            AttemptState::MissedAccept => "MissedAccept",
-            AttemptState::MissedDeadline => "MissedDeadline",
-            AttemptState::Declined => "Declined",
-            AttemptState::ProgramError => "ProgramError",
-            AttemptState::Cancelled => "Cancelled",
-            AttemptState::Superseded => "Superseded",
-            AttemptState::Unverifiable => "Unverifiable",
-            AttemptState::TimeLimit => "TimeLimit",
-            AttemptState::Refuted => "Refuted",
-            AttemptState::CannotVerify => "CannotVerify",
-        }
+        crate::contract::attempt_state(*self).name()
     }
 
     /// Whether the attempt still holds its prover's bond.

@@ -248,15 +248,21 @@ impl Node {
             if self.lock().prefetched.contains(&p.id) {
                 continue;
             }
-            self.lock().prefetched.insert(p.id);
             let fits = p.default_resources.resources().fits_in(&self.settings.capacity)
                 && p.requires.iter().all(|l| self.settings.labels.contains(l));
             let Ok(work) = ProgramWork::try_from(&p) else { continue };
             let codes = std::iter::once(work.prover).chain(work.verifier.map(|(c, _)| c));
+            // Done with the program unless a try failed for a reason that may pass (a blob not
+            // yet copied here, no room now): it is looked at again on the next pass.
+            let mut settled = true;
             for code in codes.filter(|_| fits) {
                 let provernet_types::Code::Image(image) = &code else { continue };
                 let unpacked: u64 = image.layers.iter().map(|l| l.unpacked.0).sum();
-                if unpacked > self.settings.image_cache.0 / 4 || unpacked > self.images.room() {
+                if unpacked > self.settings.image_cache.0 / 4 {
+                    continue;
+                }
+                if unpacked > self.images.room() {
+                    settled = false;
                     continue;
                 }
                 match self.code(&code).await {
@@ -265,9 +271,13 @@ impl Node {
                         tracing::info!(program = %p.name, image = %image.digest_text(), "image prepared ahead of its jobs");
                     }
                     Err(e) => {
-                        tracing::warn!(program = %p.name, "could not prepare its image: {e:#}")
+                        settled &= is_image_fault(&e);
+                        tracing::warn!(program = %p.name, "could not prepare its image: {e:#}");
                     }
                 }
+            }
+            if settled {
+                self.lock().prefetched.insert(p.id);
             }
         }
         Ok(())
