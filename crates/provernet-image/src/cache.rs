@@ -197,6 +197,11 @@ impl Cache {
         self.lock().layers.values().map(|m| m.charge).sum()
     }
 
+    /// The disk budget for unpacked layers.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
     /// Bytes the budget has left without evicting anything.
     pub fn room(&self) -> u64 {
         self.budget.saturating_sub(self.used())

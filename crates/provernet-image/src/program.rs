@@ -137,6 +137,21 @@ pub fn prepare(
     blob: impl Fn(&BlobRef) -> PathBuf,
     layout_dir: &Path,
 ) -> Result<Prepared, ProgramImageError> {
+    // An image that declares more than this node's whole cache can never run here: say so
+    // before fetching or unpacking anything (the node claims it as the program's failure,
+    // which other provers confirm or refute, rather than missing the deadline).
+    let declared: u64 = image
+        .layers
+        .iter()
+        .map(|l| l.unpacked.0.saturating_add(u64::from(l.entries).saturating_mul(512)))
+        .fold(0, u64::saturating_add);
+    if declared > cache.budget() {
+        return Err(other(format!(
+            "the image unpacks to {declared} bytes (with its entries), more than this node's \
+             image cache of {} bytes",
+            cache.budget()
+        )));
+    }
     let digest = Digest(image.digest);
     let blobs_dir = layout_dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs_dir).map_err(other)?;

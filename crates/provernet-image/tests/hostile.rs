@@ -373,3 +373,27 @@ fn a_layer_is_unpacked_once_and_shared_and_the_cache_survives_a_reopen() {
     let ra = c.root(&Digest::of(b"A"), &[lb.digest, l1.digest]).expect("A again");
     assert_eq!(std::fs::read(ra.path.join("prove-a")).expect("a"), b"a");
 }
+
+#[test]
+fn an_image_larger_than_the_whole_cache_is_refused_before_anything_is_unpacked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(&tmp.path().join("cache"), 1 << 20).expect("cache");
+    let layer = |n: u8| provernet_types::LayerRef {
+        blob: provernet_types::tx::blob_ref(&[n]),
+        unpacked: provernet_types::Bytes(600 << 10),
+        entries: 4,
+    };
+    let image = provernet_types::ImageRef {
+        digest: [1; 32],
+        manifest: provernet_types::tx::blob_ref(b"m"),
+        config: provernet_types::tx::blob_ref(b"c"),
+        layers: provernet_types::BoundedVec::try_from_vec(vec![layer(1), layer(2)]).expect("two"),
+    };
+    let missing = tmp.path().join("no-such-blob");
+    let err =
+        provernet_image::prepare(&cache, &image, |_| missing.clone(), &tmp.path().join("layout"))
+            .expect_err("1.2 MiB declared, a 1 MiB cache");
+    assert!(matches!(err, provernet_image::ProgramImageError::Other(_)), "{err}");
+    assert!(err.to_string().contains("more than this node's image cache"), "{err}");
+    assert_eq!(cache.used(), 0);
+}
