@@ -105,6 +105,13 @@ codes! {
     BlobFetchesBusy = "blob_fetches_busy",
     BlobUploadIncomplete = "blob_upload_incomplete",
     BlobStoreError = "blob_store_error",
+    BlobNotInPieces = "blob_not_in_pieces",
+    BlobOutlineMismatch = "blob_outline_mismatch",
+    BlobPieceMismatch = "blob_piece_mismatch",
+    BlobUploadNotStarted = "blob_upload_not_started",
+    BlobUploadsTooMany = "blob_uploads_too_many",
+    BlobRequestTooLarge = "blob_request_too_large",
+    BlobChunkInvalid = "blob_chunk_invalid",
     // The API's own.
     NotFound = "not_found",
     NoRoute = "no_route",

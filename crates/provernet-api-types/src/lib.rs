@@ -67,6 +67,19 @@ pub struct Status {
     pub tx_fee_micro_credits: MicroCredits,
     pub mempool: Mempool,
     pub mechanisms: Mechanisms,
+    /// How this validator takes blobs; absent when it stores none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<BlobLimits>,
+}
+
+/// How a validator takes blobs: one request up to `request_bytes_max`, in pieces (of
+/// `piece_bytes`, see `POST /v1/blobs/{hash}/uploads`) above it, up to `blob_bytes_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlobLimits {
+    pub blob_bytes_max: u64,
+    pub request_bytes_max: u64,
+    pub piece_bytes: u64,
+    pub account_quota_bytes: u64,
 }
 
 /// `GET /v1/supply`: where every credit is. The parts sum to the genesis supply.
@@ -793,6 +806,30 @@ pub struct BlobStored {
     pub hash: BlobHash,
     pub size: Bytes,
     pub stored: StoredAs,
+}
+
+/// `POST|GET /v1/blobs/{hash}/uploads`: where an upload in pieces stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UploadState {
+    pub hash: BlobHash,
+    pub size: Bytes,
+    /// The size of every piece but the last.
+    pub piece_bytes: u64,
+    pub pieces: u64,
+    /// Bytes of the pieces this validator already holds.
+    pub received_bytes: u64,
+    /// The pieces still missing, as `[first, end)` ranges of piece indices, in order.
+    pub missing: Vec<[u64; 2]>,
+    /// The blob is stored whole already: nothing more to send.
+    pub stored: bool,
+}
+
+/// `PUT /v1/blobs/{hash}/uploads/{piece}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PiecesStored {
+    pub hash: BlobHash,
+    pub first: u64,
+    pub pieces: u64,
 }
 
 /// A payment's purpose.

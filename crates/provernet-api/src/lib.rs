@@ -135,6 +135,10 @@ fn documented() -> (OpenApiRouter<Api>, OpenApiRouter<Api>) {
         .routes(routes!(quote));
     let slow = OpenApiRouter::new()
         .routes(routes!(get_blob, put_blob))
+        .routes(routes!(blob_outline))
+        .routes(routes!(begin_upload, upload_state))
+        .routes(routes!(put_pieces))
+        .routes(routes!(complete_upload))
         .routes(routes!(job_events))
         .routes(routes!(block_events));
     (quick, slow)
@@ -249,8 +253,10 @@ fn busy(code: &str, what: &str, full: server::Full) -> ApiError {
 
 fn blob_status(e: &BlobError) -> StatusCode {
     match e {
-        BlobError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        BlobError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+        BlobError::TooLarge { .. } | BlobError::RequestTooLarge { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        BlobError::QuotaExceeded { .. } | BlobError::TooManyUploads { .. } => StatusCode::FORBIDDEN,
         BlobError::Store(_) | BlobError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -273,20 +279,30 @@ fn no_blobs() -> ApiError {
     params(("hash" = String, Path, description = "The blob's BLAKE3 hash")),
     responses(
         (status = 200, description = "The blob's bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The blob's bytes from the range's start (`Range: bytes=N-`)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "A malformed hash", body = t::ApiErrorBody),
         (status = 404, description = "No such blob here", body = t::ApiErrorBody),
+        (status = 416, description = "A range other than `bytes=N-`, or past the end", body = t::ApiErrorBody),
     )
 )]
-async fn get_blob(State(api): State<Api>, Path(hash): Path<String>) -> Result<Response, ApiError> {
+async fn get_blob(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
-    let mut found = store.read(&h).await.map_err(blob_error)?;
+    let from = match headers.get(header::RANGE) {
+        None => None,
+        Some(r) => Some(range_start(r.to_str().unwrap_or(""))?),
+    };
+    let mut found = store.read_from(&h, from.unwrap_or(0)).await.map_err(blob_error)?;
     if found.is_none() {
         // A copy from another validator may be on its way (a block named the blob, or its
         // upload was announced): wait a little for it.
         if let Some(net) = api.submitter.blobs() {
             if net.wait(h, DOWNLOAD_WAIT).await.is_ok() {
-                found = store.read(&h).await.map_err(blob_error)?;
+                found = store.read_from(&h, from.unwrap_or(0)).await.map_err(blob_error)?;
             }
         }
     }
@@ -294,14 +310,52 @@ async fn get_blob(State(api): State<Api>, Path(hash): Path<String>) -> Result<Re
     // Streamed a checked piece at a time; a piece that fails its check ends the response
     // early, which the client sees as a short body.
     let body = axum::body::Body::from_stream(pieces.map(|p| p.map_err(std::io::Error::other)));
+    let Some(from) = from else {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (header::CONTENT_LENGTH, size.to_string()),
+                (header::ACCEPT_RANGES, "bytes".to_owned()),
+            ],
+            body,
+        )
+            .into_response());
+    };
+    if from >= size {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "bad_range",
+            format!("the range starts at byte {from}, past the blob's {size} bytes"),
+        ));
+    }
     Ok((
+        StatusCode::PARTIAL_CONTENT,
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, size.to_string()),
+            (header::CONTENT_LENGTH, (size - from).to_string()),
+            (header::CONTENT_RANGE, format!("bytes {from}-{}/{size}", size - 1)),
         ],
         body,
     )
         .into_response())
+}
+
+/// The first byte of a `Range: bytes=N-` header (the one form served: from a byte to the end,
+/// which is what resuming a download asks for).
+fn range_start(range: &str) -> Result<u64, ApiError> {
+    range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad_range",
+                format!(
+                    "range `{range}` is not served; ask for `bytes=N-` (from byte N to the end)"
+                ),
+            )
+        })
 }
 
 fn header<'a>(headers: &'a axum::http::HeaderMap, name: &'static str) -> Result<&'a str, ApiError> {
@@ -331,7 +385,7 @@ fn header<'a>(headers: &'a axum::http::HeaderMap, name: &'static str) -> Result<
         (status = 400, description = "Bad headers, or bytes that do not match the hash", body = t::ApiErrorBody),
         (status = 401, description = "A bad signature", body = t::ApiErrorBody),
         (status = 403, description = "An unknown account, or its quota is full", body = t::ApiErrorBody),
-        (status = 413, description = "Above the blob limit", body = t::ApiErrorBody),
+        (status = 413, description = "Above the blob limit, or above one request's (send it in pieces)", body = t::ApiErrorBody),
         (status = 503, description = "Too many uploads in progress", body = t::ApiErrorBody),
     )
 )]
@@ -344,38 +398,15 @@ async fn put_blob(
 ) -> Result<Response, ApiError> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
-    let account: AccountId =
-        parse_id("x-provernet-account", header(&headers, "x-provernet-account")?)?;
-    let size: u64 = header(&headers, "x-provernet-size")?
-        .parse()
-        .map_err(|_| ApiError::bad("bad_header", "x-provernet-size must be a number of bytes"))?;
-    let sig: [u8; 64] = hex::decode(header(&headers, "x-provernet-signature")?)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            ApiError::bad("bad_header", "x-provernet-signature must be 64 bytes of hex")
-        })?;
-    let declared = BlobRef { hash: h, size: ByteSize(size) };
-    let chain = api.submitter.chain();
-    let signature = provernet_types::Signature(sig);
-    provernet_types::crypto::verify(
-        &account,
-        provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
-        chain.chain_id(),
-        &provernet_types::tx::blob_upload_message(&declared),
-        &signature,
-    )
-    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
-    if chain.with_state(|s| s.account(&account).is_none()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "unknown_account",
-            format!("account {account} does not exist on chain; fund it before uploading"),
-        ));
-    }
+    let (account, declared, signature) = signed_upload(&api, &headers, h)?;
+    let size = declared.size.0;
     let max = store.limits().blob_max;
     if size > max {
         return Err(blob_error(BlobError::TooLarge { size, max }));
+    }
+    let request_max = api.limits.upload_request_bytes;
+    if size > request_max {
+        return Err(blob_error(BlobError::RequestTooLarge { size, max: request_max }));
     }
     if let Some(length) = headers.get(header::CONTENT_LENGTH) {
         if length.to_str().ok().and_then(|l| l.parse::<u64>().ok()) != Some(size) {
@@ -411,6 +442,259 @@ async fn put_blob(
     };
     Ok((StatusCode::CREATED, Json(t::BlobStored { hash: h, size: ByteSize(size), stored }))
         .into_response())
+}
+
+/// A blob's outline: the BLAKE3 chaining value of each of its pieces, 32 bytes each, in order
+/// (empty for a blob of one piece), with the blob's size in `x-provernet-size`. A client
+/// checks that it folds to the blob's hash, then checks every piece it downloads against it,
+/// so a download can stop and resume, and a wrong byte is caught at its piece.
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{hash}/outline",
+    tag = "blobs",
+    params(("hash" = String, Path, description = "The blob's BLAKE3 hash")),
+    responses(
+        (status = 200, description = "The outline", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "A malformed hash", body = t::ApiErrorBody),
+        (status = 404, description = "No such blob here", body = t::ApiErrorBody),
+    )
+)]
+async fn blob_outline(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    let mut size = store.size(&h).await.map_err(blob_error)?;
+    if size.is_none() {
+        if let Some(net) = api.submitter.blobs() {
+            if net.wait(h, DOWNLOAD_WAIT).await.is_ok() {
+                size = store.size(&h).await.map_err(blob_error)?;
+            }
+        }
+    }
+    let Some(size) = size else { return Err(ApiError::not_found("blob", &hash)) };
+    let outline = store.outline(&h).await.map_err(blob_error)?;
+    let Some(outline) = outline else { return Err(ApiError::not_found("blob", &hash)) };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::HeaderName::from_static("x-provernet-size"), size.to_string()),
+        ],
+        outline.concat(),
+    )
+        .into_response())
+}
+
+fn upload_view(s: provernet_blobs::staging::UploadState) -> t::UploadState {
+    t::UploadState {
+        hash: s.blob.hash,
+        size: s.blob.size,
+        piece_bytes: provernet_blobs::pieces::PIECE_BYTES,
+        pieces: s.pieces,
+        received_bytes: s.received,
+        missing: s.missing.iter().map(|r| [r.start, r.end]).collect(),
+        stored: s.stored,
+    }
+}
+
+/// Opens (or reopens, to resume) an upload in pieces, for a blob above one request. The
+/// headers are signed as for `PUT /v1/blobs/{hash}`; the body is the blob's outline (see
+/// `GET /v1/blobs/{hash}/outline`), which must fold to its hash. The blob's size counts against
+/// the account's quota while the upload is open. The answer lists the pieces still missing.
+#[utoipa::path(
+    post,
+    path = "/v1/blobs/{hash}/uploads",
+    tag = "blobs",
+    params(
+        ("hash" = String, Path, description = "The blob's BLAKE3 hash"),
+        ("x-provernet-account" = String, Header, description = "The uploading account, which pays the quota"),
+        ("x-provernet-size" = u64, Header, description = "The blob's size in bytes"),
+        ("x-provernet-signature" = String, Header, description = "The account's ed25519 signature of the blob's hash and size, hex"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Open: what is missing", body = t::UploadState),
+        (status = 400, description = "Bad headers, a blob of one piece, or an outline that does not fold to the hash", body = t::ApiErrorBody),
+        (status = 401, description = "A bad signature", body = t::ApiErrorBody),
+        (status = 403, description = "An unknown account, its quota is full, or it has too many uploads open", body = t::ApiErrorBody),
+        (status = 413, description = "Above the blob limit", body = t::ApiErrorBody),
+        (status = 503, description = "The store failed", body = t::ApiErrorBody),
+    )
+)]
+async fn begin_upload(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<t::UploadState> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    let (account, declared, _) = signed_upload(&api, &headers, h)?;
+    if body.len() % 32 != 0 {
+        return Err(ApiError::bad("bad_field", "the outline must be 32-byte piece hashes"));
+    }
+    let outline: Vec<provernet_blobs::pieces::PieceHash> =
+        body.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
+    let state = store.begin_upload(&account, &declared, &outline).await.map_err(blob_error)?;
+    Ok(Json(upload_view(state)))
+}
+
+/// Where an upload in pieces stands: the pieces still missing.
+#[utoipa::path(
+    get,
+    path = "/v1/blobs/{hash}/uploads",
+    tag = "blobs",
+    params(("hash" = String, Path, description = "The blob's BLAKE3 hash")),
+    responses(
+        (status = 200, description = "What is missing", body = t::UploadState),
+        (status = 400, description = "A malformed hash", body = t::ApiErrorBody),
+        (status = 404, description = "No upload of it is open, and it is not stored", body = t::ApiErrorBody),
+    )
+)]
+async fn upload_state(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+) -> ApiResult<t::UploadState> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    match store.upload_state(&h).await.map_err(blob_error)? {
+        Some(state) => Ok(Json(upload_view(state))),
+        None => Err(ApiError::not_found("upload", &hash)),
+    }
+}
+
+/// Sends consecutive pieces of an open upload, the first being piece `{piece}`: whole pieces,
+/// at most the validator's request limit (`status.blobs.request_bytes_max`). Each piece is
+/// checked against the outline as it arrives and kept; a piece that does not match is refused
+/// naming its index, and the pieces before it stay. Anyone may send pieces (they can only
+/// match); only the account that opened the upload completes it.
+#[utoipa::path(
+    put,
+    path = "/v1/blobs/{hash}/uploads/{piece}",
+    tag = "blobs",
+    params(
+        ("hash" = String, Path, description = "The blob's BLAKE3 hash"),
+        ("piece" = u64, Path, description = "The index of the first piece sent"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored", body = t::PiecesStored),
+        (status = 400, description = "A piece that does not match, a body that ends inside a piece, or no such upload", body = t::ApiErrorBody),
+        (status = 413, description = "Above the request limit", body = t::ApiErrorBody),
+        (status = 503, description = "Too many uploads in progress", body = t::ApiErrorBody),
+    )
+)]
+async fn put_pieces(
+    State(api): State<Api>,
+    Path((hash, piece)): Path<(String, String)>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    let first: u64 = piece
+        .parse()
+        .map_err(|_| ApiError::bad("bad_id", format!("piece `{piece}` is not an index")))?;
+    let max = api.limits.upload_request_bytes;
+    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
+        let length = length.to_str().ok().and_then(|l| l.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        if length > max {
+            return Err(blob_error(BlobError::RequestTooLarge { size: length, max }));
+        }
+    }
+    let _pass = api
+        .uploads
+        .enter(client_ip(peer.as_ref()))
+        .map_err(|full| busy("uploads_busy", "uploads in progress", full))?;
+    let idle = std::time::Duration::from_secs(api.limits.upload_idle_s.max(1));
+    let pieces = store
+        .put_pieces(&h, first, body.into_data_stream(), max, idle)
+        .await
+        .map_err(blob_error)?;
+    Ok((StatusCode::CREATED, Json(t::PiecesStored { hash: h, first, pieces })).into_response())
+}
+
+/// Completes an upload in pieces once every piece is here: the blob is assembled, checked
+/// whole, stored and charged to the account, and the other validators copy it. The headers
+/// are signed as for opening it.
+#[utoipa::path(
+    post,
+    path = "/v1/blobs/{hash}/uploads/complete",
+    tag = "blobs",
+    params(
+        ("hash" = String, Path, description = "The blob's BLAKE3 hash"),
+        ("x-provernet-account" = String, Header, description = "The account that opened the upload"),
+        ("x-provernet-size" = u64, Header, description = "The blob's size in bytes"),
+        ("x-provernet-signature" = String, Header, description = "The account's ed25519 signature of the blob's hash and size, hex"),
+    ),
+    responses(
+        (status = 201, description = "Stored, or already here", body = t::BlobStored),
+        (status = 400, description = "Pieces are missing, or no such upload is open for the account", body = t::ApiErrorBody),
+        (status = 401, description = "A bad signature", body = t::ApiErrorBody),
+        (status = 403, description = "An unknown account, or its quota is full", body = t::ApiErrorBody),
+        (status = 503, description = "The store failed", body = t::ApiErrorBody),
+    )
+)]
+async fn complete_upload(
+    State(api): State<Api>,
+    Path(hash): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let h: BlobHash = parse_id("blob hash", &hash)?;
+    let (account, _, signature) = signed_upload(&api, &headers, h)?;
+    let (declared, stored) = store.complete_upload(&account, &h).await.map_err(blob_error)?;
+    if let Some(net) = api.submitter.blobs() {
+        net.uploaded(declared, provernet_consensus::blobnet::Upload { account, signature });
+    }
+    let stored = match stored {
+        Stored::New => t::StoredAs::New,
+        Stored::Existing => t::StoredAs::Existing,
+    };
+    Ok((StatusCode::CREATED, Json(t::BlobStored { hash: h, size: declared.size, stored }))
+        .into_response())
+}
+
+/// The uploading account, the declared blob and the signature, from an upload's signed
+/// headers: checked against the chain (the signature under its chain id, the account on
+/// chain) before anything else is read.
+fn signed_upload(
+    api: &Api,
+    headers: &axum::http::HeaderMap,
+    h: BlobHash,
+) -> Result<(AccountId, BlobRef, provernet_types::Signature), ApiError> {
+    let account: AccountId =
+        parse_id("x-provernet-account", header(headers, "x-provernet-account")?)?;
+    let size: u64 = header(headers, "x-provernet-size")?
+        .parse()
+        .map_err(|_| ApiError::bad("bad_header", "x-provernet-size must be a number of bytes"))?;
+    let sig: [u8; 64] = hex::decode(header(headers, "x-provernet-signature")?)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad("bad_header", "x-provernet-signature must be 64 bytes of hex")
+        })?;
+    let declared = BlobRef { hash: h, size: ByteSize(size) };
+    let chain = api.submitter.chain();
+    let signature = provernet_types::Signature(sig);
+    provernet_types::crypto::verify(
+        &account,
+        provernet_types::crypto::BLOB_UPLOAD_DOMAIN,
+        chain.chain_id(),
+        &provernet_types::tx::blob_upload_message(&declared),
+        &signature,
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+    if chain.with_state(|s| s.account(&account).is_none()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_account",
+            format!("account {account} does not exist on chain; fund it before uploading"),
+        ));
+    }
+    Ok((account, declared, signature))
 }
 
 /// Reads and drops a request body of at most `size` bytes (and a little more, to see it end),
@@ -563,6 +847,12 @@ async fn status(State(api): State<Api>) -> ApiResult<t::Status> {
         tx_fee_micro_credits: tx_fee,
         mempool: t::Mempool { txs: txs as u64, bytes: bytes as u64 },
         mechanisms,
+        blobs: api.blobs.as_ref().map(|b| t::BlobLimits {
+            blob_bytes_max: b.limits().blob_max,
+            request_bytes_max: api.limits.upload_request_bytes.min(b.limits().blob_max),
+            piece_bytes: provernet_blobs::pieces::PIECE_BYTES,
+            account_quota_bytes: b.limits().account_quota,
+        }),
     }))
 }
 

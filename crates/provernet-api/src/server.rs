@@ -44,6 +44,9 @@ pub struct ServeLimits {
     pub uploads_per_ip: usize,
     /// Seconds an upload may send nothing before it is given up.
     pub upload_idle_s: u64,
+    /// The most bytes one upload request may carry; larger blobs are sent in pieces over
+    /// several requests (`POST /v1/blobs/{hash}/uploads`).
+    pub upload_request_bytes: u64,
 }
 
 impl Default for ServeLimits {
@@ -58,6 +61,7 @@ impl Default for ServeLimits {
             uploads: 32,
             uploads_per_ip: 8,
             upload_idle_s: 30,
+            upload_request_bytes: provernet_types::limits::UPLOAD_REQUEST_BYTES_MAX.0,
         }
     }
 }

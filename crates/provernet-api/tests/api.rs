@@ -375,6 +375,7 @@ fn probe_path(p: &str) -> String {
     p.replace("{id}", &"00".repeat(32))
         .replace("{hash}", &"00".repeat(32))
         .replace("{height}", "latest")
+        .replace("{piece}", "0")
 }
 
 async fn request(router: &Router, method: &str, path: &str) -> (StatusCode, Value) {
@@ -401,6 +402,10 @@ async fn the_openapi_document_is_generated_and_matches_the_routes_in_both_direct
             "/openapi.json",
             "/v1/accounts/{id}",
             "/v1/blobs/{hash}",
+            "/v1/blobs/{hash}/outline",
+            "/v1/blobs/{hash}/uploads",
+            "/v1/blobs/{hash}/uploads/complete",
+            "/v1/blobs/{hash}/uploads/{piece}",
             "/v1/blocks",
             "/v1/blocks/{height}",
             "/v1/events/blocks",
@@ -598,6 +603,150 @@ async fn blobs_upload_download_and_refuse_bad_uploads() {
         StatusCode::FORBIDDEN,
         "blob_quota_exceeded",
     );
+}
+
+/// The signed headers of an upload (in one request or in pieces) of `blob` by `key`.
+fn signed(
+    req: axum::http::request::Builder,
+    key: &Keypair,
+    blob: &provernet_types::BlobRef,
+) -> axum::http::request::Builder {
+    let sig = key.sign(BLOB_UPLOAD_DOMAIN, "provernet-devnet", &blob_upload_message(blob));
+    req.header("x-provernet-account", key.account().to_string())
+        .header("x-provernet-size", blob.size.0.to_string())
+        .header("x-provernet-signature", hex::encode(sig.0))
+}
+
+#[tokio::test]
+async fn a_blob_above_one_request_is_uploaded_in_pieces_resumed_and_downloaded_from_any_byte() {
+    use provernet_blobs::pieces::{self, PIECE_BYTES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let genesis = Genesis {
+        params: ChainParams::devnet(vec![AccountId([0x77; 32])]),
+        accounts: BoundedVec::try_from_vec(vec![(user().account(), MicroCredits(5_000_000))])
+            .expect("one account"),
+        programs: BoundedVec::default(),
+    };
+    let chain = Chain::open(&dir.path().join("ledger.redb"), &genesis, ChainConfig::default())
+        .expect("chain");
+    let blobs = BlobStore::open(
+        &Backend::Local { dir: dir.path().join("blobs") },
+        Limits { blob_max: 64 << 20, account_quota: 64 << 20 },
+    )
+    .expect("blob store");
+    // One request carries at most two pieces here.
+    let limits = ServeLimits { upload_request_bytes: 2 * PIECE_BYTES, ..ServeLimits::default() };
+    let router =
+        Api::new(Submitter::detached(chain)).with_blobs(blobs).with_limits(limits).router();
+    let data: Vec<u8> = (0..5 * PIECE_BYTES as usize + 77).map(|i| (i * 7 % 253) as u8).collect();
+    let blob = provernet_types::tx::blob_ref(&data);
+    let base = format!("/v1/blobs/{}", blob.hash);
+
+    // The status says how this validator takes blobs.
+    let (_, st) = get(&router, "/v1/status").await;
+    assert_eq!(st["blobs"]["request_bytes_max"], 2 * PIECE_BYTES, "{st}");
+    // Whole, it is above one request.
+    let (s, v) = call(&router, upload(&user(), &data, data.len() as u64)).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("blob_request_too_large")),
+        "{v}"
+    );
+    // An outline that does not fold to the hash is refused.
+    let mut outline = pieces::outline(&data).concat();
+    outline[40] ^= 1;
+    let req = signed(Request::post(format!("{base}/uploads")), &user(), &blob)
+        .body(Body::from(outline))
+        .expect("request");
+    assert_error(call(&router, req).await, StatusCode::BAD_REQUEST, "blob_outline_mismatch");
+    let begin = || {
+        signed(Request::post(format!("{base}/uploads")), &user(), &blob)
+            .body(Body::from(pieces::outline(&data).concat()))
+            .expect("request")
+    };
+    let (s, v) = call(&router, begin()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let state: t::UploadState = serde_json::from_value(v).expect("an upload state");
+    assert_eq!((state.pieces, state.missing.clone(), state.stored), (6, vec![[0, 6]], false));
+    let pieces_of = |first: u64, count: u64| {
+        let start = (first * PIECE_BYTES) as usize;
+        let end = (((first + count) * PIECE_BYTES) as usize).min(data.len());
+        Request::put(format!("{base}/uploads/{first}"))
+            .body(Body::from(data[start..end].to_vec()))
+            .expect("request")
+    };
+    // Two pieces, then the client "dies".
+    let (s, v) = call(&router, pieces_of(2, 2)).await;
+    assert_eq!((s, v["pieces"].as_u64()), (StatusCode::CREATED, Some(2)), "{v}");
+    // A forged piece is refused, naming it.
+    let mut bad = pieces_of(0, 1);
+    *bad.body_mut() = Body::from(vec![0u8; PIECE_BYTES as usize]);
+    let (s, v) = call(&router, bad).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("blob_piece_mismatch")));
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("piece 0")), "{v}");
+    // More than one request's worth is refused.
+    let (s, v) = call(&router, pieces_of(0, 3)).await;
+    assert_eq!(v["code"].as_str(), Some("blob_request_too_large"), "{s} {v}");
+    // Completing early names what is missing.
+    let complete = || {
+        signed(Request::post(format!("{base}/uploads/complete")), &user(), &blob)
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_error(
+        call(&router, complete()).await,
+        StatusCode::BAD_REQUEST,
+        "blob_upload_incomplete",
+    );
+    // Resuming: reopening says what is missing, and only that is sent.
+    let (_, v) = call(&router, begin()).await;
+    let state: t::UploadState = serde_json::from_value(v).expect("an upload state");
+    assert_eq!(state.missing, vec![[0, 2], [4, 6]]);
+    assert_eq!(state.received_bytes, 2 * PIECE_BYTES);
+    assert_eq!(call(&router, pieces_of(0, 2)).await.0, StatusCode::CREATED);
+    assert_eq!(call(&router, pieces_of(4, 2)).await.0, StatusCode::CREATED);
+    let (s, v) = call(&router, complete()).await;
+    assert_eq!((s, v["stored"].as_str()), (StatusCode::CREATED, Some("new")), "{v}");
+    let (_, v) = get(&router, &format!("{base}/uploads")).await;
+    assert_eq!(v["stored"], true, "{v}");
+
+    // Downloaded whole, or from any byte on, with the outline to check each piece.
+    let resp = router
+        .clone()
+        .oneshot(Request::get(&base).body(Body::empty()).expect("request"))
+        .await
+        .expect("router answers");
+    assert_eq!(resp.into_body().collect().await.expect("body").to_bytes().to_vec(), data);
+    let from = 3 * PIECE_BYTES + 5;
+    let resp = router
+        .clone()
+        .oneshot(
+            Request::get(&base)
+                .header("range", format!("bytes={from}-"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("router answers");
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let range = resp.headers()["content-range"].to_str().expect("ascii").to_owned();
+    assert_eq!(range, format!("bytes {from}-{}/{}", data.len() - 1, data.len()));
+    let tail = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    assert_eq!(tail, &data[from as usize..]);
+    let (s, _) = {
+        let req =
+            Request::get(&base).header("range", "bytes=0-10").body(Body::empty()).expect("request");
+        call(&router, req).await
+    };
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    let resp = router
+        .clone()
+        .oneshot(Request::get(format!("{base}/outline")).body(Body::empty()).expect("request"))
+        .await
+        .expect("router answers");
+    assert_eq!(resp.headers()["x-provernet-size"].to_str().expect("ascii"), data.len().to_string());
+    let outline = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    assert_eq!(outline, pieces::outline(&data).concat());
 }
 
 /// A chain with the test programs and two registered provers (`tweak` sets its parameters),

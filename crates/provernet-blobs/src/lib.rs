@@ -16,6 +16,7 @@
 //! checked before it leaves the store.
 
 pub mod pieces;
+pub mod staging;
 
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
@@ -89,6 +90,22 @@ pub enum BlobError {
     Incomplete(String),
     #[error("blob store: {0}")]
     Store(String),
+    #[error("a blob of {size} bytes is sent whole, not in pieces (it is not above one piece of {piece} bytes)")]
+    NotInPieces { size: u64, piece: u64 },
+    #[error("the outline sent for blob {0} does not fold to its hash")]
+    OutlineMismatch(BlobHash),
+    #[error("piece {index} of blob {blob} does not match the blob's outline")]
+    PieceMismatch { blob: BlobHash, index: u64 },
+    #[error(
+        "no upload in pieces of blob {0} is open here; open one first (POST /v1/blobs/{0}/uploads)"
+    )]
+    UploadNotStarted(BlobHash),
+    #[error("at most {max} uploads in pieces may be open per account; complete one or wait a day for it to expire")]
+    TooManyUploads { max: usize },
+    #[error("a request of {size} bytes is above this validator's limit of {max} bytes per request; send the blob in pieces")]
+    RequestTooLarge { size: u64, max: u64 },
+    #[error("bad chunk: {0}")]
+    BadChunk(String),
 }
 
 impl BlobError {
@@ -102,6 +119,13 @@ impl BlobError {
             BlobError::Busy => "blob_fetches_busy",
             BlobError::Incomplete(_) => "blob_upload_incomplete",
             BlobError::Store(_) => "blob_store_error",
+            BlobError::NotInPieces { .. } => "blob_not_in_pieces",
+            BlobError::OutlineMismatch(_) => "blob_outline_mismatch",
+            BlobError::PieceMismatch { .. } => "blob_piece_mismatch",
+            BlobError::UploadNotStarted(_) => "blob_upload_not_started",
+            BlobError::TooManyUploads { .. } => "blob_uploads_too_many",
+            BlobError::RequestTooLarge { .. } => "blob_request_too_large",
+            BlobError::BadChunk(_) => "blob_chunk_invalid",
         }
     }
 }
@@ -513,8 +537,17 @@ impl BlobStore {
                 return Ok(Some(hashes));
             }
         }
-        let Some(data) = self.get(hash).await? else { return Ok(None) };
-        let outline = pieces::outline(&data);
+        // Rebuilt a piece at a time: a blob may be far larger than memory should hold.
+        let mut hasher = pieces::StreamHasher::new();
+        for index in 0..pieces::piece_count(size) {
+            let Some(range) = pieces::piece_range(size, index) else { break };
+            let bytes = self.store.get_range(&blob_path(hash), range).await.map_err(store_err)?;
+            hasher.update(&bytes);
+        }
+        let (actual, outline) = hasher.finish();
+        if actual != *hash {
+            return Err(BlobError::HashMismatch { declared: *hash, actual });
+        }
         self.store
             .put(&outline_path(hash), PutPayload::from(outline.concat()))
             .await
@@ -547,17 +580,37 @@ impl BlobStore {
         Option<(u64, futures::stream::BoxStream<'static, Result<Bytes, BlobError>>)>,
         BlobError,
     > {
+        self.read_from(hash, 0).await
+    }
+
+    /// [`BlobStore::read`] from byte `offset` on (the pieces it falls in are still checked
+    /// whole); an offset at or past the end yields nothing.
+    pub async fn read_from(
+        &self,
+        hash: &BlobHash,
+        offset: u64,
+    ) -> Result<
+        Option<(u64, futures::stream::BoxStream<'static, Result<Bytes, BlobError>>)>,
+        BlobError,
+    > {
         use futures::StreamExt;
         let Some(size) = self.size(hash).await? else { return Ok(None) };
+        let offset = offset.min(size);
         if !pieces::has_outline(size) {
             let Some(bytes) = self.get(hash).await? else { return Ok(None) };
-            return Ok(Some((size, futures::stream::once(async { Ok(bytes) }).boxed())));
+            let rest = bytes.slice(offset as usize..);
+            return Ok(Some((size, futures::stream::once(async { Ok(rest) }).boxed())));
         }
         let Some(outline) = self.outline(hash).await? else { return Ok(None) };
         let (store, hash, outline) = (self.store.clone(), *hash, Arc::new(outline));
-        let stream = futures::stream::iter(0..pieces::piece_count(size)).then(move |index| {
+        let first = offset / pieces::PIECE_BYTES;
+        let skip = (offset % pieces::PIECE_BYTES) as usize;
+        let stream = futures::stream::iter(first..pieces::piece_count(size)).then(move |index| {
             let (store, outline) = (store.clone(), outline.clone());
-            async move { checked_piece(&store, &hash, size, &outline, index).await }
+            async move {
+                let piece = checked_piece(&store, &hash, size, &outline, index).await?;
+                Ok(if index == first { piece.slice(skip.min(piece.len())..) } else { piece })
+            }
         });
         Ok(Some((size, stream.boxed())))
     }

@@ -123,7 +123,7 @@ pub fn hint_for(code: &ErrorCode) -> Option<&'static str> {
         C::ZeroAmount => "send an amount above zero",
         C::BlobUnavailable => "upload the blob first; the job names a blob no validator has",
         C::BlobQuotaExceeded => "the account's upload quota on the validators is full",
-        C::BlobTooLarge => "a blob is at most 256 MiB",
+        C::BlobTooLarge => "a blob is at most 8 GiB (see `provernet status` for this validator's limit)",
         C::MempoolFull | C::AccountRateLimited => "the validator is busy; retry in a few seconds",
         C::StaleNonce | C::NonceTaken | C::BadNonce => {
             "another transaction of this account was sent at the same time; retry"

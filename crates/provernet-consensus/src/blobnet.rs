@@ -65,8 +65,13 @@ pub const HAVES_BATCH_MAX: usize = 256;
 /// Most blobs whose holders a validator remembers (the oldest are forgotten first; the blobs
 /// it holds itself are remembered apart, without limit).
 pub const KNOWN_MAX: usize = 100_000;
-/// Most bytes of blobs being assembled from pieces at once; more wait their turn.
+/// Most bytes of pieces requested and not yet written, all blobs together; blobs beyond it
+/// wait their turn. A blob asks for at most [`WINDOW_PIECES`] pieces at a time, and each
+/// piece is written to the store's staging area as it arrives, so a blob of any size is
+/// assembled on disk, never in memory.
 pub const ASSEMBLY_BYTES_MAX: u64 = 1 << 30;
+/// Most pieces of one blob requested and not yet written.
+pub const WINDOW_PIECES: u64 = 32;
 /// Most fetches for admissions and copies under way at once; more are refused for now
 /// (`blob_fetches_busy`) and tried again later. Votes and catch-up are bounded otherwise.
 pub const FETCHES_MAX: usize = 4096;
@@ -203,14 +208,28 @@ struct Fetch {
     storing: bool,
 }
 
-/// What a checked head said about a blob of several pieces.
+/// What a checked head said about a blob of several pieces, and where its assembly stands.
+/// Its pieces go to the store's staging area (`provernet_blobs::staging`) as they arrive.
 struct Head {
     size: u64,
-    outline: Vec<PieceHash>,
-    pieces: Vec<Option<Bytes>>,
-    missing: usize,
+    outline: Arc<Vec<PieceHash>>,
+    /// The last piece, which came with the head, until it is staged.
+    tail: Option<Bytes>,
+    /// Per piece: arrived (checked, being written or written).
+    arrived: Vec<bool>,
+    /// Pieces not yet written to the staging area.
+    missing: u64,
+    /// Pieces requested and not yet written.
+    in_flight: u64,
+    /// The next piece index to consider requesting.
+    next: u64,
     /// Its pieces were requested (it took its share of [`ASSEMBLY_BYTES_MAX`]).
     started: bool,
+}
+
+/// The share of [`ASSEMBLY_BYTES_MAX`] a blob of `size` bytes takes while it is assembled.
+fn window_bytes(size: u64) -> u64 {
+    size.min(WINDOW_PIECES * PIECE_BYTES)
 }
 
 /// What a validator knows about who holds one blob.
@@ -292,17 +311,40 @@ impl Shared {
         targeted
     }
 
-    /// The keys of `hash` still wanted: its head, or the pieces that have not arrived.
+    /// The keys of `hash` still wanted: its head, or the pieces requested that have not
+    /// arrived.
     fn wanted_keys(&self, hash: BlobHash) -> Vec<PieceKey> {
         let Some(f) = self.fetches.get(&hash) else { return Vec::new() };
         match f.head.as_ref() {
             None => vec![PieceKey { blob: hash, piece: HEAD }],
-            Some(h) if h.started => (0..h.pieces.len() as u32)
-                .filter(|i| h.pieces.get(*i as usize).is_some_and(Option::is_none))
-                .map(|piece| PieceKey { blob: hash, piece })
+            Some(h) if h.started => (0..h.next)
+                .filter(|i| h.arrived.get(*i as usize) == Some(&false))
+                .map(|piece| PieceKey { blob: hash, piece: piece as u32 })
                 .collect(),
             Some(_) => Vec::new(),
         }
+    }
+
+    /// Requests more pieces of `hash` while fewer than [`WINDOW_PIECES`] are in flight.
+    /// Returns whether a request went out targeted.
+    fn request_more(&mut self, hash: BlobHash) -> bool {
+        let Some(h) = self.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) else {
+            return false;
+        };
+        if !h.started {
+            return false;
+        }
+        let mut keys = Vec::new();
+        let n = h.arrived.len() as u64;
+        while h.in_flight < WINDOW_PIECES && h.next < n {
+            let i = h.next;
+            h.next += 1;
+            if !h.arrived[i as usize] {
+                h.in_flight += 1;
+                keys.push(PieceKey { blob: hash, piece: i as u32 });
+            }
+        }
+        self.fetch_keys(keys)
     }
 
     /// Ends the fetch of `hash` (and the resolver's requests for it); its waiters are the
@@ -314,7 +356,7 @@ impl Shared {
             self.limited -= 1;
         }
         if let Some(h) = f.head.as_ref().filter(|h| h.started) {
-            self.assembling -= h.size;
+            self.assembling -= window_bytes(h.size);
         }
         self.queued.retain(|q| *q != hash);
         if let Some(r) = self.resolver.as_mut() {
@@ -882,7 +924,7 @@ impl BlobNet {
                 return Outcome::Invalid;
             }
             drop(g);
-            self.assembled(hash, size, body);
+            self.assembled(hash, size, Some(body));
             return done;
         }
         let n = pieces::piece_count(size);
@@ -916,9 +958,18 @@ impl BlobNet {
             g.remove(hash);
         } else {
             let n = outline.len();
-            let mut pieces = vec![None; n];
-            pieces[n - 1] = Some(tail);
-            f.head = Some(Head { size, outline, pieces, missing: n - 1, started: false });
+            let mut arrived = vec![false; n];
+            arrived[n - 1] = true;
+            f.head = Some(Head {
+                size,
+                outline: Arc::new(outline),
+                tail: Some(tail),
+                arrived,
+                missing: n as u64,
+                in_flight: 0,
+                next: 0,
+                started: false,
+            });
             g.queued.push_back(hash);
         }
         drop(g);
@@ -927,7 +978,8 @@ impl BlobNet {
         done
     }
 
-    /// Checks piece `index` of a blob against its outline; the last one in completes it.
+    /// Checks piece `index` of a blob against its outline and writes it to the staging area;
+    /// the last one written completes the blob.
     fn deliver_piece(
         &self,
         mut g: MutexGuard<'_, Shared>,
@@ -940,7 +992,7 @@ impl BlobNet {
         let Some(head) = f.head.as_mut() else { return Outcome::Ignored };
         let Some(range) = pieces::piece_range(head.size, index) else { return Outcome::Ignored };
         let i = index as usize;
-        if head.pieces[i].is_some() {
+        if head.arrived[i] {
             return done;
         }
         if value.len() as u64 != range.end - range.start
@@ -949,22 +1001,124 @@ impl BlobNet {
             warn!(%hash, piece = index, "a peer sent a piece that does not match the blob's outline; blocking it");
             return Outcome::Invalid;
         }
-        head.pieces[i] = Some(value);
-        head.missing -= 1;
-        if head.missing > 0 {
-            return done;
-        }
-        let size = head.size;
-        let pieces = std::mem::take(&mut head.pieces);
-        f.storing = true;
+        head.arrived[i] = true;
+        // Counted in flight only if this fetch asked for it (a piece may answer a request
+        // made before the fetch started over).
+        let requested = index < head.next;
+        let (size, expected) = (head.size, head.outline[i]);
         drop(g);
-        // Joined outside the lock: a proposer waits on this lock.
-        let mut data = Vec::with_capacity(size as usize);
-        for p in pieces.iter().flatten() {
-            data.extend_from_slice(p);
-        }
-        self.assembled(hash, size, Bytes::from(data));
+        self.write_piece(hash, size, index, expected, value, requested);
         done
+    }
+
+    /// Writes a checked piece to the staging area; then asks for the next piece, or stores the
+    /// blob when it was the last. A write that fails ends the fetch with the store's error.
+    fn write_piece(
+        &self,
+        hash: BlobHash,
+        size: u64,
+        index: u64,
+        expected: PieceHash,
+        value: Bytes,
+        requested: bool,
+    ) {
+        let net = self.clone();
+        self.spawn(async move {
+            let written = net.inner.store.stage_piece(&hash, size, index, &expected, value).await;
+            let (complete, targeted) = {
+                let mut g = net.lock();
+                let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) else {
+                    return;
+                };
+                if requested {
+                    h.in_flight -= 1;
+                }
+                if let Err(e) = written {
+                    warn!(%hash, piece = index, "staging a piece: {e}");
+                    let f = g.remove(hash);
+                    drop(g);
+                    if let Some(f) = f {
+                        answer(f.waiters, Some(size), &Err(e));
+                    }
+                    net.start_queued();
+                    return;
+                }
+                h.missing -= 1;
+                if h.missing == 0 {
+                    if let Some(f) = g.fetches.get_mut(&hash) {
+                        f.storing = true;
+                    }
+                    (true, false)
+                } else {
+                    (false, g.request_more(hash))
+                }
+            };
+            if targeted {
+                net.untarget_later(hash);
+            }
+            if complete {
+                net.assembled(hash, size, None);
+            }
+        });
+    }
+
+    /// Stages a blob's head (resuming from the pieces already staged, by an earlier fetch
+    /// that stopped), writes the last piece that came with it, and asks for the first window.
+    fn begin_assembly(&self, hash: BlobHash) {
+        let net = self.clone();
+        self.spawn(async move {
+            let head = {
+                let mut g = net.lock();
+                g.fetches
+                    .get_mut(&hash)
+                    .and_then(|f| f.head.as_mut())
+                    .map(|h| (h.size, h.outline.clone(), h.tail.take()))
+            };
+            let Some((size, outline, tail)) = head else { return };
+            let blob = BlobRef { hash, size: ByteSize(size) };
+            let staged = net.inner.store.stage(&blob, &outline).await;
+            let (last, targeted) = {
+                let mut g = net.lock();
+                let staged = match staged {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(%hash, "staging a blob: {e}");
+                        let f = g.remove(hash);
+                        drop(g);
+                        if let Some(f) = f {
+                            answer(f.waiters, Some(size), &Err(e));
+                        }
+                        net.start_queued();
+                        return;
+                    }
+                };
+                let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) else {
+                    return;
+                };
+                let n = h.arrived.len();
+                let mut resumed = 0;
+                for (i, have) in staged.iter().enumerate().take(n - 1) {
+                    if *have {
+                        h.arrived[i] = true;
+                        h.missing -= 1;
+                        resumed += 1;
+                    }
+                }
+                if resumed > 0 {
+                    info!(%hash, resumed, pieces = n, "resuming a blob's copy from staged pieces");
+                }
+                let last = (n as u64 - 1, h.outline[n - 1], tail);
+                (last, g.request_more(hash))
+            };
+            if targeted {
+                net.untarget_later(hash);
+            }
+            let (index, expected, tail) = last;
+            match tail {
+                Some(bytes) => net.write_piece(hash, size, index, expected, bytes, false),
+                None => warn!(%hash, "a blob's last piece was taken twice"),
+            }
+        });
     }
 
     /// Requests the pieces of queued blobs while they fit in [`ASSEMBLY_BYTES_MAX`].
@@ -978,30 +1132,27 @@ impl BlobNet {
                     g.queued.pop_front();
                     continue;
                 };
-                if g.assembling > 0 && g.assembling + size > ASSEMBLY_BYTES_MAX {
+                let share = window_bytes(size);
+                if g.assembling > 0 && g.assembling + share > ASSEMBLY_BYTES_MAX {
                     break;
                 }
                 g.queued.pop_front();
-                g.assembling += size;
+                g.assembling += share;
                 if let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) {
                     h.started = true;
                 }
-                // The last piece came with the head.
-                let n = pieces::piece_count(size) as u32;
-                let keys = (0..n - 1).map(|piece| PieceKey { blob: hash, piece }).collect();
-                if g.fetch_keys(keys) {
-                    later.push(hash);
-                }
+                later.push(hash);
             }
         }
         for hash in later {
-            self.untarget_later(hash);
+            self.begin_assembly(hash);
         }
     }
 
-    /// A blob arrived whole and checked: store it, answer its waiters, announce it. Its fetch
-    /// is marked `storing`, so nothing else ends it meanwhile.
-    fn assembled(&self, hash: BlobHash, size: u64, data: Bytes) {
+    /// A blob arrived whole and checked (`data`, for a blob of one piece) or every piece of it
+    /// is staged (`None`): store it, answer its waiters, announce it. Its fetch is marked
+    /// `storing`, so nothing else ends it meanwhile.
+    fn assembled(&self, hash: BlobHash, size: u64, data: Option<Bytes>) {
         let charge = {
             let mut g = self.lock();
             match g.fetches.get_mut(&hash) {
@@ -1015,7 +1166,11 @@ impl BlobNet {
         let net = self.clone();
         self.spawn(async move {
             let blob = BlobRef { hash, size: ByteSize(size) };
-            let stored = net.inner.store.put_as(&charge.account, &blob, data, charge.quota).await;
+            let store = &net.inner.store;
+            let stored = match data {
+                Some(data) => store.put_as(&charge.account, &blob, data, charge.quota).await,
+                None => store.commit_staged(&charge.account, &blob, charge.quota).await,
+            };
             let (fetch, upload) = {
                 let mut g = net.lock();
                 if stored.is_ok() {
@@ -1280,8 +1435,12 @@ mod tests {
         assert_eq!(net.deliver(k1, piece(1)), OK);
         assert_eq!(net.deliver(k1, piece(1)), OK, "a duplicate is harmless");
         // Nothing is stored before every piece arrived and checked.
-        let missing =
-            net.lock().fetches.get(&hash).and_then(|f| f.head.as_ref()).map(|h| h.missing);
+        let missing = net
+            .lock()
+            .fetches
+            .get(&hash)
+            .and_then(|f| f.head.as_ref())
+            .map(|h| h.arrived.iter().filter(|a| !**a).count());
         assert_eq!(missing, Some(2), "pieces 0 and 2 are still missing");
         // A response for a blob nobody fetches is ignored, not blamed on the peer.
         let stray = PieceKey { blob: BlobHash([9; 32]), piece: HEAD };

@@ -322,14 +322,14 @@ fn transfer(
     spend(ov, from, Purse::Balance(to), amount)
 }
 
-/// The bounds on a program's code: an executable of 1 byte to 256 MiB; an image of 1 to 128
-/// layers, each a blob of 1 byte to 256 MiB declaring at most a million entries, within 64 GiB
+/// The bounds on a program's code: an executable of 1 byte to 8 GiB; an image of 1 to 128
+/// layers, each a blob of 1 byte to 8 GiB declaring at most a million entries, within 64 GiB
 /// unpacked in all, with a manifest and a config of 1 byte to 4 MiB.
 fn check_code(code: &Code) -> Result<(), &'static str> {
     let blob_ok = |b: &provernet_types::BlobRef| b.size.0 > 0 && b.size <= BLOB_BYTES_MAX;
     match code {
         Code::Executable(b) if blob_ok(b) => Ok(()),
-        Code::Executable(_) => Err("an executable's size must be 1 byte to 256 MiB"),
+        Code::Executable(_) => Err("an executable's size must be 1 byte to 8 GiB"),
         Code::Image(i) => {
             let json_ok = |b: &provernet_types::BlobRef| {
                 b.size.0 > 0 && b.size <= provernet_types::limits::IMAGE_JSON_BYTES_MAX
@@ -343,7 +343,7 @@ fn check_code(code: &Code) -> Result<(), &'static str> {
             let mut unpacked = 0u64;
             for l in i.layers.iter() {
                 if !blob_ok(&l.blob) {
-                    return Err("an image layer's blob must be 1 byte to 256 MiB");
+                    return Err("an image layer's blob must be 1 byte to 8 GiB");
                 }
                 if l.entries > provernet_types::limits::LAYER_ENTRIES_MAX {
                     return Err("an image layer may declare at most 1,000,000 entries");

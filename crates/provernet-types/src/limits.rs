@@ -48,10 +48,15 @@ pub const VALIDATORS_MAX: usize = 128;
 pub const VOTERS_MAX: usize = VALIDATORS_MAX;
 /// Most genesis accounts and genesis programs.
 pub const GENESIS_ENTRIES_MAX: usize = 10_000;
-/// Largest blob (input, program, proof): what the ledger accepts, what a validator's blob store
-/// takes by default, and what a prover node's outputs may be (one rule, see
-/// [`crate::check_outputs`]).
-pub const BLOB_BYTES_MAX: Bytes = Bytes(256 << 20);
+/// Largest blob (an input, a program's executable or image layer, a parameter file): what the
+/// ledger accepts and what a validator's blob store takes by default. Blobs above
+/// [`UPLOAD_REQUEST_BYTES_MAX`] travel in pieces, over several requests.
+pub const BLOB_BYTES_MAX: Bytes = Bytes(8 << 30);
+/// Most bytes one upload request carries by default (a validator may lower it).
+pub const UPLOAD_REQUEST_BYTES_MAX: Bytes = Bytes(256 << 20);
+/// Largest proof file a prover node may leave (one rule for the ledger and the node, see
+/// [`crate::check_outputs`]): proofs are read whole by the validators that verify them.
+pub const PROOF_FILE_BYTES_MAX: Bytes = Bytes(256 << 20);
 /// Shortest and longest job time limit.
 pub const TIME_LIMIT_MIN: Seconds = Seconds(1);
 pub const TIME_LIMIT_MAX: Seconds = Seconds(24 * 3600);

@@ -405,7 +405,7 @@ pub enum OutputRuleError {
     Empty,
     /// More than [`PROOF_FILES_MAX`] files.
     TooMany(usize),
-    /// A file larger than the blob limit ([`crate::limits::BLOB_BYTES_MAX`]).
+    /// A file larger than the proof file limit ([`crate::limits::PROOF_FILE_BYTES_MAX`]).
     TooLarge { name: FileName, size: Bytes },
     /// Two files of one name.
     Duplicate(FileName),
@@ -423,9 +423,9 @@ impl std::fmt::Display for OutputRuleError {
             }
             OutputRuleError::TooLarge { name, size } => write!(
                 f,
-                "proof file `{name}` is {} bytes, above the blob limit of {} bytes",
+                "proof file `{name}` is {} bytes, above the limit of {} bytes",
                 size.0,
-                crate::limits::BLOB_BYTES_MAX.0
+                crate::limits::PROOF_FILE_BYTES_MAX.0
             ),
             OutputRuleError::Duplicate(n) => write!(f, "proof file `{n}` is given twice"),
             OutputRuleError::NotAFile(n) => {
@@ -437,7 +437,7 @@ impl std::fmt::Display for OutputRuleError {
 
 /// The output rules, one rule for the ledger (a result's proof files) and the prover node (what
 /// a program left in `/job/out`): at least one and at most [`PROOF_FILES_MAX`] files, each
-/// within the blob limit, no name twice.
+/// within the proof file limit, no name twice.
 pub fn check_outputs<'a>(
     files: impl IntoIterator<Item = (&'a FileName, Bytes)>,
 ) -> Result<(), OutputRuleError> {
@@ -448,7 +448,8 @@ pub fn check_outputs<'a>(
     if files.len() > PROOF_FILES_MAX {
         return Err(OutputRuleError::TooMany(files.len()));
     }
-    if let Some((name, size)) = files.iter().find(|(_, s)| *s > crate::limits::BLOB_BYTES_MAX) {
+    if let Some((name, size)) = files.iter().find(|(_, s)| *s > crate::limits::PROOF_FILE_BYTES_MAX)
+    {
         return Err(OutputRuleError::TooLarge { name: (*name).clone(), size: *size });
     }
     if let Some(dup) = crate::first_duplicate(files.iter().map(|(n, _)| *n)) {
