@@ -15,7 +15,7 @@
 //! piece keeps its *outline* beside it (`outlines/<hash>`), from which every piece served is
 //! checked before it leaves the store.
 
-pub mod pieces;
+pub use provernet_types::pieces;
 pub mod staging;
 
 use bytes::Bytes;

@@ -544,7 +544,8 @@ mod tests {
         let blob = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
         let outline = pieces::outline(&d);
         let st = s.begin_upload(&a, &blob, &outline).await.unwrap();
-        assert_eq!((st.pieces, st.received, st.missing.clone()), (6, 0, vec![0..6]));
+        assert_eq!((st.pieces, st.received), (6, 0));
+        assert_eq!(st.missing, std::iter::once(0..6).collect::<Vec<_>>());
         // Two pieces, in odd-sized chunks; then the upload "dies".
         let n = s
             .put_pieces(
@@ -679,5 +680,43 @@ mod tests {
         assert!(s.sweep_staged(Duration::from_millis(1)).await.unwrap() >= 5);
         assert!(s.sessions(&a).await.unwrap().is_empty());
         s.begin_upload(&a, &blob, &outline).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stranger_can_neither_complete_nor_corrupt_another_accounts_upload() {
+        let s = store(1 << 30);
+        let (owner, stranger) = (AccountId([5; 32]), AccountId([6; 32]));
+        let d = data(3 * PIECE_BYTES as usize + 9);
+        let blob = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
+        s.begin_upload(&owner, &blob, &pieces::outline(&d)).await.unwrap();
+        // Pieces are unauthenticated, but only the real ones are kept.
+        let forged = vec![0u8; d.len()];
+        let e = s
+            .put_pieces(
+                &blob.hash,
+                0,
+                piece_stream(&forged, 0..4, 1 << 20),
+                u64::MAX,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, BlobError::PieceMismatch { index: 0, .. }), "{e}");
+        s.put_pieces(
+            &blob.hash,
+            0,
+            piece_stream(&d, 0..4, 1 << 20),
+            u64::MAX,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        // Only the account that opened the upload completes it, and is charged.
+        let e = s.complete_upload(&stranger, &blob.hash).await.unwrap_err();
+        assert!(matches!(e, BlobError::UploadNotStarted(_)), "{e}");
+        assert_eq!(s.usage(&stranger).await.unwrap(), 0);
+        s.complete_upload(&owner, &blob.hash).await.unwrap();
+        assert_eq!(s.usage(&owner).await.unwrap(), d.len() as u64);
+        assert_eq!(s.get(&blob.hash).await.unwrap().unwrap().as_ref(), &d[..]);
     }
 }

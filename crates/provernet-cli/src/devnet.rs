@@ -107,10 +107,6 @@ pub struct Program {
     check: Check,
     /// The inputs every job must name.
     inputs: &'static [&'static str],
-    /// Deployed as OCI images (the prover, and a committee's verifier, each with the C
-    /// libraries it loads: one layer every program shares), not as executables that would see
-    /// the node's own `/usr`.
-    image: bool,
 }
 
 impl Program {
@@ -130,28 +126,24 @@ pub const PROGRAMS: [Program; 4] = [
         prover: "groth16-sha256-prover",
         check: Check::Builtin(BuiltinVerifier::Groth16Bn254),
         inputs: &["digest", "pk", "preimage", "vk"],
-        image: true,
     },
     Program {
         name: "winterfell-chain",
         prover: "winterfell-chain-prover",
         check: Check::Builtin(BuiltinVerifier::WinterfellChain),
         inputs: &["statement"],
-        image: true,
     },
     Program {
         name: "plonky3-keccak",
         prover: "plonky3-keccak-prover",
         check: Check::Builtin(BuiltinVerifier::Plonky3Keccak),
         inputs: &["statement"],
-        image: true,
     },
     Program {
         name: "winterfell-chain-join",
         prover: "winterfell-chain-join",
         check: Check::Committee("winterfell-chain-join-verifier"),
         inputs: &["statement"],
-        image: true,
     },
 ];
 
@@ -404,41 +396,19 @@ pub async fn deploy_builtin(
     quiet: bool,
 ) -> Result<Vec<provernet_types::ProgramId>> {
     let mut program_ids = Vec::new();
-    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     for p in &PROGRAMS {
-        let prover: provernet_types::Code = if p.image {
-            let layout = scratch.path().join(p.name);
-            provernet_image::build::executable_image(
-                &layout,
-                &programs_dir.join(p.prover),
-                p.prover,
-            )
-            .with_context(|| format!("packaging {} as an image", p.prover))?;
-            let image = crate::requester::read_image(&layout, &scratch.path().join("measure"))?;
-            crate::requester::upload_image(client, faucet, chain_id, p.name, &image, true).await?
-        } else {
-            client
-                .upload(faucet, chain_id, std::fs::read(programs_dir.join(p.prover))?)
-                .await?
-                .into()
-        };
+        let prover = program_code(client, faucet, chain_id, programs_dir, p.prover, p.name).await?;
         let verifier = match p.check {
             Check::Committee(exe) => VerifierSpec::Program {
-                blob: if p.image {
-                    let layout = scratch.path().join(exe);
-                    provernet_image::build::executable_image(&layout, &programs_dir.join(exe), exe)
-                        .with_context(|| format!("packaging {exe} as an image"))?;
-                    let image =
-                        crate::requester::read_image(&layout, &scratch.path().join("measure"))?;
-                    let what = format!("{}'s verifier", p.name);
-                    crate::requester::upload_image(client, faucet, chain_id, &what, &image, true)
-                        .await?
-                } else {
-                    client
-                        .upload(faucet, chain_id, std::fs::read(programs_dir.join(exe))?)
-                        .await?
-                        .into()
-                },
+                blob: program_code(
+                    client,
+                    faucet,
+                    chain_id,
+                    programs_dir,
+                    exe,
+                    &format!("{}'s verifier", p.name),
+                )
+                .await?,
                 limits: provernet_types::VerifierLimits::DEFAULT,
             },
             Check::Builtin(kind) => VerifierSpec::Builtin(kind),
@@ -464,6 +434,28 @@ pub async fn deploy_builtin(
         say(quiet, format!("deployed {}", p.name));
     }
     Ok(program_ids)
+}
+
+/// A program's code from the workspace binary `exe`: packaged as an image of it over the
+/// libraries it loads (a network program sees only its own files), or as it is when static.
+async fn program_code(
+    client: &Client,
+    faucet: &Keypair,
+    chain_id: &str,
+    programs_dir: &Path,
+    exe: &str,
+    what: &str,
+) -> Result<provernet_types::Code> {
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let layout = scratch.path().join(exe);
+    let path = programs_dir.join(exe);
+    let packaged = provernet_image::build::package(&layout, &path, exe)
+        .with_context(|| format!("packaging {exe} as an image"))?;
+    if packaged.is_none() {
+        return Ok(client.upload(faucet, chain_id, std::fs::read(&path)?).await?.into());
+    }
+    let image = crate::requester::read_image(&layout, &scratch.path().join("measure"))?;
+    crate::requester::upload_image(client, faucet, chain_id, what, &image, true).await
 }
 
 async fn drive(

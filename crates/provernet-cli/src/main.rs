@@ -6,6 +6,7 @@ mod bench;
 mod bench_chain;
 mod bench_network;
 mod bench_sandbox;
+mod blob_cmd;
 mod chain_cmd;
 mod devnet;
 mod logging;
@@ -51,6 +52,9 @@ enum Command {
     /// Fetch proofs and verify them locally.
     #[command(subcommand)]
     Proof(requester::ProofCommand),
+    /// Upload and download files of any size (resumable, checked piece by piece).
+    #[command(subcommand)]
+    Blob(blob_cmd::BlobCommand),
     /// The chain's height, parameters and supply.
     Status(chain_cmd::StatusArgs),
     /// See a balance, send credits.
@@ -83,6 +87,7 @@ fn main() {
         Command::Devnet(args) => devnet::run(args),
         Command::Job(cmd) => requester::job(cmd),
         Command::Proof(cmd) => requester::proof(cmd),
+        Command::Blob(cmd) => blob_cmd::run(cmd),
         Command::Status(args) => chain_cmd::status(args),
         Command::Account(cmd) => chain_cmd::account(cmd),
         Command::Prover(cmd) => chain_cmd::prover(cmd),

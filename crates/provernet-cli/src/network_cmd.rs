@@ -367,6 +367,21 @@ pub fn run_validator_cmd(args: ValidatorArgs) -> Result<()> {
         let mut apis = vec![format!("http://{local}")];
         apis.extend(peer_apis);
         tokio::spawn(provernet_node::run_builtin_verifier(apis, seed));
+        // Uploads in pieces and copies that were abandoned are swept after a day.
+        if let Some(net) = submitter.blobs() {
+            let store = net.store().clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    every.tick().await;
+                    match store.sweep_staged(provernet_blobs::staging::STAGED_IDLE_MAX).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(blobs = n, "swept abandoned staged blobs"),
+                        Err(e) => tracing::warn!("sweeping staged blobs: {e}"),
+                    }
+                }
+            });
+        }
         if let Err(e) = provernet_api::serve_with(api, submitter, limits).await {
             tracing::error!("the API cannot listen on {api}: {e}; stopping");
             std::process::exit(1);

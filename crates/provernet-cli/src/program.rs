@@ -38,10 +38,12 @@ pub struct Common {
     /// Host GPU indices to give the program (`0,1`).
     #[arg(long, value_delimiter = ',')]
     gpus: Vec<u32>,
-    /// Show no host system files (for static binaries). Without it an executable sees the
-    /// host's `/usr` (local experiments only: a prover node shows programs nothing of the host).
+    /// Show the program the host's `/usr` (local experiments only). Without it the program sees
+    /// what it would on a prover node: only its own files (a static executable alone; an
+    /// executable that needs libraries, or a script, packaged as `program deploy` would, with
+    /// what it loads here).
     #[arg(long)]
-    empty_root: bool,
+    host_root: bool,
     /// Where runs keep their scratch directories.
     #[arg(long)]
     scratch: Option<PathBuf>,
@@ -110,14 +112,30 @@ fn code(
     exe: Option<PathBuf>,
     image: Option<PathBuf>,
 ) -> Result<(PathBuf, Option<RootFs>, Option<provernet_image::Prepared>)> {
-    let Some(image) = image else {
-        return Ok((exe.unwrap_or_default(), None, None));
+    let work = tempfile::tempdir().context("creating a scratch directory")?;
+    let image = match (image, exe) {
+        (Some(image), _) => image,
+        (None, Some(exe)) if common.host_root => return Ok((exe, Some(RootFs::Host), None)),
+        (None, Some(exe)) => {
+            // As `program deploy` ships it, and as a node runs it.
+            let layout = work.path().join("packaged");
+            let name =
+                exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match provernet_image::build::package(&layout, &exe, &name)
+                .with_context(|| format!("{}", exe.display()))?
+            {
+                None => return Ok((exe, Some(RootFs::Empty), None)),
+                Some(_) => layout,
+            }
+        }
+        (None, None) => anyhow::bail!("pass an executable or --image"),
     };
     let scratch =
         common.scratch.clone().unwrap_or_else(|| std::env::temp_dir().join("provernet-sandbox"));
     let cache = provernet_image::Cache::open(&scratch.join("images"), u64::MAX)?;
-    let work = tempfile::tempdir().context("creating a scratch directory")?;
-    let p = provernet_image::prepare_local(&image, &cache, work.path())
+    let layout = work.path().join("layout");
+    std::fs::create_dir_all(&layout).context("creating a scratch directory")?;
+    let p = provernet_image::prepare_local(&image, &cache, &layout)
         .with_context(|| format!("the image {}", image.display()))?;
     let rootfs = RootFs::Image(provernet_sandbox::plan::ImageRun {
         root: p.root.path.clone(),
@@ -152,7 +170,7 @@ fn make_run(
         out_dir: out,
         limits,
         gpus: common.gpus.clone(),
-        rootfs: if common.empty_root { RootFs::Empty } else { RootFs::Host },
+        rootfs: RootFs::Empty,
     })
 }
 

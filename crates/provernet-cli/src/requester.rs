@@ -124,6 +124,9 @@ pub fn hint_for(code: &ErrorCode) -> Option<&'static str> {
         C::BlobUnavailable => "upload the blob first; the job names a blob no validator has",
         C::BlobQuotaExceeded => "the account's upload quota on the validators is full",
         C::BlobTooLarge => "a blob is at most 8 GiB (see `provernet status` for this validator's limit)",
+        C::BlobUploadsTooMany => "complete or abandon an open upload (`provernet blob upload` the same file again resumes it); open uploads expire after a day",
+        C::BlobRequestTooLarge => "`provernet blob upload` sends large files in pieces",
+        C::BlobPieceMismatch | C::BlobOutlineMismatch => "the file changed while it was being uploaded; upload it again",
         C::MempoolFull | C::AccountRateLimited => "the validator is busy; retry in a few seconds",
         C::StaleNonce | C::NonceTaken | C::BadNonce => {
             "another transaction of this account was sent at the same time; retry"
@@ -134,9 +137,9 @@ pub fn hint_for(code: &ErrorCode) -> Option<&'static str> {
 
 /// A one-line progress meter on stderr, drawn only on a terminal.
 #[derive(Clone)]
-struct Progress {
+pub(crate) struct Progress {
     label: String,
-    total: u64,
+    total: Arc<AtomicU64>,
     /// Bytes done when the meter was last drawn.
     drawn: Arc<AtomicU64>,
     draw: bool,
@@ -145,7 +148,24 @@ struct Progress {
 impl Progress {
     fn new(label: impl Into<String>, total: u64, quiet: bool) -> Progress {
         let draw = !quiet && std::io::stderr().is_terminal();
+        let total = Arc::new(AtomicU64::new(total));
         Progress { label: label.into(), total, drawn: Arc::new(AtomicU64::new(0)), draw }
+    }
+
+    /// A transfer's progress, drawn under `label`, paced at `rate` bytes per second.
+    pub(crate) fn transfer(
+        label: impl Into<String>,
+        quiet: bool,
+        rate: Option<u64>,
+    ) -> provernet_sdk::Transfer {
+        let bar = Progress::new(label, 0, quiet);
+        provernet_sdk::Transfer {
+            progress: Some(Arc::new(move |done, total| {
+                bar.total.store(total, Ordering::Relaxed);
+                bar.set(done);
+            })),
+            rate,
+        }
     }
 
     /// Redraws at every 2% step and at the end.
@@ -153,12 +173,13 @@ impl Progress {
         if !self.draw {
             return;
         }
+        let total = self.total.load(Ordering::Relaxed);
         let last = self.drawn.load(Ordering::Relaxed);
-        if done < self.total && done.saturating_sub(last) < (self.total / 50).max(1) {
+        if done < total && done.abs_diff(last) < (total / 50).max(1) {
             return;
         }
         self.drawn.store(done, Ordering::Relaxed);
-        let pct = (done * 100).checked_div(self.total).unwrap_or(100);
+        let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100);
         let width = 30usize;
         let filled = (pct as usize * width / 100).min(width);
         eprint!(
@@ -168,9 +189,9 @@ impl Progress {
             " ".repeat(width - filled),
             pct,
             Bytes(done),
-            Bytes(self.total)
+            Bytes(total)
         );
-        if done >= self.total {
+        if done >= total {
             eprintln!();
         }
     }
@@ -191,6 +212,42 @@ pub(crate) async fn upload(
         .await
         .map_err(|e| explain(e, client.base()))
         .with_context(|| format!("uploading {what}"))
+}
+
+/// Uploads the file at `path` (in pieces when it is above one request, resuming an upload
+/// that was interrupted), drawing its progress.
+pub(crate) async fn upload_path(
+    client: &Client,
+    key: &Keypair,
+    chain_id: &str,
+    what: &str,
+    path: &Path,
+    quiet: bool,
+) -> Result<provernet_types::BlobRef> {
+    let t = Progress::transfer(format!("uploading {what}"), quiet, None);
+    let done = client
+        .upload_file(key, chain_id, path, &t)
+        .await
+        .map_err(|e| explain(e, client.base()))
+        .with_context(|| format!("uploading {what}"))?;
+    Ok(done.blob)
+}
+
+/// The blob a file holds (its address and size), read a piece at a time.
+pub(crate) fn file_blob(path: &Path) -> Result<provernet_types::BlobRef> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = provernet_types::pieces::StreamHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let size = h.len();
+    Ok(provernet_types::BlobRef { hash: h.finish().0, size: Bytes(size) })
 }
 
 /// Signs and submits `body`, waits until it is in a finalized block, and fails with the
@@ -319,18 +376,49 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
         }
         Ok(bytes)
     };
-    let prover = a.prover.as_deref().map(read).transpose()?;
-    let verifier = a.verifier.as_deref().map(read).transpose()?;
     // Images are read and every layer unpacked here first: what a node would refuse is refused
     // before anything is uploaded, and what each layer unpacks to is measured for the manifest.
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    let prover_image =
+    // A network program sees only its own files: an executable that needs a loader and
+    // libraries, or a script its interpreter, is packaged here as an image of what it loads.
+    let packaged = |exe: &Path, role: &str| -> Result<Option<ReadImage>> {
+        let layout = scratch.path().join(format!("{role}-packaged"));
+        let name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let digest = provernet_image::build::package(&layout, exe, &name).map_err(|e| {
+            hinted(
+                format!("the {role} {}: {e}", exe.display()),
+                "pass a static executable, or an image of the program with --image/--verifier-image",
+            )
+        })?;
+        let Some(digest) = digest else { return Ok(None) };
+        a.conn.say(format!(
+            "the {role} {} is not static: packaged as image {digest} with what it loads here \
+             (a network program sees only its own files)",
+            exe.display()
+        ));
+        read_image(&layout, &scratch.path().join(role)).map(Some)
+    };
+    let mut prover = None;
+    let mut prover_image =
         a.image.as_deref().map(|p| read_image(p, &scratch.path().join("prover"))).transpose()?;
-    let verifier_image = a
+    if let Some(p) = a.prover.as_deref() {
+        match packaged(p, "prover")? {
+            Some(img) => prover_image = Some(img),
+            None => prover = Some(read(p)?),
+        }
+    }
+    let mut verifier = None;
+    let mut verifier_image = a
         .verifier_image
         .as_deref()
         .map(|p| read_image(p, &scratch.path().join("verifier")))
         .transpose()?;
+    if let Some(p) = a.verifier.as_deref() {
+        match packaged(p, "verifier")? {
+            Some(img) => verifier_image = Some(img),
+            None => verifier = Some(read(p)?),
+        }
+    }
     let mut requires = a.requires.clone();
     requires.sort();
     requires.dedup();
@@ -442,10 +530,10 @@ pub(crate) async fn upload_image(
             .await?;
     let mut layers = Vec::new();
     for (n, (l, report)) in i.layers.iter().zip(&img.layers).enumerate() {
-        let bytes = std::fs::read(i.blob_path(&l.digest))
-            .with_context(|| format!("reading layer {n} ({})", l.digest))?;
         let label = format!("{what}'s layer {}/{} ({})", n + 1, i.layers.len(), l.digest);
-        let blob = upload(client, key, chain_id, &label, bytes, quiet).await?;
+        let blob = upload_path(client, key, chain_id, &label, &i.blob_path(&l.digest), quiet)
+            .await
+            .with_context(|| format!("layer {n} ({})", l.digest))?;
         layers.push(provernet_types::LayerRef {
             blob,
             unpacked: Bytes(report.bytes),
@@ -630,9 +718,9 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let mut files = Vec::new();
     let mut named = Vec::new();
     for (name, path) in &a.inputs {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        named.push(NamedBlob { name: name.clone(), blob: provernet_types::tx::blob_ref(&bytes) });
-        files.push((name.clone(), bytes));
+        let blob = file_blob(path)?;
+        named.push(NamedBlob { name: name.clone(), blob });
+        files.push((name.clone(), path.clone(), blob));
     }
     let spec = JobSpec {
         program: program_id,
@@ -653,9 +741,13 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     // and a prover with room for the job.
     let check = client.check(&signed).await.map_err(|e| explain(e, &api))?;
     let missing: Vec<_> = check.missing_blobs.iter().map(|b| b.hash).collect();
-    for (name, bytes) in files {
-        if missing.contains(&provernet_types::BlobHash::of(&bytes)) {
-            upload(&client, &key, &chain_id, &format!("input {name}"), bytes, a.conn.json).await?;
+    for (name, path, blob) in files {
+        if missing.contains(&blob.hash) {
+            let what = format!("input {name}");
+            let sent = upload_path(&client, &key, &chain_id, &what, &path, a.conn.json).await?;
+            if sent != blob {
+                bail!("{} changed while it was being submitted; submit again", path.display());
+            }
         }
     }
     submit_signed(&client, &signed, &api).await?;
@@ -951,7 +1043,7 @@ pub fn proof(cmd: ProofCommand) -> Result<()> {
                         )?;
                         run_verifier(
                             &exe_path,
-                            provernet_sandbox::plan::RootFs::Host,
+                            provernet_sandbox::plan::RootFs::Empty,
                             &inputs,
                             &proof,
                             limits,

@@ -83,7 +83,13 @@ async fn a_requester_cannot_steal_collateral_slash_for_free_or_get_free_proofs()
     // failure; claims from nodes drawn one after the other fail the job as the program's.
     let nothing = script(&net, "nothing.sh", "exit 0");
     deploy_paths(&net, "writes-nothing", &nothing, &verifier);
-    let many = script(&net, "many.sh", "for i in $(seq 1 17); do echo $i > /job/out/p$i; done");
+    // Packaged with its interpreter alone (a network program sees only its own files): shell
+    // built-ins only.
+    let many = script(
+        &net,
+        "many.sh",
+        "i=1; while [ $i -le 17 ]; do echo $i > /job/out/p$i; i=$((i+1)); done",
+    );
     deploy_paths(&net, "writes-seventeen", &many, &verifier);
     let mut jobs = Vec::new();
     for program in ["writes-nothing", "writes-seventeen"] {

@@ -40,10 +40,21 @@ async fn blobs_of(net: &Net, job: &Value) -> Vec<(String, u64)> {
         .await
         .unwrap()
         .unwrap();
-    named(&Value::Array(vec![program["prover"]["blob"].clone()]), &mut out);
+    // A program's code: an executable's blob, or an image's manifest, config and layers.
+    let code = |c: &Value, out: &mut Vec<(String, u64)>| {
+        if c["kind"] == "image" {
+            let mut blobs = vec![c["manifest"].clone(), c["config"].clone()];
+            blobs.extend(c["layers"].as_array().unwrap().iter().map(|l| l["blob"].clone()));
+            named(&Value::Array(blobs), out);
+        } else {
+            named(&Value::Array(vec![c["blob"].clone()]), out);
+        }
+    };
+    code(&program["prover"], &mut out);
     if program["verifier"]["kind"] == "program" {
-        named(&Value::Array(vec![program["verifier"]["code"]["blob"].clone()]), &mut out);
+        code(&program["verifier"]["code"], &mut out);
     }
+    assert!(out.len() >= 2, "a job's blobs: {out:?}");
     out
 }
 

@@ -1035,12 +1035,7 @@ impl BlobNet {
                 }
                 if let Err(e) = written {
                     warn!(%hash, piece = index, "staging a piece: {e}");
-                    let f = g.remove(hash);
-                    drop(g);
-                    if let Some(f) = f {
-                        answer(f.waiters, Some(size), &Err(e));
-                    }
-                    net.start_queued();
+                    net.fail(g, hash, size, e);
                     return;
                 }
                 h.missing -= 1;
@@ -1060,6 +1055,16 @@ impl BlobNet {
                 net.assembled(hash, size, None);
             }
         });
+    }
+
+    /// Ends the fetch of `hash` (of `size` bytes) with `e`, answering its waiters.
+    fn fail(&self, mut g: MutexGuard<'_, Shared>, hash: BlobHash, size: u64, e: BlobError) {
+        let f = g.remove(hash);
+        drop(g);
+        if let Some(f) = f {
+            answer(f.waiters, Some(size), &Err(e));
+        }
+        self.start_queued();
     }
 
     /// Stages a blob's head (resuming from the pieces already staged, by an earlier fetch
@@ -1083,12 +1088,7 @@ impl BlobNet {
                     Ok(s) => s,
                     Err(e) => {
                         warn!(%hash, "staging a blob: {e}");
-                        let f = g.remove(hash);
-                        drop(g);
-                        if let Some(f) = f {
-                            answer(f.waiters, Some(size), &Err(e));
-                        }
-                        net.start_queued();
+                        net.fail(g, hash, size, e);
                         return;
                     }
                 };

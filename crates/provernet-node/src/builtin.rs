@@ -173,6 +173,16 @@ pub async fn run_builtin_verifier(apis: Vec<String>, seed: [u8; 32]) {
 }
 
 async fn fetch(client: &Client, blob: &BlobRef) -> Result<Vec<u8>> {
+    // Built-in verifiers read their files whole: their statements and proofs are small, and
+    // nothing larger is taken into memory.
+    let max = provernet_types::limits::PROOF_FILE_BYTES_MAX;
+    if blob.size > max {
+        bail!(
+            "blob {} is {} bytes, above the {max} a built-in verifier reads",
+            blob.hash,
+            blob.size
+        );
+    }
     let bytes = client
         .download(&blob.hash)
         .await?

@@ -652,9 +652,9 @@ impl Node {
         }
     }
 
-    /// A blob as a local file, fetched from a validator and hash-checked once. Concurrent
-    /// requests for one blob share one download; each download writes a file of its own and
-    /// renames it into place, so a file in the cache is always whole.
+    /// A blob as a local file, fetched from a validator and checked piece by piece. Concurrent
+    /// requests for one blob share one download, which writes `<hash>.part` and renames it
+    /// into place once whole, so a file in the cache is always whole.
     async fn blob_file(&self, blob: &BlobRef) -> Result<PathBuf> {
         let dir = self.settings.data_dir.join("blobs");
         let path = dir.join(blob.hash.to_string());
@@ -697,23 +697,30 @@ impl Node {
         if already {
             return Ok(path.to_owned());
         }
-        let bytes = self.client.download(&blob.hash).await?.ok_or_else(|| {
-            anyhow!("no validator has blob {} (asked {})", blob.hash, self.settings.apis.join(", "))
-        })?;
-        if bytes.len() as u64 != blob.size.0 {
+        tokio::fs::create_dir_all(dir).await?;
+        // Streamed to `<path>.part` a checked piece at a time, and resumed from there by the
+        // next try: a blob of gigabytes is never held in memory, and a download that breaks
+        // costs only what was not yet fetched.
+        let done = self
+            .client
+            .download_file(&blob.hash, path, &provernet_sdk::Transfer::default())
+            .await?
+            .ok_or_else(|| {
+                anyhow!(
+                    "no validator has blob {} (asked {})",
+                    blob.hash,
+                    self.settings.apis.join(", ")
+                )
+            })?;
+        if done.size != blob.size.0 {
+            let _ = tokio::fs::remove_file(path).await;
             bail!(
                 "blob {} is {} bytes, not the {} the job declares",
                 blob.hash,
-                bytes.len(),
+                done.size,
                 blob.size
             );
         }
-        tokio::fs::create_dir_all(dir).await?;
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!("{}.{}.{n}.part", blob.hash, std::process::id()));
-        tokio::fs::write(&tmp, &bytes).await?;
-        tokio::fs::rename(&tmp, path).await?;
         Ok(path.to_owned())
     }
 
@@ -746,7 +753,9 @@ impl Node {
     ) -> Result<(PathBuf, RootFs, Option<provernet_image::Prepared>)> {
         use provernet_types::Code;
         let image = match code {
-            Code::Executable(b) => return Ok((self.executable(b).await?, RootFs::Host, None)),
+            // A network program sees only its own files: an executable runs alone (one that
+            // needs a loader or libraries fails as its own program's error, on every node).
+            Code::Executable(b) => return Ok((self.executable(b).await?, RootFs::Empty, None)),
             Code::Image(i) => (**i).clone(),
         };
         let mut files = BTreeMap::new();

@@ -261,6 +261,23 @@ fn exit_codes_are_reported() {
     assert_eq!(f.sandbox.run(&run).unwrap().termination, Termination::Exited(42));
 }
 
+/// A network program sees only its own files: an executable that needs the host's loader and
+/// libraries cannot borrow them, and fails alike on every node, as its own program's error
+/// (exit 127, which a node reports as the program's failure), not the node's.
+#[test]
+fn a_dynamic_executable_cannot_borrow_the_hosts_libraries() {
+    let f = fixture();
+    let mut run = bad_run(&f);
+    run.program = PathBuf::from(HOSTILE);
+    run.rootfs = RootFs::Empty;
+    let o = f.sandbox.run(&run).unwrap();
+    assert_eq!(o.termination, Termination::Exited(127), "{}", o.stderr_tail);
+    // The same program with the host's `/usr` (a local experiment) runs.
+    run.rootfs = RootFs::Host;
+    run.out_dir = f.dir.path().join("host-out");
+    assert_eq!(f.sandbox.run(&run).unwrap().termination, Termination::Exited(0));
+}
+
 fn bad_run(f: &Fixture) -> Run {
     Run {
         job_id: "bad".into(),

@@ -12,6 +12,9 @@
 //! # Ok(()) }
 //! ```
 
+mod transfer;
+pub use transfer::{part_path, Downloaded, Transfer, Uploaded, CHUNK_BYTES_MAX, STALL_MAX};
+
 pub use provernet_api_types as types;
 pub use provernet_api_types::{
     Account, ApiErrorBody, BlobStored, Block, ErrorCode, FinalizedBlock, Job, JobEvents, Page,
@@ -40,6 +43,9 @@ pub enum SdkError {
     Decode(String),
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, String),
+    /// A local file could not be read or written.
+    #[error("{0}")]
+    Io(String),
 }
 
 impl SdkError {

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod crypto;
 pub mod ids;
 pub mod limits;
+pub mod pieces;
 pub mod resources;
 #[cfg(feature = "openapi")]
 pub(crate) mod schema;

@@ -128,11 +128,23 @@ impl Net {
         corrupt: &[usize],
         attach: impl Fn(usize) -> usize,
     ) -> Net {
+        Net::many_with(slot, validators, provers, corrupt, attach, "").await
+    }
+
+    /// [`Net::many`], with `validator_toml` appended to every validator's configuration.
+    pub async fn many_with(
+        slot: u16,
+        validators: usize,
+        provers: usize,
+        corrupt: &[usize],
+        attach: impl Fn(usize) -> usize,
+        validator_toml: &str,
+    ) -> Net {
         let dir = tempfile::tempdir().unwrap();
         // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
         // 20000-30000), and apart per test process.
-        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9, 10 and 11 lie
-        // below slot 0.
+        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9, 10, 11 and 12
+        // lie below slot 0.
         let pid = (std::process::id() % 250) as u16;
         let base = match slot {
             0..8 => 10_000 + pid * 10 + slot * 2_600,
@@ -140,7 +152,8 @@ impl Net {
             9 => 4_000 + pid * 10,
             10 => 6_500 + pid * 10,
             11 => 2_000 + (pid % 190) * 10,
-            _ => panic!("port slots are 0 to 11"),
+            12 => 9_000 + (pid % 100) * 10,
+            _ => panic!("port slots are 0 to 12"),
         };
         let (p2p, api_port) = (base, base + 5);
         let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
@@ -158,6 +171,15 @@ impl Net {
         let apis: Vec<String> = (0..validators)
             .map(|v| format!("http://127.0.0.1:{}", api_port as usize + v))
             .collect();
+        if !validator_toml.is_empty() {
+            for v in 0..validators {
+                let path = dir.path().join(format!("net/validator-{v}/validator.toml"));
+                let mut toml = std::fs::read_to_string(&path).unwrap();
+                toml.push('\n');
+                toml.push_str(validator_toml);
+                std::fs::write(&path, toml).unwrap();
+            }
+        }
         let validator = spawn_validator(dir.path(), 0);
         let others = (1..validators).map(|v| Some(spawn_validator(dir.path(), v))).collect();
         let api = apis[0].clone();

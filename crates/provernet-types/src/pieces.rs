@@ -13,8 +13,8 @@
 //! The tree functions are BLAKE3's own (`blake3::hazmat`); the tests check every outline against
 //! `blake3::hash` of the whole input.
 
+use crate::BlobHash;
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, HasherExt, Mode};
-use provernet_types::BlobHash;
 
 /// The size of one piece: 1 MiB (1,024 BLAKE3 chunks).
 pub const PIECE_BYTES: u64 = 1 << 20;
