@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most bytes one request of an upload in pieces carries (less if the validator takes less).
-pub const CHUNK_BYTES_MAX: u64 = 16 << 20;
+pub const CHUNK_BYTES_MAX: u64 = 64 << 20;
 /// How long a transfer may go without a byte before it is given up (or moved to another
 /// validator).
 pub const STALL_MAX: Duration = Duration::from_secs(30);
@@ -127,26 +127,38 @@ fn read_at(path: &Path, offset: u64, len: u64) -> Result<Vec<u8>, SdkError> {
     Ok(buf)
 }
 
-/// A body of `bytes` sent in slices, paced and reported as it goes.
-fn paced_body(
-    bytes: bytes::Bytes,
+/// A body of `len` bytes of `path` from `offset`, read from disk a slice at a time as it is
+/// sent (one slice in memory), paced and reported as it goes; `done` bytes were sent before.
+fn file_body(
+    path: &Path,
+    offset: u64,
+    len: u64,
     pace: Arc<tokio::sync::Mutex<Pace>>,
     t: Transfer,
     done: u64,
     total: u64,
 ) -> reqwest::Body {
-    const SLICE: usize = 256 << 10;
-    let slices: Vec<bytes::Bytes> = (0..bytes.len().div_ceil(SLICE))
-        .map(|i| bytes.slice(i * SLICE..bytes.len().min((i + 1) * SLICE)))
-        .collect();
-    let stream = futures::stream::unfold((slices.into_iter(), done), move |(mut it, sent)| {
-        let (pace, t) = (pace.clone(), t.clone());
+    const SLICE: u64 = 256 << 10;
+    let path = path.to_owned();
+    let stream = futures::stream::unfold(0u64, move |sent| {
+        let (pace, t, path) = (pace.clone(), t.clone(), path.clone());
         async move {
-            let s = it.next()?;
-            pace.lock().await.after(s.len() as u64).await;
-            let sent = sent + s.len() as u64;
-            t.report(sent, total);
-            Some((Ok::<_, std::io::Error>(s), (it, sent)))
+            if sent >= len {
+                return None;
+            }
+            let n = SLICE.min(len - sent);
+            let read = tokio::task::spawn_blocking(move || read_at(&path, offset + sent, n))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r.map_err(std::io::Error::other));
+            let slice = match read {
+                Ok(b) => bytes::Bytes::from(b),
+                // The request fails with it; the stream ends after.
+                Err(e) => return Some((Err(e), len)),
+            };
+            pace.lock().await.after(n).await;
+            t.report(done + sent + n, total);
+            Some((Ok(slice), sent + n))
         }
     });
     reqwest::Body::wrap_stream(stream)
@@ -188,7 +200,6 @@ impl Client {
         let total = blob.size.0;
         let pace = Arc::new(tokio::sync::Mutex::new(Pace::new(t.rate)));
         if blob.size.0 <= limits.request_bytes_max || !pieces::has_outline(blob.size.0) {
-            let bytes = bytes::Bytes::from(read_at(path, 0, total)?);
             let timeout = STALL_MAX + transfer_time(total, t.rate);
             let resp = self
                 .send(|base| {
@@ -196,7 +207,7 @@ impl Client {
                         .header("content-type", "application/octet-stream")
                         .header("content-length", total.to_string())
                         .timeout(timeout)
-                        .body(paced_body(bytes.clone(), pace.clone(), t.clone(), 0, total))
+                        .body(file_body(path, 0, total, pace.clone(), t.clone(), 0, total))
                 })
                 .await?;
             let stored = Self::read::<BlobStored>(resp).await?;
@@ -281,11 +292,6 @@ impl Client {
                 let count = chunk_pieces.min(end - first);
                 let offset = first * PIECE_BYTES;
                 let len = ((first + count) * PIECE_BYTES).min(total) - offset;
-                let owned = path.to_owned();
-                let bytes = tokio::task::spawn_blocking(move || read_at(&owned, offset, len))
-                    .await
-                    .map_err(|e| SdkError::Io(e.to_string()))??;
-                let bytes = bytes::Bytes::from(bytes);
                 let timeout = STALL_MAX + transfer_time(len, t.rate);
                 let at = *done;
                 let resp = self
@@ -295,7 +301,7 @@ impl Client {
                             .header("content-type", "application/octet-stream")
                             .header("content-length", len.to_string())
                             .timeout(timeout)
-                            .body(paced_body(bytes.clone(), pace.clone(), t.clone(), at, total))
+                            .body(file_body(path, offset, len, pace.clone(), t.clone(), at, total))
                     })
                     .await?;
                 Self::read::<provernet_api_types::PiecesStored>(resp).await?;
