@@ -203,7 +203,7 @@ fn allow_only_unpacking() -> Result<(), String> {
 
 fn unpack_filter() -> Result<seccompiler::BpfProgram, String> {
     use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
-    let rules = UNPACK_SYSCALLS.iter().map(|n| (i64::from(*n), vec![])).collect();
+    let rules = UNPACK_SYSCALLS.iter().map(|n| (*n, vec![])).collect();
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),
