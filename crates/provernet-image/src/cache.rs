@@ -68,6 +68,9 @@ struct Inner {
     roots: BTreeMap<Digest, RootMeta>,
     /// How many holders each layer has.
     pins: BTreeMap<Digest, usize>,
+    /// Bytes held for unpacks under way (what each declares), so that concurrent unpacks
+    /// cannot together pass the budget.
+    reserved: u64,
     clock: u64,
     tmp_seq: u64,
 }
@@ -100,6 +103,19 @@ impl Drop for Pin {
                 }
             }
         }
+    }
+}
+
+/// Room held for an unpack under way; given back when it ends, however it ends.
+struct Reservation {
+    inner: Arc<Mutex<Inner>>,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.reserved -= self.bytes;
     }
 }
 
@@ -260,7 +276,7 @@ impl Cache {
         limits: UnpackLimits,
         unpack: impl FnOnce(&Path) -> Result<LayerReport, UnpackError>,
     ) -> Result<LayerReport, CacheError> {
-        {
+        let need = {
             let mut g = self.lock();
             g.clock += 1;
             let now = g.clock;
@@ -270,10 +286,13 @@ impl Cache {
                 self.write_meta(&self.layer_meta_path(&layer.digest), &m)?;
                 return Ok(m.report);
             }
-            // Room for what it declares, made before unpacking.
+            // Room for what it declares, made before unpacking and held until it ends.
             let need = limits.bytes.saturating_add(limits.entries.saturating_mul(512));
             self.make_room(&mut g, need)?;
-        }
+            g.reserved += need;
+            need
+        };
+        let _reservation = Reservation { inner: self.inner.clone(), bytes: need };
         let tmp = self.tmp_dir()?;
         let report = match unpack(&tmp) {
             Ok(r) => r,
@@ -296,6 +315,18 @@ impl Cache {
         self.write_meta(&self.layer_meta_path(&layer.digest), &meta)?;
         g.layers.insert(layer.digest, meta);
         Ok(report)
+    }
+
+    /// Holds the layers of `digests` that are here (none is evicted until the pin drops): an
+    /// image's first layers while its others unpack.
+    pub fn pin(&self, digests: &[Digest]) -> Pin {
+        let mut g = self.lock();
+        let held: Vec<Digest> =
+            digests.iter().filter(|d| g.layers.contains_key(d)).copied().collect();
+        for d in &held {
+            *g.pins.entry(*d).or_default() += 1;
+        }
+        Pin { layers: held, inner: self.inner.clone() }
     }
 
     /// The root of image `image` from its `layers` (all unpacked here), pinned.
@@ -346,7 +377,7 @@ impl Cache {
     /// Evicts least recently used, unpinned layers (and the roots made of them) until `need`
     /// more bytes fit the budget; refuses, evicting nothing, if they cannot.
     fn make_room(&self, g: &mut Inner, need: u64) -> Result<(), CacheError> {
-        let used: u64 = g.layers.values().map(|m| m.charge).sum();
+        let used: u64 = g.layers.values().map(|m| m.charge).sum::<u64>() + g.reserved;
         let mut victims: Vec<(u64, Digest, u64)> = g
             .layers
             .iter()

@@ -90,10 +90,12 @@ pub fn prepare_local(
     let dir = open_layout(path, work)?;
     let image = Image::from_layout(&dir)?;
     let mut left = IMAGE_UNPACKED_MAX.0;
+    let mut held = Vec::new();
     for l in &image.layers {
         let limits = UnpackLimits { bytes: left, entries: u64::from(LAYER_ENTRIES_MAX) };
         let blob = std::fs::File::open(image.blob_path(&l.digest)).map_err(other)?;
         left -= cache.layer_file(l, blob, limits)?.bytes;
+        held.push(cache.pin(&[l.digest]));
     }
     let digests: Vec<Digest> = image.layers.iter().map(|l| l.digest).collect();
     let root = cache.root(&image.digest, &digests)?;
@@ -193,13 +195,17 @@ pub fn prepare(
             "the image's manifest names layers {named:?}, but the program lists {chain_layers:?}"
         )));
     }
+    // Each layer is held once here, so unpacking the next cannot evict it to make room.
+    let mut held = Vec::new();
     for (l, declared) in oci.layers.iter().zip(image.layers.iter()) {
         let limits =
             UnpackLimits { bytes: declared.unpacked.0, entries: u64::from(declared.entries) };
         let file = std::fs::File::open(oci.blob_path(&l.digest)).map_err(other)?;
         cache.layer_file(l, file, limits)?;
+        held.push(cache.pin(&[l.digest]));
     }
     let root = cache.root(&oci.digest, &named)?;
+    drop(held);
     Ok(Prepared { root, run: oci.run })
 }
 

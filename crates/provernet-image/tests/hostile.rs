@@ -346,6 +346,48 @@ fn a_full_cache_refuses_a_new_image_without_touching_layers_in_use() {
     assert!(rb.path.join("data2").exists());
 }
 
+/// A reader that says when it is first read, then waits to be let go.
+struct Gate {
+    inner: std::io::Cursor<Vec<u8>>,
+    started: Option<std::sync::mpsc::Sender<()>>,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+impl std::io::Read for Gate {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(started) = self.started.take() {
+            let _ = started.send(());
+            let _ = self.go.recv();
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Two images unpacked at once cannot together pass the cache's budget: the room a layer
+/// declares is held from before its first byte is read until it ends.
+#[test]
+fn concurrent_unpacks_cannot_together_pass_the_budget() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let c = Cache::open(&tmp.path().join("cache"), 700 << 10).expect("cache");
+    let big = |n: u8| layer(&tar(&[file(&format!("data{n}"), &vec![n; 300 << 10])]));
+    let limits = UnpackLimits { bytes: 400 << 10, entries: 4 };
+    let (a, gza) = big(1);
+    let (b, gzb) = big(2);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let slow = Gate { inner: std::io::Cursor::new(gza), started: Some(started_tx), go: go_rx };
+    let c2 = c.clone();
+    let first = std::thread::spawn(move || c2.layer(&a, slow, limits).map(|_| ()));
+    started.recv().expect("the first unpack started");
+    // 400 KiB are held for the first: a second 400 KiB does not fit beside it.
+    let err = c.layer(&b, &gzb[..], limits).expect_err("over the budget together");
+    assert!(matches!(err, CacheError::Full { .. }), "{err}");
+    go.send(()).expect("let the first go");
+    first.join().expect("thread").expect("the first unpacks");
+    // Its room is now what it really took (300 KiB and its entries), so the second fits.
+    c.layer(&b, &gzb[..], limits).expect("the second, after the first ended");
+}
+
 #[test]
 fn a_layer_is_unpacked_once_and_shared_and_the_cache_survives_a_reopen() {
     let tmp = tempfile::tempdir().expect("tempdir");
