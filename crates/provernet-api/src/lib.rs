@@ -500,8 +500,9 @@ fn upload_view(s: provernet_blobs::staging::UploadState) -> t::UploadState {
 
 /// Opens (or reopens, to resume) an upload in pieces, for a blob above one request. The
 /// headers are signed as for `PUT /v1/blobs/{hash}`; the body is the blob's outline (see
-/// `GET /v1/blobs/{hash}/outline`), which must fold to its hash. The blob's size counts against
-/// the account's quota while the upload is open. The answer lists the pieces still missing.
+/// `GET /v1/blobs/{hash}/outline`), which must fold to its hash, followed by the blob's last
+/// piece, which binds its size. The blob's size counts against the account's quota while the
+/// upload is open. The answer lists the pieces still missing.
 #[utoipa::path(
     post,
     path = "/v1/blobs/{hash}/uploads",
@@ -531,12 +532,26 @@ async fn begin_upload(
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
     let (account, declared, _) = signed_upload(&api, &headers, h)?;
-    if body.len() % 32 != 0 {
-        return Err(ApiError::bad("bad_field", "the outline must be 32-byte piece hashes"));
+    let max = store.limits().blob_max;
+    if declared.size.0 > max {
+        return Err(blob_error(BlobError::TooLarge { size: declared.size.0, max }));
+    }
+    // The outline (32 bytes per piece), then the last piece.
+    let pieces = provernet_blobs::pieces::piece_count(declared.size.0);
+    let outline_len = usize::try_from(pieces * 32).unwrap_or(usize::MAX);
+    if body.len() < outline_len {
+        return Err(ApiError::bad(
+            "bad_field",
+            format!(
+                "the body must be the {pieces} pieces' hashes (32 bytes each), then the last piece"
+            ),
+        ));
     }
     let outline: Vec<provernet_blobs::pieces::PieceHash> =
-        body.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
-    let state = store.begin_upload(&account, &declared, &outline).await.map_err(blob_error)?;
+        body[..outline_len].chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
+    let tail = body.slice(outline_len..);
+    let state =
+        store.begin_upload(&account, &declared, &outline, tail).await.map_err(blob_error)?;
     Ok(Json(upload_view(state)))
 }
 
@@ -634,18 +649,32 @@ async fn put_pieces(
         (status = 400, description = "Pieces are missing, or no such upload is open for the account", body = t::ApiErrorBody),
         (status = 401, description = "A bad signature", body = t::ApiErrorBody),
         (status = 403, description = "An unknown account, or its quota is full", body = t::ApiErrorBody),
-        (status = 503, description = "The store failed", body = t::ApiErrorBody),
+        (status = 503, description = "The store failed, or too many uploads are in progress", body = t::ApiErrorBody),
     )
 )]
 async fn complete_upload(
     State(api): State<Api>,
     Path(hash): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
+    let store = api.blobs.clone().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
     let (account, _, signature) = signed_upload(&api, &headers, h)?;
-    let (declared, stored) = store.complete_upload(&account, &h).await.map_err(blob_error)?;
+    let pass = api
+        .uploads
+        .enter(client_ip(peer.as_ref()))
+        .map_err(|full| busy("uploads_busy", "uploads in progress", full))?;
+    // Assembling gigabytes takes a while: it runs as a task of its own, which finishes (and
+    // stores the blob) even if the client gives up waiting; asking again answers `existing`.
+    let task = tokio::spawn(async move {
+        let _pass = pass;
+        store.complete_upload(&account, &h).await
+    });
+    let done = task.await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", format!("assembling: {e}"))
+    })?;
+    let (declared, stored) = done.map_err(blob_error)?;
     if let Some(net) = api.submitter.blobs() {
         net.uploaded(declared, provernet_consensus::blobnet::Upload { account, signature });
     }

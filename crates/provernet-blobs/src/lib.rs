@@ -173,7 +173,8 @@ async fn checked_piece(
 }
 
 /// Quota held for a write under way; released when the write ends, however it ends.
-struct Reservation {
+#[derive(Debug)]
+pub struct Reservation {
     reserved: Arc<std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>>,
     account: AccountId,
     size: u64,
@@ -406,6 +407,24 @@ impl BlobStore {
         S: futures::Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
+        self.put_stream_held(account, declared, quota, body, idle, None).await
+    }
+
+    /// [`BlobStore::put_stream`] within a reservation of the account's quota already held
+    /// for it (by whoever staged its pieces), or one taken here.
+    pub(crate) async fn put_stream_held<S, E>(
+        &self,
+        account: &AccountId,
+        declared: &BlobRef,
+        quota: Quota,
+        body: S,
+        idle: std::time::Duration,
+        held: Option<Reservation>,
+    ) -> Result<Stored, BlobError>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
         use futures::StreamExt;
         let size = declared.size.0;
         if size > self.limits.blob_max {
@@ -414,7 +433,10 @@ impl BlobStore {
         if self.has(&declared.hash).await? {
             return Ok(Stored::Existing);
         }
-        let _reservation = self.reserve(account, size, quota).await?;
+        let _reservation = match held {
+            Some(r) if r.account == *account && r.size == size => r,
+            _ => self.reserve(account, size, quota).await?,
+        };
         let mut body = std::pin::pin!(body);
         let mut hasher = pieces::StreamHasher::new();
         let mut writer =
@@ -488,15 +510,40 @@ impl BlobStore {
 
     /// Holds `size` bytes of `account`'s quota for a write under way (refused, with
     /// [`Quota::Enforce`], when its usage and its other writes under way leave no room).
-    async fn reserve(
+    pub async fn reserve(
         &self,
         account: &AccountId,
         size: u64,
         quota: Quota,
     ) -> Result<Reservation, BlobError> {
+        self.reserve_except(account, size, quota, None).await
+    }
+
+    /// [`BlobStore::reserve`], not counting the account's open upload in pieces of `except`
+    /// (the one being completed, which this reservation replaces).
+    pub(crate) async fn reserve_except(
+        &self,
+        account: &AccountId,
+        size: u64,
+        quota: Quota,
+        except: Option<&BlobHash>,
+    ) -> Result<Reservation, BlobError> {
         let stripe = usize::from(account.0[0]) % QUOTA_LOCK_STRIPES;
         let _guard = self.quota_locks[stripe].lock().await;
-        let used = self.usage(account).await?;
+        // Uploads in pieces the account has open count too (see `staging`).
+        let mut open = 0u64;
+        if quota == Quota::Enforce {
+            for (h, s) in self.sessions(account).await? {
+                if Some(&h) != except {
+                    open = open.checked_add(s).ok_or_else(|| {
+                        BlobError::Store(format!("open uploads of {account} overflow"))
+                    })?;
+                }
+            }
+        }
+        let used = self.usage(account).await?.checked_add(open).ok_or_else(|| {
+            BlobError::Store(format!("usage of {account} overflows with its open uploads"))
+        })?;
         let mut reserved = self.reserved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let pending = reserved.get(account).copied().unwrap_or(0);
         let would = used.checked_add(pending).and_then(|u| u.checked_add(size));

@@ -83,33 +83,51 @@ fn gaps(have: &[bool]) -> Vec<Range<u64>> {
 }
 
 impl BlobStore {
-    /// Stages the head of a blob of several pieces (its size and outline), unless it is staged
-    /// already, and says which of its pieces are here. Refused when the outline does not fold
-    /// to the blob's address or the blob has a single piece (it is sent whole).
+    /// Stages the head of a blob of several pieces, unless it is staged already: its size, its
+    /// outline (which must fold to its address) and its last piece `tail`, whose length binds
+    /// the size (an outline alone folds to the same address for other sizes: without the
+    /// tail, anyone could stage a head of the wrong size first and block the blob). Says which
+    /// of its pieces are here. Refused for a blob of one piece (it is sent whole).
     pub async fn stage(
         &self,
         declared: &BlobRef,
         outline: &[PieceHash],
+        tail: Bytes,
     ) -> Result<Vec<bool>, BlobError> {
-        let size = declared.size.0;
+        let (hash, size) = (declared.hash, declared.size.0);
         if size > self.limits.blob_max {
             return Err(BlobError::TooLarge { size, max: self.limits.blob_max });
         }
         if !pieces::has_outline(size) {
             return Err(BlobError::NotInPieces { size, piece: PIECE_BYTES });
         }
-        if pieces::root_of(outline, size) != Some(declared.hash) {
-            return Err(BlobError::OutlineMismatch(declared.hash));
+        if pieces::root_of(outline, size) != Some(hash) {
+            return Err(BlobError::OutlineMismatch(hash));
         }
-        if self.staged_head(&declared.hash).await?.is_none() {
-            let mut head = size.to_le_bytes().to_vec();
-            head.extend(outline.concat());
-            self.store
-                .put(&head_path(&declared.hash), PutPayload::from(head))
-                .await
-                .map_err(store_err)?;
+        let last = outline.len() as u64 - 1;
+        let want = pieces::piece_range(size, last).map(|r| r.end - r.start);
+        if want != Some(tail.len() as u64)
+            || pieces::piece_hash(last, &tail) != outline[last as usize]
+        {
+            return Err(BlobError::PieceMismatch { blob: hash, index: last });
         }
-        self.staged_pieces(&declared.hash, size).await
+        match self.staged_head(&hash).await? {
+            // Every staged head was checked with its tail: it is the blob's own.
+            Some((staged, _)) if staged != size => {
+                return Err(BlobError::SizeMismatch { declared: size, actual: staged })
+            }
+            Some(_) => {}
+            None => {
+                let mut head = size.to_le_bytes().to_vec();
+                head.extend(outline.concat());
+                self.store
+                    .put(&head_path(&hash), PutPayload::from(head))
+                    .await
+                    .map_err(store_err)?;
+            }
+        }
+        self.stage_piece(&hash, size, last, &outline[last as usize], tail).await?;
+        self.staged_pieces(&hash, size).await
     }
 
     /// The staged head of `hash`: its size and outline, if it is staged (and not corrupt).
@@ -191,6 +209,7 @@ impl BlobStore {
         account: &AccountId,
         declared: &BlobRef,
         quota: Quota,
+        held: Option<crate::Reservation>,
     ) -> Result<Stored, BlobError> {
         let hash = declared.hash;
         if self.has(&hash).await? {
@@ -229,9 +248,18 @@ impl BlobStore {
                 Ok::<_, BlobError>(bytes)
             }
         });
-        let stored = self.put_stream(account, declared, quota, body, Duration::MAX).await;
-        if stored.is_ok() {
-            self.drop_staged(&hash).await;
+        let stored =
+            self.put_stream_held(account, declared, quota, body, Duration::MAX, held).await;
+        match &stored {
+            Ok(_) => self.drop_staged(&hash).await,
+            // A staged piece that no longer checks (a disk's corruption) is dropped, to be
+            // sent or fetched again.
+            Err(BlobError::PieceMismatch { index, .. }) => {
+                if let Err(e) = self.store.delete(&piece_path(&hash, *index)).await {
+                    tracing::warn!(%hash, piece = index, "removing a corrupt staged piece: {e}");
+                }
+            }
+            Err(_) => {}
         }
         stored
     }
@@ -256,9 +284,12 @@ impl BlobStore {
         account: &AccountId,
         declared: &BlobRef,
         outline: &[PieceHash],
+        tail: Bytes,
     ) -> Result<UploadState, BlobError> {
         let size = declared.size.0;
         if self.has(&declared.hash).await? {
+            // Stored meanwhile (by another upload): nothing to send, and nothing held open.
+            let _ = self.store.delete(&session_path(account, &declared.hash)).await;
             return Ok(self.state_of(declared, None, true));
         }
         if size > self.limits.blob_max {
@@ -274,7 +305,17 @@ impl BlobStore {
             let stripe = usize::from(account.0[0]) % QUOTA_LOCK_STRIPES;
             let _guard = self.quota_locks[stripe].lock().await;
             let open = self.sessions(account).await?;
-            if !open.iter().any(|(h, _)| *h == declared.hash) {
+            let reopened = open.iter().any(|(h, _)| *h == declared.hash);
+            if reopened {
+                // Reopening keeps the upload alive for another day (the sweep goes by it).
+                self.store
+                    .put(
+                        &session_path(account, &declared.hash),
+                        PutPayload::from(size.to_le_bytes().to_vec()),
+                    )
+                    .await
+                    .map_err(store_err)?;
+            } else {
                 if open.len() >= SESSIONS_PER_ACCOUNT_MAX {
                     return Err(BlobError::TooManyUploads { max: SESSIONS_PER_ACCOUNT_MAX });
                 }
@@ -307,7 +348,7 @@ impl BlobStore {
                     .map_err(store_err)?;
             }
         }
-        let have = self.stage(declared, outline).await?;
+        let have = self.stage(declared, outline, tail).await?;
         Ok(self.state_of(declared, Some(&have), false))
     }
 
@@ -419,7 +460,10 @@ impl BlobStore {
     ) -> Result<(BlobRef, Stored), BlobError> {
         let session = session_path(account, hash);
         if let Some(size) = self.size(hash).await? {
-            let _ = self.store.delete(&session).await;
+            if let Err(e) = self.store.delete(&session).await {
+                tracing::warn!(%hash, "closing an upload session: {e}");
+            }
+            self.drop_staged(hash).await;
             return Ok((BlobRef { hash: *hash, size: ByteSize(size) }, Stored::Existing));
         }
         let size = match self.store.get(&session).await {
@@ -437,13 +481,20 @@ impl BlobStore {
             Err(e) => return Err(store_err(e)),
         };
         let declared = BlobRef { hash: *hash, size: ByteSize(size) };
-        let stored = self.commit_staged(account, &declared, Quota::Enforce).await?;
-        let _ = self.store.delete(&session).await;
+        // The session's share of the quota becomes the blob's.
+        let held = self.reserve_except(account, size, Quota::Enforce, Some(hash)).await?;
+        let stored = self.commit_staged(account, &declared, Quota::Enforce, Some(held)).await?;
+        if let Err(e) = self.store.delete(&session).await {
+            tracing::warn!(%hash, "closing an upload session: {e}");
+        }
         Ok((declared, stored))
     }
 
     /// `account`'s open uploads in pieces: each blob's hash and size.
-    async fn sessions(&self, account: &AccountId) -> Result<Vec<(BlobHash, u64)>, BlobError> {
+    pub(crate) async fn sessions(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<(BlobHash, u64)>, BlobError> {
         let mut out = Vec::new();
         let mut list = self.store.list(Some(&sessions_dir(account)));
         while let Some(meta) = list.next().await {
@@ -463,14 +514,17 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Removes staged blobs and upload sessions that nothing touched for `idle`; returns how
-    /// many staged blobs were removed.
+    /// Removes staged blobs and upload sessions left for `idle`; returns how many staged blobs
+    /// were removed. A staged blob's age is that of its head (written when it was first
+    /// staged) or of the newest session that (re)opened it, whichever is younger: writing
+    /// pieces, which anyone may, does not keep it alive.
     pub async fn sweep_staged(&self, idle: Duration) -> Result<usize, BlobError> {
         let now = std::time::SystemTime::now();
         let fresh =
             |t: std::time::SystemTime| now.duration_since(t).map(|age| age < idle).unwrap_or(true);
-        let mut newest: std::collections::BTreeMap<BlobHash, std::time::SystemTime> =
+        let mut alive: std::collections::BTreeMap<BlobHash, std::time::SystemTime> =
             std::collections::BTreeMap::new();
+        let mut staged = std::collections::BTreeSet::new();
         let mut list = self.store.list(Some(&StorePath::from("staging")));
         while let Some(meta) = list.next().await {
             let meta = meta.map_err(store_err)?;
@@ -478,11 +532,14 @@ impl BlobStore {
             else {
                 continue;
             };
-            let t: std::time::SystemTime = meta.last_modified.into();
-            let e = newest.entry(hash).or_insert(t);
-            *e = (*e).max(t);
+            staged.insert(hash);
+            if meta.location.filename() == Some("head") {
+                let t: std::time::SystemTime = meta.last_modified.into();
+                let e = alive.entry(hash).or_insert(t);
+                *e = (*e).max(t);
+            }
         }
-        let mut stale_sessions = Vec::new();
+        let mut sessions = Vec::new();
         let mut list = self.store.list(Some(&StorePath::from("sessions")));
         while let Some(meta) = list.next().await {
             let meta = meta.map_err(store_err)?;
@@ -491,17 +548,20 @@ impl BlobStore {
                 continue;
             };
             let t: std::time::SystemTime = meta.last_modified.into();
-            let staged_fresh = newest.get(&hash).is_some_and(|t| fresh(*t));
-            if !fresh(t) && !staged_fresh {
-                stale_sessions.push(meta.location);
+            let e = alive.entry(hash).or_insert(t);
+            *e = (*e).max(t);
+            sessions.push((hash, t, meta.location));
+        }
+        for (hash, t, location) in sessions {
+            if !fresh(t) {
+                if let Err(e) = self.store.delete(&location).await {
+                    tracing::warn!(%hash, "sweeping an upload session: {e}");
+                }
             }
         }
-        for s in stale_sessions {
-            let _ = self.store.delete(&s).await;
-        }
         let mut swept = 0;
-        for (hash, t) in newest {
-            if !fresh(t) {
+        for hash in staged {
+            if !alive.get(&hash).is_some_and(|t| fresh(*t)) {
                 self.drop_staged(&hash).await;
                 swept += 1;
             }
@@ -517,6 +577,13 @@ mod tests {
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[2]).collect()
+    }
+
+    /// The last piece of `d`, which an upload in pieces opens with.
+    fn tail(d: &[u8]) -> Bytes {
+        let last = pieces::piece_count(d.len() as u64) - 1;
+        let r = pieces::piece_range(d.len() as u64, last).unwrap();
+        Bytes::copy_from_slice(&d[r.start as usize..r.end as usize])
     }
 
     fn store(quota: u64) -> BlobStore {
@@ -543,9 +610,10 @@ mod tests {
         let d = data(5 * PIECE_BYTES as usize + 333);
         let blob = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
         let outline = pieces::outline(&d);
-        let st = s.begin_upload(&a, &blob, &outline).await.unwrap();
-        assert_eq!((st.pieces, st.received), (6, 0));
-        assert_eq!(st.missing, std::iter::once(0..6).collect::<Vec<_>>());
+        let st = s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap();
+        // The last piece came with the outline.
+        assert_eq!((st.pieces, st.received), (6, 333));
+        assert_eq!(st.missing, std::iter::once(0..5).collect::<Vec<_>>());
         // Two pieces, in odd-sized chunks; then the upload "dies".
         let n = s
             .put_pieces(
@@ -559,9 +627,9 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
         // Reopening says what is missing.
-        let st = s.begin_upload(&a, &blob, &outline).await.unwrap();
-        assert_eq!(st.missing, vec![0..1, 3..6]);
-        assert_eq!(st.received, 2 * PIECE_BYTES);
+        let st = s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap();
+        assert_eq!(st.missing, vec![0..1, 3..5]);
+        assert_eq!(st.received, 2 * PIECE_BYTES + 333);
         let early = s.complete_upload(&a, &blob.hash).await.unwrap_err();
         assert!(matches!(early, BlobError::Incomplete(_)), "{early}");
         s.put_pieces(
@@ -595,11 +663,11 @@ mod tests {
         let mut outline = pieces::outline(&d);
         outline[1][3] ^= 1;
         assert!(matches!(
-            s.begin_upload(&a, &blob, &outline).await,
+            s.begin_upload(&a, &blob, &outline, tail(&d)).await,
             Err(BlobError::OutlineMismatch(_))
         ));
         let outline = pieces::outline(&d);
-        s.begin_upload(&a, &blob, &outline).await.unwrap();
+        s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap();
         let mut bad = d.clone();
         bad[PIECE_BYTES as usize + 7] ^= 1;
         let e = s
@@ -613,8 +681,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, BlobError::PieceMismatch { index: 1, .. }), "{e}");
-        // The good piece before it stays.
-        assert_eq!(s.upload_state(&blob.hash).await.unwrap().unwrap().missing, vec![1..3]);
+        // The good piece before it stays (and the last came with the outline).
+        let missing = s.upload_state(&blob.hash).await.unwrap().unwrap().missing;
+        assert_eq!(missing, std::iter::once(1..2).collect::<Vec<_>>());
         let e = s
             .put_pieces(
                 &blob.hash,
@@ -639,7 +708,7 @@ mod tests {
         assert!(matches!(e, BlobError::RequestTooLarge { .. }), "{e}");
         let small = BlobRef { hash: BlobHash::of(b"x"), size: ByteSize(1) };
         assert!(matches!(
-            s.begin_upload(&a, &small, &[]).await,
+            s.begin_upload(&a, &small, &[], Bytes::from_static(b"x")).await,
             Err(BlobError::NotInPieces { .. })
         ));
         let other = BlobHash::of(b"never staged");
@@ -658,28 +727,28 @@ mod tests {
         let outline = pieces::outline(&d);
         let a = AccountId([3; 32]);
         let s = store(5 * PIECE_BYTES);
-        s.begin_upload(&a, &blob, &outline).await.unwrap();
+        s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap();
         // Reopening the same upload is not a second one.
-        s.begin_upload(&a, &blob, &outline).await.unwrap();
+        s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap();
         let d2 = data(3 * PIECE_BYTES as usize + 1);
         let blob2 = BlobRef { hash: BlobHash::of(&d2), size: ByteSize(d2.len() as u64) };
-        let e = s.begin_upload(&a, &blob2, &pieces::outline(&d2)).await.unwrap_err();
+        let e = s.begin_upload(&a, &blob2, &pieces::outline(&d2), tail(&d2)).await.unwrap_err();
         assert!(matches!(e, BlobError::QuotaExceeded { .. }), "{e}");
         let s = store(1 << 30);
         for k in 0..SESSIONS_PER_ACCOUNT_MAX {
             let d = data(2 * PIECE_BYTES as usize + k + 1);
             let b = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
-            s.begin_upload(&a, &b, &pieces::outline(&d)).await.unwrap();
+            s.begin_upload(&a, &b, &pieces::outline(&d), tail(&d)).await.unwrap();
         }
-        let e = s.begin_upload(&a, &blob, &outline).await.unwrap_err();
+        let e = s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap_err();
         assert!(matches!(e, BlobError::TooManyUploads { .. }), "{e}");
         // Another account is not held back by them.
-        s.begin_upload(&AccountId([4; 32]), &blob, &outline).await.unwrap();
+        s.begin_upload(&AccountId([4; 32]), &blob, &outline, tail(&d)).await.unwrap();
         // Nothing was touched for longer than zero seconds: all swept.
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(s.sweep_staged(Duration::from_millis(1)).await.unwrap() >= 5);
         assert!(s.sessions(&a).await.unwrap().is_empty());
-        s.begin_upload(&a, &blob, &outline).await.unwrap();
+        s.begin_upload(&a, &blob, &outline, tail(&d)).await.unwrap();
     }
 
     #[tokio::test]
@@ -688,7 +757,7 @@ mod tests {
         let (owner, stranger) = (AccountId([5; 32]), AccountId([6; 32]));
         let d = data(3 * PIECE_BYTES as usize + 9);
         let blob = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
-        s.begin_upload(&owner, &blob, &pieces::outline(&d)).await.unwrap();
+        s.begin_upload(&owner, &blob, &pieces::outline(&d), tail(&d)).await.unwrap();
         // Pieces are unauthenticated, but only the real ones are kept.
         let forged = vec![0u8; d.len()];
         let e = s
@@ -718,5 +787,56 @@ mod tests {
         s.complete_upload(&owner, &blob.hash).await.unwrap();
         assert_eq!(s.usage(&owner).await.unwrap(), d.len() as u64);
         assert_eq!(s.get(&blob.hash).await.unwrap().unwrap().as_ref(), &d[..]);
+    }
+
+    /// An outline alone folds to the same address for other sizes with as many pieces: a
+    /// stranger who opened an upload of the blob at a wrong size first would block it on this
+    /// validator for everyone. The last piece binds the size, and is required.
+    #[tokio::test]
+    async fn a_head_of_the_wrong_size_cannot_block_a_blob() {
+        let s = store(1 << 30);
+        let (stranger, owner) = (AccountId([7; 32]), AccountId([8; 32]));
+        let d = data(3 * PIECE_BYTES as usize + 100);
+        let real = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
+        let outline = pieces::outline(&d);
+        let wrong = BlobRef { hash: real.hash, size: ByteSize(real.size.0 + 1) };
+        // The outline folds for the wrong size too; the tail gives it away.
+        assert_eq!(pieces::root_of(&outline, wrong.size.0), Some(real.hash));
+        let mut longer = tail(&d).to_vec();
+        longer.push(0);
+        for t in [tail(&d), Bytes::from(longer)] {
+            let e = s.begin_upload(&stranger, &wrong, &outline, t).await.unwrap_err();
+            assert!(matches!(e, BlobError::PieceMismatch { index: 3, .. }), "{e}");
+        }
+        assert!(s.staged_head(&real.hash).await.unwrap().is_none(), "nothing staged");
+        s.begin_upload(&owner, &real, &outline, tail(&d)).await.unwrap();
+        s.put_pieces(
+            &real.hash,
+            0,
+            piece_stream(&d, 0..3, 1 << 20),
+            u64::MAX,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        s.complete_upload(&owner, &real.hash).await.unwrap();
+        assert_eq!(s.get(&real.hash).await.unwrap().unwrap().as_ref(), &d[..]);
+        // The open upload counted against the quota, and now the blob does, once.
+        assert_eq!(s.usage(&owner).await.unwrap(), d.len() as u64);
+    }
+
+    /// An account's open uploads in pieces count against its quota for whole uploads too, so
+    /// opening uploads cannot double what it may store.
+    #[tokio::test]
+    async fn open_uploads_in_pieces_count_against_whole_uploads() {
+        let s = store(4 * PIECE_BYTES);
+        let a = AccountId([9; 32]);
+        let d = data(3 * PIECE_BYTES as usize);
+        let blob = BlobRef { hash: BlobHash::of(&d), size: ByteSize(d.len() as u64) };
+        s.begin_upload(&a, &blob, &pieces::outline(&d), tail(&d)).await.unwrap();
+        let other = data(2 * PIECE_BYTES as usize - 5);
+        let whole = BlobRef { hash: BlobHash::of(&other), size: ByteSize(other.len() as u64) };
+        let e = s.put(&a, &whole, Bytes::from(other)).await.unwrap_err();
+        assert!(matches!(e, BlobError::QuotaExceeded { .. }), "{e}");
     }
 }

@@ -206,6 +206,11 @@ struct Fetch {
     targeted: bool,
     /// Assembled and being written to the store: it ends when the write does.
     storing: bool,
+    /// Which fetch of this blob it is: tasks of an earlier one that ended leave it alone.
+    generation: u64,
+    /// The charged account's quota, held from when its pieces are first requested until it is
+    /// stored (so a blob the account has no room for is not staged at all).
+    reservation: Option<provernet_blobs::Reservation>,
 }
 
 /// What a checked head said about a blob of several pieces, and where its assembly stands.
@@ -257,6 +262,7 @@ struct Shared {
     queued: VecDeque<BlobHash>,
     assembling: u64,
     next_waiter: u64,
+    next_generation: u64,
     resolver: Option<Mailbox>,
     /// This validator's identity, for logs.
     me: Option<crate::PublicKey>,
@@ -701,6 +707,8 @@ impl BlobNet {
                 return Err(BlobError::Busy);
             }
             if fresh {
+                let generation = g.next_generation;
+                g.next_generation += 1;
                 g.fetches.insert(
                     hash,
                     Fetch {
@@ -711,6 +719,8 @@ impl BlobNet {
                         head: None,
                         targeted: false,
                         storing: false,
+                        generation,
+                        reservation: None,
                     },
                 );
                 if limited {
@@ -1006,16 +1016,19 @@ impl BlobNet {
         // made before the fetch started over).
         let requested = index < head.next;
         let (size, expected) = (head.size, head.outline[i]);
+        let generation = f.generation;
         drop(g);
-        self.write_piece(hash, size, index, expected, value, requested);
+        self.write_piece(hash, generation, size, index, expected, value, requested);
         done
     }
 
     /// Writes a checked piece to the staging area; then asks for the next piece, or stores the
     /// blob when it was the last. A write that fails ends the fetch with the store's error.
+    #[allow(clippy::too_many_arguments)]
     fn write_piece(
         &self,
         hash: BlobHash,
+        generation: u64,
         size: u64,
         index: u64,
         expected: PieceHash,
@@ -1027,7 +1040,12 @@ impl BlobNet {
             let written = net.inner.store.stage_piece(&hash, size, index, &expected, value).await;
             let (complete, targeted) = {
                 let mut g = net.lock();
-                let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) else {
+                let Some(h) = g
+                    .fetches
+                    .get_mut(&hash)
+                    .filter(|f| f.generation == generation)
+                    .and_then(|f| f.head.as_mut())
+                else {
                     return;
                 };
                 if requested {
@@ -1067,56 +1085,67 @@ impl BlobNet {
         self.start_queued();
     }
 
-    /// Stages a blob's head (resuming from the pieces already staged, by an earlier fetch
-    /// that stopped), writes the last piece that came with it, and asks for the first window.
+    /// Holds the charged account's quota for the blob (refusing it, before anything is
+    /// staged, if there is no room), stages its head and last piece (resuming from the pieces
+    /// already staged by an earlier fetch that stopped), and asks for the first window.
     fn begin_assembly(&self, hash: BlobHash) {
         let net = self.clone();
         self.spawn(async move {
             let head = {
                 let mut g = net.lock();
-                g.fetches
-                    .get_mut(&hash)
-                    .and_then(|f| f.head.as_mut())
-                    .map(|h| (h.size, h.outline.clone(), h.tail.take()))
+                g.fetches.get_mut(&hash).and_then(|f| {
+                    let (generation, charge) = (f.generation, f.charge);
+                    let h = f.head.as_mut()?;
+                    Some((generation, charge, h.size, h.outline.clone(), h.tail.take()))
+                })
             };
-            let Some((size, outline, tail)) = head else { return };
+            let Some((generation, charge, size, outline, Some(tail))) = head else { return };
             let blob = BlobRef { hash, size: ByteSize(size) };
-            let staged = net.inner.store.stage(&blob, &outline).await;
-            let (last, targeted) = {
+            let store = &net.inner.store;
+            let staged = match store.reserve(&charge.account, size, charge.quota).await {
+                Ok(r) => store.stage(&blob, &outline, tail).await.map(|s| (s, r)),
+                Err(e) => Err(e),
+            };
+            let targeted = {
                 let mut g = net.lock();
-                let staged = match staged {
+                if g.fetches.get(&hash).is_none_or(|f| f.generation != generation) {
+                    return;
+                }
+                let (staged, reservation) = match staged {
                     Ok(s) => s,
                     Err(e) => {
-                        warn!(%hash, "staging a blob: {e}");
+                        warn!(%hash, "a blob cannot be staged: {e}");
                         net.fail(g, hash, size, e);
                         return;
                     }
                 };
-                let Some(h) = g.fetches.get_mut(&hash).and_then(|f| f.head.as_mut()) else {
-                    return;
-                };
+                let Some(f) = g.fetches.get_mut(&hash) else { return };
+                f.reservation = Some(reservation);
+                let Some(h) = f.head.as_mut() else { return };
                 let n = h.arrived.len();
                 let mut resumed = 0;
-                for (i, have) in staged.iter().enumerate().take(n - 1) {
-                    if *have {
+                for (i, have) in staged.iter().enumerate() {
+                    // The last piece was staged with the head; a piece that arrived meanwhile
+                    // is counted when its own write ends.
+                    if *have && (i == n - 1 || !h.arrived[i]) {
                         h.arrived[i] = true;
                         h.missing -= 1;
-                        resumed += 1;
+                        resumed += usize::from(i != n - 1);
                     }
                 }
                 if resumed > 0 {
                     info!(%hash, resumed, pieces = n, "resuming a blob's copy from staged pieces");
                 }
-                let last = (n as u64 - 1, h.outline[n - 1], tail);
-                (last, g.request_more(hash))
+                if h.missing == 0 {
+                    f.storing = true;
+                    drop(g);
+                    net.assembled(hash, size, None);
+                    return;
+                }
+                g.request_more(hash)
             };
             if targeted {
                 net.untarget_later(hash);
-            }
-            let (index, expected, tail) = last;
-            match tail {
-                Some(bytes) => net.write_piece(hash, size, index, expected, bytes, false),
-                None => warn!(%hash, "a blob's last piece was taken twice"),
             }
         });
     }
@@ -1153,12 +1182,12 @@ impl BlobNet {
     /// is staged (`None`): store it, answer its waiters, announce it. Its fetch is marked
     /// `storing`, so nothing else ends it meanwhile.
     fn assembled(&self, hash: BlobHash, size: u64, data: Option<Bytes>) {
-        let charge = {
+        let (charge, reservation) = {
             let mut g = self.lock();
             match g.fetches.get_mut(&hash) {
                 Some(f) => {
                     f.storing = true;
-                    f.charge
+                    (f.charge, f.reservation.take())
                 }
                 None => return,
             }
@@ -1169,7 +1198,19 @@ impl BlobNet {
             let store = &net.inner.store;
             let stored = match data {
                 Some(data) => store.put_as(&charge.account, &blob, data, charge.quota).await,
-                None => store.commit_staged(&charge.account, &blob, charge.quota).await,
+                None => {
+                    let stored = store
+                        .commit_staged(&charge.account, &blob, charge.quota, reservation)
+                        .await;
+                    // What can never be stored is not kept staged (a corrupt piece was already
+                    // dropped, to be fetched again).
+                    if let Err(BlobError::QuotaExceeded { .. } | BlobError::HashMismatch { .. }) =
+                        &stored
+                    {
+                        store.drop_staged(&hash).await;
+                    }
+                    stored
+                }
             };
             let (fetch, upload) = {
                 let mut g = net.lock();
@@ -1184,7 +1225,7 @@ impl BlobNet {
                     info!(%hash, size, "blob copied from a peer");
                     net.announce(Have { blob, upload });
                 }
-                Err(e) => debug!(%hash, "a fetched blob was not stored: {e}"),
+                Err(e) => warn!(%hash, "a fetched blob was not stored: {e}"),
             }
             if let Some(f) = fetch {
                 answer(f.waiters, Some(size), &stored.map(|_| ()));
@@ -1370,6 +1411,8 @@ mod tests {
                 head: None,
                 targeted: false,
                 storing: false,
+                generation: 0,
+                reservation: None,
             },
         );
     }

@@ -215,7 +215,11 @@ impl Client {
             return Ok(Uploaded { blob, in_pieces: false, resumed_bytes: 0, existing });
         }
         let chunk_pieces = (limits.request_bytes_max.min(CHUNK_BYTES_MAX) / PIECE_BYTES).max(1);
-        let outline_bytes = bytes::Bytes::from(outline.concat());
+        // The outline, then the last piece, which binds the size.
+        let last = pieces::piece_range(total, outline.len() as u64 - 1)
+            .ok_or_else(|| SdkError::Io("a blob without pieces".into()))?;
+        let tail = read_at(path, last.start, last.end - last.start)?;
+        let outline_bytes = bytes::Bytes::from([outline.concat(), tail].concat());
         let mut resumed = None;
         for _ in 0..REOPENS_MAX {
             let resp = self
@@ -250,7 +254,8 @@ impl Client {
                     signed(
                         self.http.post(format!("{base}/v1/blobs/{}/uploads/complete", blob.hash)),
                     )
-                    .timeout(STALL_MAX + Duration::from_secs(total / (64 << 20)))
+                    // The validator reads every piece back and writes the blob.
+                    .timeout(STALL_MAX + Duration::from_secs(total / (8 << 20)))
                 })
                 .await?;
             match Self::read::<BlobStored>(resp).await {
@@ -386,7 +391,19 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| SdkError::Decode(format!("{base} sent an outline without a size")))?;
-        let bytes = resp.bytes().await?;
+        // At most what an outline of this size takes (a hostile server could send more).
+        let cap = 32 * pieces::piece_count(size.min(64 << 30)) as usize;
+        let mut bytes = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            let chunk = chunk?;
+            if bytes.len() + chunk.len() > cap {
+                return Err(SdkError::Decode(format!(
+                    "{base} sent an outline too long for its size"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let outline: Vec<PieceHash> =
             bytes.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
         let folds = if pieces::has_outline(size) {
@@ -440,6 +457,13 @@ impl Client {
                 .err()
                 .unwrap_or(SdkError::Decode("bad blob".into())));
         }
+        // A server (or a proxy) that ignores the range sends the whole blob: start over.
+        let have = if have > 0 && resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            file.set_len(0).map_err(|e| io("cutting", part, e))?;
+            0
+        } else {
+            have
+        };
         let mut pace = Pace::new(t.rate);
         let mut stream = resp.bytes_stream();
         let mut piece = Vec::with_capacity(PIECE_BYTES as usize);
@@ -484,6 +508,17 @@ impl Client {
             return Err(SdkError::Decode(format!(
                 "{base} stopped after {at} of blob {hash}'s {size} bytes"
             )));
+        }
+        // A blob of one piece is checked whole, the empty one included (its piece never
+        // completes above).
+        if whole {
+            let bytes = std::fs::read(part).map_err(|e| io("reading", part, e))?;
+            if BlobHash::of(&bytes) != *hash {
+                let _ = std::fs::remove_file(part);
+                return Err(SdkError::Decode(format!(
+                    "{base} sent bytes that are not blob {hash}"
+                )));
+            }
         }
         file.sync_all().map_err(|e| io("syncing", part, e))?;
         Ok(())
