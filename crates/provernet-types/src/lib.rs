@@ -20,6 +20,7 @@ pub(crate) mod schema {
 }
 pub mod tx;
 pub mod units;
+pub mod workflow;
 
 pub use codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, Encode, Reader};
 pub use crypto::{Keypair, Signature, SignatureError};
