@@ -367,6 +367,12 @@ impl Cache {
             return Err(e);
         }
         let mut g = self.lock();
+        if g.roots.get(image).is_some_and(|m| m.layers == layers) {
+            // Composed by another caller meanwhile: use theirs.
+            drop(g);
+            remove_all(&tmp)?;
+            return Ok(ImageRoot { path, pin });
+        }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
         let meta = RootMeta { layers: layers.to_vec(), last_used: now };
         self.write_meta(&self.root_meta_path(image), &meta)?;

@@ -22,10 +22,28 @@ pub enum ProgramImageError {
     Cache(#[from] CacheError),
     #[error("{0}")]
     Other(String),
+    /// This machine's files failed (not the image's fault: another try may work).
+    #[error("the node's disk: {0}")]
+    Io(String),
 }
 
 fn other(what: impl std::fmt::Display) -> ProgramImageError {
     ProgramImageError::Other(what.to_string())
+}
+
+fn local(what: impl std::fmt::Display) -> ProgramImageError {
+    ProgramImageError::Io(what.to_string())
+}
+
+/// Writes `bytes` to `path` whole or not at all (a reader never sees half a file, however
+/// many write it at once).
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), ProgramImageError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| local(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| local(format!("{}: {e}", path.display())))
 }
 
 /// Copies the OCI layout inside an archive (`podman save --format oci-archive`, `docker
@@ -156,22 +174,23 @@ pub fn prepare(
     }
     let digest = Digest(image.digest);
     let blobs_dir = layout_dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs_dir).map_err(other)?;
+    std::fs::create_dir_all(&blobs_dir).map_err(local)?;
     let place = |b: &BlobRef, known: Option<Digest>| -> Result<Digest, ProgramImageError> {
         let src = blob(b);
         let d = match known {
             Some(d) => d,
             None => {
-                crate::sha256_reader(std::fs::File::open(&src).map_err(other)?).map_err(other)?.0
+                crate::sha256_reader(std::fs::File::open(&src).map_err(local)?).map_err(local)?.0
             }
         };
         let dst = blobs_dir.join(d.hex());
-        if !dst.exists() {
-            std::fs::hard_link(&src, &dst)
-                .or_else(|_| std::fs::copy(&src, &dst).map(|_| ()))
-                .map_err(|e| {
-                    other(format!("linking blob {} into the image layout: {e}", b.hash))
-                })?;
+        match std::fs::hard_link(&src, &dst) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // Another filesystem: a copy, put in place whole.
+            Err(_) => write_whole(&dst, &std::fs::read(&src).map_err(local)?).map_err(|e| {
+                local(format!("linking blob {} into the image layout: {e}", b.hash))
+            })?,
         }
         Ok(d)
     };
@@ -181,13 +200,12 @@ pub fn prepare(
     for l in image.layers.iter() {
         chain_layers.push(place(&l.blob, None)?);
     }
-    std::fs::write(layout_dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
-        .map_err(other)?;
+    write_whole(&layout_dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let index = format!(
         r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{}}}]}}"#,
         image.manifest.size.0
     );
-    std::fs::write(layout_dir.join("index.json"), index).map_err(other)?;
+    write_whole(&layout_dir.join("index.json"), index.as_bytes())?;
     let oci = Image::from_layout(layout_dir)?;
     let named: Vec<Digest> = oci.layers.iter().map(|l| l.digest).collect();
     if named != chain_layers {
@@ -200,7 +218,7 @@ pub fn prepare(
     for (l, declared) in oci.layers.iter().zip(image.layers.iter()) {
         let limits =
             UnpackLimits { bytes: declared.unpacked.0, entries: u64::from(declared.entries) };
-        let file = std::fs::File::open(oci.blob_path(&l.digest)).map_err(other)?;
+        let file = std::fs::File::open(oci.blob_path(&l.digest)).map_err(local)?;
         cache.layer_file(l, file, limits)?;
         held.push(cache.pin(&[l.digest]));
     }

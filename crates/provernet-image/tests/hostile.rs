@@ -439,3 +439,65 @@ fn an_image_larger_than_the_whole_cache_is_refused_before_anything_is_unpacked()
     assert!(err.to_string().contains("more than this node's image cache"), "{err}");
     assert_eq!(cache.used(), 0);
 }
+
+/// A job and the node's prefetch may prepare one image at the same moment, in the same
+/// layout directory: neither may ever read the other's half-written files (which the node
+/// would take for a broken image, and claim as the program's failure).
+#[test]
+fn one_image_prepared_by_many_at_once_is_never_read_half_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("src");
+    let base = tar(&[dir_e("usr"), file("usr/prove", &[5u8; 70_000])]);
+    let top = tar(&[file("statement", b"x")]);
+    common::layout(&src, &[base, top], &Tweaks::default());
+    let image = Image::from_layout(&src).expect("a good layout");
+    let reports = provernet_image::measure(&image, &tmp.path().join("measure")).expect("measure");
+    let mut files = std::collections::BTreeMap::new();
+    let mut blob = |bytes: &[u8], path: std::path::PathBuf| {
+        let b = provernet_types::tx::blob_ref(bytes);
+        files.insert(b.hash, path);
+        b
+    };
+    let manifest = blob(&image.manifest, image.blob_path(&image.digest));
+    let config = blob(&image.config_bytes, image.blob_path(&image.config_digest));
+    let layers = image
+        .layers
+        .iter()
+        .zip(&reports)
+        .map(|(l, r)| provernet_types::LayerRef {
+            blob: blob(
+                &std::fs::read(image.blob_path(&l.digest)).expect("layer"),
+                image.blob_path(&l.digest),
+            ),
+            unpacked: provernet_types::Bytes(r.bytes),
+            entries: r.entries as u32,
+        })
+        .collect();
+    let record = provernet_types::ImageRef {
+        digest: image.digest.0,
+        manifest,
+        config,
+        layers: provernet_types::BoundedVec::try_from_vec(layers).expect("two layers"),
+    };
+    let cache = Cache::open(&tmp.path().join("cache"), 64 << 20).expect("cache");
+    let layout = tmp.path().join("layout");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    let p = provernet_image::prepare(
+                        &cache,
+                        &record,
+                        |b| files[&b.hash].clone(),
+                        &layout,
+                    )
+                    .expect("prepared, every time");
+                    assert_eq!(
+                        std::fs::read(p.root.path.join("usr/prove")).expect("root").len(),
+                        70_000
+                    );
+                }
+            });
+        }
+    });
+}

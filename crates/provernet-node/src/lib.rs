@@ -172,6 +172,7 @@ pub async fn run(
         settings: settings.clone(),
         journal: Mutex::new(journal),
         downloads: Mutex::default(),
+        preparing: Mutex::default(),
         inner: Mutex::new(Inner::default()),
         core: Mutex::new(Core::new(provernet_node_core::Policy {
             me: key_account,
@@ -392,6 +393,9 @@ struct Node {
     journal: Mutex<Journal>,
     /// One download at a time per blob: the others wait for it and use its file.
     downloads: Mutex<BTreeMap<provernet_types::BlobHash, Arc<tokio::sync::Mutex<()>>>>,
+    /// One preparation at a time per image (a job and the prefetch may want the same one):
+    /// the others wait for it and use its root.
+    preparing: Mutex<BTreeMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     inner: Mutex<Inner>,
     /// The node's decisions and its book of capacity and attempts.
     core: Mutex<Core>,
@@ -768,10 +772,17 @@ impl Node {
             .data_dir
             .join("images/layouts")
             .join(image.digest_text().replace(':', "-"));
+        let lock = {
+            let mut g = self.preparing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            g.entry(image.digest).or_default().clone()
+        };
+        let one = lock.lock().await;
         let prepared = tokio::task::spawn_blocking(move || {
             provernet_image::prepare(&cache, &image, |b| files[&b.hash].clone(), &layout)
         })
-        .await??;
+        .await?;
+        drop(one);
+        let prepared = prepared?;
         let run = ImageRun {
             root: prepared.root.path.clone(),
             argv: prepared.run.argv(),
