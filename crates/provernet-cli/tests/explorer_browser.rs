@@ -57,14 +57,23 @@ fn dom(exe: &Path, profile: &Path, url: &str) -> String {
 }
 
 fn screenshot(exe: &Path, profile: &Path, url: &str, out: &Path) {
-    let status = browser(exe, profile)
-        .args(["--virtual-time-budget=20000"])
-        .arg(format!("--screenshot={}", out.display()))
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    assert!(status.status.success(), "screenshot of {url}");
-    assert!(std::fs::metadata(out).map(|m| m.len() > 10_000).unwrap_or(false), "{}", out.display());
+    // Headless Chromium now and then exits early on a loaded machine (as `dom` allows for):
+    // a few tries, and the last one's words if none works.
+    let mut last = String::new();
+    for _ in 0..3 {
+        let run = browser(exe, profile)
+            .args(["--virtual-time-budget=20000"])
+            .arg(format!("--screenshot={}", out.display()))
+            .arg(url)
+            .output()
+            .expect("chromium runs");
+        if run.status.success() && std::fs::metadata(out).is_ok_and(|m| m.len() > 10_000) {
+            return;
+        }
+        last = format!("{}: {}", run.status, String::from_utf8_lossy(&run.stderr));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("screenshot of {url} into {}: {last}", out.display());
 }
 
 /// The text directly inside the first element carrying `data-testid="<id>"`.
