@@ -132,10 +132,10 @@ fn documented() -> (OpenApiRouter<Api>, OpenApiRouter<Api>) {
         .routes(routes!(job))
         .routes(routes!(blocks))
         .routes(routes!(block))
-        .routes(routes!(quote));
+        .routes(routes!(quote))
+        .routes(routes!(blob_outline));
     let slow = OpenApiRouter::new()
         .routes(routes!(get_blob, put_blob))
-        .routes(routes!(blob_outline))
         .routes(routes!(begin_upload, upload_state))
         .routes(routes!(put_pieces))
         .routes(routes!(complete_upload))
@@ -519,7 +519,8 @@ fn upload_view(s: provernet_blobs::staging::UploadState) -> t::UploadState {
         (status = 400, description = "Bad headers, a blob of one piece, or an outline that does not fold to the hash", body = t::ApiErrorBody),
         (status = 401, description = "A bad signature", body = t::ApiErrorBody),
         (status = 403, description = "An unknown account, its quota is full, or it has too many uploads open", body = t::ApiErrorBody),
-        (status = 413, description = "Above the blob limit", body = t::ApiErrorBody),
+        (status = 408, description = "The body came too slowly", body = t::ApiErrorBody),
+        (status = 413, description = "Above the blob limit, or a body longer than an outline and a piece", body = t::ApiErrorBody),
         (status = 503, description = "The store failed", body = t::ApiErrorBody),
     )
 )]
@@ -527,7 +528,7 @@ async fn begin_upload(
     State(api): State<Api>,
     Path(hash): Path<String>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<t::UploadState> {
     let store = api.blobs.as_ref().ok_or_else(no_blobs)?;
     let h: BlobHash = parse_id("blob hash", &hash)?;
@@ -536,9 +537,28 @@ async fn begin_upload(
     if declared.size.0 > max {
         return Err(blob_error(BlobError::TooLarge { size: declared.size.0, max }));
     }
-    // The outline (32 bytes per piece), then the last piece.
+    // The outline (32 bytes per piece), then the last piece: read within that size and the
+    // request timeout (this route has no other bound on its body).
     let pieces = provernet_blobs::pieces::piece_count(declared.size.0);
     let outline_len = usize::try_from(pieces * 32).unwrap_or(usize::MAX);
+    let limit = outline_len.saturating_add(provernet_blobs::pieces::PIECE_BYTES as usize);
+    let within = std::time::Duration::from_secs(api.limits.request_timeout_s.max(1));
+    let body = tokio::time::timeout(within, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the outline came too slowly",
+            )
+        })?
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is over the {limit} bytes an outline and a piece take"),
+            )
+        })?;
     if body.len() < outline_len {
         return Err(ApiError::bad(
             "bad_field",

@@ -111,11 +111,11 @@ fn code(
     common: &Common,
     exe: Option<PathBuf>,
     image: Option<PathBuf>,
-) -> Result<(PathBuf, Option<RootFs>, Option<provernet_image::Prepared>)> {
+) -> Result<(PathBuf, RootFs, Option<provernet_image::Prepared>)> {
     let work = tempfile::tempdir().context("creating a scratch directory")?;
     let image = match (image, exe) {
         (Some(image), _) => image,
-        (None, Some(exe)) if common.host_root => return Ok((exe, Some(RootFs::Host), None)),
+        (None, Some(exe)) if common.host_root => return Ok((exe, RootFs::Host, None)),
         (None, Some(exe)) => {
             // As `program deploy` ships it, and as a node runs it.
             let layout = work.path().join("packaged");
@@ -124,7 +124,7 @@ fn code(
             match provernet_image::build::package(&layout, &exe, &name)
                 .with_context(|| format!("{}", exe.display()))?
             {
-                None => return Ok((exe, Some(RootFs::Empty), None)),
+                None => return Ok((exe, RootFs::Empty, None)),
                 Some(_) => layout,
             }
         }
@@ -143,12 +143,13 @@ fn code(
         env: p.run.env_pairs(),
         workdir: p.run.workdir(),
     });
-    Ok((PathBuf::new(), Some(rootfs), Some(p)))
+    Ok((PathBuf::new(), rootfs, Some(p)))
 }
 
 fn make_run(
     common: &Common,
     program: PathBuf,
+    rootfs: RootFs,
     out: PathBuf,
     proof: Vec<(FileName, PathBuf)>,
 ) -> Result<Run> {
@@ -170,7 +171,7 @@ fn make_run(
         out_dir: out,
         limits,
         gpus: common.gpus.clone(),
-        rootfs: RootFs::Empty,
+        rootfs,
     })
 }
 
@@ -191,8 +192,7 @@ pub fn run(cmd: ProgramCommand) -> Result<()> {
         ProgramCommand::Run(a) => {
             let sb = sandbox(&a.common)?;
             let (exe, rootfs, _image) = code(&a.common, a.prover, a.image)?;
-            let mut run = make_run(&a.common, exe, a.out.clone(), vec![])?;
-            run.rootfs = rootfs.unwrap_or(run.rootfs);
+            let mut run = make_run(&a.common, exe, rootfs, a.out.clone(), vec![])?;
             run.limits.out_max = a.out_max;
             let o = sb.run(&run)?;
             if a.common.json {
@@ -224,8 +224,7 @@ pub fn run(cmd: ProgramCommand) -> Result<()> {
             let out =
                 std::env::temp_dir().join(format!("provernet-verify-out-{}", std::process::id()));
             let (exe, rootfs, _image) = code(&a.common, a.verifier, a.image)?;
-            let mut run = make_run(&a.common, exe, out.clone(), proof)?;
-            run.rootfs = rootfs.unwrap_or(run.rootfs);
+            let run = make_run(&a.common, exe, rootfs, out.clone(), proof)?;
             let o = sb.run(&run);
             let _ = std::fs::remove_dir_all(&out);
             let o = o?;

@@ -233,23 +233,6 @@ pub(crate) async fn upload_path(
     Ok(done.blob)
 }
 
-/// The blob a file holds (its address and size), read a piece at a time.
-pub(crate) fn file_blob(path: &Path) -> Result<provernet_types::BlobRef> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = provernet_types::pieces::StreamHasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let size = h.len();
-    Ok(provernet_types::BlobRef { hash: h.finish().0, size: Bytes(size) })
-}
-
 /// Signs and submits `body`, waits until it is in a finalized block, and fails with the
 /// chain's reason if it did not apply; the nonce it used.
 pub async fn transact(client: &Client, key: &Keypair, chain_id: &str, body: TxBody) -> Result<u64> {
@@ -718,7 +701,7 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let mut files = Vec::new();
     let mut named = Vec::new();
     for (name, path) in &a.inputs {
-        let blob = file_blob(path)?;
+        let blob = provernet_sdk::file_blob(path).map_err(|e| anyhow!("input {name}: {e}"))?.0;
         named.push(NamedBlob { name: name.clone(), blob });
         files.push((name.clone(), path.clone(), blob));
     }

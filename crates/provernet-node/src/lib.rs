@@ -772,9 +772,10 @@ impl Node {
             .data_dir
             .join("images/layouts")
             .join(image.digest_text().replace(':', "-"));
+        let digest = image.digest;
         let lock = {
             let mut g = self.preparing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            g.entry(image.digest).or_default().clone()
+            g.entry(digest).or_default().clone()
         };
         let one = lock.lock().await;
         let prepared = tokio::task::spawn_blocking(move || {
@@ -782,6 +783,14 @@ impl Node {
         })
         .await?;
         drop(one);
+        drop(lock);
+        // The entry goes once nobody waits on it (as the downloads' do).
+        {
+            let mut g = self.preparing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if g.get(&digest).is_some_and(|l| Arc::strong_count(l) == 1) {
+                g.remove(&digest);
+            }
+        }
         let prepared = prepared?;
         let run = ImageRun {
             root: prepared.root.path.clone(),

@@ -13,7 +13,9 @@
 //! ```
 
 mod transfer;
-pub use transfer::{part_path, Downloaded, Transfer, Uploaded, CHUNK_BYTES_MAX, STALL_MAX};
+pub use transfer::{
+    file_blob, part_path, Downloaded, Transfer, Uploaded, CHUNK_BYTES_MAX, STALL_MAX,
+};
 
 pub use provernet_api_types as types;
 pub use provernet_api_types::{

@@ -101,8 +101,9 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> SdkError {
     SdkError::Io(format!("{what} {}: {e}", path.display()))
 }
 
-/// The blob `path` holds: its address and outline, read once.
-fn hash_file(path: &Path) -> Result<(BlobRef, Vec<PieceHash>), SdkError> {
+/// The blob the file at `path` holds: its address and size, and its outline, read once a
+/// piece at a time.
+pub fn file_blob(path: &Path) -> Result<(BlobRef, Vec<PieceHash>), SdkError> {
     let mut f = std::fs::File::open(path).map_err(|e| io("opening", path, e))?;
     let mut hasher = StreamHasher::new();
     let mut buf = vec![0u8; PIECE_BYTES as usize];
@@ -176,7 +177,7 @@ impl Client {
         t: &Transfer,
     ) -> Result<Uploaded, SdkError> {
         let owned = path.to_owned();
-        let (blob, outline) = tokio::task::spawn_blocking(move || hash_file(&owned))
+        let (blob, outline) = tokio::task::spawn_blocking(move || file_blob(&owned))
             .await
             .map_err(|e| SdkError::Io(e.to_string()))??;
         let limits = self.status().await?.blobs.ok_or_else(|| {
