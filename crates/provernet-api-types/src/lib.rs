@@ -13,7 +13,7 @@
 
 use provernet_types::{
     AccountId, BlobHash, BlockHash, Bytes, FileName, GpuCount, Height, JobId, Label, MicroCredits,
-    MilliCores, Nonce, ProgramId, ProverId, Seconds, StateRoot, TxHash,
+    MilliCores, Nonce, ProgramId, ProverId, Seconds, StateRoot, TxHash, WorkflowId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -338,6 +338,9 @@ pub struct Program {
     pub requires: Vec<Label>,
     /// The input names every job must give.
     pub inputs: Vec<FileName>,
+    /// The proof files every proof has (a workflow may wire them into other nodes).
+    #[serde(default)]
+    pub outputs: Vec<FileName>,
 }
 
 /// Where a prover stands.
@@ -645,6 +648,110 @@ pub struct Job {
     pub finished_at: Option<Height>,
     /// What the requester got back for attempts that failed.
     pub fallback_refund_micro_credits: MicroCredits,
+    /// The workflow this job is a node of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<NodeRef>,
+}
+
+/// A workflow's node, by the workflow's id and the node's index in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeRef {
+    pub workflow: WorkflowId,
+    pub node: u8,
+}
+
+/// Where a workflow's node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Waiting for the nodes it reads from to be Verified.
+    Waiting,
+    /// A job, not final yet (`job_status` says where).
+    Job,
+    /// Its job ended (`job_status` says how).
+    Done,
+    /// It will never run: a node it reads from failed, or the workflow was cancelled.
+    Skipped,
+}
+
+/// Where a workflow is: running until every node is final, then verified (every node's job
+/// Verified), failed (some node ended otherwise) or cancelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStatus {
+    Running,
+    Verified,
+    Failed,
+    Cancelled,
+}
+
+impl WorkflowStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkflowStatus::Running => "running",
+            WorkflowStatus::Verified => "verified",
+            WorkflowStatus::Failed => "failed",
+            WorkflowStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One input of a node read from another node's proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowWire {
+    pub input: FileName,
+    pub node: FileName,
+    pub output: FileName,
+}
+
+/// One node of a workflow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowNode {
+    pub name: FileName,
+    /// The id of the job the node is or will be.
+    pub job: JobId,
+    pub program: ProgramId,
+    pub status: NodeStatus,
+    /// The node's job's status, once it is a job.
+    pub job_status: Option<JobStatus>,
+    /// For a skipped node: the node whose failure skipped it (none: the workflow was
+    /// cancelled).
+    pub skipped_because: Option<FileName>,
+    /// Its blob inputs.
+    pub inputs: Vec<NamedBlob>,
+    /// Its inputs read from other nodes' proofs.
+    pub wires: Vec<WorkflowWire>,
+    /// What the workflow still holds for it (until it becomes a job).
+    pub escrow_micro_credits: MicroCredits,
+}
+
+/// `GET /v1/workflows/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Workflow {
+    pub id: WorkflowId,
+    pub requester: AccountId,
+    pub status: WorkflowStatus,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// The first node that ended other than Verified.
+    pub failed_node: Option<FileName>,
+    pub cancelled: bool,
+    pub max_fee_micro_credits: MicroCredits,
+    /// What the workflow still holds for nodes not yet jobs.
+    pub escrow_micro_credits: MicroCredits,
+    pub submitted_at: Height,
+    pub finished_at: Option<Height>,
+    /// In the order they were submitted.
+    pub nodes: Vec<WorkflowNode>,
+}
+
+/// A workflow's events in one block, as `/v1/workflows/{id}/events` streams them (event
+/// `workflow_events`, after a first event `workflow` carrying the whole [`Workflow`]): its own
+/// and those of its nodes' jobs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowEvents {
+    pub height: Height,
+    pub events: Vec<Event>,
 }
 
 /// A page of a list, newest or lowest first as the endpoint says; a full page names the
@@ -921,6 +1028,25 @@ pub enum Event {
         kind: PaymentKind,
         amount_micro_credits: MicroCredits,
     },
+    WorkflowSubmitted {
+        workflow: WorkflowId,
+        requester: AccountId,
+    },
+    /// A node became a job, its job ended, or it was skipped.
+    WorkflowNodeChanged {
+        workflow: WorkflowId,
+        node: u8,
+        status: NodeStatus,
+        job_status: Option<JobStatus>,
+        /// For a skipped node, the node (by index) whose failure skipped it.
+        skipped_because: Option<u8>,
+    },
+    /// Every node of the workflow is final.
+    WorkflowFinished {
+        workflow: WorkflowId,
+        status: WorkflowStatus,
+        failed_node: Option<u8>,
+    },
 }
 
 impl Event {
@@ -940,7 +1066,20 @@ impl Event {
             | Event::ProverRegistered { .. }
             | Event::ProverActivated { .. }
             | Event::ProverExiting { .. }
-            | Event::ProverRemoved { .. } => None,
+            | Event::ProverRemoved { .. }
+            | Event::WorkflowSubmitted { .. }
+            | Event::WorkflowNodeChanged { .. }
+            | Event::WorkflowFinished { .. } => None,
+        }
+    }
+
+    /// The workflow the event concerns, if any (a node job's own events name only the job).
+    pub fn workflow(&self) -> Option<WorkflowId> {
+        match self {
+            Event::WorkflowSubmitted { workflow, .. }
+            | Event::WorkflowNodeChanged { workflow, .. }
+            | Event::WorkflowFinished { workflow, .. } => Some(*workflow),
+            _ => None,
         }
     }
 }

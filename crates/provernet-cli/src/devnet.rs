@@ -428,6 +428,8 @@ pub async fn deploy_builtin(
                 p.inputs.iter().map(|n| name(n)).collect::<Result<Vec<_>>>()?,
             )
             .map_err(|_| anyhow!("too many inputs"))?,
+            outputs: BoundedVec::try_from_vec(vec![name("proof")?])
+                .map_err(|_| anyhow!("too many outputs"))?,
         };
         program_ids.push(manifest.id());
         transact(client, faucet, chain_id, TxBody::RegisterProgram { manifest }).await?;

@@ -308,6 +308,10 @@ pub struct DeployArgs {
     /// An input every job must provide (repeat).
     #[arg(long = "input-name")]
     input_names: Vec<FileName>,
+    /// A proof file every proof must have (repeat): a workflow may wire it into another
+    /// node, and the chain refuses a proof without it.
+    #[arg(long = "output-name")]
+    output_names: Vec<FileName>,
     /// A label provers must carry to run it, e.g. `cpu=x86-64-v3` (repeat).
     #[arg(long = "requires")]
     requires: Vec<Label>,
@@ -408,6 +412,9 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
     let mut inputs = a.input_names.clone();
     inputs.sort();
     inputs.dedup();
+    let mut outputs = a.output_names.clone();
+    outputs.sort();
+    outputs.dedup();
     let resources = Resources { cores: a.cores, memory: a.memory, gpus: a.gpus };
     resources.check_bounds().map_err(|e| anyhow!("default resources: {e}"))?;
     let key = a.conn.keypair()?;
@@ -456,6 +463,8 @@ pub fn deploy(a: DeployArgs) -> Result<()> {
                 .map_err(|_| anyhow!("too many --requires labels"))?,
             inputs: BoundedVec::try_from_vec(inputs)
                 .map_err(|_| anyhow!("too many --input-name names"))?,
+            outputs: BoundedVec::try_from_vec(outputs)
+                .map_err(|_| anyhow!("too many --output-name names (at most 16)"))?,
         };
         let id = manifest.id();
         transact(&client, &key, &chain_id, TxBody::RegisterProgram { manifest }).await?;

@@ -509,6 +509,7 @@ fn register_program(
         default_time_limit: provernet_types::Seconds(60),
         requires: BoundedVec::default(),
         inputs: BoundedVec::default(),
+        outputs: BoundedVec::default(),
     };
     Transaction {
         signer: user().account(),

@@ -88,7 +88,7 @@ use provernet_types::limits::*;
 use provernet_types::tx::job_id;
 use provernet_types::MechanismKind;
 use provernet_types::{
-    first_duplicate, AccountId, AttemptOutcome, BoundedVec, Code, Height, JobId, JobSpec,
+    first_duplicate, AccountId, AttemptOutcome, BoundedVec, Code, FileName, Height, JobId, JobSpec,
     MicroCredits, Millis, NamedBlob, Nonce, ProgramFailure, ProgramManifest, ProverId, ProverSet,
     Resources, StateRoot, TxBody, Usage, Verdict, VerifiedTx, VerifierSpec,
 };
@@ -293,6 +293,12 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
         TxBody::RevealBid { job, price, salt } => {
             reveal_bid(ov, signer.into(), *job, *price, salt)?
         }
+        TxBody::SubmitWorkflow(spec) => {
+            crate::workflow::submit_workflow(ov, signer, tx.nonce, spec)?
+        }
+        TxBody::CancelWorkflow { workflow } => {
+            crate::workflow::cancel_workflow(ov, signer, *workflow)?
+        }
     }
     let a = ov.account_mut(signer);
     a.nonce = Nonce(a.nonce.0 + 1);
@@ -300,7 +306,7 @@ fn apply_tx(ov: &mut Overlay<'_>, vtx: &VerifiedTx) -> Result<(), TxError> {
 }
 
 /// Moves `amount` that `from`'s transaction pays out of its balance into `to`.
-fn spend(
+pub(crate) fn spend(
     ov: &mut Overlay<'_>,
     from: AccountId,
     to: Purse<'_>,
@@ -395,7 +401,7 @@ fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> 
     Ok(())
 }
 
-fn check_time_limit(t: provernet_types::Seconds) -> Result<(), TxError> {
+pub(crate) fn check_time_limit(t: provernet_types::Seconds) -> Result<(), TxError> {
     if t < TIME_LIMIT_MIN || t > TIME_LIMIT_MAX {
         return Err(TxError::BadTimeLimit { got: t, min: TIME_LIMIT_MIN, max: TIME_LIMIT_MAX });
     }
@@ -492,6 +498,7 @@ fn register_prover(
                 fallback_refund: MicroCredits(0),
                 settled: false,
                 wake: Some(h.plus(ov.params().accept_timeout)),
+                workflow: None,
             };
             hold_capacity(ov, id, capacity);
             if let Some(p) = ov.prover_mut(&id) {
@@ -554,17 +561,25 @@ fn new_attempt(
     }
 }
 
-fn submit_job(
-    ov: &mut Overlay<'_>,
-    requester: AccountId,
-    nonce: Nonce,
+/// What admitting a job spec decided: its resources, its price per prover and in all, and
+/// what it escrows.
+pub(crate) struct Admitted {
+    pub(crate) resources: Resources,
+    pub(crate) fee: MicroCredits,
+    pub(crate) quote: MicroCredits,
+    pub(crate) escrow: MicroCredits,
+}
+
+/// Every rule a job spec must meet, for a lone job and for a workflow's node alike; `wired`
+/// names the inputs other nodes' proofs will provide (none for a lone job).
+pub(crate) fn admit_job(
+    ov: &Overlay<'_>,
     spec: &JobSpec,
-) -> Result<(), TxError> {
+    wired: &[&FileName],
+) -> Result<Admitted, TxError> {
+    let admitted = price_job(ov, spec)?;
     let program = ov.program(&spec.program).ok_or(TxError::UnknownProgram(spec.program))?;
-    let resources = spec.resources.unwrap_or(program.manifest.default_resources);
-    resources.check_bounds().map_err(TxError::BadResources)?;
-    check_time_limit(spec.time_limit)?;
-    let (fee, quote) = job_quote(ov.params(), &resources, spec.time_limit, spec.redundancy)?;
+    let (resources, quote) = (admitted.resources, admitted.quote);
     if !ov.params().mechanisms.contains(&spec.mechanism) {
         return Err(TxError::MechanismNotEnabled(spec.mechanism));
     }
@@ -575,12 +590,11 @@ fn submit_job(
             redundancy: spec.redundancy,
         });
     }
-    if let Some(dup) = first_duplicate(spec.inputs.iter().map(|i| &i.name)) {
+    let names = || spec.inputs.iter().map(|i| &i.name).chain(wired.iter().copied());
+    if let Some(dup) = first_duplicate(names()) {
         return Err(TxError::DuplicateName(dup.clone()));
     }
-    if let Some(missing) =
-        program.manifest.inputs.iter().find(|n| !spec.inputs.iter().any(|i| &i.name == *n))
-    {
+    if let Some(missing) = program.manifest.inputs.iter().find(|n| !names().any(|i| i == *n)) {
         return Err(TxError::MissingInput(missing.clone()));
     }
     if spec.inputs.iter().any(|i| i.blob.size > BLOB_BYTES_MAX) {
@@ -600,20 +614,40 @@ fn submit_job(
     if !fits {
         return Err(TxError::NoProverCanFit(resources));
     }
-    let open = ov.account(&requester).map_or(0, |a| a.open_jobs);
-    if open >= ov.params().open_jobs_per_account_max {
-        return Err(TxError::TooManyOpenJobs { open });
-    }
+    Ok(admitted)
+}
+
+/// A spec's resources, price and escrow (the part of [`admit_job`] that a workflow's node
+/// repeats when it becomes a job, its spec admitted at submission).
+pub(crate) fn price_job(ov: &Overlay<'_>, spec: &JobSpec) -> Result<Admitted, TxError> {
+    let program = ov.program(&spec.program).ok_or(TxError::UnknownProgram(spec.program))?;
+    let resources = spec.resources.unwrap_or(program.manifest.default_resources);
+    resources.check_bounds().map_err(TxError::BadResources)?;
+    check_time_limit(spec.time_limit)?;
+    let (fee, quote) = job_quote(ov.params(), &resources, spec.time_limit, spec.redundancy)?;
     let escrow = job_escrow(spec.mechanism, spec.max_fee, quote);
-    ov.account_mut(requester).open_jobs = open + 1;
-    let id = job_id(&requester, nonce);
+    Ok(Admitted { resources, fee, quote, escrow })
+}
+
+/// A new job from an admitted spec, with `inputs` (the spec's, and a workflow node's wired
+/// ones) and an empty escrow, which the caller fills before [`put_new_job`].
+pub(crate) fn new_job(
+    ov: &mut Overlay<'_>,
+    requester: AccountId,
+    spec: &JobSpec,
+    inputs: BoundedVec<NamedBlob, JOB_INPUTS_MAX>,
+    admitted: &Admitted,
+    workflow: Option<NodeRef>,
+) -> Job {
     let h = ov.height;
     let seq = next_seq(ov);
-    let mut job = Job {
+    let auction = spec.mechanism.is_auction();
+    let fee = admitted.fee;
+    Job {
         requester,
         program: spec.program,
-        inputs: spec.inputs.clone(),
-        resources,
+        inputs,
+        resources: admitted.resources,
         time_limit: spec.time_limit,
         redundancy: spec.redundancy,
         prover_set: spec.prover_set.clone(),
@@ -637,16 +671,62 @@ fn submit_job(
         fallback_refund: MicroCredits(0),
         settled: false,
         wake: None,
-    };
-    spend(ov, requester, Purse::Escrow(&mut job), escrow)?;
-    ov.events.push(Event::JobSubmitted { job: id, requester, fee_per_prover: fee });
-    // The chain-assigned mechanisms wait in the queue; the others decide at their first wake.
+        workflow,
+    }
+}
+
+/// Records a new, funded job: it waits in the queue (the chain-assigned mechanisms) or
+/// decides at its first wake (the others).
+pub(crate) fn put_new_job(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
+    let h = ov.height;
+    ov.events.push(Event::JobSubmitted {
+        job: id,
+        requester: job.requester,
+        fee_per_prover: job.fee_per_prover,
+    });
     job.wake = if job.mechanism.is_assigned() {
         Some(h.plus(ov.params().pending_timeout))
     } else {
         Some(job.draw_at)
     };
     ov.put_job(id, job);
+}
+
+/// Counts `n` new open jobs (a lone job, or a workflow's nodes) against the requester's
+/// limit.
+pub(crate) fn open_jobs(ov: &mut Overlay<'_>, requester: AccountId, n: u32) -> Result<(), TxError> {
+    let open = ov.account(&requester).map_or(0, |a| a.open_jobs);
+    let max = ov.params().open_jobs_per_account_max;
+    match open.checked_add(n) {
+        Some(after) if after <= max => {
+            ov.account_mut(requester).open_jobs = after;
+            Ok(())
+        }
+        _ => Err(TxError::TooManyOpenJobs { open }),
+    }
+}
+
+/// Closes one of the requester's open jobs: a job settled, or a workflow's node skipped.
+pub(crate) fn close_one(ov: &mut Overlay<'_>, requester: AccountId) {
+    let a = ov.account_mut(requester);
+    a.open_jobs = match a.open_jobs.checked_sub(1) {
+        Some(n) => n,
+        None => panic!("ledger invariant broken: a requester closed more jobs than it opened"),
+    };
+}
+
+fn submit_job(
+    ov: &mut Overlay<'_>,
+    requester: AccountId,
+    nonce: Nonce,
+    spec: &JobSpec,
+) -> Result<(), TxError> {
+    let admitted = admit_job(ov, spec, &[])?;
+    open_jobs(ov, requester, 1)?;
+    let id = job_id(&requester, nonce);
+    let mut job = new_job(ov, requester, spec, spec.inputs.clone(), &admitted, None);
+    spend(ov, requester, Purse::Escrow(&mut job), admitted.escrow)?;
+    put_new_job(ov, id, job);
     Ok(())
 }
 
@@ -731,17 +811,24 @@ fn attempt_bond(job: &Job, a: &Attempt) -> MicroCredits {
 }
 
 fn cancel_job(ov: &mut Overlay<'_>, signer: AccountId, id: JobId) -> Result<(), TxError> {
-    let mut job = load_job(ov, id)?;
+    let job = load_job(ov, id)?;
     if job.requester != signer || job.probe_for.is_some() {
         return Err(TxError::NotRequester(id));
     }
-    if !matches!(job.status, JobStatus::Pending | JobStatus::Assigned) {
+    if !job.cancellable() {
         return Err(TxError::WrongJobState {
             job: id,
             status: job.status,
             expected: "Pending or Assigned",
         });
     }
+    cancel_now(ov, id, job);
+    Ok(())
+}
+
+/// Cancels a job no prover runs yet ([`Job::cancellable`]): its live attempts free their
+/// provers, its auction round closes, and it ends Cancelled.
+pub(crate) fn cancel_now(ov: &mut Overlay<'_>, id: JobId, mut job: Job) {
     for i in 0..job.attempts.len() {
         let a = job.attempts[i].clone();
         if a.state.is_live() {
@@ -752,7 +839,6 @@ fn cancel_job(ov: &mut Overlay<'_>, signer: AccountId, id: JobId) -> Result<(), 
     close_bids(ov, id, &mut job, false);
     finish_job(ov, id, &mut job, JobStatus::Cancelled);
     save(ov, id, job);
-    Ok(())
 }
 
 fn accept_job(
@@ -934,6 +1020,12 @@ fn reveal(
         return Err(TxError::RevealNotOpen { job: id, attempt });
     }
     check_proof_files(files)?;
+    if let Some(program) = ov.program(&job.program) {
+        let declared = &program.manifest.outputs;
+        if let Some(missing) = declared.iter().find(|o| !files.iter().any(|f| &f.name == *o)) {
+            return Err(TxError::MissingOutput(missing.clone()));
+        }
+    }
     if provernet_types::result_commitment(&prover.into(), &id, files) != commitment {
         return Err(TxError::CommitmentMismatch { job: id, attempt });
     }
@@ -1160,11 +1252,7 @@ fn settle(ov: &mut Overlay<'_>, id: JobId, job: &mut Job) {
     }
     job.settled = true;
     if job.probe_for.is_none() {
-        let a = ov.account_mut(job.requester);
-        a.open_jobs = match a.open_jobs.checked_sub(1) {
-            Some(n) => n,
-            None => panic!("ledger invariant broken: a settled job's requester had no open jobs"),
-        };
+        close_one(ov, job.requester);
     }
 }
 
@@ -1546,6 +1634,9 @@ fn finish_job(ov: &mut Overlay<'_>, id: JobId, job: &mut Job, status: JobStatus)
     job.status = status;
     job.finished_at = Some(ov.height);
     ov.events.push(Event::JobStatusChanged { job: id, status });
+    if job.workflow.is_some() {
+        crate::workflow::node_finished(ov, id, job);
+    }
 }
 
 /// Sets a non-final job's status from its attempts.

@@ -2,14 +2,18 @@
 //! of a prover (`GET /v1/provers/{id}/work`), derived here next to the rules it mirrors. The
 //! API serves these; the ledger's test agent feeds the same listing to the node's core.
 
-use crate::entities::{Account, Attempt, AttemptState, Job, Program, Prover, ProverStatus};
+use crate::entities::{
+    Account, Attempt, AttemptState, Job, NodeStatus, Program, Prover, ProverStatus, Workflow,
+};
 use crate::error::TxError;
 use crate::events::{Event, Fault, PaymentKind};
 use crate::market::Opening;
 use crate::state::State;
 use provernet_api_types as t;
+use provernet_types::workflow::node_job_id;
 use provernet_types::{
     AccountId, Height, JobId, ProgramFailure, ProgramId, ProverId, Verdict, VerifierSpec,
+    WorkflowId,
 };
 
 /// What prover (or validator) `me` has to do now: attempts assigned to it awaiting an accept
@@ -89,6 +93,7 @@ pub fn program(id: &ProgramId, p: &Program) -> t::Program {
         default_time_limit_s: m.default_time_limit,
         requires: m.requires.iter().cloned().collect(),
         inputs: m.inputs.iter().cloned().collect(),
+        outputs: m.outputs.iter().cloned().collect(),
     }
 }
 
@@ -223,7 +228,93 @@ pub fn job(id: &JobId, j: &Job) -> t::Job {
         submitted_at: j.submitted_at,
         finished_at: j.finished_at,
         fallback_refund_micro_credits: j.fallback_refund,
+        workflow: j.workflow.map(|r| t::NodeRef { workflow: r.workflow, node: r.node }),
     }
+}
+
+fn node_status(s: NodeStatus) -> (t::NodeStatus, Option<t::JobStatus>) {
+    match s {
+        NodeStatus::Waiting => (t::NodeStatus::Waiting, None),
+        NodeStatus::Job => (t::NodeStatus::Job, None),
+        NodeStatus::Done(j) => (t::NodeStatus::Done, Some(job_status(j))),
+        NodeStatus::Skipped { .. } => (t::NodeStatus::Skipped, None),
+    }
+}
+
+/// Where a workflow is, from its record (see [`t::WorkflowStatus`]).
+pub fn workflow_status(w: &Workflow) -> t::WorkflowStatus {
+    if w.is_finished() {
+        finished_status(w.cancelled, w.failed)
+    } else {
+        t::WorkflowStatus::Running
+    }
+}
+
+fn finished_status(cancelled: bool, failed: Option<u8>) -> t::WorkflowStatus {
+    if cancelled {
+        t::WorkflowStatus::Cancelled
+    } else if failed.is_some() {
+        t::WorkflowStatus::Failed
+    } else {
+        t::WorkflowStatus::Verified
+    }
+}
+
+/// A workflow with each node's job status, read from `s`.
+pub fn workflow(s: &State, id: &WorkflowId, w: &Workflow) -> t::Workflow {
+    let name = |i: u8| w.spec.nodes.get(usize::from(i)).map(|n| n.name.clone());
+    let nodes = w
+        .spec
+        .nodes
+        .iter()
+        .zip(w.nodes.iter())
+        .map(|(n, state)| {
+            let job_id = node_job_id(id, &n.name);
+            let (status, mut job_status) = node_status(state.status);
+            if state.status == NodeStatus::Job {
+                job_status = s.job(&job_id).map(job_status_of);
+            }
+            t::WorkflowNode {
+                name: n.name.clone(),
+                job: job_id,
+                program: n.job.program,
+                status,
+                job_status,
+                skipped_because: match state.status {
+                    NodeStatus::Skipped { cause: Some(c) } => name(c),
+                    _ => None,
+                },
+                inputs: n.job.inputs.iter().map(t::NamedBlob::from).collect(),
+                wires: n
+                    .wires
+                    .iter()
+                    .map(|w| t::WorkflowWire {
+                        input: w.input.clone(),
+                        node: w.node.clone(),
+                        output: w.output.clone(),
+                    })
+                    .collect(),
+                escrow_micro_credits: state.escrow,
+            }
+        })
+        .collect();
+    t::Workflow {
+        id: *id,
+        requester: w.requester,
+        status: workflow_status(w),
+        is_final: w.is_finished(),
+        failed_node: w.failed.and_then(name),
+        cancelled: w.cancelled,
+        max_fee_micro_credits: w.spec.max_fee,
+        escrow_micro_credits: w.escrow,
+        submitted_at: w.submitted_at,
+        finished_at: w.finished_at,
+        nodes,
+    }
+}
+
+fn job_status_of(j: &Job) -> t::JobStatus {
+    job_status(j.status)
 }
 
 /// A market task for `/work`: what the job offers, by when, at what price.
@@ -312,5 +403,21 @@ pub fn event(e: &Event) -> t::Event {
         Event::Paid { to, job, kind, amount } => {
             T::Paid { to, job, kind: payment_kind(kind), amount_micro_credits: amount }
         }
+        Event::WorkflowSubmitted { workflow, requester } => {
+            T::WorkflowSubmitted { workflow, requester }
+        }
+        Event::WorkflowNodeChanged { workflow, node, status } => {
+            let (s, job_status) = node_status(status);
+            let skipped_because = match status {
+                NodeStatus::Skipped { cause } => cause,
+                _ => None,
+            };
+            T::WorkflowNodeChanged { workflow, node, status: s, job_status, skipped_because }
+        }
+        Event::WorkflowFinished { workflow, failed, cancelled } => T::WorkflowFinished {
+            workflow,
+            status: finished_status(cancelled, failed),
+            failed_node: failed,
+        },
     }
 }

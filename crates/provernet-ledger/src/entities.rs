@@ -1,10 +1,11 @@
 //! The records the ledger keeps: accounts, programs, provers and jobs with their attempts.
 
 use provernet_types::limits::*;
+use provernet_types::workflow::{WorkflowSpec, WORKFLOW_NODES_MAX};
 use provernet_types::{
     codec_struct, codec_unit_enum, AccountId, BoundedVec, CodecError, Decode, Encode, Height,
     JobId, Label, MechanismKind, MicroCredits, NamedBlob, Nonce, ProgramFailure, ProgramId,
-    ProgramManifest, ProverId, ProverSet, Reader, Resources, Seconds, Usage, Verdict,
+    ProgramManifest, ProverId, ProverSet, Reader, Resources, Seconds, Usage, Verdict, WorkflowId,
 };
 
 /// Most attempts one job can have: the redundant ones, the fallbacks and the race proofs.
@@ -427,6 +428,8 @@ pub struct Job {
     pub settled: bool,
     /// The height at which end-of-block processing next looks at this job.
     pub wake: Option<Height>,
+    /// Set for a job that is a workflow's node: its end moves the workflow on.
+    pub workflow: Option<NodeRef>,
 }
 codec_struct!(Job {
     requester,
@@ -455,8 +458,110 @@ codec_struct!(Job {
     bounty,
     fallback_refund,
     settled,
-    wake
+    wake,
+    workflow
 });
+
+/// A workflow's node, by the workflow's id and the node's index in its spec.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NodeRef {
+    pub workflow: WorkflowId,
+    pub node: u8,
+}
+codec_struct!(NodeRef { workflow, node });
+
+/// Where one node of a workflow is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NodeStatus {
+    /// Waiting for the nodes it reads from to be Verified; its escrow is the workflow's.
+    Waiting,
+    /// It is a job (`provernet_types::workflow::node_job_id`), not final yet.
+    Job,
+    /// Its job ended with this final status.
+    Done(JobStatus),
+    /// It will never run: node `cause` (by index) ended other than Verified, or, with no
+    /// cause, the requester cancelled the workflow. Its escrow went back to the requester.
+    Skipped { cause: Option<u8> },
+}
+
+impl NodeStatus {
+    pub fn is_final(&self) -> bool {
+        matches!(self, NodeStatus::Done(_) | NodeStatus::Skipped { .. })
+    }
+}
+
+impl Encode for NodeStatus {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            NodeStatus::Waiting => out.push(0),
+            NodeStatus::Job => out.push(1),
+            NodeStatus::Done(s) => {
+                out.push(2);
+                s.encode_to(out);
+            }
+            NodeStatus::Skipped { cause } => {
+                out.push(3);
+                cause.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for NodeStatus {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(match r.u8("workflow node status")? {
+            0 => NodeStatus::Waiting,
+            1 => NodeStatus::Job,
+            2 => NodeStatus::Done(Decode::decode_from(r)?),
+            3 => NodeStatus::Skipped { cause: Decode::decode_from(r)? },
+            tag => return Err(CodecError::InvalidTag { what: "workflow node status", tag }),
+        })
+    }
+}
+
+/// One node's place in a workflow, with what is still escrowed for it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NodeState {
+    pub status: NodeStatus,
+    /// Held in the workflow's escrow for this node until it becomes a job (then it moves to
+    /// the job's escrow) or is skipped (then it returns to the requester); zero after.
+    pub escrow: MicroCredits,
+}
+codec_struct!(NodeState { status, escrow });
+
+/// A workflow: a graph of jobs submitted and escrowed in one transaction, whose nodes become
+/// jobs as the nodes they read from are Verified.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Workflow {
+    pub requester: AccountId,
+    pub spec: WorkflowSpec,
+    /// One per node of `spec`, in the same order.
+    pub nodes: BoundedVec<NodeState, WORKFLOW_NODES_MAX>,
+    /// The sum of the nodes' `escrow`: credits held for nodes not yet jobs.
+    pub escrow: MicroCredits,
+    pub submitted_at: Height,
+    /// The first node that ended other than Verified, by index.
+    pub failed: Option<u8>,
+    pub cancelled: bool,
+    /// Set once every node is final.
+    pub finished_at: Option<Height>,
+}
+codec_struct!(Workflow {
+    requester,
+    spec,
+    nodes,
+    escrow,
+    submitted_at,
+    failed,
+    cancelled,
+    finished_at
+});
+
+impl Workflow {
+    pub fn is_finished(&self) -> bool {
+        self.finished_at.is_some()
+    }
+}
 
 impl Job {
     pub fn live_attempts(&self) -> usize {
@@ -466,6 +571,11 @@ impl Job {
     /// Attempts made by assignment (not race proofs).
     pub fn assigned_attempts(&self) -> usize {
         self.attempts.iter().filter(|a| !a.race).count()
+    }
+
+    /// Whether the requester may still cancel it: no prover runs it yet.
+    pub fn cancellable(&self) -> bool {
+        matches!(self.status, JobStatus::Pending | JobStatus::Assigned)
     }
 
     pub fn had_fault(&self) -> bool {

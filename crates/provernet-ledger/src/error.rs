@@ -2,9 +2,10 @@
 //! signer's nonce.
 
 use crate::entities::{AttemptState, JobStatus};
+use provernet_types::workflow::GraphError;
 use provernet_types::{
     AccountId, FileName, Height, JobId, MechanismKind, MicroCredits, Nonce, ProgramId, ProverId,
-    Resources, Seconds,
+    Resources, Seconds, WorkflowId,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +102,20 @@ pub enum TxError {
     DeadlinePassed { deadline: Height },
     #[error("the account has {open} open jobs, the most allowed; wait for some to finish")]
     TooManyOpenJobs { open: u32 },
+    #[error("the proof lacks `{0}`, an output the program declares")]
+    MissingOutput(FileName),
+    #[error("{0}")]
+    Workflow(GraphError),
+    #[error("node `{node}`: {error}")]
+    WorkflowNode { node: FileName, error: Box<TxError> },
+    #[error("node `{node}`'s input `{input}` reads `{output}` from node `{from}`, whose program does not declare that output")]
+    UndeclaredOutput { node: FileName, input: FileName, from: FileName, output: FileName },
+    #[error("workflow {0} does not exist")]
+    UnknownWorkflow(WorkflowId),
+    #[error("only the requester may cancel workflow {0}")]
+    NotWorkflowRequester(WorkflowId),
+    #[error("workflow {0} is finished or already cancelled")]
+    WorkflowClosed(WorkflowId),
     #[error("amount overflow")]
     Overflow,
 }
@@ -179,6 +194,22 @@ impl TxError {
             E::OutputRules(e) => vec![("reason", s(e))],
             E::DeadlinePassed { deadline } => vec![("deadline", s(&deadline.0))],
             E::TooManyOpenJobs { open } => vec![("open", s(open))],
+            E::MissingOutput(n) => vec![("name", s(n))],
+            E::Workflow(g) => g.node().map(|n| vec![("node", s(n))]).unwrap_or_default(),
+            E::WorkflowNode { node, error } => {
+                let mut v = vec![("node", s(node))];
+                v.extend(error.fields());
+                v
+            }
+            E::UndeclaredOutput { node, input, from, output } => vec![
+                ("node", s(node)),
+                ("input", s(input)),
+                ("from", s(from)),
+                ("output", s(output)),
+            ],
+            E::UnknownWorkflow(w) | E::NotWorkflowRequester(w) | E::WorkflowClosed(w) => {
+                vec![("workflow", s(w))]
+            }
         }
     }
     /// A stable machine-readable code, for receipts and the API.
@@ -229,6 +260,14 @@ impl TxError {
             TxError::CommitmentMismatch { .. } => "commitment_mismatch",
             TxError::DeadlinePassed { .. } => "deadline_passed",
             TxError::TooManyOpenJobs { .. } => "too_many_open_jobs",
+            TxError::MissingOutput(_) => "missing_output",
+            TxError::Workflow(g) => g.code(),
+            // A node's refusal keeps the code it has for a lone job; `fields` names the node.
+            TxError::WorkflowNode { error, .. } => error.code(),
+            TxError::UndeclaredOutput { .. } => "undeclared_output",
+            TxError::UnknownWorkflow(_) => "unknown_workflow",
+            TxError::NotWorkflowRequester(_) => "not_requester",
+            TxError::WorkflowClosed(_) => "workflow_closed",
             TxError::Overflow => "overflow",
         }
     }

@@ -1,8 +1,8 @@
 //! What a block did, for receipts, the API's event streams and prover nodes.
 
-use crate::entities::{AttemptState, JobStatus};
+use crate::entities::{AttemptState, JobStatus, NodeStatus};
 use crate::error::TxError;
-use provernet_types::{AccountId, JobId, MicroCredits, ProgramId, ProverId, TxHash};
+use provernet_types::{AccountId, JobId, MicroCredits, ProgramId, ProverId, TxHash, WorkflowId};
 
 /// The outcome of one transaction in a block.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -116,5 +116,22 @@ pub enum Event {
         job: Option<JobId>,
         kind: PaymentKind,
         amount: MicroCredits,
+    },
+    WorkflowSubmitted {
+        workflow: WorkflowId,
+        requester: AccountId,
+    },
+    /// A workflow's node moved: it became a job, its job ended, or it was skipped.
+    WorkflowNodeChanged {
+        workflow: WorkflowId,
+        node: u8,
+        status: NodeStatus,
+    },
+    /// Every node of the workflow is final.
+    WorkflowFinished {
+        workflow: WorkflowId,
+        /// The first node that ended other than Verified, if any.
+        failed: Option<u8>,
+        cancelled: bool,
     },
 }

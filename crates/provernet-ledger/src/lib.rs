@@ -17,6 +17,7 @@ pub mod params;
 pub mod state;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+mod workflow;
 
 pub use apply::{
     apply_block, check_tx, genesis, job_escrow, job_quote, BlockContext, BlockError, BlockOutput,

@@ -1,7 +1,8 @@
 //! Where credits are, and the one way they move.
 //!
 //! Every credit sits in exactly one purse: an account's balance, a prover's stake, a job's
-//! escrow (part of which may be held as the job's bounty), the treasury, or the burned pile.
+//! escrow (part of which may be held as the job's bounty), a workflow's escrow for one of its
+//! nodes not yet a job, the treasury, or the burned pile.
 //! [`move_credits`] is the only function that changes a purse: it takes from one and puts the
 //! same amount into another, with checked arithmetic, so conservation holds move by move and
 //! not only when the supply is summed after a block.
@@ -17,7 +18,7 @@
 //! bug and let the supply drift. Moves a transaction asks for (a transfer, a stake, an escrow)
 //! can fall short and become a [`crate::TxError`].
 
-use crate::entities::Job;
+use crate::entities::{Job, Workflow};
 use crate::events::{Event, PaymentKind};
 use crate::overlay::Overlay;
 use provernet_types::{AccountId, JobId, MicroCredits, ProverId, Resources};
@@ -31,6 +32,9 @@ pub(crate) enum Purse<'j> {
     Escrow(&'j mut Job),
     /// The part of a job's escrow held as a bounty for whoever proves the job.
     Bounty(&'j mut Job),
+    /// What a workflow holds for its node (by index) until the node becomes a job: the
+    /// node's share and the workflow's total move together.
+    Workflow(&'j mut Workflow, usize),
     Treasury,
     Burned,
 }
@@ -135,6 +139,16 @@ fn take(ov: &mut Overlay<'_>, from: Purse<'_>, amount: MicroCredits) -> Result<(
             job.bounty.0 -= n;
             job.escrow.0 -= n;
         }
+        Purse::Workflow(w, node) => {
+            let have = w.nodes[node].escrow.0;
+            let left = have.checked_sub(n).ok_or(short(have, amount))?;
+            let total = match w.escrow.0.checked_sub(n) {
+                Some(t) => t,
+                None => panic!("ledger invariant broken: a workflow's escrow is below a node's"),
+            };
+            w.nodes.as_mut_slice()[node].escrow = MicroCredits(left);
+            w.escrow = MicroCredits(total);
+        }
         Purse::Treasury => {
             let have = ov.meta().treasury.0;
             ov.meta().treasury.0 = have.checked_sub(n).ok_or(short(have, amount))?;
@@ -177,6 +191,11 @@ fn put(ov: &mut Overlay<'_>, to: Purse<'_>, amount: MicroCredits) {
         Purse::Bounty(job) => {
             job.escrow = MicroCredits(add(job.escrow.0, n));
             job.bounty = MicroCredits(add(job.bounty.0, n));
+        }
+        Purse::Workflow(w, node) => {
+            let e = &mut w.nodes.as_mut_slice()[node].escrow;
+            *e = MicroCredits(add(e.0, n));
+            w.escrow = MicroCredits(add(w.escrow.0, n));
         }
         Purse::Treasury => ov.meta().treasury.0 = add(ov.meta().treasury.0, n),
         Purse::Burned => ov.meta().burned.0 = add(ov.meta().burned.0, n),

@@ -3,11 +3,11 @@
 //! changed records, which are written only if the handler succeeded. A failed transaction
 //! drops its overlay, so nothing it did is half-applied.
 
-use crate::entities::{Account, Job, Program, Prover};
+use crate::entities::{Account, Job, Program, Prover, Workflow};
 use crate::events::Event;
 use crate::params::ChainParams;
 use crate::state::{Meta, State};
-use provernet_types::{AccountId, Height, JobId, ProgramId, ProverId};
+use provernet_types::{AccountId, Height, JobId, ProgramId, ProverId, WorkflowId};
 use std::collections::BTreeMap;
 
 #[derive(Debug)]
@@ -19,6 +19,7 @@ pub(crate) struct Overlay<'s> {
     programs: BTreeMap<ProgramId, Program>,
     provers: BTreeMap<ProverId, Option<Prover>>,
     jobs: BTreeMap<JobId, Job>,
+    workflows: BTreeMap<WorkflowId, Workflow>,
     pub(crate) events: Vec<Event>,
 }
 
@@ -30,6 +31,7 @@ pub(crate) struct Writes {
     programs: BTreeMap<ProgramId, Program>,
     provers: BTreeMap<ProverId, Option<Prover>>,
     jobs: BTreeMap<JobId, Job>,
+    workflows: BTreeMap<WorkflowId, Workflow>,
 }
 
 impl<'s> Overlay<'s> {
@@ -42,6 +44,7 @@ impl<'s> Overlay<'s> {
             programs: BTreeMap::new(),
             provers: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            workflows: BTreeMap::new(),
             events: Vec::new(),
         }
     }
@@ -106,6 +109,15 @@ impl<'s> Overlay<'s> {
         self.jobs.insert(id, job);
     }
 
+    /// A copy of the workflow to change and [`Overlay::put_workflow`] back.
+    pub(crate) fn workflow(&self, id: &WorkflowId) -> Option<Workflow> {
+        self.workflows.get(id).or_else(|| self.base.workflows.get(id)).cloned()
+    }
+
+    pub(crate) fn put_workflow(&mut self, id: WorkflowId, w: Workflow) {
+        self.workflows.insert(id, w);
+    }
+
     /// Active provers in ascending id order, seen through the overlay: a merge of the two
     /// sorted maps, where the overlay's copy (or removal) wins.
     pub(crate) fn active_provers(&self) -> Vec<(ProverId, &Prover)> {
@@ -148,6 +160,7 @@ impl<'s> Overlay<'s> {
             programs: self.programs,
             provers: self.provers,
             jobs: self.jobs,
+            workflows: self.workflows,
         };
         (writes, self.events)
     }
@@ -173,6 +186,9 @@ impl Writes {
         }
         for (id, j) in self.jobs {
             state.put_job(id, j);
+        }
+        for (id, w) in self.workflows {
+            state.put_workflow(id, w);
         }
     }
 }

@@ -18,12 +18,12 @@
 //! hash of everything would grow with every job ever submitted); and membership of any record
 //! can be proven with its bucket and 16 sibling hashes, which light clients will need.
 
-use crate::entities::{Account, Job, Program, Prover};
+use crate::entities::{Account, Job, Program, Prover, Workflow};
 use crate::params::ChainParams;
 use provernet_types::Domain;
 use provernet_types::{
     codec_struct, AccountId, CodecError, Decode, Encode, Height, JobId, MicroCredits, ProgramId,
-    ProverId, StateRoot,
+    ProverId, StateRoot, WorkflowId,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +58,7 @@ pub enum Table {
     Program = 2,
     Prover = 3,
     Job = 4,
+    Workflow = 5,
 }
 
 impl Table {
@@ -68,6 +69,7 @@ impl Table {
             2 => Table::Program,
             3 => Table::Prover,
             4 => Table::Job,
+            5 => Table::Workflow,
             _ => return None,
         })
     }
@@ -209,6 +211,7 @@ pub struct State {
     pub(crate) programs: BTreeMap<ProgramId, Program>,
     pub(crate) provers: BTreeMap<ProverId, Prover>,
     pub(crate) jobs: BTreeMap<JobId, Job>,
+    pub(crate) workflows: BTreeMap<WorkflowId, Workflow>,
     // Indexes derived from the records; rebuilt on load, not committed.
     program_names: BTreeMap<String, ProgramId>,
     pub(crate) job_wake: BTreeSet<(Height, JobId)>,
@@ -228,6 +231,7 @@ impl State {
             programs: BTreeMap::new(),
             provers: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            workflows: BTreeMap::new(),
             program_names: BTreeMap::new(),
             job_wake: BTreeSet::new(),
             queue: BTreeSet::new(),
@@ -281,20 +285,29 @@ impl State {
     pub fn jobs(&self) -> impl Iterator<Item = (&JobId, &Job)> {
         self.jobs.iter()
     }
+    pub fn workflow(&self, id: &WorkflowId) -> Option<&Workflow> {
+        self.workflows.get(id)
+    }
+    pub fn workflows(&self) -> impl Iterator<Item = (&WorkflowId, &Workflow)> {
+        self.workflows.iter()
+    }
     /// Jobs waiting for the chain to assign them a prover, first come first served.
     pub fn queued_jobs(&self) -> impl Iterator<Item = JobId> + '_ {
         self.queue.iter().map(|(_, id)| *id)
     }
 
-    /// All credits held anywhere: balances, stakes, escrows, the treasury and burned credits.
+    /// All credits held anywhere: balances, stakes, escrows (jobs' and workflows'), the
+    /// treasury and burned credits.
     /// Equal to `meta().supply` after every block.
     pub fn total_credits(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance.0)).sum();
         let stakes: u128 = self.provers.values().map(|p| u128::from(p.stake.0)).sum();
         let escrows: u128 = self.jobs.values().map(|j| u128::from(j.escrow.0)).sum();
+        let workflows: u128 = self.workflows.values().map(|w| u128::from(w.escrow.0)).sum();
         balances
             + stakes
             + escrows
+            + workflows
             + u128::from(self.meta.treasury.0)
             + u128::from(self.meta.burned.0)
     }
@@ -354,6 +367,11 @@ impl State {
         self.dirty.insert(StateKey { table: Table::Job, id: id.0 });
     }
 
+    pub(crate) fn put_workflow(&mut self, id: WorkflowId, workflow: Workflow) {
+        self.workflows.insert(id, workflow);
+        self.dirty.insert(StateKey { table: Table::Workflow, id: id.0 });
+    }
+
     /// Folds the records changed since the last commit into the commitment and returns the new
     /// root with the changes, for the store to write in the same transaction as the block.
     pub fn commit(&mut self) -> (StateRoot, ChangeSet) {
@@ -375,6 +393,7 @@ impl State {
             Table::Program => self.programs.get(&ProgramId(key.id)).map(Encode::encode),
             Table::Prover => self.provers.get(&ProverId(key.id)).map(Encode::encode),
             Table::Job => self.jobs.get(&JobId(key.id)).map(Encode::encode),
+            Table::Workflow => self.workflows.get(&WorkflowId(key.id)).map(Encode::encode),
         }
     }
 
@@ -408,6 +427,7 @@ impl State {
                 Table::Program => state.put_program(ProgramId(key.id), dec(&key, v)?),
                 Table::Prover => state.put_prover(ProverId(key.id), dec(&key, v)?),
                 Table::Job => state.put_job(JobId(key.id), dec(&key, v)?),
+                Table::Workflow => state.put_workflow(WorkflowId(key.id), dec(&key, v)?),
             }
         }
         state.commit();
@@ -427,6 +447,7 @@ pub fn records(state: &State) -> Vec<(Vec<u8>, Vec<u8>)> {
     keys.extend(state.programs.keys().map(|id| StateKey { table: Table::Program, id: id.0 }));
     keys.extend(state.provers.keys().map(|id| StateKey { table: Table::Prover, id: id.0 }));
     keys.extend(state.jobs.keys().map(|id| StateKey { table: Table::Job, id: id.0 }));
+    keys.extend(state.workflows.keys().map(|id| StateKey { table: Table::Workflow, id: id.0 }));
     keys.into_iter()
         .filter_map(|k| state.encode_record(&k).map(|v| (k.to_bytes().to_vec(), v)))
         .collect()

@@ -43,6 +43,9 @@ fn manifest(name: &str, verifier: VerifierSpec) -> ProgramManifest {
         default_time_limit: Seconds(60),
         requires: BoundedVec::new(),
         inputs: BoundedVec::new(),
+        // What [`proof_files`] and the agent's runs write.
+        outputs: BoundedVec::try_from_vec(vec!["proof".parse().expect("valid")])
+            .expect("one output"),
     }
 }
 
@@ -319,6 +322,16 @@ impl TestChain {
         (provernet_types::tx::job_id(&tx.tx().signer, tx.tx().nonce), tx)
     }
 
+    /// Submits a workflow from `who` and returns its id.
+    pub fn submit_workflow(
+        &mut self,
+        who: &str,
+        spec: provernet_types::workflow::WorkflowSpec,
+    ) -> (provernet_types::WorkflowId, VerifiedTx) {
+        let tx = self.tx(who, TxBody::SubmitWorkflow(spec));
+        (provernet_types::workflow::workflow_id(&tx.tx().signer, tx.tx().nonce), tx)
+    }
+
     /// `who`'s commitment to proof `files` for `attempt` of `job`.
     pub fn commit(&mut self, who: &str, job: JobId, attempt: u8, files: &ProofFiles) -> VerifiedTx {
         let commitment = result_commitment(&self.account(who), &job, files);
@@ -568,6 +581,39 @@ impl TestChain {
             self.block(txs);
         }
         max_blocks
+    }
+}
+
+/// A workflow node `name` running [`job_spec`] of `program` for `time` seconds, reading the
+/// `proof` output of each node in `from` as input `in-<node>`.
+pub fn workflow_node(
+    name: &str,
+    program: ProgramId,
+    time: u64,
+    from: &[&str],
+) -> provernet_types::workflow::WorkflowNode {
+    let wires = from
+        .iter()
+        .map(|n| provernet_types::workflow::Wire {
+            input: format!("in-{n}").parse().expect("valid"),
+            node: n.parse().expect("valid"),
+            output: "proof".parse().expect("valid"),
+        })
+        .collect();
+    provernet_types::workflow::WorkflowNode {
+        name: name.parse().expect("valid"),
+        job: job_spec(program, time),
+        wires: BoundedVec::try_from_vec(wires).expect("few wires"),
+    }
+}
+
+/// A workflow of `nodes` with a max fee far above their quotes.
+pub fn workflow_spec(
+    nodes: Vec<provernet_types::workflow::WorkflowNode>,
+) -> provernet_types::workflow::WorkflowSpec {
+    provernet_types::workflow::WorkflowSpec {
+        nodes: BoundedVec::try_from_vec(nodes).expect("few nodes"),
+        max_fee: MicroCredits(1_000 * MicroCredits::PER_CREDIT),
     }
 }
 

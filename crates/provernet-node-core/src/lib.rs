@@ -518,6 +518,7 @@ mod tests {
             submitted_at: Height(1),
             finished_at: None,
             fallback_refund_micro_credits: MicroCredits(0),
+            workflow: None,
         }
     }
 

@@ -910,6 +910,16 @@ impl Node {
         } else {
             provernet_types::check_outputs(o.outputs.iter().map(|(n, b)| (n, *b)))
                 .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    match program.outputs.iter().find(|d| !o.outputs.iter().any(|(n, _)| n == *d)) {
+                        // The ledger refuses a proof without them: a claim, not a proof the
+                        // node could never reveal.
+                        Some(d) => {
+                            Err(format!("it did not write `{d}`, an output its program declares"))
+                        }
+                        None => Ok(()),
+                    }
+                })
         };
         let failure = match (o.termination, rules) {
             (Termination::TimedOut, _) => {

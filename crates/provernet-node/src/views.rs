@@ -16,6 +16,8 @@ pub struct ProgramWork {
     pub verifier: Option<(Code, VerifierLimits)>,
     /// The built-in verifier, if it has one.
     pub builtin: Option<BuiltinVerifier>,
+    /// The proof files every proof of it must have.
+    pub outputs: Vec<provernet_types::FileName>,
 }
 
 impl TryFrom<&t::Program> for ProgramWork {
@@ -30,6 +32,12 @@ impl TryFrom<&t::Program> for ProgramWork {
             }
             t::Verifier::Builtin { name } => (None, Some(BuiltinVerifier::from(*name))),
         };
-        Ok(ProgramWork { name: p.name.to_string(), prover: code(&p.prover)?, verifier, builtin })
+        Ok(ProgramWork {
+            name: p.name.to_string(),
+            prover: code(&p.prover)?,
+            verifier,
+            builtin,
+            outputs: p.outputs.clone(),
+        })
     }
 }

@@ -132,6 +132,13 @@ id32!(
     "job id"
 );
 id32!(
+    /// A workflow: the BLAKE3 hash of the submitting transaction's signer and nonce, in a
+    /// domain of its own.
+    WorkflowId,
+    "workflow id"
+);
+
+id32!(
     /// Content address of a blob: the BLAKE3 hash of its bytes.
     BlobHash,
     "blob hash"

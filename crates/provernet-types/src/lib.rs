@@ -26,7 +26,7 @@ pub use codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, Enc
 pub use crypto::{Keypair, Signature, SignatureError};
 pub use ids::{
     domain_hash, AccountId, BlobHash, BlockHash, Domain, JobId, ProgramId, ProverId, StateRoot,
-    TxHash,
+    TxHash, WorkflowId,
 };
 pub use resources::{
     first_duplicate, BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,

@@ -7,12 +7,13 @@
 
 use crate::codec::{decode_exact, BoundedString, BoundedVec, CodecError, Decode, Encode, Reader};
 use crate::crypto::{verify, Keypair, Signature, SignatureError, TX_DOMAIN};
-use crate::ids::{AccountId, BlobHash, JobId, ProgramId, TxHash};
+use crate::ids::{AccountId, BlobHash, JobId, ProgramId, TxHash, WorkflowId};
 use crate::limits::*;
 use crate::resources::{
     BlobRef, BuiltinVerifier, FileName, Label, NamedBlob, ProverSet, Resources,
 };
 use crate::units::{Bytes, Height, MicroCredits, MilliCores, Millis, Nonce, Seconds};
+use crate::workflow::WorkflowSpec;
 use crate::{codec_struct, codec_unit_enum};
 
 /// What a program's verifier may use each time a committee member runs it: the program's
@@ -197,6 +198,9 @@ pub struct ProgramManifest {
     pub requires: BoundedVec<Label, REQUIRED_LABELS_MAX>,
     /// Inputs every job must provide, by name (jobs may add others).
     pub inputs: BoundedVec<FileName, JOB_INPUTS_MAX>,
+    /// Proof files every proof of this program has, by name (a proof may add others): the
+    /// ledger refuses a proof without them, and a workflow may wire them into other nodes.
+    pub outputs: BoundedVec<FileName, PROOF_FILES_MAX>,
 }
 codec_struct!(ProgramManifest {
     name,
@@ -205,7 +209,8 @@ codec_struct!(ProgramManifest {
     default_resources,
     default_time_limit,
     requires,
-    inputs
+    inputs,
+    outputs
 });
 
 impl ProgramManifest {
@@ -584,6 +589,12 @@ pub enum TxBody {
     /// The assigned prover of a running attempt commits to its proof ([`result_commitment`])
     /// before revealing it.
     CommitResult { job: JobId, attempt: u8, commitment: [u8; 32] },
+    /// Submit a workflow: a graph of jobs wired output to input, escrowed whole
+    /// ([`crate::workflow`]).
+    SubmitWorkflow(WorkflowSpec),
+    /// Cancel a workflow: nodes not yet jobs are skipped, node jobs no prover runs yet are
+    /// cancelled, running ones finish.
+    CancelWorkflow { workflow: WorkflowId },
 }
 
 impl Encode for TxBody {
@@ -663,6 +674,14 @@ impl Encode for TxBody {
                 attempt.encode_to(out);
                 commitment.encode_to(out);
             }
+            TxBody::SubmitWorkflow(spec) => {
+                out.push(16);
+                spec.encode_to(out);
+            }
+            TxBody::CancelWorkflow { workflow } => {
+                out.push(17);
+                workflow.encode_to(out);
+            }
         }
     }
 }
@@ -707,6 +726,8 @@ impl Decode for TxBody {
                 attempt: D::decode_from(r)?,
                 commitment: D::decode_from(r)?,
             },
+            16 => TxBody::SubmitWorkflow(D::decode_from(r)?),
+            17 => TxBody::CancelWorkflow { workflow: D::decode_from(r)? },
             tag => return Err(CodecError::InvalidTag { what: "transaction kind", tag }),
         })
     }
@@ -725,6 +746,10 @@ impl TxBody {
                 v
             }
             TxBody::SubmitJob(spec) => spec.inputs.iter().map(|i| i.blob).collect(),
+            // A wire's blob is a verified proof, which every validator already holds.
+            TxBody::SubmitWorkflow(w) => {
+                w.nodes.iter().flat_map(|n| n.job.inputs.iter().map(|i| i.blob)).collect()
+            }
             TxBody::PostResult { outcome: AttemptOutcome::Proof(files), .. } => {
                 files.iter().map(|f| f.blob).collect()
             }
@@ -747,6 +772,8 @@ impl TxBody {
                 | TxBody::DeregisterProver
                 | TxBody::SubmitJob(_)
                 | TxBody::CancelJob { .. }
+                | TxBody::SubmitWorkflow(_)
+                | TxBody::CancelWorkflow { .. }
         )
     }
 
@@ -768,6 +795,8 @@ impl TxBody {
             TxBody::LockJob { .. } => "lock_job",
             TxBody::BidJob { .. } => "bid_job",
             TxBody::RevealBid { .. } => "reveal_bid",
+            TxBody::SubmitWorkflow(_) => "submit_workflow",
+            TxBody::CancelWorkflow { .. } => "cancel_workflow",
         }
     }
 }

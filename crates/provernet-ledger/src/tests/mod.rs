@@ -5,3 +5,4 @@ mod properties;
 mod queue;
 mod quorum;
 mod spam;
+mod workflow;

@@ -1,14 +1,16 @@
-//! Property tests over random workloads: random job submissions (valid and invalid), random
-//! transactions from random parties, random prover behaviour and random block randomness.
+//! Property tests over random workloads: random job and workflow submissions (valid and
+//! invalid), random transactions from random parties, random prover behaviour and random block
+//! randomness.
 
 use crate::apply::apply_block;
-use crate::entities::JobStatus;
+use crate::entities::{JobStatus, NodeStatus};
 use crate::state::State;
 use crate::testkit::*;
 use proptest::prelude::*;
+use provernet_types::workflow::node_job_id;
 use provernet_types::{
     AttemptOutcome, JobId, MechanismKind, MicroCredits, ProgramId, ProverId, Resources, Seconds,
-    TxBody, Verdict, VerifiedTx,
+    TxBody, Verdict, VerifiedTx, WorkflowId,
 };
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,20 @@ enum Action {
     Deregister {
         who: u8,
     },
+    /// A workflow of `nodes` nodes wired by the bits of `edges` (node `i` reads node `j < i`
+    /// when bit `8i + j` is set), programs and mechanisms by the bits of `mix`.
+    Workflow {
+        who: u8,
+        nodes: u8,
+        edges: u64,
+        mix: u16,
+        underpay: bool,
+        bad_output: bool,
+    },
+    CancelWorkflow {
+        who: u8,
+        workflow: u8,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -51,12 +67,23 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0u8..2, any::<u8>()).prop_map(|(who, job)| Action::Cancel { who, job }),
         2 => (0u8..8, any::<u8>(), 0u8..9, 0u8..4).prop_map(|(who, job, kind, attempt)| Action::Noise { who, job, kind, attempt }),
         1 => (2u8..8).prop_map(|who| Action::Deregister { who }),
+        2 => (0u8..2, 1u8..7, any::<u64>(), any::<u16>(), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
+            .prop_map(|(who, nodes, edges, mix, underpay, bad_output)| Action::Workflow { who, nodes, edges, mix, underpay, bad_output }),
+        1 => (0u8..2, any::<u8>()).prop_map(|(who, workflow)| Action::CancelWorkflow { who, workflow }),
     ]
 }
 
 const NAMES: [&str; 8] = ["alice", "bob", "p0", "p1", "p2", "p3", "p4", "p5"];
 
-fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
+/// What the actions created so far, for later actions to name.
+#[derive(Default)]
+struct Made {
+    jobs: Vec<JobId>,
+    workflows: Vec<WorkflowId>,
+}
+
+fn build(c: &mut TestChain, a: &Action, made: &mut Made) -> VerifiedTx {
+    let jobs = &mut made.jobs;
     match a {
         Action::Submit { who, builtin, time, redundancy, underpay, mechanism } => {
             let program: ProgramId =
@@ -100,6 +127,84 @@ fn build(c: &mut TestChain, a: &Action, jobs: &mut Vec<JobId>) -> VerifiedTx {
             c.tx(NAMES[usize::from(*who)], body)
         }
         Action::Deregister { who } => c.tx(NAMES[usize::from(*who)], TxBody::DeregisterProver),
+        Action::Workflow { who, nodes, edges, mix, underpay, bad_output } => {
+            let names: Vec<String> = (0..*nodes).map(|i| format!("n{i}")).collect();
+            let mut spec_nodes = Vec::new();
+            for i in 0..usize::from(*nodes) {
+                let from: Vec<&str> = (0..i)
+                    .filter(|j| edges >> ((8 * i + j) % 64) & 1 == 1)
+                    .map(|j| names[j].as_str())
+                    .collect();
+                let builtin = mix >> i & 1 == 1;
+                let program = if builtin { builtin_program() } else { committee_program() };
+                let mut node = workflow_node(&names[i], program.id(), 20, &from);
+                node.job.mechanism =
+                    MechanismKind::ALL[usize::from(mix >> (8 + i % 4) & 1) * (i % 6)];
+                spec_nodes.push(node);
+            }
+            if *bad_output {
+                if let Some(w) =
+                    spec_nodes.iter_mut().find_map(|n| n.wires.as_mut_slice().first_mut())
+                {
+                    w.output = "trace".parse().expect("valid");
+                }
+            }
+            let mut spec = workflow_spec(spec_nodes);
+            if *underpay {
+                spec.max_fee = MicroCredits(1);
+            }
+            let (id, tx) = c.submit_workflow(NAMES[usize::from(*who)], spec);
+            jobs.extend(names.iter().map(|n| node_job_id(&id, &n.parse().expect("valid"))));
+            made.workflows.push(id);
+            tx
+        }
+        Action::CancelWorkflow { who, workflow } => {
+            let workflow = match made.workflows.len() {
+                0 => WorkflowId([*workflow; 32]),
+                n => made.workflows[usize::from(*workflow) % n],
+            };
+            c.tx(NAMES[usize::from(*who)], TxBody::CancelWorkflow { workflow })
+        }
+    }
+}
+
+/// Every workflow agrees with its nodes' jobs: its escrow is what its waiting nodes hold, a
+/// node is a job exactly when it left `Waiting` for `Job` or `Done` (and then the job points
+/// back at it and, when done, ended as recorded), a waiting node still has a source not
+/// Verified, and a workflow is finished exactly when every node is final.
+fn check_workflows(state: &State) {
+    for (id, w) in state.workflows() {
+        let held: u64 = w.nodes.iter().map(|n| n.escrow.0).sum();
+        assert_eq!(w.escrow.0, held, "workflow {id}'s escrow");
+        for (i, (node, n)) in w.spec.nodes.iter().zip(w.nodes.iter()).enumerate() {
+            let job = state.job(&node_job_id(id, &node.name));
+            match n.status {
+                NodeStatus::Waiting => {
+                    assert!(job.is_none());
+                    assert!(!w.cancelled, "a cancelled workflow has no waiting node");
+                    let verified =
+                        |p: &usize| w.nodes[*p].status == NodeStatus::Done(JobStatus::Verified);
+                    assert!(!w.spec.parents(i).iter().all(verified), "node {i} should run");
+                }
+                NodeStatus::Skipped { .. } => {
+                    assert!(job.is_none());
+                    assert_eq!(n.escrow.0, 0);
+                }
+                NodeStatus::Job | NodeStatus::Done(_) => {
+                    let job = job.expect("a node that started is a job");
+                    assert_eq!(n.escrow.0, 0);
+                    assert_eq!(
+                        job.workflow.map(|r| (r.workflow, usize::from(r.node))),
+                        Some((*id, i))
+                    );
+                    match n.status {
+                        NodeStatus::Done(s) => assert_eq!(job.status, s),
+                        _ => assert!(!job.status.is_final()),
+                    }
+                }
+            }
+        }
+        assert_eq!(w.is_finished(), w.nodes.iter().all(|n| n.status.is_final()), "workflow {id}");
     }
 }
 
@@ -235,11 +340,11 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
     });
     c.salt = salt;
     c.seed_agent(salt);
-    let mut jobs = Vec::new();
+    let mut made = Made::default();
     let supply = u128::from(c.state.meta().supply.0);
     let mut tallies = Tallies::default();
     for block in &actions {
-        let mut txs: Vec<VerifiedTx> = block.iter().map(|a| build(&mut c, a, &mut jobs)).collect();
+        let mut txs: Vec<VerifiedTx> = block.iter().map(|a| build(&mut c, a, &mut made)).collect();
         txs.extend(c.agent_txs(behaviour));
         let before = c.state.clone();
         let out = c.block(txs.clone());
@@ -247,17 +352,26 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
         check_liens(&c.state);
         check_tallies(&c.state, &out.events, &mut tallies);
+        check_workflows(&c.state);
     }
     // Let everything finish, with the same behaviour, then check every job's final state.
     let bound = c.state.params().job_lifetime_bound(Seconds(120), 3).0;
     let mut extra = 0;
-    while c.state.jobs().any(|(_, j)| !j.settled) && extra < bound {
+    let busy = |s: &State| {
+        s.jobs().any(|(_, j)| !j.settled) || s.workflows().any(|(_, w)| !w.is_finished())
+    };
+    while busy(&c.state) && extra < bound {
         let txs = c.agent_txs(behaviour);
         let out = c.block(txs);
         check_tallies(&c.state, &out.events, &mut tallies);
         extra += 1;
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
         check_liens(&c.state);
+        check_workflows(&c.state);
+    }
+    for (id, w) in c.state.workflows() {
+        assert!(w.is_finished(), "workflow {id:?} not finished: {w:#?}");
+        assert_eq!(w.escrow, MicroCredits(0));
     }
     for (id, j) in c.state.jobs() {
         assert!(j.status.is_final() && j.settled, "job {id:?} not finished: {j:#?}");
