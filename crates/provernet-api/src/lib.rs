@@ -8,9 +8,10 @@
 //! - `GET /v1/status`, `/v1/supply`, `/v1/accounts/{id}`, `/v1/programs` and
 //!   `/v1/programs/{id-or-name}`, `/v1/provers` and `/v1/provers/{id}`, `/v1/jobs` (filters
 //!   `requester`, `prover`, `state`; `cursor`/`limit` paging) and `/v1/jobs/{id}`, `/v1/blocks`
-//!   (newest first) and `/v1/blocks/{height|latest}`, `/v1/quote`.
-//! - Server-sent events: `/v1/events/blocks` (every finalized block) and `/v1/jobs/{id}/events`
-//!   (that job's events, ending when it is final).
+//!   (newest first) and `/v1/blocks/{height|latest}`, `/v1/workflows/{id}`, `/v1/quote`.
+//! - Server-sent events: `/v1/events/blocks` (every finalized block), `/v1/jobs/{id}/events`
+//!   (that job's events, ending when it is final) and `/v1/workflows/{id}/events` (the
+//!   workflow's and its nodes' jobs' events, ending when every node is final).
 //! - `/openapi.json`, `/metrics` (Prometheus text), `/healthz`; the explorer at `/`.
 //!
 //! Every error is JSON `{"code": "...", "message": "..."}` with a stable code (see
@@ -40,7 +41,7 @@ use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
 use provernet_types::limits::TX_BYTES_MAX;
 use provernet_types::{
     AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
-    ProgramId, ProverId, Resources, Seconds, TxHash,
+    ProgramId, ProverId, Resources, Seconds, TxHash, WorkflowId,
 };
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -130,6 +131,7 @@ fn documented() -> (OpenApiRouter<Api>, OpenApiRouter<Api>) {
         .routes(routes!(prover_work))
         .routes(routes!(jobs))
         .routes(routes!(job))
+        .routes(routes!(workflow))
         .routes(routes!(blocks))
         .routes(routes!(block))
         .routes(routes!(quote))
@@ -140,6 +142,7 @@ fn documented() -> (OpenApiRouter<Api>, OpenApiRouter<Api>) {
         .routes(routes!(put_pieces))
         .routes(routes!(complete_upload))
         .routes(routes!(job_events))
+        .routes(routes!(workflow_events))
         .routes(routes!(block_events));
     (quick, slow)
 }
@@ -1328,6 +1331,23 @@ async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Job
         .ok_or_else(|| ApiError::not_found("job", &id))
 }
 
+/// A workflow: its nodes, each with its job's id and status, and its escrow.
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The workflow id")),
+    responses((status = 200, body = t::Workflow), (status = 400, body = t::ApiErrorBody), (status = 404, body = t::ApiErrorBody))
+)]
+async fn workflow(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Workflow> {
+    let w: WorkflowId = parse_id("workflow", &id)?;
+    api.submitter
+        .chain()
+        .with_state(|s| s.workflow(&w).map(|wf| views::workflow(s, &w, wf)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("workflow", &id))
+}
+
 fn block_view(api: &Api, h: u64) -> Result<Option<t::Block>, ApiError> {
     let chain = api.submitter.chain();
     if h == 0 {
@@ -1461,19 +1481,39 @@ fn sse_json(name: &'static str, value: &impl serde::Serialize) -> Result<SseEven
     Ok(SseEvent::default().event(name).data(data))
 }
 
+/// Which events a stream carries.
+enum Follow {
+    /// Every block, whole.
+    Blocks,
+    /// One job's events.
+    Job(JobId),
+    /// A workflow's own events and those of its nodes' jobs.
+    Workflow(WorkflowId, Vec<JobId>),
+}
+
 fn sse_stream(
     blocks: impl Stream<Item = Arc<Finalized>> + Send + 'static,
-    job: Option<JobId>,
+    follow: Follow,
     done: impl Fn() -> bool + Send + Sync + 'static,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
     blocks.take_while(move |_| std::future::ready(!done())).filter_map(move |b| {
-        let event = match job {
-            None => Some(sse_json("block", &views::finalized(&b))),
-            Some(id) => {
-                let events: Vec<t::Event> =
-                    b.events.iter().map(views::event).filter(|e| e.job() == Some(id)).collect();
+        let mine = |keep: &dyn Fn(&t::Event) -> bool| -> Vec<t::Event> {
+            b.events.iter().map(views::event).filter(|e| keep(e)).collect()
+        };
+        let event = match &follow {
+            Follow::Blocks => Some(sse_json("block", &views::finalized(&b))),
+            Follow::Job(id) => {
+                let events = mine(&|e| e.job() == Some(*id));
                 (!events.is_empty())
                     .then(|| sse_json("job_events", &t::JobEvents { height: b.height, events }))
+            }
+            Follow::Workflow(id, jobs) => {
+                let events = mine(&|e| {
+                    e.workflow() == Some(*id) || e.job().is_some_and(|j| jobs.contains(&j))
+                });
+                (!events.is_empty()).then(|| {
+                    sse_json("workflow_events", &t::WorkflowEvents { height: b.height, events })
+                })
             }
         };
         std::future::ready(event)
@@ -1498,6 +1538,51 @@ fn holding<S: Stream + Send + 'static>(
     })
 }
 
+/// A workflow's events: first an event `workflow` with the whole [`t::Workflow`], then an
+/// event `workflow_events` ([`t::WorkflowEvents`]) for each block with events of the workflow
+/// or of its nodes' jobs, ending after the block in which every node became final.
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{id}/events",
+    tag = "events",
+    params(("id" = String, Path, description = "The workflow id")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `workflow`, then `workflow_events`", content_type = "text/event-stream", body = t::WorkflowEvents),
+        (status = 404, body = t::ApiErrorBody),
+        (status = 503, description = "Too many subscribers", body = t::ApiErrorBody),
+    )
+)]
+async fn workflow_events(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    peer: Option<axum::Extension<Peer>>,
+) -> Result<Response, ApiError> {
+    let w: WorkflowId = parse_id("workflow", &id)?;
+    let chain = api.submitter.chain().clone();
+    let Some(view) = chain.with_state(|s| s.workflow(&w).map(|wf| views::workflow(s, &w, wf)))
+    else {
+        return Err(ApiError::not_found("workflow", &id));
+    };
+    let pass = subscriber(&api, peer.as_ref())?;
+    let rx = chain.subscribe();
+    let jobs: Vec<JobId> = view.nodes.iter().map(|n| n.job).collect();
+    let first = futures::stream::once(std::future::ready(sse_json("workflow", &view)));
+    let rest = if view.is_final {
+        futures::stream::empty().boxed()
+    } else {
+        let watch = chain.clone();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = finished.clone();
+        sse_stream(rx, Follow::Workflow(w, jobs), move || seen.load(Ordering::Relaxed))
+            .inspect(move |_| {
+                let fin = watch.with_state(|s| s.workflow(&w).is_none_or(|wf| wf.is_finished()));
+                finished.store(fin, Ordering::Relaxed);
+            })
+            .boxed()
+    };
+    Ok(Sse::new(holding(first.chain(rest), pass)).keep_alive(KeepAlive::default()).into_response())
+}
+
 /// Every finalized block from now on, as server-sent events named `block` whose data is a
 /// [`t::FinalizedBlock`].
 #[utoipa::path(
@@ -1515,7 +1600,7 @@ async fn block_events(
 ) -> Result<Response, ApiError> {
     let pass = subscriber(&api, peer.as_ref())?;
     let rx = api.submitter.chain().subscribe();
-    Ok(Sse::new(holding(sse_stream(rx, None, || false), pass))
+    Ok(Sse::new(holding(sse_stream(rx, Follow::Blocks, || false), pass))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
@@ -1555,7 +1640,7 @@ async fn job_events(
         // Stop after the block in which the job became final has been sent.
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = finished.clone();
-        sse_stream(rx, Some(j), move || seen.load(Ordering::Relaxed))
+        sse_stream(rx, Follow::Job(j), move || seen.load(Ordering::Relaxed))
             .inspect(move |_| {
                 let fin = watch.with_state(|s| s.job(&j).is_none_or(|job| job.status.is_final()));
                 finished.store(fin, Ordering::Relaxed);

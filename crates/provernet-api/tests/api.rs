@@ -423,6 +423,8 @@ async fn the_openapi_document_is_generated_and_matches_the_routes_in_both_direct
             "/v1/txs",
             "/v1/txs/check",
             "/v1/txs/{hash}",
+            "/v1/workflows/{id}",
+            "/v1/workflows/{id}/events",
         ]
     );
     const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -872,6 +874,74 @@ async fn jobs_provers_and_programs_with_data() {
         }
     }
     assert_error(get(&router, "/v1/provers/xyz/work").await, StatusCode::BAD_REQUEST, "bad_id");
+}
+
+#[tokio::test]
+async fn a_workflow_is_served_with_its_nodes_and_streams_its_and_its_jobs_events() {
+    use provernet_ledger::testkit::{committee_program, workflow_node, workflow_spec};
+    let (_dir, chain, router, mut keys) =
+        chain_with_provers(|p| p.draw_delay = provernet_types::Blocks(2)).await;
+    let program = committee_program().id();
+    let spec = workflow_spec(vec![
+        workflow_node("leaf", program, 60, &[]),
+        workflow_node("join", program, 60, &["leaf"]),
+    ]);
+    let (id, tx) = keys.submit_workflow("alice", spec);
+    let (s, v) = post(&router, "/v1/txs", tx.signed().encode()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    finalize_next(&chain);
+    round_trip::<t::Workflow>(&router, &format!("/v1/workflows/{id}")).await;
+    let (_, w) = get(&router, &format!("/v1/workflows/{id}")).await;
+    assert_eq!(w["status"], "running", "{w}");
+    assert_eq!(w["final"], false);
+    assert_eq!(w["nodes"][0]["name"], "leaf");
+    assert_eq!(w["nodes"][0]["status"], "job");
+    assert_eq!(w["nodes"][0]["job_status"], "Pending");
+    assert_eq!(w["nodes"][1]["status"], "waiting");
+    assert_eq!(w["nodes"][1]["wires"][0]["node"], "leaf");
+    let leaf = w["nodes"][0]["job"].as_str().expect("a job id").to_owned();
+    let (_, j) = get(&router, &format!("/v1/jobs/{leaf}")).await;
+    assert_eq!(j["workflow"]["workflow"], id.to_string().as_str(), "{j}");
+    assert_eq!(j["workflow"]["node"], 0);
+    // The job's program declares its output, for workflows to wire.
+    let (_, p) = get(&router, "/v1/programs/hash-chain").await;
+    assert_eq!(p["outputs"][0], "proof", "{p}");
+    // Unknown, malformed: the same answers as for a job.
+    assert_error(
+        get(&router, &format!("/v1/workflows/{}", "ab".repeat(32))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(get(&router, "/v1/workflows/xyz").await, StatusCode::BAD_REQUEST, "bad_id");
+    // The stream: the workflow, then its node job's assignment two blocks on.
+    let resp = router
+        .clone()
+        .oneshot(
+            Request::get(format!("/v1/workflows/{id}/events"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("router answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = next_event(&mut body).await;
+    assert!(first.starts_with("event: workflow\ndata: {"), "{first}");
+    finalize_next(&chain);
+    finalize_next(&chain);
+    let event = next_event(&mut body).await;
+    assert!(event.starts_with("event: workflow_events\n"), "{event}");
+    assert!(event.contains("\"type\":\"attempt_assigned\"") && event.contains(&leaf), "{event}");
+    // The requester cancels: the stream says so and ends.
+    let cancel = keys.tx("alice", provernet_types::TxBody::CancelWorkflow { workflow: id });
+    assert_eq!(post(&router, "/v1/txs", cancel.signed().encode()).await.0, StatusCode::ACCEPTED);
+    finalize_next(&chain);
+    let event = next_event(&mut body).await;
+    assert!(event.contains("\"type\":\"workflow_node_changed\""), "{event}");
+    assert!(event.contains("\"type\":\"workflow_finished\""), "{event}");
+    assert!(event.contains("\"status\":\"cancelled\""), "{event}");
+    let (_, w) = get(&router, &format!("/v1/workflows/{id}")).await;
+    assert_eq!((w["status"].as_str(), w["final"].as_bool()), (Some("cancelled"), Some(true)));
 }
 
 async fn next_event(body: &mut Body) -> String {

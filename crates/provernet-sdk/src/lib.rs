@@ -21,9 +21,10 @@ pub use provernet_api_types as types;
 pub use provernet_api_types::{
     Account, ApiErrorBody, BlobStored, Block, ErrorCode, FinalizedBlock, Job, JobEvents, Page,
     Program, Prover, Quote, Status, Submitted, Supply, TxErrorView, TxState, TxStatus, Work,
+    Workflow, WorkflowEvents,
 };
 
-use provernet_types::{AccountId, Encode, JobId, Nonce, ProverId, SignedTx, TxHash};
+use provernet_types::{AccountId, Encode, JobId, Nonce, ProverId, SignedTx, TxHash, WorkflowId};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -255,6 +256,11 @@ impl Client {
         self.get(&format!("/v1/jobs/{id}")).await
     }
 
+    /// A workflow with each node's status and job.
+    pub async fn workflow(&self, id: &WorkflowId) -> Result<Option<Workflow>, SdkError> {
+        self.get(&format!("/v1/workflows/{id}")).await
+    }
+
     /// A page of jobs; `query` holds the filters and the cursor.
     pub async fn jobs(&self, query: &types::JobQuery) -> Result<Page<Job>, SdkError> {
         let mut params = Vec::new();
@@ -334,6 +340,15 @@ impl Client {
         id: &JobId,
     ) -> Result<impl futures::Stream<Item = Result<JobStreamItem, SdkError>>, SdkError> {
         self.events(&format!("/v1/jobs/{id}/events")).await
+    }
+
+    /// A workflow's events (`/v1/workflows/{id}/events`): the workflow as it is now, then what
+    /// each block did to it and to its nodes' jobs, ending once every node is final.
+    pub async fn workflow_events(
+        &self,
+        id: &WorkflowId,
+    ) -> Result<impl futures::Stream<Item = Result<WorkflowStreamItem, SdkError>>, SdkError> {
+        self.events(&format!("/v1/workflows/{id}/events")).await
     }
 
     /// A stream of server-sent events at `path`, each event's data decoded as `T` (an enum
@@ -519,6 +534,27 @@ pub enum JobStreamItem {
     Job(Box<Job>),
     /// What one block did to it.
     Events(JobEvents),
+}
+
+/// What `/v1/workflows/{id}/events` streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkflowStreamItem {
+    /// The workflow as it is (the first event).
+    Workflow(Box<Workflow>),
+    /// What one block did to it and to its nodes' jobs.
+    Events(WorkflowEvents),
+}
+
+impl EventItem for WorkflowStreamItem {
+    fn decode(name: &str, data: &str) -> Option<Result<Self, SdkError>> {
+        match name {
+            "workflow" => {
+                Some(decode_json(data).map(|w| WorkflowStreamItem::Workflow(Box::new(w))))
+            }
+            "workflow_events" => Some(decode_json(data).map(WorkflowStreamItem::Events)),
+            _ => None,
+        }
+    }
 }
 
 /// Decodes one event stream's items from an event's name and data.
