@@ -147,7 +147,7 @@ pub const PROGRAMS: [Program; 4] = [
     },
 ];
 
-/// The segmented workflow: this many leaf proofs of one chain, then their join.
+/// The segmented workflow: this many leaf proofs of one chain, then a binary tree of joins.
 const SEGMENTS: usize = 4;
 const SEGMENT_ROWS: u64 = 1 << 10;
 
@@ -509,69 +509,46 @@ async fn drive(
             jobs.push((p.name.to_owned(), id));
         }
     }
-    // The segmented workflow's leaves: one chain cut into SEGMENTS pieces, each its own job.
-    let leaf_program = program_ids[1];
-    let join_program = program_ids[3];
-    let chain_start: u128 = 5;
-    let mut at = chain_start;
-    let mut leaves = Vec::new();
-    for i in 0..SEGMENTS {
-        let statement = format!("{at} {SEGMENT_ROWS}").into_bytes();
-        let blob = client.upload(faucet, &chain_id, statement).await?;
-        let named = vec![NamedBlob { name: name("statement")?, blob }];
-        let id = submit_job(client, faucet, &chain_id, leaf_program, named).await?;
-        say(
-            args.json,
-            format!("submitted segment {}/{SEGMENTS} job {}", i + 1, short(&id.to_string())),
-        );
-        let label = format!("winterfell-chain seg {}/{SEGMENTS}", i + 1);
-        jobs.push((label, id));
-        leaves.push(id);
-        at = winterfell_chain::run_chain(at, SEGMENT_ROWS);
+    // The segmented proof as a workflow the chain runs: one chain cut into SEGMENTS leaves and
+    // a binary tree of joins, submitted in one transaction. Its node jobs' ids are known now.
+    let flow = crate::workflow_cmd::segmented_tree(5, SEGMENT_ROWS, SEGMENTS, 2, Seconds(60))?;
+    let resolved = crate::workflow_cmd::resolve(client, &flow, Path::new(".")).await?;
+    let names: Vec<provernet_types::FileName> =
+        resolved.spec.nodes.iter().map(|n| n.name.clone()).collect();
+    let workflow =
+        crate::workflow_cmd::submit_resolved(client, faucet, &chain_id, resolved, true).await?;
+    say(
+        args.json,
+        format!(
+            "submitted workflow {} ({SEGMENTS} segments and {} joins)",
+            short(&workflow.to_string()),
+            names.len() - SEGMENTS
+        ),
+    );
+    let mut nodes = Vec::new();
+    for n in &names {
+        let program = if n.as_str().starts_with("leaf") {
+            "winterfell-chain"
+        } else {
+            "winterfell-chain-join"
+        };
+        jobs.push((program.to_owned(), provernet_types::workflow::node_job_id(&workflow, n)));
+        nodes.push(Some(n.to_string()));
     }
     let started = Instant::now();
-    let mut views = follow(args, client, children, logs, &jobs, started).await?;
-    // Join the segments once every leaf is verified: their proofs are already on the chain's
-    // blob store, so the join job names them directly.
-    let leaf_views: Vec<&Job> = jobs
-        .iter()
-        .zip(&views)
-        .filter(|((_, id), _)| leaves.contains(id))
-        .map(|(_, v)| v)
-        .collect();
-    if leaf_views.iter().all(|v| v.status == JobStatus::Verified) {
-        let statement = format!("{chain_start} {SEGMENT_ROWS} {SEGMENTS}").into_bytes();
-        let mut named = vec![NamedBlob {
-            name: name("statement")?,
-            blob: client.upload(faucet, &chain_id, statement).await?,
-        }];
-        for (i, v) in leaf_views.iter().enumerate() {
-            let blob = v
-                .winner
-                .and_then(|w| v.attempts.get(usize::from(w)))
-                .and_then(|a| a.proof.first())
-                .ok_or_else(|| anyhow!("a verified leaf has no proof"))?
-                .blob_ref();
-            named.push(NamedBlob { name: name(&format!("seg-{i:04}"))?, blob });
-        }
-        let id = submit_job(client, faucet, &chain_id, join_program, named).await?;
-        say(
-            args.json,
-            format!(
-                "all {SEGMENTS} segments verified; submitted their join, job {}",
-                short(&id.to_string())
-            ),
-        );
-        let join = vec![("winterfell-chain-join".to_owned(), id)];
-        views.extend(follow(args, client, children, logs, &join, started).await?);
-        jobs.extend(join);
-    } else {
-        say(args.json, "a segment did not verify; the join is not submitted");
+    let views = follow(args, client, children, logs, &jobs, Some(&workflow), started).await?;
+    let tree = client.workflow(&workflow).await?.ok_or_else(|| anyhow!("the workflow is gone"))?;
+    if !args.json {
+        eprint!("{}", crate::workflow_cmd::render(client, &tree).await);
     }
+    let node_of = |i: usize| i.checked_sub(jobs.len() - nodes.len()).and_then(|k| nodes[k].clone());
+    // A node skipped after a failure never became a job: it has no row.
     let rows: Vec<JobRow> = jobs
         .iter()
         .zip(&views)
-        .map(|((program, id), v)| {
+        .enumerate()
+        .filter_map(|(i, (job, v))| v.as_ref().map(|v| (i, (job, v))))
+        .map(|(i, ((program, id), v))| {
             let winner = v.winner.and_then(|w| v.attempts.get(usize::from(w)));
             let fee = v.fee_per_prover_micro_credits.0;
             let paid = match v.status {
@@ -582,6 +559,7 @@ async fn drive(
             JobRow {
                 job: *id,
                 program: program.clone(),
+                node: node_of(i),
                 state: v.status,
                 provers: v.attempts.iter().map(|a| short(&a.prover.to_string())).collect(),
                 attempts: v.attempts.len(),
@@ -598,7 +576,8 @@ async fn drive(
         validators: args.validators,
         provers: args.provers,
         elapsed_s: started.elapsed().as_secs_f64(),
-        all_verified,
+        all_verified: all_verified && tree.status == provernet_sdk::types::WorkflowStatus::Verified,
+        workflow: WorkflowRow { id: workflow, status: tree.status, nodes: tree.nodes.len() },
         jobs: rows,
     })
 }
@@ -612,7 +591,16 @@ struct Summary {
     provers: usize,
     elapsed_s: f64,
     all_verified: bool,
+    /// The segmented proof's workflow.
+    workflow: WorkflowRow,
     jobs: Vec<JobRow>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct WorkflowRow {
+    id: provernet_types::WorkflowId,
+    status: provernet_sdk::types::WorkflowStatus,
+    nodes: usize,
 }
 
 /// One job of the batch.
@@ -620,6 +608,8 @@ struct Summary {
 struct JobRow {
     job: provernet_types::JobId,
     program: String,
+    /// The workflow node the job is, if it is one.
+    node: Option<String>,
     state: JobStatus,
     provers: Vec<String>,
     attempts: usize,
@@ -656,16 +646,22 @@ async fn follow(
     children: &mut Children,
     logs: &Path,
     jobs: &[(String, provernet_types::JobId)],
+    workflow: Option<&provernet_types::WorkflowId>,
     started: Instant,
-) -> Result<Vec<Job>> {
+) -> Result<Vec<Option<Job>>> {
     let mut last: Vec<String> = vec![String::new(); jobs.len()];
     let mut views: Vec<Option<Job>> = vec![None; jobs.len()];
     loop {
         children.check(logs)?;
+        // A workflow's node that is not a job once the workflow is final was skipped.
+        let skipped = match workflow {
+            Some(w) => client.workflow(w).await?.is_some_and(|w| w.is_final),
+            None => false,
+        };
         let mut all_final = true;
         for (i, (program, id)) in jobs.iter().enumerate() {
             let Some(v) = client.job(id).await? else {
-                all_final = false;
+                all_final &= skipped;
                 continue;
             };
             let status = v.status.name().to_owned();
@@ -684,7 +680,7 @@ async fn follow(
             views[i] = Some(v);
         }
         if all_final {
-            return Ok(views.into_iter().flatten().collect());
+            return Ok(views);
         }
         if started.elapsed() > Duration::from_secs(600) {
             bail!("jobs were not final after 10 minutes; see {}", logs.display());
@@ -699,14 +695,25 @@ fn short(s: &str) -> String {
 
 fn print_table(summary: &Summary) {
     println!(
-        "{:<9} {:<24} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
-        "job", "program", "state", "prover(s)", "attempts", "prove", "verify", "fee (cr)"
+        "{:<9} {:<32} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+        "job",
+        "program (workflow node)",
+        "state",
+        "prover(s)",
+        "attempts",
+        "prove",
+        "verify",
+        "fee (cr)"
     );
     for r in &summary.jobs {
+        let program = match &r.node {
+            Some(n) => format!("{} ({n})", r.program),
+            None => r.program.clone(),
+        };
         println!(
-            "{:<9} {:<24} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+            "{:<9} {:<32} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
             short(&r.job.to_string()),
-            r.program,
+            program,
             r.state.name(),
             r.provers.join(","),
             r.attempts,

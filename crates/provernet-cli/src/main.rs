@@ -16,6 +16,7 @@ mod program;
 mod quote;
 mod requester;
 mod sim_cmd;
+mod workflow_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +50,9 @@ enum Command {
     /// Submit proof jobs and follow them.
     #[command(subcommand)]
     Job(requester::JobCommand),
+    /// Submit graphs of jobs wired output to input, and follow them.
+    #[command(subcommand)]
+    Workflow(workflow_cmd::WorkflowCommand),
     /// Fetch proofs and verify them locally.
     #[command(subcommand)]
     Proof(requester::ProofCommand),
@@ -86,6 +90,7 @@ fn main() {
         Command::Node(args) => node_cmd::run(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Job(cmd) => requester::job(cmd),
+        Command::Workflow(cmd) => workflow_cmd::run(cmd),
         Command::Proof(cmd) => requester::proof(cmd),
         Command::Blob(cmd) => blob_cmd::run(cmd),
         Command::Status(args) => chain_cmd::status(args),

@@ -1,8 +1,9 @@
 //! The README's main command, end to end: `provernet devnet --exit-when-done --json` starts a
 //! validator (or four) and three prover nodes as real processes, deploys the built-in programs
 //! and proves a mixed batch of real jobs (Groth16, winterfell and Plonky3 verified natively by
-//! the validators, and a segmented winterfell chain whose four leaf proofs a join job checks,
-//! verified by a committee of provers). Needs root, like every sandbox test.
+//! the validators, and a segmented winterfell chain run by the chain as a workflow: four leaf
+//! proofs and a binary tree of joins, verified by committees of provers). Needs root, like
+//! every sandbox test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -40,8 +41,17 @@ fn devnet_proves_a_mixed_batch() {
     );
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    // Three jobs per program, four segments of one chain, and their join.
-    assert_eq!(jobs.len(), 3 * 3 + 4 + 1);
+    // Three jobs per program, and the workflow: four segments of one chain, 2 + 1 joins.
+    assert_eq!(jobs.len(), 3 * 3 + 4 + 3);
+    assert_eq!(summary["workflow"]["status"], "verified", "{summary:#}");
+    assert_eq!(summary["workflow"]["nodes"], 7);
+    let nodes: BTreeSet<&str> = jobs.iter().filter_map(|j| j["node"].as_str()).collect();
+    assert_eq!(
+        nodes,
+        ["join-1-00", "join-1-01", "join-2-00", "leaf-00", "leaf-01", "leaf-02", "leaf-03"]
+            .into_iter()
+            .collect()
+    );
     let mut programs = BTreeSet::new();
     let mut provers = BTreeSet::new();
     for j in jobs {
@@ -52,10 +62,10 @@ fn devnet_proves_a_mixed_batch() {
         programs.insert(j["program"].as_str().unwrap().to_owned());
         provers.insert(j["provers"][0].as_str().unwrap().to_owned());
     }
-    assert_eq!(programs.len(), 3 + 4 + 1, "{programs:?}");
+    assert_eq!(programs.len(), 4, "{programs:?}");
     assert!(programs.contains("winterfell-chain-join"), "{programs:?}");
-    // Random assignment spreads fourteen jobs over more than one of the three nodes (all on one:
-    // probability 3 × 3⁻¹⁴).
+    // Random assignment spreads sixteen jobs over more than one of the three nodes (all on one:
+    // probability 3 × 3⁻¹⁶).
     assert!(provers.len() >= 2, "{provers:?}");
     // The programs are images: every node unpacked the four provers and the join's verifier,
     // and the layer of C libraries they all carry once (the same files make the same layer).
@@ -81,7 +91,8 @@ fn a_four_validator_devnet_proves_a_batch_through_nodes_on_other_validators() {
     assert_eq!(summary["all_verified"], true, "{summary:#}");
     assert_eq!(summary["validators"], 4, "{summary:#}");
     let jobs = summary["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 3 + 4 + 1);
+    assert_eq!(jobs.len(), 3 + 4 + 3);
+    assert_eq!(summary["workflow"]["status"], "verified", "{summary:#}");
     for j in jobs {
         assert_eq!(j["state"], "Verified", "{j}");
     }

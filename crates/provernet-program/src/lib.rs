@@ -33,6 +33,17 @@ pub fn input(program: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| fail(program, format!("reading input `{name}`: {e}")))
 }
 
+/// The bytes of input `name` if the job gave it, or exits with [`EXIT_ERROR`] if it cannot be
+/// read.
+pub fn input_if_given(program: &str, name: &str) -> Option<Vec<u8>> {
+    let path = job_root().join("in").join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => fail(program, format!("reading input `{name}`: {e}")),
+    }
+}
+
 /// Input `name` as UTF-8 text, or exits with [`EXIT_ERROR`].
 pub fn input_text(program: &str, name: &str) -> String {
     String::from_utf8(input(program, name))

@@ -66,7 +66,9 @@ fn segments_prove_separately_and_join_in_the_sandbox() {
     // Four leaf jobs, each started from the previous one's proven end.
     let mut at: u128 = 11;
     let mut leaves = Vec::new();
+    let mut starts = Vec::new();
     for i in 0..4 {
+        starts.push(at);
         let st = format!("{at} 512");
         let tag = format!("leaf{i}");
         let o = run_with_bytes(
@@ -124,4 +126,29 @@ fn segments_prove_separately_and_join_in_the_sandbox() {
     let forged = winterfell_chain::segments::encode_receipt(&reordered);
     assert_eq!(verify("jv-reordered", &forged), Termination::Exited(1));
     assert_eq!(verify("jv-garbage", b"junk"), Termination::Exited(1));
+
+    // An aggregation tree: two joins of two leaves, then a join of their receipts, which is
+    // the same receipt as the flat join's and verifies the same way.
+    let tree_join = |tag: &str, st: &str, parts: &[(&str, &[u8])]| {
+        let mut inputs: Vec<(&str, &[u8])> = vec![("statement", st.as_bytes())];
+        inputs.extend_from_slice(parts);
+        let o = run_with_bytes(&sb, d, tag, Path::new(JOIN), &inputs, &[], limits.clone()).unwrap();
+        (o.termination, std::fs::read(d.join(format!("out-{tag}/proof"))).unwrap_or_default())
+    };
+    let left_st = format!("{} 512 2", starts[0]);
+    let (t, left) =
+        tree_join("tj-left", &left_st, &[("seg-0000", &leaves[0]), ("seg-0001", &leaves[1])]);
+    assert_eq!(t, Termination::Exited(0));
+    let right_st = format!("{} 512 2", starts[2]);
+    let (t, right) =
+        tree_join("tj-right", &right_st, &[("seg-0000", &leaves[2]), ("seg-0001", &leaves[3])]);
+    assert_eq!(t, Termination::Exited(0));
+    let (t, root) =
+        tree_join("tj-root", "11 512 4", &[("part-0000", &left), ("part-0001", &right)]);
+    assert_eq!(t, Termination::Exited(0));
+    assert_eq!(root, receipt, "a tree of joins gives the flat join's receipt");
+    // Children swapped are a reordering, refused by the root join.
+    let (t, _) =
+        tree_join("tj-swapped", "11 512 4", &[("part-0000", &right), ("part-0001", &left)]);
+    assert_eq!(t, Termination::Exited(2));
 }
