@@ -89,6 +89,7 @@ pub struct Supply {
     pub supply_micro_credits: MicroCredits,
     pub balances_micro_credits: u128,
     pub stakes_micro_credits: u128,
+    /// Held by jobs, and by workflows for their nodes not yet jobs.
     pub escrows_micro_credits: u128,
     pub treasury_micro_credits: MicroCredits,
     pub burned_micro_credits: MicroCredits,

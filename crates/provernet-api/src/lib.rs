@@ -919,7 +919,9 @@ async fn supply(State(api): State<Api>) -> ApiResult<t::Supply> {
 fn supply_of(s: &provernet_ledger::State) -> t::Supply {
     let balances: u128 = s.accounts().map(|(_, a)| u128::from(a.balance.0)).sum();
     let stakes: u128 = s.provers().map(|(_, p)| u128::from(p.stake.0)).sum();
-    let escrows: u128 = s.jobs().map(|(_, j)| u128::from(j.escrow.0)).sum();
+    // What jobs hold, and what workflows hold for their nodes not yet jobs.
+    let escrows: u128 = s.jobs().map(|(_, j)| u128::from(j.escrow.0)).sum::<u128>()
+        + s.workflows().map(|(_, w)| u128::from(w.escrow.0)).sum::<u128>();
     let m = s.meta();
     t::Supply {
         height: m.height,

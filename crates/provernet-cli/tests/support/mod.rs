@@ -143,8 +143,8 @@ impl Net {
         let dir = tempfile::tempdir().unwrap();
         // Below the ephemeral range, apart from the other e2e tests' ports (18380-18390 and
         // 20000-30000), and apart per test process.
-        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9, 10, 11 and 12
-        // lie below slot 0.
+        // Slot 8 fits between slot 7 and the ephemeral range (32768 and up); 9 to 13 lie below
+        // slot 0.
         let pid = (std::process::id() % 250) as u16;
         let base = match slot {
             0..8 => 10_000 + pid * 10 + slot * 2_600,
@@ -153,7 +153,8 @@ impl Net {
             10 => 6_500 + pid * 10,
             11 => 2_000 + (pid % 190) * 10,
             12 => 9_000 + (pid % 100) * 10,
-            _ => panic!("port slots are 0 to 12"),
+            13 => 1_100 + (pid % 89) * 10,
+            _ => panic!("port slots are 0 to 13"),
         };
         let (p2p, api_port) = (base, base + 5);
         let keys: Vec<Keypair> = (0..provers).map(|_| Keypair::generate()).collect();
@@ -458,7 +459,8 @@ fn deploy(net: &Net, name: &str, prover: &str, verifier: [&str; 2], inputs: &[&s
     for i in inputs {
         args.extend(["--input-name", i]);
     }
-    args.extend(["--time", "30s"]);
+    // Every workspace prover writes its proof as `proof`; declared, a workflow may wire it.
+    args.extend(["--output-name", "proof", "--time", "30s"]);
     let v = net.cli_json(&args);
     assert!(v["program"].as_str().is_some(), "{v}");
 }
@@ -487,6 +489,15 @@ pub fn deploy_committee_program_as(net: &Net, exe: &str, name: &str) {
 /// binary `<name>-prover`, one input `statement`), verified natively by the validators.
 pub fn deploy_native(net: &Net, name: &str) {
     deploy(net, name, &format!("{name}-prover"), ["--builtin", name], &["statement"]);
+}
+
+/// Deploys the segmented chain's join (`winterfell-chain-join`, verified by committees of
+/// provers running `winterfell-chain-join-verifier`).
+pub fn deploy_join(net: &Net) {
+    let verifier = bin_dir().join("winterfell-chain-join-verifier");
+    let verifier = verifier.to_string_lossy();
+    let name = "winterfell-chain-join";
+    deploy(net, name, name, ["--verifier", &verifier], &["statement"]);
 }
 
 /// `job submit ... --json` as the faucet; the job id.
