@@ -20,6 +20,9 @@ pub enum BenchCommand {
     /// End to end on a local network: submit-to-Verified overhead around a proof, and the
     /// share of node capacity used under a saturating mixed load.
     Network(crate::bench_network::NetworkArgs),
+    /// Workflows: one long computation as one job on one node, against k segments and a tree
+    /// of joins over k nodes, run by the chain.
+    Workflow(crate::bench_workflow::WorkflowArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,6 +100,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Sandbox(args) => crate::bench_sandbox::run(args),
         BenchCommand::Chain(args) => crate::bench_chain::run(args),
         BenchCommand::Network(args) => crate::bench_network::run(args),
+        BenchCommand::Workflow(args) => crate::bench_workflow::run(args),
     }
 }
 
