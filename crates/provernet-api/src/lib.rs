@@ -1565,21 +1565,34 @@ async fn workflow_events(
     else {
         return Err(ApiError::not_found("workflow", &id));
     };
-    let pass = subscriber(&api, peer.as_ref())?;
-    let rx = chain.subscribe();
     let jobs: Vec<JobId> = view.nodes.iter().map(|n| n.job).collect();
-    let first = futures::stream::once(std::future::ready(sse_json("workflow", &view)));
-    let rest = if view.is_final {
+    let first = sse_json("workflow", &view);
+    let finished =
+        move |s: &provernet_ledger::State| s.workflow(&w).is_none_or(|x| x.is_finished());
+    follow_until(&api, peer, first, view.is_final, Follow::Workflow(w, jobs), finished)
+}
+
+/// A stream of `first`, then the blocks' events that `follow` picks, ending after the block
+/// after which `finished` holds on the state (at once if `already_final`).
+fn follow_until(
+    api: &Api,
+    peer: Option<axum::Extension<Peer>>,
+    first: Result<SseEvent, Infallible>,
+    already_final: bool,
+    follow: Follow,
+    finished: impl Fn(&provernet_ledger::State) -> bool + Send + Sync + 'static,
+) -> Result<Response, ApiError> {
+    let chain = api.submitter.chain().clone();
+    let pass = subscriber(api, peer.as_ref())?;
+    let rx = chain.subscribe();
+    let first = futures::stream::once(std::future::ready(first));
+    let rest = if already_final {
         futures::stream::empty().boxed()
     } else {
-        let watch = chain.clone();
-        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let seen = finished.clone();
-        sse_stream(rx, Follow::Workflow(w, jobs), move || seen.load(Ordering::Relaxed))
-            .inspect(move |_| {
-                let fin = watch.with_state(|s| s.workflow(&w).is_none_or(|wf| wf.is_finished()));
-                finished.store(fin, Ordering::Relaxed);
-            })
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = done.clone();
+        sse_stream(rx, follow, move || seen.load(Ordering::Relaxed))
+            .inspect(move |_| done.store(chain.with_state(&finished), Ordering::Relaxed))
             .boxed()
     };
     Ok(Sse::new(holding(first.chain(rest), pass)).keep_alive(KeepAlive::default()).into_response())
@@ -1631,23 +1644,8 @@ async fn job_events(
     let Some(view) = chain.with_state(|s| s.job(&j).map(|job| views::job(&j, job))) else {
         return Err(ApiError::not_found("job", &id));
     };
-    let already_final = view.is_final;
-    let pass = subscriber(&api, peer.as_ref())?;
-    let rx = chain.subscribe();
-    let first = futures::stream::once(std::future::ready(sse_json("job", &view)));
-    let rest = if already_final {
-        futures::stream::empty().boxed()
-    } else {
-        let watch = chain.clone();
-        // Stop after the block in which the job became final has been sent.
-        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let seen = finished.clone();
-        sse_stream(rx, Follow::Job(j), move || seen.load(Ordering::Relaxed))
-            .inspect(move |_| {
-                let fin = watch.with_state(|s| s.job(&j).is_none_or(|job| job.status.is_final()));
-                finished.store(fin, Ordering::Relaxed);
-            })
-            .boxed()
-    };
-    Ok(Sse::new(holding(first.chain(rest), pass)).keep_alive(KeepAlive::default()).into_response())
+    let first = sse_json("job", &view);
+    // Stop after the block in which the job became final has been sent.
+    let finished = move |s: &provernet_ledger::State| s.job(&j).is_none_or(|x| x.status.is_final());
+    follow_until(&api, peer, first, view.is_final, Follow::Job(j), finished)
 }

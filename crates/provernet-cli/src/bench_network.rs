@@ -15,7 +15,7 @@
 //!    the nodes offered, over the window from the first run's start until the queue empties
 //!    (no job left waiting for a prover), when the load stops being saturating.
 
-use crate::devnet::{deploy_builtin, start_local, wait_registered, LocalSpec, PROGRAMS};
+use crate::devnet::{start_deployed, LocalSpec, PROGRAMS};
 use anyhow::{anyhow, bail, Context, Result};
 use provernet_sdk::types::{AttemptState, JobStatus};
 use provernet_sdk::Client;
@@ -120,12 +120,9 @@ pub fn run(a: NetworkArgs) -> Result<()> {
             node_memory: a.node_memory.clone(),
             quiet: a.json,
         };
-        let mut local = start_local(&spec).await?;
+        let (mut local, status, ids) = start_deployed(&spec, &programs_dir).await?;
         let client = local.client.clone();
-        let status = client.status().await?;
         let chain_id = status.chain_id.clone();
-        let ids = deploy_builtin(&client, &local.faucet, &chain_id, &programs_dir, true).await?;
-        wait_registered(&client, &mut local.children, &local.logs, a.provers).await?;
         let program = |name: &str| -> Result<ProgramId> {
             PROGRAMS
                 .iter()

@@ -16,7 +16,7 @@
 //!   until Verified: the committee's or validators' votes);
 //! - `critical_prove_s`: the longest leaf's proving plus each join level's longest join.
 
-use crate::devnet::{deploy_builtin, start_local, wait_registered, LocalSpec, PROGRAMS};
+use crate::devnet::{start_deployed, LocalSpec, PROGRAMS};
 use crate::workflow_cmd::{resolve, segmented_tree, submit_resolved};
 use anyhow::{anyhow, bail, Result};
 use provernet_sdk::types::{Job, JobStatus, WorkflowStatus};
@@ -47,6 +47,10 @@ pub struct WorkflowArgs {
     /// Cores each node offers; every job asks for one.
     #[arg(long, default_value = "1")]
     node_cores: String,
+    /// Memory each node offers: enough for the single job (winterfell needs about 3.4 KiB a
+    /// row; each leaf or job asks for 4 KiB a row and 512 MiB more, at least 1 GiB).
+    #[arg(long, default_value = "6GiB")]
+    node_memory: String,
     /// Time limit of each job.
     #[arg(long, default_value = "900s")]
     time: Seconds,
@@ -94,6 +98,9 @@ struct Run {
     joins: Phases,
     /// Distinct provers that ran a winning attempt.
     provers_used: usize,
+    /// The final proof's size: the single job's proof, or the root join's composite receipt
+    /// (every leaf's proof: the join is not succinct).
+    proof_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -104,6 +111,7 @@ struct Report {
     validators: usize,
     provers: usize,
     node_cores: String,
+    node_memory: String,
     rows: u64,
     runs: Vec<Run>,
 }
@@ -150,6 +158,19 @@ impl Clock {
     }
 }
 
+/// What a job proving `rows` rows of the chain asks for: 4 KiB a row and 512 MiB, at least
+/// 1 GiB (winterfell's prover peaks at about 3.4 KiB a row).
+fn job_memory(rows: u64) -> Bytes {
+    Bytes((rows.saturating_mul(4096) + (512 << 20)).max(1 << 30))
+}
+
+/// The size of a verified job's deciding proof.
+fn proof_size(j: &Job) -> u64 {
+    j.winner
+        .and_then(|i| j.attempts.get(usize::from(i)))
+        .map_or(0, |a| a.proof.iter().map(|f| f.size.0).sum())
+}
+
 fn mean(v: &[Phases]) -> Phases {
     let n = v.len().max(1) as f64;
     let sum = |f: fn(&Phases) -> f64| v.iter().map(f).sum::<f64>() / n;
@@ -182,21 +203,18 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
             api_port: a.api_port,
             p2p_port: a.p2p_port,
             node_cores: a.node_cores.clone(),
-            node_memory: "4GiB".into(),
+            node_memory: a.node_memory.clone(),
             quiet: a.json,
         };
-        let mut local = start_local(&spec).await?;
+        let (mut local, status, ids) = start_deployed(&spec, &programs_dir).await?;
         let client = local.client.clone();
-        let status = client.status().await?;
         let chain_id = status.chain_id.clone();
-        let ids = deploy_builtin(&client, &local.faucet, &chain_id, &programs_dir, true).await?;
-        wait_registered(&client, &mut local.children, &local.logs, a.provers).await?;
         let chain_program = PROGRAMS
             .iter()
             .position(|p| p.name == "winterfell-chain")
             .map(|i| ids[i])
             .ok_or_else(|| anyhow!("no built-in winterfell-chain"))?;
-        let resources = Resources { cores: MilliCores(1000), memory: Bytes::gib(2), gpus: GpuCount(0) };
+        let resources = Resources { cores: MilliCores(1000), memory: job_memory(a.rows), gpus: GpuCount(0) };
         let mut clock = Clock { client: client.clone(), times: BTreeMap::new() };
         let start_value: u128 = 5;
         let mut runs = Vec::new();
@@ -236,7 +254,13 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
         };
         let single_s = t0.elapsed().as_secs_f64();
         if single.status != JobStatus::Verified {
-            bail!("the single job ended {}; see {}", single.status, local.logs.display());
+            let why: Vec<String> =
+                single.attempts.iter().filter_map(|x| x.failure.clone()).collect();
+            bail!(
+                "the single job ended {} ({}); give the nodes more memory (--node-memory) or fewer rows",
+                single.status,
+                why.join(", ")
+            );
         }
         let p = clock.phases(&single).await?;
         say(&a, format!("  {single_s:.1} s ({:.1} s proving)", p.prove_s));
@@ -255,18 +279,20 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
             leaves: p,
             joins: Phases::default(),
             provers_used: 1,
+            proof_bytes: proof_size(&single),
         });
 
         for &k in &a.k {
             let rows = a.rows / k as u64;
             say(&a, format!("{k} segments of {rows} rows and a binary tree of joins, as a workflow"));
             let flow = segmented_tree(start_value, rows, k, 2, a.time)?;
-            // Every leaf asks for the same resources as the single job.
+            // One core each, and memory by the rows a leaf proves (a join only checks).
             let mut flow = flow;
             for n in &mut flow.nodes {
+                let memory = if n.name.starts_with("leaf") { job_memory(rows) } else { Bytes::gib(1) };
                 n.resources = Some(crate::workflow_cmd::ResourcesFile {
                     cores: Some(crate::workflow_cmd::Scalar::Int(1)),
-                    memory: Some("2GiB".into()),
+                    memory: Some(format!("{}B", memory.0)),
                     gpus: Some(0),
                 });
             }
@@ -295,6 +321,7 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
             let mut provers = std::collections::BTreeSet::new();
             let mut last_leaf = 0u64;
             let mut root_done = 0u64;
+            let mut root_bytes = 0u64;
             for n in &names {
                 let job_id: JobId = provernet_types::workflow::node_job_id(&wid, n);
                 let j = client.job(&job_id).await?.ok_or_else(|| anyhow!("node {n} has no job"))?;
@@ -309,7 +336,10 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
                 } else {
                     // `join-L-NN`: its level.
                     let level = n.as_str().split('-').nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
-                    root_done = root_done.max(finished);
+                    if finished >= root_done {
+                        root_done = finished;
+                        root_bytes = proof_size(&j);
+                    }
                     joins.entry(level).or_default().push((ph, j));
                 }
             }
@@ -348,6 +378,7 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
                 leaves: mean(&leaves),
                 joins: mean(&join_phases),
                 provers_used: provers.len(),
+                proof_bytes: root_bytes,
             });
         }
         let report = Report {
@@ -357,6 +388,7 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
             validators: a.validators,
             provers: a.provers,
             node_cores: a.node_cores.clone(),
+            node_memory: a.node_memory.clone(),
             rows: a.rows,
             runs,
         };
@@ -375,15 +407,15 @@ fn print_table(r: &Report) {
         r.machine, r.validators, r.provers, r.node_cores, r.rows
     );
     println!(
-        "{:>3} {:>5} {:>8} {:>8} {:>6} {:>8} {:>8} {:>9} {:>9} | per leaf: {:>6} {:>6} {:>6} {:>6} | per join: {:>6} {:>6} {:>6} {:>6}",
-        "k", "jobs", "total s", "speedup", "eff", "leaves", "joins", "crit prv", "overhead",
+        "{:>3} {:>5} {:>8} {:>8} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9} | per leaf: {:>6} {:>6} {:>6} {:>6} | per join: {:>6} {:>6} {:>6} {:>6}",
+        "k", "jobs", "total s", "speedup", "eff", "leaves", "joins", "crit prv", "overhead", "proof KB",
         "queue", "run", "prove", "verify", "queue", "run", "prove", "verify"
     );
     for x in &r.runs {
         println!(
-            "{:>3} {:>5} {:>8.1} {:>8.2} {:>6.2} {:>8.1} {:>8.1} {:>9.1} {:>9.1} | {:>16.1} {:>6.1} {:>6.1} {:>6.1} | {:>16.1} {:>6.1} {:>6.1} {:>6.1}",
+            "{:>3} {:>5} {:>8.1} {:>8.2} {:>6.2} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1} | {:>16.1} {:>6.1} {:>6.1} {:>6.1} | {:>16.1} {:>6.1} {:>6.1} {:>6.1}",
             x.k, x.jobs, x.total_s, x.speedup, x.efficiency, x.leaves_s, x.joins_s,
-            x.critical_prove_s, x.overhead_s,
+            x.critical_prove_s, x.overhead_s, x.proof_bytes as f64 / 1000.0,
             x.leaves.queue_s, x.leaves.run_s, x.leaves.prove_s, x.leaves.verify_s,
             x.joins.queue_s, x.joins.run_s, x.joins.prove_s, x.joins.verify_s,
         );

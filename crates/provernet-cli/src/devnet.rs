@@ -266,6 +266,20 @@ pub struct Local {
     pub apis: Vec<String>,
 }
 
+/// [`start_local`], then the built-in programs deployed (their ids, in [`PROGRAMS`] order) and
+/// every prover node registered: what the benchmarks start from.
+pub async fn start_deployed(
+    spec: &LocalSpec,
+    programs_dir: &Path,
+) -> Result<(Local, provernet_sdk::Status, Vec<provernet_types::ProgramId>)> {
+    let mut local = start_local(spec).await?;
+    let status = local.client.status().await?;
+    let ids =
+        deploy_builtin(&local.client, &local.faucet, &status.chain_id, programs_dir, true).await?;
+    wait_registered(&local.client, &mut local.children, &local.logs, spec.provers).await?;
+    Ok((local, status, ids))
+}
+
 /// Creates a network of `spec.validators` validators in `spec.dir` with `spec.provers` funded
 /// prover nodes spread across them, and starts them all as processes of this binary. Returns
 /// once every validator's API answers; the nodes register on their own (see

@@ -757,7 +757,6 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     }
 }
 
-/// Follows a job until it is final, printing each change; returns the final view.
 /// Follows a job until it is final, printing each change; returns the final view. It follows
 /// the job's event stream (a new view is read only when a block touched the job) and polls
 /// while the stream is down, reconnecting to it.
@@ -766,58 +765,92 @@ async fn watch(client: &Client, id: &JobId, conn: &Conn) -> Result<Job> {
     use provernet_sdk::JobStreamItem;
     let started = Instant::now();
     let mut last = String::new();
-    let mut failures = 0u32;
-    let mut show = |v: &Job| {
+    let show = |v: &Job| {
         let line = describe_progress(v);
         if line != last {
             conn.say(format!("[{:>6.1}s] {line}", started.elapsed().as_secs_f64()));
             last = line;
         }
     };
+    let open = async || {
+        let stream = client.job_events(id).await?;
+        Ok(stream.map(|item| match item {
+            Ok(JobStreamItem::Job(v)) => Pushed::View(*v),
+            Ok(JobStreamItem::Events(_)) => Pushed::Changed,
+            Err(e) => Pushed::Broken(e),
+        }))
+    };
+    let read = async || client.job(id).await;
+    follow(open, read, show, |v: &Job| v.is_final, &format!("job {id}"), client.base()).await
+}
+
+/// What an event stream of one record says.
+pub(crate) enum Pushed<V> {
+    /// The record as it is.
+    View(V),
+    /// A block changed it: read it again.
+    Changed,
+    /// The stream broke.
+    Broken(SdkError),
+}
+
+/// Follows a record (a job, a workflow) until `is_final`, calling `show` with each view: from
+/// its event stream (`open`), reading it (`read`) when a block changed it, and polling while
+/// the stream is down, reconnecting to it. A stream quiet for 30 s is looked at by a poll.
+pub(crate) async fn follow<V, S>(
+    open: impl AsyncFn() -> Result<S, SdkError>,
+    read: impl AsyncFn() -> Result<Option<V>, SdkError>,
+    mut show: impl FnMut(&V),
+    is_final: impl Fn(&V) -> bool,
+    what: &str,
+    api: &str,
+) -> Result<V>
+where
+    S: futures::Stream<Item = Pushed<V>>,
+{
+    use futures::StreamExt;
+    let mut failures = 0u32;
     loop {
-        // Pushed: the stream's first item is the job as it is, then one per block touching it.
-        if let Ok(stream) = client.job_events(id).await {
+        if let Ok(stream) = open().await {
             let mut stream = std::pin::pin!(stream);
-            // A job the chain has not touched for this long is looked at by a poll instead (the
-            // stream's keep-alives are not items: a stalled connection ends here too).
             while let Ok(Some(item)) =
                 tokio::time::timeout(Duration::from_secs(30), stream.next()).await
             {
                 let v = match item {
-                    Ok(JobStreamItem::Job(v)) => *v,
-                    Ok(JobStreamItem::Events(_)) => match client.job(id).await {
+                    Pushed::View(v) => v,
+                    Pushed::Changed => match read().await {
                         Ok(Some(v)) => v,
                         _ => break,
                     },
-                    Err(e) => {
-                        tracing::debug!("the job's event stream broke: {e}");
+                    Pushed::Broken(e) => {
+                        tracing::debug!("the event stream of {what} broke: {e}");
                         break;
                     }
                 };
                 failures = 0;
                 show(&v);
-                if v.is_final {
+                if is_final(&v) {
                     return Ok(v);
                 }
             }
         }
         // The stream is down (a validator restart, a proxy that cuts streams): poll once, then
         // try the stream again.
-        match client.job(id).await {
+        match read().await {
             Ok(Some(v)) => {
                 failures = 0;
                 show(&v);
-                if v.is_final {
+                if is_final(&v) {
                     return Ok(v);
                 }
             }
-            Ok(None) => return Err(hinted(format!("there is no job {id}"), "check the id")),
+            Ok(None) => return Err(hinted(format!("there is no {what}"), "check the id")),
             // Keep following for a while.
             Err(e) if failures < 30 => {
                 failures += 1;
-                tracing::debug!("reading the job failed: {e}");
+                tracing::debug!("reading {what} failed: {e}");
             }
-            Err(e) => return Err(explain(e, client.base())),
+            Err(e) => return Err(explain(e, api)),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

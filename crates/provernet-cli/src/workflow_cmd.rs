@@ -23,7 +23,7 @@
 //! ```
 
 use crate::requester::{
-    explain, hinted, print_json, runtime, submit_signed, upload, upload_path, Conn,
+    explain, follow, hinted, print_json, runtime, submit_signed, upload, upload_path, Conn, Pushed,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use provernet_sdk::types::{self, NodeStatus, Workflow, WorkflowStatus};
@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The largest workflow file read.
 const FILE_BYTES_MAX: u64 = 1 << 20;
@@ -497,7 +497,7 @@ pub async fn watch(client: &Client, id: &WorkflowId, conn: &Conn) -> Result<Work
     use provernet_sdk::WorkflowStreamItem;
     let started = Instant::now();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut show = |w: &Workflow| {
+    let show = |w: &Workflow| {
         for n in &w.nodes {
             let line = node_state(n);
             if seen.get(n.name.as_str()) != Some(&line) {
@@ -510,48 +510,17 @@ pub async fn watch(client: &Client, id: &WorkflowId, conn: &Conn) -> Result<Work
             }
         }
     };
-    let mut failures = 0u32;
-    loop {
-        if let Ok(stream) = client.workflow_events(id).await {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(item)) =
-                tokio::time::timeout(Duration::from_secs(30), stream.next()).await
-            {
-                let w = match item {
-                    Ok(WorkflowStreamItem::Workflow(w)) => *w,
-                    Ok(WorkflowStreamItem::Events(_)) => match client.workflow(id).await {
-                        Ok(Some(w)) => w,
-                        _ => break,
-                    },
-                    Err(e) => {
-                        tracing::debug!("the workflow's event stream broke: {e}");
-                        break;
-                    }
-                };
-                failures = 0;
-                show(&w);
-                if w.is_final {
-                    return Ok(w);
-                }
-            }
-        }
-        match client.workflow(id).await {
-            Ok(Some(w)) => {
-                failures = 0;
-                show(&w);
-                if w.is_final {
-                    return Ok(w);
-                }
-            }
-            Ok(None) => return Err(hinted(format!("there is no workflow {id}"), "check the id")),
-            Err(e) if failures < 30 => {
-                failures += 1;
-                tracing::debug!("reading the workflow failed: {e}");
-            }
-            Err(e) => return Err(explain(e, client.base())),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let open = async || {
+        let stream = client.workflow_events(id).await?;
+        Ok(stream.map(|item| match item {
+            Ok(WorkflowStreamItem::Workflow(w)) => Pushed::View(*w),
+            Ok(WorkflowStreamItem::Events(_)) => Pushed::Changed,
+            Err(e) => Pushed::Broken(e),
+        }))
+    };
+    let read = async || client.workflow(id).await;
+    let what = format!("workflow {id}");
+    follow(open, read, show, |w: &Workflow| w.is_final, &what, client.base()).await
 }
 
 fn node_state(n: &types::WorkflowNode) -> String {
@@ -571,7 +540,16 @@ async fn finish(client: &Client, w: &Workflow, conn: &Conn) -> Result<()> {
         print!("{}", render(client, w).await);
     }
     if w.status != WorkflowStatus::Verified {
-        let why = w.failed_node.as_ref().map(|n| format!(": node `{n}` did not verify"));
+        // Which node failed, and how its job ended.
+        let why = w.failed_node.as_ref().map(|name| {
+            let ended = w
+                .nodes
+                .iter()
+                .find(|n| &n.name == name)
+                .and_then(|n| n.job_status)
+                .map_or("did not verify".to_owned(), |s| format!("ended {s}"));
+            format!(": node `{name}` {ended}")
+        });
         bail!("workflow {} ended {}{}", w.id, w.status.name(), why.unwrap_or_default());
     }
     Ok(())

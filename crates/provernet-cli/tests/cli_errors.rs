@@ -176,3 +176,84 @@ async fn every_ledger_error_the_cli_can_provoke_reaches_the_user_with_its_code_a
     assert_eq!(left["kind"], "deregister_prover");
     assert_eq!(show(&["prover", "status"], &faucet)["status"], "Exiting");
 }
+
+/// A workflow file's mistakes are refused before anything is uploaded or paid, each naming
+/// the node and the field (or the line); the chain's own refusals keep their codes. Then a
+/// good file is submitted, shown and cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_files_are_refused_naming_the_node_and_the_field() {
+    let net = Net::new(9, 0, &[]).await;
+    let register = ["prover", "register", "--cores", "1", "--memory", "1GiB", "--stake", "100"];
+    let (ok, _, err) = net.cli(&register);
+    assert!(ok, "{err}");
+    deploy_native(&net, "winterfell-chain");
+    let node = |name: &str, extra: &str| {
+        format!("  - name: {name}\n    program: winterfell-chain\n    inputs:\n      statement: {{ text: \"3 64\" }}\n{extra}")
+    };
+    let cases = [
+        ("nodes: [\n", vec!["line"]),
+        ("nodes:\n  - name: a\n    program: winterfell-chain\n    colour: red\n", vec!["colour"]),
+        (
+            "nodes:\n  - name: a\n    program: nope\n",
+            vec!["node `a`, program", "there is no program `nope`", "hint:"],
+        ),
+        (
+            &format!("nodes:\n{}{}", node("a", ""), node("b", "      x: { from: a/trace }\n")),
+            vec!["node `b`, input `x`", "does not declare output `trace`", "proof"],
+        ),
+        (
+            &format!(
+                "nodes:\n{}{}",
+                node("a", "      x: { from: b/proof }\n"),
+                node("b", "      y: { from: a/proof }\n")
+            ),
+            vec!["node `a` is on a cycle"],
+        ),
+        (
+            &format!("nodes:\n{}    resources: {{ memory: 4 gigs }}\n", node("a", "")),
+            vec!["node `a`, resources.memory"],
+        ),
+        (
+            &format!("nodes:\n{}      x: {{ file: missing.bin }}\n", node("a", "")),
+            vec!["node `a`, input `x`", "missing.bin"],
+        ),
+        (
+            &format!("nodes:\n{}    max_fee: 0.000001\n", node("a", "")),
+            vec!["fee_below_quote", "node `a`"],
+        ),
+        (
+            &format!("max_fee: 0.000001\nnodes:\n{}{}", node("a", ""), node("b", "")),
+            vec!["fee_below_quote"],
+        ),
+    ];
+    for (i, (yaml, wants)) in cases.iter().enumerate() {
+        let file = net.write(&format!("flow-{i}.yaml"), yaml.as_bytes());
+        let (ok, out, err) = net.cli(&["workflow", "submit", &file]);
+        assert!(!ok, "case {i} should fail:\n{yaml}\n{out}");
+        for want in wants {
+            assert!(err.contains(want), "case {i}: `{want}` not in:\n{err}");
+        }
+    }
+    // Nothing was submitted or paid for by any of them.
+    let (_, out, _) = net.cli(&["job", "list", "--mine", "--json"]);
+    assert!(out.contains("\"items\": []"), "{out}");
+
+    // A good file: submitted, shown as a tree, cancelled.
+    let good =
+        format!("nodes:\n{}{}", node("leaf", ""), node("join", "      x: { from: leaf/proof }\n"));
+    let file = net.write("flow-good.yaml", good.as_bytes());
+    let v = net.cli_json(&["workflow", "submit", &file]);
+    let id = v["workflow"].as_str().unwrap().to_owned();
+    assert_eq!(v["jobs"].as_object().map(|o| o.len()), Some(2), "{v}");
+    let (ok, tree, err) = net.cli(&["workflow", "status", &id]);
+    assert!(ok, "{err}");
+    assert!(
+        tree.contains("join") && tree.contains("└─ leaf") && tree.contains("waiting"),
+        "{tree}"
+    );
+    let w = net.cli_json(&["workflow", "cancel", &id]);
+    assert_eq!(w["cancelled"], true, "{w}");
+    assert_eq!(w["nodes"][1]["status"], "skipped", "{w}");
+    let again = net.cli(&["workflow", "cancel", &id]);
+    assert!(!again.0 && again.2.contains("workflow_closed"), "{}", again.2);
+}

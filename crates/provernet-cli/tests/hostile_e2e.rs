@@ -40,6 +40,9 @@ fn deploy_paths(net: &Net, name: &str, prover: &str, verifier: &str) {
         verifier,
         "--input-name",
         "statement",
+        // Every proof must have `proof` (a workflow may wire it).
+        "--output-name",
+        "proof",
         "--time",
         "20s",
     ];
@@ -91,8 +94,12 @@ async fn a_requester_cannot_steal_collateral_slash_for_free_or_get_free_proofs()
         "i=1; while [ $i -le 17 ]; do echo $i > /job/out/p$i; i=$((i+1)); done",
     );
     deploy_paths(&net, "writes-seventeen", &many, &verifier);
+    // And one that leaves out the output its program declares: a proof the chain would refuse
+    // to reveal. The node claims instead of committing to it.
+    let other = script(&net, "other.sh", "echo x > /job/out/other");
+    deploy_paths(&net, "leaves-out-its-output", &other, &verifier);
     let mut jobs = Vec::new();
-    for program in ["writes-nothing", "writes-seventeen"] {
+    for program in ["writes-nothing", "writes-seventeen", "leaves-out-its-output"] {
         let before = net.balance(&faucet).await;
         let extra = ["--mechanism", "reverse-dutch", "--max-fee", "0.004", "--time", "10s"];
         let id = submit(&net, program, std::slice::from_ref(&statement), &extra);

@@ -46,11 +46,17 @@ fn status(c: &TestChain, id: &WorkflowId, node: &str) -> NodeStatus {
 
 /// Runs honest provers until the workflow is finished and every job settled.
 fn run_to_end(c: &mut TestChain, id: &WorkflowId) {
+    run_to_end_with(c, id, Behaviour::HONEST);
+}
+
+/// Runs provers behaving as `b` until the workflow is finished and every job settled,
+/// checking conservation after every block.
+fn run_to_end_with(c: &mut TestChain, id: &WorkflowId, b: Behaviour) {
     for _ in 0..200 {
         if wf(c, id).is_finished() && c.state.jobs().all(|(_, j)| j.settled) {
             return;
         }
-        let txs = c.agent_txs(Behaviour::HONEST);
+        let txs = c.agent_txs(b);
         c.block(txs);
         conserved(c);
     }
@@ -188,15 +194,7 @@ fn a_node_whose_program_fails_everywhere_skips_what_reads_from_it() {
     ]);
     let (id, tx) = c.submit_workflow("alice", spec);
     c.block(vec![tx]);
-    let failing = Behaviour { program_error_pct: 100, ..Behaviour::HONEST };
-    for _ in 0..100 {
-        if wf(&c, &id).is_finished() && c.state.jobs().all(|(_, j)| j.settled) {
-            break;
-        }
-        let txs = c.agent_txs(failing);
-        c.block(txs);
-        conserved(&c);
-    }
+    run_to_end_with(&mut c, &id, Behaviour { program_error_pct: 100, ..Behaviour::HONEST });
     assert_eq!(
         status(&c, &id, "seg"),
         NodeStatus::Done(JobStatus::Failed(crate::FailReason::Program))
