@@ -709,7 +709,7 @@ fn short(s: &str) -> String {
 
 fn print_table(summary: &Summary) {
     println!(
-        "{:<9} {:<32} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+        "{:<9} {:<34} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
         "job",
         "program (workflow node)",
         "state",
@@ -725,7 +725,7 @@ fn print_table(summary: &Summary) {
             None => r.program.clone(),
         };
         println!(
-            "{:<9} {:<32} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
+            "{:<9} {:<34} {:<10} {:<28} {:>8} {:>9} {:<9} {:>12}",
             short(&r.job.to_string()),
             program,
             r.state.name(),
