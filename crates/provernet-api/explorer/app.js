@@ -206,9 +206,9 @@
   /** Badge colour from a status string; the class comes from this fixed list, never from data. */
   function tone(s) {
     const v = String(s);
-    if (/^(Verified|Active|applied|valid|active|yes)/.test(v)) return 'ok';
+    if (/^(Verified|Active|applied|valid|active|yes|verified)/.test(v)) return 'ok';
     if (/^(Failed|Invalid|Rejected|Refuted|Missed|ProgramError|TimeLimit|failed|invalid|Slashed|Ejected)/.test(v)) return 'bad';
-    if (/^(Cancelled|Expired|Superseded|Declined|Unverifiable|CannotVerify|cannot_verify|Exiting|unknown|no$|pending vote)/.test(v)) return 'muted';
+    if (/^(Cancelled|Expired|Superseded|Declined|Unverifiable|CannotVerify|cannot_verify|Exiting|unknown|no$|pending vote|cancelled|skipped|waiting|done$)/.test(v)) return 'muted';
     return 'progress';
   }
   function badge(s, testid) {
@@ -814,6 +814,7 @@
           ['Submitted at', blockLink(j.submitted_at)],
           ['Finished at', isHeight(j.finished_at) ? h('span', null, blockLink(j.finished_at), ` (${latency} blocks)`) : '—'],
           ['Winner', isNum(j.winner) ? `attempt #${j.winner}` : '—'],
+          j.workflow ? ['Workflow', h('span', null, idLink('workflow', j.workflow.workflow), ` node #${fmtInt(j.workflow.node)}`)] : null,
         ])),
         card('Money', kv([
           ['Fee per prover', amount(j.fee_per_prover_micro_credits)],
@@ -837,6 +838,39 @@
     const viaStream = !j.final && streaming() && openJobStream(id);
     // While the job's own stream runs it drives the updates; otherwise new blocks do.
     return { title: `Job ${shortId(id)}`, node: jobNode(j), live: !j.final && !viaStream };
+  }
+
+  function workflowNode(w) {
+    const nodes = w.nodes || [];
+    const failed = w.failed_node != null ? String(w.failed_node) : null;
+    return h('div', null,
+      h('h1', null, 'Workflow ', fullId(w.id, 'workflow-id')),
+      h('div', { class: 'status-line' }, badge(w.status, 'workflow-status'), w.final ? h('span', { class: 'muted' }, 'final') : h('span', { class: 'live-tag' }, 'live')),
+      card('Workflow', kv([
+        ['Requester', idLink('account', w.requester, w.requester)],
+        ['Submitted at', blockLink(w.submitted_at)],
+        ['Finished at', blockLink(w.finished_at)],
+        ['Failed node', failed ? h('span', { class: 'err-text' }, failed) : h('span', { class: 'muted' }, 'none')],
+        ['Cancelled', w.cancelled ? 'yes' : 'no'],
+        ['Max fee', amount(w.max_fee_micro_credits)],
+        ['Escrow held', amount(w.escrow_micro_credits)],
+      ])),
+      card(`Nodes (${nodes.length})`, table(['Node', 'Status', 'Job', 'Job status', 'Program', 'Reads from'],
+        nodes.map((n) => [
+          h('strong', null, String(n.name)),
+          badge(n.status === 'skipped' && n.skipped_because != null ? `skipped (${n.skipped_because} failed)` : n.status),
+          n.status === 'job' || n.status === 'done' ? idLink('job', n.job) : h('span', { class: 'muted' }, 'not yet'),
+          n.job_status != null ? badge(n.job_status) : h('span', { class: 'muted' }, '—'),
+          programLink(n.program),
+          (n.wires || []).length ? (n.wires || []).map((x) => `${x.node}/${x.output} → ${x.input}`).join(', ') : h('span', { class: 'muted' }, 'its own inputs'),
+        ]), 'No nodes.', 'workflow-nodes')));
+  }
+
+  async function viewWorkflow(ctx) {
+    const id = ctx.params[0];
+    const w = await api(`/v1/workflows/${id}`);
+    await loadProgramNames((w.nodes || []).map((n) => n.program));
+    return { title: `Workflow ${shortId(id)}`, node: workflowNode(w), live: !w.final };
   }
 
   async function viewProvers() {
@@ -960,6 +994,7 @@
     [/^\/block\/(\d{1,15})$/, viewBlock, 'blocks'],
     [/^\/jobs$/, viewJobs, 'jobs'],
     [/^\/job\/([0-9a-f]{64})$/, viewJob, 'jobs'],
+    [/^\/workflow\/([0-9a-f]{64})$/, viewWorkflow, 'jobs'],
     [/^\/provers$/, viewProvers, 'provers'],
     [/^\/prover\/([0-9a-f]{64})$/, viewProver, 'provers'],
     [/^\/program\/(.{1,200})$/, viewProgram, null],
@@ -968,7 +1003,7 @@
     [/^\/search$/, viewSearch, null],
   ];
 
-  const KIND_NAMES = { block: 'a block height', job: 'a job id', prover: 'a prover id', account: 'an account id', tx: 'a transaction hash' };
+  const KIND_NAMES = { block: 'a block height', job: 'a job id', workflow: 'a workflow id', prover: 'a prover id', account: 'an account id', tx: 'a transaction hash' };
 
   function parseHash() {
     const raw = location.hash.replace(/^#/, '') || '/';
@@ -1001,7 +1036,7 @@
     }
     setNav(null);
     // A known page with a malformed id: say what was expected. Hex ids in upper case are fixed.
-    const bad = /^\/(block|job|prover|account|tx)\/(.*)$/.exec(path);
+    const bad = /^\/(block|job|workflow|prover|account|tx)\/(.*)$/.exec(path);
     if (bad) {
       let arg = bad[2];
       try { arg = decodeURIComponent(arg); } catch (_) { /* keep raw */ }
@@ -1137,13 +1172,13 @@
     const lower = q.toLowerCase();
     if (HEX64.test(lower)) {
       // A prover's id is also its account's: the prover page is the richer one, so it comes first.
-      const kinds = [['job', '/v1/jobs/'], ['tx', '/v1/txs/'], ['prover', '/v1/provers/'], ['account', '/v1/accounts/'], ['program', '/v1/programs/']];
+      const kinds = [['job', '/v1/jobs/'], ['workflow', '/v1/workflows/'], ['tx', '/v1/txs/'], ['prover', '/v1/provers/'], ['account', '/v1/accounts/'], ['program', '/v1/programs/']];
       const found = await Promise.all(kinds.map(([, p]) => api(p + lower, { optional: true }).then((r) => r != null, (e) => e)));
       const i = found.findIndex((r) => r === true);
       if (i >= 0) return `#/${kinds[i][0]}/${lower}`;
       const err = found.find((r) => r instanceof Error);
       if (err) throw err;
-      throw new Error(`Nothing on this chain has the id ${lower}: it is no job, transaction, account, prover or program.`);
+      throw new Error(`Nothing on this chain has the id ${lower}: it is no job, workflow, transaction, account, prover or program.`);
     }
     if (PROGRAM_NAME.test(q)) {
       const p = await api(`/v1/programs/${encodeURIComponent(q)}`, { optional: true });

@@ -178,6 +178,32 @@ async fn the_explorer_shows_a_proven_job_and_its_prover_in_a_real_browser() {
     let page = dom(&exe, profile.path(), &format!("{api}/#/job/{}", "zz".repeat(32)));
     assert!(page.contains("data-testid=\"error\""), "a malformed id gets a message");
 
+    // A workflow of two nodes, the second reading the first's proof: its page lists both,
+    // and a node's job page links back to it.
+    let flow = net.write(
+        "flow.yaml",
+        b"nodes:\n  - name: first\n    program: winterfell-chain\n    inputs:\n      statement: { text: \"3 64\" }\n  - name: second\n    program: winterfell-chain\n    inputs:\n      statement: { text: \"5 64\" }\n      previous: { from: first/proof }\n",
+    );
+    let w = net.cli_json(&["workflow", "submit", &flow, "--wait"]);
+    assert_eq!(w["status"], "verified", "{w:#}");
+    let wid = w["id"].as_str().unwrap().to_owned();
+    let page = dom(&exe, profile.path(), &format!("{api}/#/workflow/{wid}"));
+    assert_eq!(text_of(&page, "workflow-status"), "verified");
+    assert_eq!(text_of(&page, "workflow-id"), wid);
+    assert!(page.contains("data-testid=\"workflow-nodes\""), "{page}");
+    assert!(page.contains("first/proof → previous"), "the wire is shown: {page}");
+    screenshot(
+        &exe,
+        profile.path(),
+        &format!("{api}/#/workflow/{wid}"),
+        &shots.join("workflow.png"),
+    );
+    let second = w["nodes"][1]["job"].as_str().unwrap();
+    let page = dom(&exe, profile.path(), &format!("{api}/#/job/{second}"));
+    assert!(page.contains(&format!("#/workflow/{wid}")), "the job links its workflow");
+    let page = dom(&exe, profile.path(), &format!("{api}/#/search?q={wid}"));
+    assert_eq!(text_of(&page, "workflow-id"), wid, "a search finds the workflow");
+
     // The pages are served under the explorer's Content-Security-Policy.
     let head = http_head(api.trim_start_matches("http://"), "/");
     let csp = head
