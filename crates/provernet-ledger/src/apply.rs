@@ -391,6 +391,9 @@ fn check_manifest(ov: &Overlay<'_>, m: &ProgramManifest) -> Result<(), TxError> 
     if first_duplicate(m.inputs.iter()).is_some() {
         return Err(TxError::BadManifest("declared input names must be unique"));
     }
+    if first_duplicate(m.outputs.iter()).is_some() {
+        return Err(TxError::BadManifest("declared output names must be unique"));
+    }
     let id = m.id();
     if ov.program(&id).is_some() {
         return Err(TxError::ProgramExists(id));

@@ -166,6 +166,13 @@ pub(crate) fn node_finished(ov: &mut Overlay<'_>, id: JobId, job: &Job) {
         panic!("ledger invariant broken: job {id} belongs to a workflow that does not exist");
     };
     let i = usize::from(at.node);
+    // A job ends once (`finish_job` runs on non-final jobs only), so its node is a job still.
+    debug_assert_eq!(
+        wf.nodes.get(i).map(|n| n.status),
+        Some(NodeStatus::Job),
+        "node {i} of {}",
+        at.workflow
+    );
     set_node(ov, at.workflow, &mut wf, i, NodeStatus::Done(job.status));
     if job.status == JobStatus::Verified {
         if !wf.cancelled {

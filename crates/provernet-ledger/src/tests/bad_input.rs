@@ -263,6 +263,13 @@ fn bad_registrations() {
         BoundedVec::try_from_vec(vec!["b=1".parse().unwrap(), "a=1".parse().unwrap()]).unwrap();
     let tx = c.tx("alice", TxBody::RegisterProgram { manifest: unsorted });
     assert_rejected(&mut c, tx, "bad_manifest");
+    // An output declared twice.
+    let mut twice = committee_program();
+    twice.name = "twice".parse().unwrap();
+    twice.outputs =
+        BoundedVec::try_from_vec(vec!["proof".parse().unwrap(), "proof".parse().unwrap()]).unwrap();
+    let tx = c.tx("alice", TxBody::RegisterProgram { manifest: twice });
+    assert_rejected(&mut c, tx, "bad_manifest");
     // A verifier that would take more than the chain lets a committee member give it.
     for limits in [
         provernet_types::VerifierLimits { time_limit: Seconds(3600), ..VerifierLimits::DEFAULT },
