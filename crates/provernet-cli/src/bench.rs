@@ -130,7 +130,7 @@ fn ledger(args: LedgerArgs) -> Result<()> {
         // The agent's answers that do not fit wait for the next block, as in a node's queue.
         let mut txs: Vec<VerifiedTx> = chain.agent_txs_up_to(Behaviour::HONEST, args.block_txs);
         while txs.len() < args.block_txs {
-            let who = if submit_turn % 2 == 0 { "alice" } else { "bob" };
+            let who = if submit_turn.is_multiple_of(2) { "alice" } else { "bob" };
             submit_turn += 1;
             let spec = chain.spec(program, 10);
             txs.push(chain.submit(who, spec).1);

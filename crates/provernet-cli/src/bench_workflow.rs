@@ -285,9 +285,8 @@ pub fn run(a: WorkflowArgs) -> Result<()> {
         for &k in &a.k {
             let rows = a.rows / k as u64;
             say(&a, format!("{k} segments of {rows} rows and a binary tree of joins, as a workflow"));
-            let flow = segmented_tree(start_value, rows, k, 2, a.time)?;
+            let mut flow = segmented_tree(start_value, rows, k, 2, a.time)?;
             // One core each, and memory by the rows a leaf proves (a join only checks).
-            let mut flow = flow;
             for n in &mut flow.nodes {
                 let memory = if n.name.starts_with("leaf") { job_memory(rows) } else { Bytes::gib(1) };
                 n.resources = Some(crate::workflow_cmd::ResourcesFile {

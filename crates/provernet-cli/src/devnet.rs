@@ -539,14 +539,10 @@ async fn drive(
             names.len() - SEGMENTS
         ),
     );
-    let mut nodes = Vec::new();
-    for n in &names {
-        let program = if n.as_str().starts_with("leaf") {
-            "winterfell-chain"
-        } else {
-            "winterfell-chain-join"
-        };
-        jobs.push((program.to_owned(), provernet_types::workflow::node_job_id(&workflow, n)));
+    // Each job's workflow node, if it is one; the nodes' programs as the file names them.
+    let mut nodes: Vec<Option<String>> = vec![None; jobs.len()];
+    for (n, file) in names.iter().zip(&flow.nodes) {
+        jobs.push((file.program.clone(), provernet_types::workflow::node_job_id(&workflow, n)));
         nodes.push(Some(n.to_string()));
     }
     let started = Instant::now();
@@ -555,7 +551,6 @@ async fn drive(
     if !args.json {
         eprint!("{}", crate::workflow_cmd::render(client, &tree).await);
     }
-    let node_of = |i: usize| i.checked_sub(jobs.len() - nodes.len()).and_then(|k| nodes[k].clone());
     // A node skipped after a failure never became a job: it has no row.
     let rows: Vec<JobRow> = jobs
         .iter()
@@ -573,7 +568,7 @@ async fn drive(
             JobRow {
                 job: *id,
                 program: program.clone(),
-                node: node_of(i),
+                node: nodes[i].clone(),
                 state: v.status,
                 provers: v.attempts.iter().map(|a| short(&a.prover.to_string())).collect(),
                 attempts: v.attempts.len(),

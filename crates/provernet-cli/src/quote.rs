@@ -90,8 +90,6 @@ pub fn run(args: QuoteArgs) -> Result<()> {
 fn chain_quote(args: &QuoteArgs, r: &Resources) -> Option<(MicroCredits, MicroCredits)> {
     let client = provernet_sdk::Client::new(&args.api).ok()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    let (cores, memory, time) =
-        (format!("{}m", r.cores.0), format!("{}B", r.memory.0), format!("{}s", args.time.0));
-    let q = rt.block_on(client.quote(&cores, &memory, r.gpus.0, &time, args.redundancy)).ok()?;
+    let q = rt.block_on(client.quote_for(r, args.time, args.redundancy)).ok()?;
     Some((q.per_prover_micro_credits, q.total_micro_credits))
 }

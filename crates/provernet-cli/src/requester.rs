@@ -657,18 +657,22 @@ async fn get_job(client: &Client, id: &JobId) -> Result<Job> {
     })
 }
 
+/// A program by name or id, or an error saying how to deploy one.
+pub(crate) async fn find_program(client: &Client, name_or_id: &str) -> Result<types::Program> {
+    client.program(name_or_id).await.map_err(|e| explain(e, client.base()))?.ok_or_else(|| {
+        hinted(
+            format!("there is no program `{name_or_id}` on this chain"),
+            "deploy it with `provernet program deploy`, or check the name",
+        )
+    })
+}
+
 async fn submit(a: SubmitArgs) -> Result<()> {
     let key = a.conn.keypair()?;
     let client = a.conn.client()?;
     let api = a.conn.api.clone();
     let chain_id = client.status().await.map_err(|e| explain(e, &api))?.chain_id;
-    let program =
-        client.program(&a.program).await.map_err(|e| explain(e, &api))?.ok_or_else(|| {
-            hinted(
-                format!("there is no program `{}` on this chain", a.program),
-                "deploy it with `provernet program deploy`, or check the name",
-            )
-        })?;
+    let program = find_program(&client, &a.program).await?;
     let program_id = program.id;
     for (name, path) in &a.inputs {
         if !path.is_file() {
@@ -694,16 +698,8 @@ async fn submit(a: SubmitArgs) -> Result<()> {
     let resources = Resources { cores, memory, gpus };
     // The chain's price sets the default --max-fee; whether the job can be paid for, run and
     // proven is the chain's to say (below), not this tool's.
-    let quote = client
-        .quote(
-            &format!("{}m", resources.cores.0),
-            &format!("{}B", resources.memory.0),
-            resources.gpus.0,
-            &format!("{}s", time.0),
-            a.redundancy,
-        )
-        .await
-        .map_err(|e| explain(e, &api))?;
+    let quote =
+        client.quote_for(&resources, time, a.redundancy).await.map_err(|e| explain(e, &api))?;
     let total = quote.total_micro_credits;
     let max_fee = a.max_fee.unwrap_or(total);
     // The inputs' addresses, computed here: the transaction names them before they are sent.

@@ -23,7 +23,8 @@
 //! ```
 
 use crate::requester::{
-    explain, follow, hinted, print_json, runtime, submit_signed, upload, upload_path, Conn, Pushed,
+    explain, find_program, follow, hinted, print_json, runtime, submit_signed, upload, upload_path,
+    Conn, Pushed,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use provernet_sdk::types::{self, NodeStatus, Workflow, WorkflowStatus};
@@ -220,22 +221,14 @@ pub async fn resolve(client: &Client, flow: &FlowFile, base: &Path) -> Result<Re
     let mut nodes = Vec::new();
     let mut sources = Vec::new();
     let mut total = MicroCredits(0);
+    let mut quotes: BTreeMap<(u32, u64, u16, u64, u8), MicroCredits> = BTreeMap::new();
     for n in &flow.nodes {
         let node = n.name.as_str();
         let name = name_of(node, "name", node)?;
         if !programs.contains_key(&n.program) {
-            let p = client.program(&n.program).await.map_err(|e| explain(e, &api))?.ok_or_else(
-                || {
-                    hinted(
-                        at(
-                            node,
-                            "program",
-                            format!("there is no program `{}` on this chain", n.program),
-                        ),
-                        "deploy it with `provernet program deploy`, or check the name",
-                    )
-                },
-            )?;
+            let p = find_program(client, &n.program)
+                .await
+                .with_context(|| format!("node `{node}`, program"))?;
             programs.insert(n.program.clone(), p);
         }
         let program = &programs[&n.program];
@@ -263,21 +256,26 @@ pub async fn resolve(client: &Client, flow: &FlowFile, base: &Path) -> Result<Re
             None => MechanismKind::RandomWithFallback,
         };
         let redundancy = n.redundancy.unwrap_or(1);
-        let quote = client
-            .quote(
-                &format!("{}m", resources.cores.0),
-                &format!("{}B", resources.memory.0),
-                resources.gpus.0,
-                &format!("{}s", time.0),
-                redundancy,
-            )
-            .await
-            .map_err(|e| at(node, "resources/time/redundancy", explain(e, &api)))?;
+        // Nodes of one shape share a quote: one request each.
+        let shape = (resources.cores.0, resources.memory.0, resources.gpus.0, time.0, redundancy);
+        let quote = match quotes.get(&shape) {
+            Some(q) => *q,
+            None => {
+                let q = client
+                    .quote_for(&resources, time, redundancy)
+                    .await
+                    .map_err(|e| explain(e, &api))
+                    .with_context(|| format!("node `{node}`, resources/time/redundancy"))?
+                    .total_micro_credits;
+                quotes.insert(shape, q);
+                q
+            }
+        };
         let max_fee = match &n.max_fee {
             Some(f) => f.parse::<MicroCredits>().map_err(|e| at(node, "max_fee", e))?,
-            None => quote.total_micro_credits,
+            None => quote,
         };
-        let escrow = provernet_ledger::job_escrow(mechanism, max_fee, quote.total_micro_credits);
+        let escrow = provernet_ledger::job_escrow(mechanism, max_fee, quote);
         total = total.checked_add(escrow).ok_or_else(|| anyhow!("the fees overflow"))?;
         let mut blobs = Vec::new();
         let mut wires = Vec::new();
@@ -749,7 +747,7 @@ mod tests {
         let e = parse("nodes:\n  - name: a\n    program: p\n    colour: red\n").unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
         let e = parse("nodes: [").unwrap_err();
-        assert!(e.to_string().contains("line") || e.to_string().contains(':'), "{e}");
+        assert!(e.to_string().contains("line 1"), "an error names its line: {e}");
         let e = parse("nodes:\n  - name: a\n    name: b\n    program: p\n").unwrap_err();
         assert!(e.to_string().contains("name"), "duplicate keys are refused: {e}");
         let ok = parse(

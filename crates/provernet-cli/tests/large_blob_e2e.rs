@@ -129,7 +129,7 @@ async fn a_blob_above_one_request_survives_a_killed_uploader_and_a_killed_downlo
         "resumed download",
     );
     let resumed = done["resumed_bytes"].as_u64().unwrap();
-    assert!(resumed > 0 && resumed <= had && resumed % MIB == 0, "{done}");
+    assert!(resumed > 0 && resumed <= had && resumed.is_multiple_of(MIB), "{done}");
     assert!(std::fs::read(&out).unwrap() == data, "the downloaded file differs");
     assert!(!part.exists());
 

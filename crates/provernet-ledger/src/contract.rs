@@ -270,16 +270,16 @@ pub fn workflow(s: &State, id: &WorkflowId, w: &Workflow) -> t::Workflow {
         .zip(w.nodes.iter())
         .map(|(n, state)| {
             let job_id = node_job_id(id, &n.name);
-            let (status, mut job_status) = node_status(state.status);
+            let (status, mut ended) = node_status(state.status);
             if state.status == NodeStatus::Job {
-                job_status = s.job(&job_id).map(job_status_of);
+                ended = s.job(&job_id).map(|j| job_status(j.status));
             }
             t::WorkflowNode {
                 name: n.name.clone(),
                 job: job_id,
                 program: n.job.program,
                 status,
-                job_status,
+                job_status: ended,
                 skipped_because: match state.status {
                     NodeStatus::Skipped { cause: Some(c) } => name(c),
                     _ => None,
@@ -311,10 +311,6 @@ pub fn workflow(s: &State, id: &WorkflowId, w: &Workflow) -> t::Workflow {
         finished_at: w.finished_at,
         nodes,
     }
-}
-
-fn job_status_of(j: &Job) -> t::JobStatus {
-    job_status(j.status)
 }
 
 /// A market task for `/work`: what the job offers, by when, at what price.

@@ -307,6 +307,17 @@ impl Client {
             .ok_or_else(|| SdkError::Decode("no work".into()))
     }
 
+    /// [`Client::quote`] for resources and a time limit as the ledger's types.
+    pub async fn quote_for(
+        &self,
+        r: &provernet_types::Resources,
+        time: provernet_types::Seconds,
+        redundancy: u8,
+    ) -> Result<Quote, SdkError> {
+        let (cores, memory) = (format!("{}m", r.cores.0), format!("{}B", r.memory.0));
+        self.quote(&cores, &memory, r.gpus.0, &format!("{}s", time.0), redundancy).await
+    }
+
     /// The chain's quote for a job of these resources (`cores` like `1.5`, `memory` like
     /// `4GiB`, `time` like `120s`).
     pub async fn quote(

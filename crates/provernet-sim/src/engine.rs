@@ -410,10 +410,10 @@ impl<'a> Sim<'a> {
             self.at(self.now + us(gap), Ev::Arrive(j + 1));
         }
         let period = self.sc.period_jobs as usize;
-        if j > 0 && j % period == 0 {
+        if j > 0 && j.is_multiple_of(period) {
             self.close_period();
         }
-        if self.mech == Mech::Reputation && j > 0 && j % self.sc.epoch_jobs as usize == 0 {
+        if self.mech == Mech::Reputation && j > 0 && j.is_multiple_of(self.sc.epoch_jobs as usize) {
             // The epoch ends: every prover decays, those who delivered in it gain.
             let b = self.sc.booster;
             for p in &mut self.provers {

@@ -39,9 +39,9 @@ fn workload(chain: &mut TestChain, i: u64) -> Vec<VerifiedTx> {
         race_pct: 50,
     };
     let mut txs = chain.agent_txs(unreliable);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let spec = chain.spec(committee_program().id(), 15);
-        txs.push(chain.submit(if i % 4 == 0 { "alice" } else { "bob" }, spec).1);
+        txs.push(chain.submit(if i.is_multiple_of(4) { "alice" } else { "bob" }, spec).1);
     }
     txs
 }

@@ -228,7 +228,7 @@ impl FromStr for MilliCores {
 
 impl fmt::Display for MilliCores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % Self::PER_CORE == 0 {
+        if self.0.is_multiple_of(Self::PER_CORE) {
             write!(f, "{}", self.0 / Self::PER_CORE)
         } else {
             write!(f, "{}m", self.0)
@@ -295,7 +295,7 @@ impl fmt::Display for Bytes {
         }
         let (unit, mult) = BYTE_UNITS
             .iter()
-            .filter(|(_, mult)| self.0 % mult == 0)
+            .filter(|(_, mult)| self.0.is_multiple_of(*mult))
             .max_by_key(|(_, mult)| *mult)
             .unwrap_or(&("B", 1));
         write!(f, "{}{}", self.0 / mult, unit)

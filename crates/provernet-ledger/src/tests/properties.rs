@@ -334,7 +334,7 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         if salt % 2 == 1 {
             four_validators(p);
         }
-        if salt % 5 != 0 {
+        if !salt.is_multiple_of(5) {
             p.tx_fee = MicroCredits(100);
         }
     });
