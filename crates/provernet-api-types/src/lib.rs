@@ -1119,7 +1119,8 @@ pub struct PageQuery {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
-    /// Continue after this job id (the previous page's `next_cursor`).
+    /// Continue after this job id, or with `archive-<place>`: the previous page's
+    /// `next_cursor`.
     pub cursor: Option<String>,
     /// At most this many jobs (1 to 100, default 100).
     pub limit: Option<usize>,
@@ -1129,8 +1130,11 @@ pub struct JobQuery {
     pub prover: Option<String>,
     /// Only jobs in this state (a [`JobStatus`] name, or `Failed` for every failure).
     pub state: Option<String>,
-    /// `id` (the default: by job id) or `newest` (the latest submitted first; the cursor is
-    /// still the last job's id).
+    /// `id` (the default: live jobs by job id) or `newest`: the live jobs, latest submitted
+    /// first, then settled jobs from the archive, latest archived first. The chain moves a job
+    /// to its archive once it is settled, so only `newest` lists finished jobs. Each request
+    /// reads at most 1000 archived records: a page may come back short, with a
+    /// `next_cursor` to go on.
     pub order: Option<String>,
 }
 

@@ -728,7 +728,7 @@
     const stateF = ctx.query.get('state');
     const cursor = ctx.query.get('cursor');
     if (stateF != null && !JOB_STATE_FILTERS.has(stateF)) throw invalid('bad_state', `\`${stateF}\` is not a job state; use one of ${JOB_STATES.join(', ')}`);
-    if (cursor != null && !isHex(cursor)) throw invalid('bad_id', 'the page cursor is not a 64-character hex id');
+    if (cursor != null && !isHex(cursor) && !/^archive-\d{1,20}$/.test(cursor)) throw invalid('bad_id', 'the page cursor is not a 64-character hex id or archive-<place>');
     const q = new URLSearchParams({ limit: String(JOBS_PAGE), order: 'newest' });
     if (stateF) q.set('state', stateF);
     if (cursor) q.set('cursor', cursor);

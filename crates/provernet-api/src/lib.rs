@@ -38,6 +38,8 @@ use futures::{Stream, StreamExt};
 use provernet_api_types as t;
 use provernet_blobs::{BlobError, BlobStore, Quota, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
+use provernet_ledger::{StateKey, Table};
+use provernet_types::decode_exact;
 use provernet_types::limits::TX_BYTES_MAX;
 use provernet_types::{
     AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
@@ -1249,7 +1251,20 @@ async fn jobs(
 ) -> ApiResult<t::Page<t::Job>> {
     let Query(page) = page.map_err(bad_query)?;
     let limit = page_limit(page.limit, PAGE_MAX)?;
-    let after: Option<JobId> = page.cursor.as_deref().map(|c| parse_id("cursor", c)).transpose()?;
+    // A cursor is a live job's id, or `archive-<place>` once a newest-first listing reached
+    // the archive.
+    let (after, archive_from): (Option<JobId>, Option<u64>) = match page.cursor.as_deref() {
+        None => (None, None),
+        Some(c) => match c.strip_prefix(ARCHIVE_CURSOR) {
+            Some(place) => {
+                let place = place.parse().map_err(|_| {
+                    ApiError::bad("bad_id", format!("cursor `{c}` is not archive-<number>"))
+                })?;
+                (None, Some(place))
+            }
+            None => (Some(parse_id("cursor", c)?), None),
+        },
+    };
     let requester: Option<AccountId> =
         page.requester.as_deref().map(|r| parse_id("requester", r)).transpose()?;
     let prover: Option<ProverId> =
@@ -1275,45 +1290,116 @@ async fn jobs(
             return Err(ApiError::bad("bad_field", format!("order `{other}` is not id or newest")))
         }
     };
-    Ok(Json(api.submitter.chain().with_state(|s| {
-        let matching = s
-            .jobs()
-            .filter(|(_, j)| requester.is_none_or(|r| j.requester == r))
-            .filter(|(_, j)| prover.is_none_or(|p| j.attempts.iter().any(|a| a.prover == p)))
-            .filter(|(_, j)| {
+    let chain = api.submitter.chain();
+    let matches = |j: &provernet_ledger::Job| {
+        requester.is_none_or(|r| j.requester == r)
+            && prover.is_none_or(|p| j.attempts.iter().any(|a| a.prover == p))
+            && {
                 let status = views::job_status(j.status);
                 match state {
                     None => true,
                     Some(None) => status.is_failed(),
                     Some(Some(want)) => status == want,
                 }
-            });
-        let items: Vec<t::Job> = if newest {
-            // Latest submitted first, ties by id; the cursor job's place resumes the order.
+            }
+    };
+    if !newest {
+        if archive_from.is_some() {
+            return Err(ApiError::bad("bad_id", "an archive cursor needs order=newest"));
+        }
+        return Ok(Json(chain.with_state(|s| {
+            let items: Vec<t::Job> = s
+                .jobs()
+                .filter(|(_, j)| matches(j))
+                .filter(|(id, _)| after.is_none_or(|a| **id > a))
+                .take(limit)
+                .map(|(id, j)| views::job(id, j))
+                .collect();
+            page_of(items, limit, |j| j.id.to_string())
+        })));
+    }
+    // Newest first: the live jobs (latest submitted first, ties by id; the cursor job's place
+    // resumes the order), then the archive, latest archived first.
+    let mut items: Vec<t::Job> = match archive_from {
+        Some(_) => Vec::new(),
+        None => chain.with_state(|s| {
             let key = |id: &JobId, j: &provernet_ledger::Job| {
                 (std::cmp::Reverse(j.submitted_at), std::cmp::Reverse(j.seq), *id)
             };
             let from = after.and_then(|a| s.job(&a).map(|j| key(&a, j)));
-            let mut found: Vec<_> = matching
+            let mut found: Vec<_> = s
+                .jobs()
+                .filter(|(_, j)| matches(j))
                 .map(|(id, j)| (key(id, j), id, j))
                 .filter(|(k, _, _)| from.is_none_or(|f| *k > f))
                 .collect();
-            // The first `limit` in order, without sorting the rest (linear in the jobs).
+            // The first `limit` in order, without sorting the rest (linear in the live jobs).
             if found.len() > limit {
                 found.select_nth_unstable_by_key(limit, |f| f.0);
                 found.truncate(limit);
             }
             found.sort_unstable_by_key(|f| f.0);
             found.into_iter().map(|(_, id, j)| views::job(id, j)).collect()
-        } else {
-            matching
-                .filter(|(id, _)| after.is_none_or(|a| **id > a))
-                .take(limit)
-                .map(|(id, j)| views::job(id, j))
-                .collect()
-        };
-        page_of(items, limit, |j| j.id.to_string())
-    })))
+        }),
+    };
+    if items.len() == limit {
+        return Ok(Json(page_of(items, limit, |j| j.id.to_string())));
+    }
+    // The archive, a bounded slice per request: a page may come back short with a cursor.
+    let store = chain.store();
+    let page = store
+        .archive_page(Table::Job, requester.as_ref(), archive_from, ARCHIVE_SCAN)
+        .map_err(storage_error)?;
+    let mut next = page.next;
+    for a in &page.records {
+        let job: provernet_ledger::Job =
+            decode_exact(&a.record, "archived job").map_err(storage_error)?;
+        if !matches(&job) {
+            continue;
+        }
+        items.push(views::job(&JobId(a.key.id), &job));
+        if items.len() == limit {
+            next = (a.index > 0).then_some(a.index);
+            break;
+        }
+    }
+    Ok(Json(t::Page { items, next_cursor: next.map(|i| format!("{ARCHIVE_CURSOR}{i}")) }))
+}
+
+/// How many archived records one `/v1/jobs` request looks at, at most.
+const ARCHIVE_SCAN: usize = 1000;
+/// The prefix of a `/v1/jobs` cursor into the archive: the place to continue before.
+const ARCHIVE_CURSOR: &str = "archive-";
+
+fn storage_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+}
+
+/// A job from the live state, else from the archive.
+fn find_job(api: &Api, j: &JobId) -> Result<Option<t::Job>, ApiError> {
+    let chain = api.submitter.chain();
+    if let Some(v) = chain.with_state(|s| s.job(j).map(|job| views::job(j, job))) {
+        return Ok(Some(v));
+    }
+    let key = StateKey { table: Table::Job, id: j.0 };
+    let Some(a) = chain.store().archived(&key).map_err(storage_error)? else { return Ok(None) };
+    let job: provernet_ledger::Job =
+        decode_exact(&a.record, "archived job").map_err(storage_error)?;
+    Ok(Some(views::job(j, &job)))
+}
+
+/// A workflow from the live state, else from the archive (a finished workflow names its
+/// nodes' outcomes itself).
+fn find_workflow(api: &Api, w: &WorkflowId) -> Result<Option<t::Workflow>, ApiError> {
+    let chain = api.submitter.chain();
+    if let Some(v) = chain.with_state(|s| s.workflow(w).map(|wf| views::workflow(s, w, wf))) {
+        return Ok(Some(v));
+    }
+    let key = StateKey { table: Table::Workflow, id: w.0 };
+    let Some(a) = chain.store().archived(&key).map_err(storage_error)? else { return Ok(None) };
+    let wf: provernet_ledger::Workflow =
+        decode_exact(&a.record, "archived workflow").map_err(storage_error)?;
+    Ok(Some(chain.with_state(|s| views::workflow(s, w, &wf))))
 }
 
 /// A job with its attempts, votes and money.
@@ -1326,11 +1412,7 @@ async fn jobs(
 )]
 async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Job> {
     let j: JobId = parse_id("job", &id)?;
-    api.submitter
-        .chain()
-        .with_state(|s| s.job(&j).map(|job| views::job(&j, job)))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("job", &id))
+    find_job(&api, &j)?.map(Json).ok_or_else(|| ApiError::not_found("job", &id))
 }
 
 /// A workflow: its nodes, each with its job's id and status, and its escrow.
@@ -1343,11 +1425,7 @@ async fn job(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Job
 )]
 async fn workflow(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<t::Workflow> {
     let w: WorkflowId = parse_id("workflow", &id)?;
-    api.submitter
-        .chain()
-        .with_state(|s| s.workflow(&w).map(|wf| views::workflow(s, &w, wf)))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("workflow", &id))
+    find_workflow(&api, &w)?.map(Json).ok_or_else(|| ApiError::not_found("workflow", &id))
 }
 
 fn block_view(api: &Api, h: u64) -> Result<Option<t::Block>, ApiError> {
@@ -1365,9 +1443,7 @@ fn block_view(api: &Api, h: u64) -> Result<Option<t::Block>, ApiError> {
             transactions: Vec::new(),
         }));
     }
-    let record = chain
-        .with_store(|s| s.block(Height(h)))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
+    let record = chain.with_store(|s| s.block(Height(h))).map_err(storage_error)?;
     Ok(record.map(|b| views::block(&b, |tx| chain.receipt(tx).map(|(_, r)| r))))
 }
 
@@ -1560,9 +1636,7 @@ async fn workflow_events(
     peer: Option<axum::Extension<Peer>>,
 ) -> Result<Response, ApiError> {
     let w: WorkflowId = parse_id("workflow", &id)?;
-    let chain = api.submitter.chain().clone();
-    let Some(view) = chain.with_state(|s| s.workflow(&w).map(|wf| views::workflow(s, &w, wf)))
-    else {
+    let Some(view) = find_workflow(&api, &w)? else {
         return Err(ApiError::not_found("workflow", &id));
     };
     let jobs: Vec<JobId> = view.nodes.iter().map(|n| n.job).collect();
@@ -1640,8 +1714,7 @@ async fn job_events(
     peer: Option<axum::Extension<Peer>>,
 ) -> Result<Response, ApiError> {
     let j: JobId = parse_id("job", &id)?;
-    let chain = api.submitter.chain().clone();
-    let Some(view) = chain.with_state(|s| s.job(&j).map(|job| views::job(&j, job))) else {
+    let Some(view) = find_job(&api, &j)? else {
         return Err(ApiError::not_found("job", &id));
     };
     let first = sse_json("job", &view);

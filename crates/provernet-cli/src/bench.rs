@@ -68,7 +68,9 @@ struct LedgerReport {
     /// mempool admission, in parallel, before execution.
     sig_verify_per_s: f64,
     jobs_verified: u64,
+    /// Jobs still in the live state at the end (the rest were settled and archived).
     state_jobs: usize,
+    archived_jobs: u64,
 }
 
 pub fn machine() -> String {
@@ -160,12 +162,13 @@ fn ledger(args: LedgerArgs) -> Result<()> {
     let (to_writer, writer_rx) = std::sync::mpsc::sync_channel::<(
         provernet_store::BlockRecord,
         provernet_ledger::ChangeSet,
+        Vec<provernet_ledger::Archived>,
     )>(1);
     let writer = {
         let store = store.clone();
         std::thread::spawn(move || -> Result<()> {
-            for (record, changes) in writer_rx {
-                store.commit_block(&record, &changes)?;
+            for (record, changes, archived) in writer_rx {
+                store.commit_block(&record, &changes, &archived)?;
             }
             Ok(())
         })
@@ -178,6 +181,7 @@ fn ledger(args: LedgerArgs) -> Result<()> {
     let (mut apply_each, mut commit_each, mut block_each) = (Vec::new(), Vec::new(), Vec::new());
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut txs_total = 0u64;
+    let (mut archived_jobs, mut archived_verified) = (0u64, 0u64);
     for (i, (ctx, txs, root)) in blocks.into_iter().enumerate() {
         let signed: Vec<_> = txs.iter().map(|t| t.signed().clone()).collect();
         let t0 = Instant::now();
@@ -187,6 +191,11 @@ fn ledger(args: LedgerArgs) -> Result<()> {
         let t1 = Instant::now();
         let out = provernet_ledger::apply_block(&mut state, &ctx, &txs)?;
         let t2 = Instant::now();
+        for a in out.archived.iter().filter(|a| a.key.table == provernet_ledger::Table::Job) {
+            let j: provernet_ledger::Job = provernet_types::decode_exact(&a.record, "job")?;
+            archived_jobs += 1;
+            archived_verified += u64::from(j.status == provernet_ledger::JobStatus::Verified);
+        }
         let record = provernet_store::BlockRecord {
             hash: provernet_types::BlockHash([0; 32]),
             height: ctx.height,
@@ -196,9 +205,10 @@ fn ledger(args: LedgerArgs) -> Result<()> {
             root: out.root,
         };
         if args.pipeline {
-            to_writer.send((record, out.changes)).context("the writer thread stopped")?;
+            let sent = (record, out.changes, out.archived);
+            to_writer.send(sent).context("the writer thread stopped")?;
         } else {
-            store.commit_block(&record, &out.changes)?;
+            store.commit_block(&record, &out.changes, &out.archived)?;
         }
         let t3 = Instant::now();
         anyhow::ensure!(out.root == root, "execution diverged at height {}", ctx.height);
@@ -221,8 +231,8 @@ fn ledger(args: LedgerArgs) -> Result<()> {
     drop(to_writer);
     writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
     let measured_wall = measured_start.map_or(phase2_start.elapsed(), |t| t.elapsed());
-    let jobs_verified =
-        state.jobs().filter(|(_, j)| j.status == provernet_ledger::JobStatus::Verified).count()
+    let jobs_verified = archived_verified
+        + state.jobs().filter(|(_, j)| j.status == provernet_ledger::JobStatus::Verified).count()
             as u64;
     let report = LedgerReport {
         pipelined: args.pipeline,
@@ -244,6 +254,7 @@ fn ledger(args: LedgerArgs) -> Result<()> {
         sig_verify_per_s: txs_total as f64 / verify_t.as_secs_f64(),
         jobs_verified,
         state_jobs: state.jobs().count(),
+        archived_jobs,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

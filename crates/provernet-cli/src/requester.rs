@@ -938,6 +938,8 @@ async fn list(a: ListArgs) -> Result<()> {
     let mut query = types::JobQuery {
         requester: if a.mine { Some(a.conn.keypair()?.account().to_string()) } else { None },
         state: a.state.clone(),
+        // Newest first reaches settled jobs too: the chain archives them.
+        order: Some("newest".into()),
         ..types::JobQuery::default()
     };
     let mut items: Vec<Job> = Vec::new();

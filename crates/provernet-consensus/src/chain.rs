@@ -150,7 +150,7 @@ struct Speculative {
 }
 
 struct Inner {
-    store: Store,
+    store: Arc<Store>,
     state: State,
     tip: Tip,
     pending: BTreeMap<Digest, Arc<Speculative>>,
@@ -239,7 +239,7 @@ impl Chain {
             },
         };
         let inner = Inner {
-            store,
+            store: Arc::new(store),
             state,
             tip,
             pending: BTreeMap::new(),
@@ -294,6 +294,12 @@ impl Chain {
     /// Runs `f` on the store (blocks by height).
     pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
         f(&self.lock().store)
+    }
+
+    /// The store, to read without holding the chain's lock (redb reads see the last committed
+    /// block; the archive and blocks only grow).
+    pub fn store(&self) -> Arc<Store> {
+        self.lock().store.clone()
     }
 
     /// Admits an encoded signed transaction to the mempool. The caller holds the blobs it
@@ -568,7 +574,7 @@ impl Chain {
             root: spec.output.root,
         };
         let mut g = self.lock();
-        g.store.commit_block(&record, &spec.output.changes)?;
+        g.store.commit_block(&record, &spec.output.changes, &spec.output.archived)?;
         let Speculative { state, output, txs, .. } = spec;
         g.state = state;
         g.tip = Tip { height, digest, time: h.time.0, root: output.root };

@@ -110,6 +110,9 @@ pub struct BlockOutput {
     pub events: Vec<Event>,
     pub root: StateRoot,
     pub changes: ChangeSet,
+    /// Records that left the live state in this block, for the store's archive (see
+    /// [`crate::archive`]); their deletions are in `changes`.
+    pub archived: Vec<crate::archive::Archived>,
 }
 
 /// Why a block could not be applied at all (a bug in the caller, not a bad transaction).
@@ -147,6 +150,7 @@ pub fn genesis(g: &Genesis) -> Result<State, GenesisError> {
         burned: MicroCredits(0),
         jobs_submitted: 0,
         params: g.params.clone(),
+        archive: crate::archive::Peaks::default(),
     });
     for (id, amount) in g.accounts.iter() {
         if state.account(id).is_some() {
@@ -210,8 +214,9 @@ pub fn apply_block(
         receipts.push(Receipt { tx: tx.hash(), result });
     }
     end_of_block(state, ctx, &mut events);
+    let archived = state.archive_finished();
     let (root, changes) = state.commit();
-    Ok(BlockOutput { receipts, events, root, changes })
+    Ok(BlockOutput { receipts, events, root, changes, archived })
 }
 
 /// The chain's price of a job: per prover, and in all for `redundancy` provers. The one place

@@ -21,10 +21,33 @@ use provernet_types::{
 /// proofs awaiting its vote (`vote`), open races (`race`), reverse-Dutch jobs it may lock
 /// (`lock`), and lowest-bid rounds taking (`bid`) or revealing (`reveal`) its sealed bid. At most
 /// [`t::WORK_TASKS_MAX`] tasks.
+///
+/// Read from the state's indexes ([`State::tasks_of`], [`State::markets`]): the cost is the
+/// account's own tasks and the open markets, never the jobs in the state, so an unknown id
+/// costs what a prover with no work costs.
 pub fn work(s: &State, me: &AccountId) -> t::Work {
+    let mut ids: Vec<JobId> = s.tasks_of(me).collect();
+    ids.extend(s.markets());
+    ids.sort_unstable();
+    ids.dedup();
+    work_in(s, me, ids.iter().filter_map(|id| s.job(id).map(|j| (id, j))))
+}
+
+/// [`work`] by a scan of every live job: what the indexes must always agree with.
+#[cfg(any(test, feature = "testkit"))]
+pub fn work_by_scan(s: &State, me: &AccountId) -> t::Work {
+    work_in(s, me, s.jobs())
+}
+
+/// The work listing over `jobs`, in id order.
+fn work_in<'a>(
+    s: &State,
+    me: &AccountId,
+    jobs: impl Iterator<Item = (&'a JobId, &'a Job)>,
+) -> t::Work {
     let pid = ProverId::from(*me);
     let mut tasks = Vec::new();
-    'jobs: for (jid, j) in s.jobs().filter(|(_, j)| !j.settled) {
+    'jobs: for (jid, j) in jobs.filter(|(_, j)| !j.settled) {
         for (i, a) in j.attempts.iter().enumerate() {
             let kind = match a.state {
                 AttemptState::Assigned if a.prover == pid => t::TaskKind::Accept,

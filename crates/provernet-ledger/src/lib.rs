@@ -6,6 +6,7 @@
 //! machine.
 
 pub mod apply;
+pub mod archive;
 pub mod contract;
 pub mod entities;
 pub mod error;
@@ -23,6 +24,7 @@ pub use apply::{
     apply_block, check_tx, genesis, job_escrow, job_quote, BlockContext, BlockError, BlockOutput,
     GenesisError, Tally, QUEUE_SCAN_MAX,
 };
+pub use archive::{Archived, Peaks};
 pub use entities::*;
 pub use error::TxError;
 pub use events::{Event, Fault, PaymentKind, Receipt};

@@ -74,7 +74,7 @@ impl<'s> Overlay<'s> {
     }
 
     pub(crate) fn program(&self, id: &ProgramId) -> Option<&Program> {
-        self.programs.get(id).or_else(|| self.base.programs.get(id))
+        self.programs.get(id).or_else(|| self.base.program(id))
     }
 
     pub(crate) fn put_program(&mut self, id: ProgramId, p: Program) {
@@ -84,13 +84,13 @@ impl<'s> Overlay<'s> {
     pub(crate) fn prover(&self, id: &ProverId) -> Option<&Prover> {
         match self.provers.get(id) {
             Some(p) => p.as_ref(),
-            None => self.base.provers.get(id),
+            None => self.base.prover(id),
         }
     }
 
     pub(crate) fn prover_mut(&mut self, id: &ProverId) -> Option<&mut Prover> {
         if !self.provers.contains_key(id) {
-            let p = self.base.provers.get(id)?.clone();
+            let p = self.base.prover(id)?.clone();
             self.provers.insert(*id, Some(p));
         }
         self.provers.get_mut(id).and_then(Option::as_mut)
@@ -102,7 +102,7 @@ impl<'s> Overlay<'s> {
 
     /// A copy of the job to change and [`Overlay::put_job`] back.
     pub(crate) fn job(&self, id: &JobId) -> Option<Job> {
-        self.jobs.get(id).or_else(|| self.base.jobs.get(id)).cloned()
+        self.jobs.get(id).or_else(|| self.base.job(id)).cloned()
     }
 
     pub(crate) fn put_job(&mut self, id: JobId, job: Job) {
@@ -111,7 +111,7 @@ impl<'s> Overlay<'s> {
 
     /// A copy of the workflow to change and [`Overlay::put_workflow`] back.
     pub(crate) fn workflow(&self, id: &WorkflowId) -> Option<Workflow> {
-        self.workflows.get(id).or_else(|| self.base.workflows.get(id)).cloned()
+        self.workflows.get(id).or_else(|| self.base.workflow(id)).cloned()
     }
 
     pub(crate) fn put_workflow(&mut self, id: WorkflowId, w: Workflow) {
@@ -122,7 +122,7 @@ impl<'s> Overlay<'s> {
     /// sorted maps, where the overlay's copy (or removal) wins.
     pub(crate) fn active_provers(&self) -> Vec<(ProverId, &Prover)> {
         let mut out = Vec::with_capacity(self.base.provers.len());
-        let mut base = self.base.provers.iter().peekable();
+        let mut base = self.base.provers().peekable();
         let mut over = self.provers.iter().peekable();
         loop {
             let order = match (base.peek(), over.peek()) {

@@ -18,14 +18,26 @@
 //! hash of everything would grow with every job ever submitted); and membership of any record
 //! can be proven with its bucket and 16 sibling hashes, which light clients will need.
 
-use crate::entities::{Account, Job, Program, Prover, Workflow};
+//!
+//! # Persistent maps
+//!
+//! The maps and indexes are persistent (`imbl`'s B-trees, records behind `Arc`): cloning a
+//! state shares every node, and a write copies only the path to the record it changes. A
+//! validator keeps a state per notarized block and executes each block on a clone of its
+//! parent's, so that costs what the block touches, not what the state holds.
+
+use crate::archive::{Archived, Peaks};
+use crate::entities::{Account, AttemptState, Job, JobStatus, Program, Prover, Workflow};
 use crate::params::ChainParams;
+use imbl::{OrdMap, OrdSet, Vector};
+use provernet_types::workflow::node_job_id;
 use provernet_types::Domain;
 use provernet_types::{
     codec_struct, AccountId, CodecError, Decode, Encode, Height, JobId, MicroCredits, ProgramId,
     ProverId, StateRoot, WorkflowId,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 static KEY: Domain = Domain::new("provernet state key v1");
 static LEAF: Domain = Domain::new("provernet state leaf v1");
@@ -47,8 +59,10 @@ pub struct Meta {
     /// Jobs submitted so far: the next job's place in the first-come, first-served order.
     pub jobs_submitted: u64,
     pub params: ChainParams,
+    /// The commitment to every record archived so far (see [`crate::archive`]).
+    pub archive: Peaks,
 }
-codec_struct!(Meta { height, supply, treasury, burned, jobs_submitted, params });
+codec_struct!(Meta { height, supply, treasury, burned, jobs_submitted, params, archive });
 
 /// The tables of the state, as they appear in keys.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -117,9 +131,9 @@ const BUCKETS: usize = 1 << BUCKET_BITS;
 /// The incremental two-level Merkle commitment described in the module docs.
 #[derive(Clone)]
 struct Commitment {
-    leaves: BTreeMap<[u8; 32], [u8; 32]>,
+    leaves: OrdMap<[u8; 32], [u8; 32]>,
     /// Heap-ordered tree: node 1 is the top, bucket `b` is node `BUCKETS + b`.
-    nodes: Vec<[u8; 32]>,
+    nodes: Vector<[u8; 32]>,
     dirty_buckets: BTreeSet<usize>,
 }
 
@@ -132,8 +146,8 @@ impl std::fmt::Debug for Commitment {
 impl Commitment {
     fn new() -> Commitment {
         Commitment {
-            leaves: BTreeMap::new(),
-            nodes: vec![[0; 32]; 2 * BUCKETS],
+            leaves: OrdMap::new(),
+            nodes: std::iter::repeat_n([0; 32], 2 * BUCKETS).collect(),
             dirty_buckets: BTreeSet::new(),
         }
     }
@@ -170,7 +184,7 @@ impl Commitment {
                 h.update(leaf);
                 any = true;
             }
-            self.nodes[BUCKETS + b] = if any { *h.finalize().as_bytes() } else { [0; 32] };
+            self.nodes.set(BUCKETS + b, if any { *h.finalize().as_bytes() } else { [0; 32] });
             level.push((BUCKETS + b) / 2);
         }
         self.dirty_buckets.clear();
@@ -179,8 +193,9 @@ impl Commitment {
         while !level.is_empty() {
             for &n in &level {
                 let (l, r) = (self.nodes[2 * n], self.nodes[2 * n + 1]);
-                self.nodes[n] =
+                let node =
                     if l == [0; 32] && r == [0; 32] { [0; 32] } else { NODE.hash(&[&l, &r]) };
+                self.nodes.set(n, node);
             }
             level.retain(|&n| n > 1);
             for n in level.iter_mut() {
@@ -203,39 +218,78 @@ pub enum LoadError {
     NoMeta,
 }
 
-/// The whole ledger state.
+/// The whole ledger state: the live records (everything not yet archived) and the indexes
+/// derived from them.
 #[derive(Clone, Debug)]
 pub struct State {
     pub(crate) meta: Meta,
-    pub(crate) accounts: BTreeMap<AccountId, Account>,
-    pub(crate) programs: BTreeMap<ProgramId, Program>,
-    pub(crate) provers: BTreeMap<ProverId, Prover>,
-    pub(crate) jobs: BTreeMap<JobId, Job>,
-    pub(crate) workflows: BTreeMap<WorkflowId, Workflow>,
+    pub(crate) accounts: OrdMap<AccountId, Account>,
+    pub(crate) programs: OrdMap<ProgramId, Arc<Program>>,
+    pub(crate) provers: OrdMap<ProverId, Arc<Prover>>,
+    pub(crate) jobs: OrdMap<JobId, Arc<Job>>,
+    pub(crate) workflows: OrdMap<WorkflowId, Arc<Workflow>>,
     // Indexes derived from the records; rebuilt on load, not committed.
-    program_names: BTreeMap<String, ProgramId>,
-    pub(crate) job_wake: BTreeSet<(Height, JobId)>,
+    program_names: OrdMap<String, ProgramId>,
+    pub(crate) job_wake: OrdSet<(Height, JobId)>,
     /// Jobs waiting for the chain to assign a prover, first come first served.
-    pub(crate) queue: BTreeSet<(u64, JobId)>,
-    pub(crate) prover_wake: BTreeSet<(Height, ProverId)>,
+    pub(crate) queue: OrdSet<(u64, JobId)>,
+    pub(crate) prover_wake: OrdSet<(Height, ProverId)>,
+    /// Per account, the jobs where it has something to do: an attempt it holds that is
+    /// assigned, running or committed, or a committee seat whose vote is due.
+    tasks: OrdSet<(AccountId, JobId)>,
+    /// Jobs whose market is open: an open race or an auction round.
+    markets: OrdSet<JobId>,
     commitment: Commitment,
     dirty: BTreeSet<StateKey>,
     root: StateRoot,
+}
+
+/// The accounts with something to do on `job` (see [`State::tasks_of`]).
+fn task_holders(job: &Job) -> BTreeSet<AccountId> {
+    let mut out = BTreeSet::new();
+    if job.settled {
+        return out;
+    }
+    for a in job.attempts.iter() {
+        match a.state {
+            AttemptState::Assigned | AttemptState::Running | AttemptState::Committed => {
+                out.insert(AccountId::from(a.prover));
+            }
+            AttemptState::Proven => {
+                for (m, v) in a.committee.iter().zip(a.votes.iter()) {
+                    if v.is_none() {
+                        out.insert(*m);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether `job` has an open market (what [`crate::market::opening`] may offer on).
+fn in_market(job: &Job) -> bool {
+    !job.status.is_final()
+        && job.probe_for.is_none()
+        && (job.status == JobStatus::Race || job.round.is_some())
 }
 
 impl State {
     pub(crate) fn empty(meta: Meta) -> State {
         let mut s = State {
             meta,
-            accounts: BTreeMap::new(),
-            programs: BTreeMap::new(),
-            provers: BTreeMap::new(),
-            jobs: BTreeMap::new(),
-            workflows: BTreeMap::new(),
-            program_names: BTreeMap::new(),
-            job_wake: BTreeSet::new(),
-            queue: BTreeSet::new(),
-            prover_wake: BTreeSet::new(),
+            accounts: OrdMap::new(),
+            programs: OrdMap::new(),
+            provers: OrdMap::new(),
+            jobs: OrdMap::new(),
+            workflows: OrdMap::new(),
+            program_names: OrdMap::new(),
+            job_wake: OrdSet::new(),
+            queue: OrdSet::new(),
+            prover_wake: OrdSet::new(),
+            tasks: OrdSet::new(),
+            markets: OrdSet::new(),
             commitment: Commitment::new(),
             dirty: BTreeSet::new(),
             root: StateRoot::default(),
@@ -264,36 +318,51 @@ impl State {
         self.accounts.iter()
     }
     pub fn program(&self, id: &ProgramId) -> Option<&Program> {
-        self.programs.get(id)
+        self.programs.get(id).map(|p| &**p)
     }
     pub fn program_by_name(&self, name: &str) -> Option<(&ProgramId, &Program)> {
         let id = self.program_names.get(name)?;
-        self.programs.get_key_value(id)
+        self.programs.get_key_value(id).map(|(id, p)| (id, &**p))
     }
     pub fn programs(&self) -> impl Iterator<Item = (&ProgramId, &Program)> {
-        self.programs.iter()
+        self.programs.iter().map(|(id, p)| (id, &**p))
     }
     pub fn prover(&self, id: &ProverId) -> Option<&Prover> {
-        self.provers.get(id)
+        self.provers.get(id).map(|p| &**p)
     }
     pub fn provers(&self) -> impl Iterator<Item = (&ProverId, &Prover)> {
-        self.provers.iter()
+        self.provers.iter().map(|(id, p)| (id, &**p))
     }
+    /// A live job: one not yet archived (see [`crate::archive`]).
     pub fn job(&self, id: &JobId) -> Option<&Job> {
-        self.jobs.get(id)
+        self.jobs.get(id).map(|j| &**j)
     }
+    /// The live jobs, in id order.
     pub fn jobs(&self) -> impl Iterator<Item = (&JobId, &Job)> {
-        self.jobs.iter()
+        self.jobs.iter().map(|(id, j)| (id, &**j))
     }
+    /// A live workflow: one not yet archived.
     pub fn workflow(&self, id: &WorkflowId) -> Option<&Workflow> {
-        self.workflows.get(id)
+        self.workflows.get(id).map(|w| &**w)
     }
     pub fn workflows(&self) -> impl Iterator<Item = (&WorkflowId, &Workflow)> {
-        self.workflows.iter()
+        self.workflows.iter().map(|(id, w)| (id, &**w))
     }
     /// Jobs waiting for the chain to assign them a prover, first come first served.
     pub fn queued_jobs(&self) -> impl Iterator<Item = JobId> + '_ {
         self.queue.iter().map(|(_, id)| *id)
+    }
+    /// The jobs where `account` has something to do: an attempt it holds that is assigned,
+    /// running or committed, or a committee seat whose vote is due. An index: its cost is the
+    /// account's own tasks, whatever the size of the state.
+    pub fn tasks_of(&self, account: &AccountId) -> impl Iterator<Item = JobId> + '_ {
+        self.tasks
+            .range((*account, JobId([0; 32]))..=(*account, JobId([0xff; 32])))
+            .map(|(_, j)| *j)
+    }
+    /// Jobs with an open race or auction round, in id order.
+    pub fn markets(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.markets.iter().copied()
     }
 
     /// All credits held anywhere: balances, stakes, escrows (jobs' and workflows'), the
@@ -323,7 +392,7 @@ impl State {
 
     pub(crate) fn put_program(&mut self, id: ProgramId, program: Program) {
         self.program_names.insert(program.manifest.name.as_str().to_owned(), id);
-        self.programs.insert(id, program);
+        self.programs.insert(id, Arc::new(program));
         self.dirty.insert(StateKey { table: Table::Program, id: id.0 });
     }
 
@@ -336,7 +405,7 @@ impl State {
         if let crate::entities::ProverStatus::Exiting { until, .. } = prover.status {
             self.prover_wake.insert((until, id));
         }
-        self.provers.insert(id, prover);
+        self.provers.insert(id, Arc::new(prover));
         self.dirty.insert(StateKey { table: Table::Prover, id: id.0 });
     }
 
@@ -349,13 +418,22 @@ impl State {
         self.dirty.insert(StateKey { table: Table::Prover, id: id.0 });
     }
 
+    /// Takes `job` out of every job index.
+    fn unindex_job(&mut self, id: JobId, job: &Job) {
+        if let Some(w) = job.wake {
+            self.job_wake.remove(&(w, id));
+        }
+        self.queue.remove(&(job.seq, id));
+        for a in task_holders(job) {
+            self.tasks.remove(&(a, id));
+        }
+        self.markets.remove(&id);
+    }
+
     pub(crate) fn put_job(&mut self, id: JobId, job: Job) {
         let fallbacks = self.meta.params.fallback_attempts_max;
-        if let Some(old) = self.jobs.get(&id) {
-            if let Some(w) = old.wake {
-                self.job_wake.remove(&(w, id));
-            }
-            self.queue.remove(&(old.seq, id));
+        if let Some(old) = self.jobs.get(&id).cloned() {
+            self.unindex_job(id, &old);
         }
         if let Some(w) = job.wake {
             self.job_wake.insert((w, id));
@@ -363,13 +441,102 @@ impl State {
         if job.waits_for_prover(fallbacks) {
             self.queue.insert((job.seq, id));
         }
-        self.jobs.insert(id, job);
+        for a in task_holders(&job) {
+            self.tasks.insert((a, id));
+        }
+        if in_market(&job) {
+            self.markets.insert(id);
+        }
+        self.jobs.insert(id, Arc::new(job));
         self.dirty.insert(StateKey { table: Table::Job, id: id.0 });
     }
 
     pub(crate) fn put_workflow(&mut self, id: WorkflowId, workflow: Workflow) {
-        self.workflows.insert(id, workflow);
+        self.workflows.insert(id, Arc::new(workflow));
         self.dirty.insert(StateKey { table: Table::Workflow, id: id.0 });
+    }
+
+    /// Moves what this block finished out of the live state into the archive: every job
+    /// written in this block that is settled, unless it belongs to a workflow; and every
+    /// workflow that is finished with each of its jobs settled, with those jobs. Records leave
+    /// in key order (jobs, then workflows, each by id), so every replica appends the same
+    /// leaves. Returns them for the store.
+    pub(crate) fn archive_finished(&mut self) -> Vec<Archived> {
+        let mut jobs: BTreeSet<JobId> = BTreeSet::new();
+        let mut candidates: BTreeSet<WorkflowId> = BTreeSet::new();
+        for key in &self.dirty {
+            match key.table {
+                Table::Job => {
+                    let id = JobId(key.id);
+                    let Some(job) = self.jobs.get(&id).filter(|j| j.settled) else { continue };
+                    match job.workflow {
+                        None => {
+                            jobs.insert(id);
+                        }
+                        Some(node) => {
+                            candidates.insert(node.workflow);
+                        }
+                    }
+                }
+                Table::Workflow => {
+                    candidates.insert(WorkflowId(key.id));
+                }
+                _ => {}
+            }
+        }
+        let mut workflows = BTreeSet::new();
+        for wid in candidates {
+            let Some(w) = self.workflows.get(&wid).filter(|w| w.is_finished()) else { continue };
+            let started: Vec<JobId> = w
+                .spec
+                .nodes
+                .iter()
+                .map(|n| node_job_id(&wid, &n.name))
+                .filter(|j| self.jobs.contains_key(j))
+                .collect();
+            if started.iter().all(|j| self.jobs.get(j).is_some_and(|j| j.settled)) {
+                jobs.extend(started);
+                workflows.insert(wid);
+            }
+        }
+        let height = self.meta.height;
+        let mut out = Vec::with_capacity(jobs.len() + workflows.len());
+        for id in jobs {
+            let Some(job) = self.jobs.remove(&id) else { continue };
+            self.unindex_job(id, &job);
+            // Settling moved every credit out: nothing leaves the supply with the record.
+            assert!(
+                job.escrow.0 == 0 && job.bounty.0 == 0,
+                "job {id} is archived holding escrow {} and bounty {}",
+                job.escrow,
+                job.bounty
+            );
+            let key = StateKey { table: Table::Job, id: id.0 };
+            out.push(self.archive_record(key, job.requester, height, job.encode()));
+        }
+        for id in workflows {
+            let Some(w) = self.workflows.remove(&id) else { continue };
+            assert!(w.escrow.0 == 0, "workflow {id} is archived holding escrow {}", w.escrow);
+            let key = StateKey { table: Table::Workflow, id: id.0 };
+            out.push(self.archive_record(key, w.requester, height, w.encode()));
+        }
+        if !out.is_empty() {
+            self.put_meta();
+        }
+        out
+    }
+
+    fn archive_record(
+        &mut self,
+        key: StateKey,
+        requester: AccountId,
+        height: Height,
+        record: Vec<u8>,
+    ) -> Archived {
+        let index = self.meta.archive.count;
+        self.meta.archive.append(Peaks::leaf(&key, &record));
+        self.dirty.insert(key);
+        Archived { key, requester, height, index, record }
     }
 
     /// Folds the records changed since the last commit into the commitment and returns the new
@@ -390,10 +557,10 @@ impl State {
         match key.table {
             Table::Meta => Some(self.meta.encode()),
             Table::Account => self.accounts.get(&AccountId(key.id)).map(Encode::encode),
-            Table::Program => self.programs.get(&ProgramId(key.id)).map(Encode::encode),
-            Table::Prover => self.provers.get(&ProverId(key.id)).map(Encode::encode),
-            Table::Job => self.jobs.get(&JobId(key.id)).map(Encode::encode),
-            Table::Workflow => self.workflows.get(&WorkflowId(key.id)).map(Encode::encode),
+            Table::Program => self.programs.get(&ProgramId(key.id)).map(|p| p.encode()),
+            Table::Prover => self.provers.get(&ProverId(key.id)).map(|p| p.encode()),
+            Table::Job => self.jobs.get(&JobId(key.id)).map(|j| j.encode()),
+            Table::Workflow => self.workflows.get(&WorkflowId(key.id)).map(|w| w.encode()),
         }
     }
 
@@ -432,6 +599,38 @@ impl State {
         }
         state.commit();
         Ok(state)
+    }
+
+    /// Checks every derived index and the root against a state rebuilt from the records
+    /// alone: what a node that restarts would hold. For tests; the error names what differs.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn check_indexes(&self) -> Result<(), String> {
+        let records = records(self);
+        let fresh = State::from_records(records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+            .map_err(|e| e.to_string())?;
+        let differs = |what: &str| Err(format!("the {what} index differs from a full scan"));
+        if fresh.job_wake != self.job_wake {
+            return differs("job wake-up");
+        }
+        if fresh.queue != self.queue {
+            return differs("queue");
+        }
+        if fresh.prover_wake != self.prover_wake {
+            return differs("prover wake-up");
+        }
+        if fresh.tasks != self.tasks {
+            return differs("tasks");
+        }
+        if fresh.markets != self.markets {
+            return differs("markets");
+        }
+        if fresh.program_names != self.program_names {
+            return differs("program name");
+        }
+        if self.dirty.is_empty() && fresh.root != self.root {
+            return Err(format!("root {} rebuilt as {}", self.root, fresh.root));
+        }
+        Ok(())
     }
 
     /// A chain id that fits its bound, for signing.

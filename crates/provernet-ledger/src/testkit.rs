@@ -4,9 +4,9 @@
 //! them for anything but tests.
 
 use crate::apply::{apply_block, genesis, BlockContext, BlockOutput};
-use crate::entities::AttemptState;
+use crate::entities::{AttemptState, Job};
 use crate::params::{ChainParams, Genesis};
-use crate::state::State;
+use crate::state::{State, StateKey, Table};
 use provernet_node_core::{Core, Effect, Files, JobWork, Policy, RunEnd, RunKind, Step};
 use provernet_types::tx::blob_ref;
 use provernet_types::tx::result_commitment;
@@ -150,6 +150,8 @@ impl Behaviour {
 #[derive(Debug)]
 pub struct TestChain {
     pub state: State,
+    /// What left the live state, as a store keeps it: records by key, in archive order.
+    pub archive: BTreeMap<StateKey, crate::archive::Archived>,
     keys: BTreeMap<String, Keypair>,
     next_nonce: BTreeMap<AccountId, u64>,
     /// Mixed into block randomness so different test cases see different draws.
@@ -208,6 +210,7 @@ impl TestChain {
         }
         TestChain {
             state,
+            archive: BTreeMap::new(),
             keys,
             next_nonce: BTreeMap::new(),
             salt: 0,
@@ -300,8 +303,44 @@ impl TestChain {
     pub fn block(&mut self, txs: Vec<VerifiedTx>) -> BlockOutput {
         let ctx = self.next_context();
         let out = apply_block(&mut self.state, &ctx, &txs).expect("test blocks are well formed");
+        for a in &out.archived {
+            let before = self.archive.insert(a.key, a.clone());
+            assert!(before.is_none(), "{:?} archived twice", a.key);
+        }
         self.next_nonce.clear();
         out
+    }
+
+    /// A job, live or archived.
+    pub fn job(&self, id: &JobId) -> Option<Job> {
+        if let Some(j) = self.state.job(id) {
+            return Some(j.clone());
+        }
+        let a = self.archive.get(&StateKey { table: Table::Job, id: id.0 })?;
+        Some(
+            provernet_types::decode_exact(&a.record, "archived job").expect("archived job decodes"),
+        )
+    }
+
+    /// Every job, live or archived, in id order.
+    pub fn all_jobs(&self) -> Vec<(JobId, Job)> {
+        let mut out: BTreeMap<JobId, Job> =
+            self.state.jobs().map(|(id, j)| (*id, j.clone())).collect();
+        for a in self.archive.values().filter(|a| a.key.table == Table::Job) {
+            let j = provernet_types::decode_exact(&a.record, "archived job");
+            out.insert(JobId(a.key.id), j.expect("archived job decodes"));
+        }
+        out.into_iter().collect()
+    }
+
+    /// A workflow, live or archived.
+    pub fn workflow(&self, id: &provernet_types::WorkflowId) -> Option<crate::Workflow> {
+        if let Some(w) = self.state.workflow(id) {
+            return Some(w.clone());
+        }
+        let a = self.archive.get(&StateKey { table: Table::Workflow, id: id.0 })?;
+        let w = provernet_types::decode_exact(&a.record, "archived workflow");
+        Some(w.expect("archived workflow decodes"))
     }
 
     /// Applies `n` empty blocks.

@@ -3,7 +3,12 @@
 //! One redb database per node holds:
 //! - `state`: every ledger record, keyed by its 33-byte state key, as of the last block;
 //! - `blocks`: every applied block by height (context, transactions, resulting root);
-//! - `meta`: the genesis description.
+//! - `meta`: the genesis description;
+//! - `archive`: every record that left the live state (settled jobs, finished workflows; see
+//!   [`provernet_ledger::archive`]) by its state key, with its place in the archive and the
+//!   block that archived it; `archive_order` (place → key) and `archive_by_requester`
+//!   (requester ‖ place → key) page through it, newest first. The state root commits to the
+//!   archive through the peaks in the ledger's `Meta`; these tables are what the API serves.
 //!
 //! [`Store::commit_block`] writes a block and the records it changed in **one** redb write
 //! transaction with immediate durability, so after a crash the database holds either the
@@ -12,12 +17,13 @@
 //! and checks each root.
 
 use provernet_ledger::{
-    apply_block, genesis, BlockContext, BlockOutput, ChangeSet, Genesis, LoadError, State,
+    apply_block, genesis, Archived, BlockContext, BlockOutput, ChangeSet, Genesis, LoadError,
+    State, StateKey, Table,
 };
 use provernet_types::limits::BLOCK_TXS_MAX;
 use provernet_types::{
-    codec_struct, decode_exact, BlockHash, BoundedVec, CodecError, Encode, Height, Millis,
-    SignedTx, StateRoot, TxDecodeError, VerifiedTx,
+    codec_struct, decode_exact, AccountId, BlockHash, BoundedVec, CodecError, Encode, Height,
+    Millis, SignedTx, StateRoot, TxDecodeError, VerifiedTx,
 };
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -25,7 +31,31 @@ use std::path::{Path, PathBuf};
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const ARCHIVE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("archive");
+const ARCHIVE_ORDER: TableDefinition<u64, &[u8]> = TableDefinition::new("archive_order");
+const ARCHIVE_BY_REQUESTER: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("archive_by_requester");
 const GENESIS_KEY: &str = "genesis";
+
+/// A record as the archive holds it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ArchivedRecord {
+    pub key: StateKey,
+    /// Its place in the archive (0 for the first record ever archived).
+    pub index: u64,
+    /// The block that archived it.
+    pub height: Height,
+    /// The record's canonical encoding, as the live state last held it.
+    pub record: Vec<u8>,
+}
+
+/// One page of the archive, newest first.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ArchivePage {
+    pub records: Vec<ArchivedRecord>,
+    /// Where the next page starts (pass it as `before`), when the archive goes on.
+    pub next: Option<u64>,
+}
 
 /// A block as stored: what the ledger needs to re-execute it, and the root it produced.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -108,7 +138,17 @@ impl Store {
             w.open_table(BLOCKS).map_err(|e| store.db_err(e))?;
         }
         w.commit().map_err(|e| store.db_err(e))?;
+        store.ensure_archive_tables()?;
         Ok((store, state))
+    }
+
+    /// Creates the archive's tables if missing, so readers never meet a missing table.
+    fn ensure_archive_tables(&self) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
+        w.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+        w.open_table(ARCHIVE_ORDER).map_err(|e| self.db_err(e))?;
+        w.open_table(ARCHIVE_BY_REQUESTER).map_err(|e| self.db_err(e))?;
+        w.commit().map_err(|e| self.db_err(e))
     }
 
     /// Opens an existing database and loads its state, checking it against the last block.
@@ -116,6 +156,7 @@ impl Store {
         let db = Database::open(path)
             .map_err(|e| StoreError::Db { path: path.to_owned(), source: Box::new(e.into()) })?;
         let store = Store { db, path: path.to_owned() };
+        store.ensure_archive_tables()?;
         let state = store.load_state()?;
         if let Some(tip) = store.tip()? {
             if tip.root != state.root() || tip.height != state.height() {
@@ -175,8 +216,14 @@ impl Store {
         v.map(|v| decode_block(v.value(), "block")).transpose()
     }
 
-    /// Writes a block and the state records it changed in one durable transaction.
-    pub fn commit_block(&self, block: &BlockRecord, changes: &ChangeSet) -> Result<(), StoreError> {
+    /// Writes a block, the state records it changed and the records it archived in one
+    /// durable transaction.
+    pub fn commit_block(
+        &self,
+        block: &BlockRecord,
+        changes: &ChangeSet,
+        archived: &[Archived],
+    ) -> Result<(), StoreError> {
         let w = self.db.begin_write().map_err(|e| self.db_err(e))?;
         {
             let mut blocks = w.open_table(BLOCKS).map_err(|e| self.db_err(e))?;
@@ -195,8 +242,90 @@ impl Store {
                 }
                 .map_err(|e| self.db_err(e))?;
             }
+            let mut archive = w.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+            let mut order = w.open_table(ARCHIVE_ORDER).map_err(|e| self.db_err(e))?;
+            let mut by_requester =
+                w.open_table(ARCHIVE_BY_REQUESTER).map_err(|e| self.db_err(e))?;
+            for a in archived {
+                let key = a.key.to_bytes();
+                let mut value = Vec::with_capacity(16 + a.record.len());
+                value.extend_from_slice(&a.index.to_be_bytes());
+                value.extend_from_slice(&a.height.0.to_be_bytes());
+                value.extend_from_slice(&a.record);
+                archive.insert(key.as_slice(), value.as_slice()).map_err(|e| self.db_err(e))?;
+                order.insert(a.index, key.as_slice()).map_err(|e| self.db_err(e))?;
+                let by = requester_key(&a.requester, a.index);
+                by_requester.insert(by.as_slice(), key.as_slice()).map_err(|e| self.db_err(e))?;
+            }
         }
         w.commit().map_err(|e| self.db_err(e))
+    }
+
+    /// An archived record by its state key.
+    pub fn archived(&self, key: &StateKey) -> Result<Option<ArchivedRecord>, StoreError> {
+        let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let t = r.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+        let v = t.get(key.to_bytes().as_slice()).map_err(|e| self.db_err(e))?;
+        v.map(|v| decode_archived(*key, v.value())).transpose()
+    }
+
+    /// Archived records of `table`, newest first, from before place `before` (from the newest
+    /// when `None`), only `requester`'s when given. Looks at most at `scan` records, so a page
+    /// costs the same however large the archive: fewer than `scan` records come back when
+    /// others of the range are of another table, and `next` says where to go on.
+    pub fn archive_page(
+        &self,
+        table: Table,
+        requester: Option<&AccountId>,
+        before: Option<u64>,
+        scan: usize,
+    ) -> Result<ArchivePage, StoreError> {
+        let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let archive = r.open_table(ARCHIVE).map_err(|e| self.db_err(e))?;
+        let end = before.unwrap_or(u64::MAX);
+        let mut keys: Vec<(u64, Vec<u8>)> = Vec::new();
+        match requester {
+            None => {
+                let order = r.open_table(ARCHIVE_ORDER).map_err(|e| self.db_err(e))?;
+                for entry in order.range(..end).map_err(|e| self.db_err(e))?.rev().take(scan) {
+                    let (i, k) = entry.map_err(|e| self.db_err(e))?;
+                    keys.push((i.value(), k.value().to_vec()));
+                }
+            }
+            Some(who) => {
+                let t = r.open_table(ARCHIVE_BY_REQUESTER).map_err(|e| self.db_err(e))?;
+                let (lo, hi) = (requester_key(who, 0), requester_key(who, end));
+                for entry in t
+                    .range(lo.as_slice()..hi.as_slice())
+                    .map_err(|e| self.db_err(e))?
+                    .rev()
+                    .take(scan)
+                {
+                    let (by, k) = entry.map_err(|e| self.db_err(e))?;
+                    let mut place = [0u8; 8];
+                    place.copy_from_slice(&by.value()[32..]);
+                    keys.push((u64::from_be_bytes(place), k.value().to_vec()));
+                }
+            }
+        }
+        let next = match keys.last() {
+            Some((i, _)) if keys.len() == scan && *i > 0 => Some(*i),
+            _ => None,
+        };
+        let mut records = Vec::new();
+        for (_, k) in keys {
+            let key = StateKey::from_bytes(&k).ok_or_else(|| StoreError::Corrupt {
+                what: "archive index".into(),
+                source: CodecError::Invalid { what: "state key", reason: "bad length or table" },
+            })?;
+            if key.table != table {
+                continue;
+            }
+            if let Some(v) = archive.get(k.as_slice()).map_err(|e| self.db_err(e))? {
+                records.push(decode_archived(key, v.value())?);
+            }
+        }
+        Ok(ArchivePage { records, next })
     }
 
     /// Applies `txs` as the next block and stores it. The usual way a node advances.
@@ -217,7 +346,7 @@ impl Store {
                 .map_err(|source| StoreError::Corrupt { what: "block".into(), source })?,
             root: out.root,
         };
-        self.commit_block(&record, &out.changes)?;
+        self.commit_block(&record, &out.changes, &out.archived)?;
         Ok(out)
     }
 
@@ -249,6 +378,40 @@ impl Store {
         }
         Ok(state)
     }
+}
+
+/// The archive's by-requester key: the requester, then the place, big-endian so keys sort
+/// by place.
+fn requester_key(who: &AccountId, index: u64) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(&who.0);
+    k[32..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn decode_archived(key: StateKey, v: &[u8]) -> Result<ArchivedRecord, StoreError> {
+    if v.len() < 16 {
+        return Err(StoreError::Corrupt {
+            what: "archived record".into(),
+            source: CodecError::Invalid {
+                what: "archived record",
+                reason: "shorter than its header",
+            },
+        });
+    }
+    let (index, rest) = v.split_at(8);
+    let (height, record) = rest.split_at(8);
+    let be = |b: &[u8]| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(b);
+        u64::from_be_bytes(x)
+    };
+    Ok(ArchivedRecord {
+        key,
+        index: be(index),
+        height: Height(be(height)),
+        record: record.to_vec(),
+    })
 }
 
 fn decode_block(bytes: &[u8], what: &str) -> Result<BlockRecord, StoreError> {

@@ -95,7 +95,7 @@ fn blocks_must_be_committed_in_order() {
     let (store, chain) = chain_on(&dir.path().join("chain.redb"));
     let mut record = store.tip().unwrap().unwrap();
     record.height = Height(chain.state.height().0 + 5);
-    let err = store.commit_block(&record, &Vec::new()).unwrap_err();
+    let err = store.commit_block(&record, &Vec::new(), &[]).unwrap_err();
     assert!(matches!(err, StoreError::NotNext { .. }), "{err}");
 }
 

@@ -33,7 +33,7 @@ fn running() -> (TestChain, JobId, String) {
     let mut c = TestChain::new(4, |_| {});
     let (id, tx) = c.submit("alice", c.spec(committee_program().id(), 60));
     c.block(vec![tx]);
-    let p = c.state.job(&id).unwrap().attempts[0].prover;
+    let p = c.job(&id).unwrap().attempts[0].prover;
     let name = c.name_of(&p.into()).unwrap();
     let accept = c.tx(&name, TxBody::AcceptJob { job: id, attempt: 0 });
     c.block(vec![accept]);
@@ -206,7 +206,7 @@ fn results_votes_and_accepts_from_the_wrong_party() {
     c.block(vec![]);
     let tx = c.reveal(&name, id, 0, &files);
     assert_rejected(&mut c, tx, "wrong_attempt_state");
-    let a = c.state.job(&id).unwrap().attempts[0].clone();
+    let a = c.job(&id).unwrap().attempts[0].clone();
     assert!(!a.committee.is_empty());
     let outsider = ["p0", "p1", "p2", "p3", "alice"]
         .into_iter()
@@ -219,7 +219,7 @@ fn results_votes_and_accepts_from_the_wrong_party() {
     let v = c.tx(&member, TxBody::Vote { job: id, attempt: 0, verdict: valid });
     c.block(vec![v]);
     let tx = c.tx(&member, TxBody::Vote { job: id, attempt: 0, verdict: valid });
-    if c.state.job(&id).unwrap().attempts[0].state == crate::AttemptState::Proven {
+    if c.job(&id).unwrap().attempts[0].state == crate::AttemptState::Proven {
         assert_rejected(&mut c, tx, "already_voted");
     }
 }

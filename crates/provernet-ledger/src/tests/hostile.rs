@@ -11,7 +11,7 @@ use provernet_types::{
 };
 
 fn job(c: &TestChain, id: &JobId) -> crate::Job {
-    c.state.job(id).expect("job exists").clone()
+    c.job(id).expect("job exists").clone()
 }
 
 fn balance(c: &TestChain, who: &str) -> u64 {

@@ -25,7 +25,7 @@ fn balance(c: &TestChain, who: &str) -> u64 {
 }
 
 fn job(c: &TestChain, id: &JobId) -> crate::Job {
-    c.state.job(id).expect("job exists").clone()
+    c.job(id).expect("job exists").clone()
 }
 
 /// Runs the job's first attempt with `silent` not answering, returning the faulting prover.

@@ -237,6 +237,23 @@ fn check_failed_txs_changed_nothing(
     assert_eq!(again.root, out.root, "failed transactions changed the state");
 }
 
+/// The state's indexes agree with a full scan, and every account's work listing read
+/// through them is the one a scan of every live job gives: each prover, each validator, each
+/// requester and an id nobody holds.
+fn check_indexes(c: &TestChain) {
+    c.state.check_indexes().unwrap();
+    let mut who: Vec<provernet_types::AccountId> =
+        c.state.provers().map(|(id, _)| provernet_types::AccountId::from(*id)).collect();
+    who.extend(c.state.params().validators.iter().copied());
+    who.extend(NAMES.iter().map(|n| c.account(n)));
+    who.push(provernet_types::AccountId([0xab; 32]));
+    for me in &who {
+        let indexed = crate::contract::work(&c.state, me);
+        let scanned = crate::contract::work_by_scan(&c.state, me);
+        assert_eq!(indexed, scanned, "work of {me} differs from a scan");
+    }
+}
+
 /// Each prover's bonded stake and used capacity are exactly what the attempts and bids it
 /// holds account for: the bond (and collateral) of each live attempt, the deposit of each open
 /// sealed bid, and the resources of each attempt assigned or running.
@@ -353,6 +370,7 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         check_liens(&c.state);
         check_tallies(&c.state, &out.events, &mut tallies);
         check_workflows(&c.state);
+        check_indexes(&c);
     }
     // Let everything finish, with the same behaviour, then check every job's final state.
     let bound = c.state.params().job_lifetime_bound(Seconds(120), 3).0;
@@ -368,12 +386,30 @@ fn run(actions: Vec<Vec<Action>>, behaviour: Behaviour, salt: u64) {
         assert_eq!(c.state.total_credits(), supply, "credits not conserved");
         check_liens(&c.state);
         check_workflows(&c.state);
+        check_indexes(&c);
+    }
+    assert!(!busy(&c.state), "jobs or workflows still running after {extra} blocks");
+    // Everything finished has left the live state for the archive, whose peaks the state
+    // commits to.
+    assert_eq!(c.state.jobs().count(), 0, "finished jobs stay live");
+    assert_eq!(c.state.workflows().count(), 0, "finished workflows stay live");
+    let mut archived: Vec<_> = c.archive.values().collect();
+    archived.sort_by_key(|a| a.index);
+    let mut peaks = crate::archive::Peaks::default();
+    for (i, a) in archived.iter().enumerate() {
+        assert_eq!(a.index, i as u64, "archive indices are dense");
+        peaks.append(crate::archive::Peaks::leaf(&a.key, &a.record));
+    }
+    assert_eq!(peaks, c.state.meta().archive, "the state commits to the archive");
+    for a in c.archive.values().filter(|a| a.key.table == crate::state::Table::Workflow) {
+        let w: crate::Workflow = provernet_types::decode_exact(&a.record, "workflow").unwrap();
+        assert!(w.is_finished(), "workflow {:?} not finished", a.key);
     }
     for (id, w) in c.state.workflows() {
         assert!(w.is_finished(), "workflow {id:?} not finished: {w:#?}");
         assert_eq!(w.escrow, MicroCredits(0));
     }
-    for (id, j) in c.state.jobs() {
+    for (id, j) in &c.all_jobs() {
         assert!(j.status.is_final() && j.settled, "job {id:?} not finished: {j:#?}");
         assert_eq!(j.escrow, MicroCredits(0));
         let bound = c.state.params().job_lifetime_bound(j.time_limit, j.redundancy);

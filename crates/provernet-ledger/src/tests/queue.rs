@@ -66,7 +66,7 @@ fn the_queue_pass_looks_at_a_bounded_number_of_jobs_per_block() {
 
 /// Accepts attempt 0 of `id` as its prover.
 fn accept(c: &mut TestChain, id: JobId) -> provernet_types::VerifiedTx {
-    let p = c.state.job(&id).unwrap().attempts[0].prover;
+    let p = c.job(&id).unwrap().attempts[0].prover;
     let name = c.name_of(&p.into()).unwrap();
     c.tx(&name, TxBody::AcceptJob { job: id, attempt: 0 })
 }
@@ -94,9 +94,9 @@ fn a_job_that_fits_no_free_prover_does_not_block_the_ones_behind_it() {
     let (small, ts) = c.submit("bob", c.spec(committee_program().id(), 60));
     let served = assigned_in(&c.block(vec![tw, ts]));
     assert_eq!(served, vec![small], "the small job does not wait behind the big one");
-    assert_eq!(c.state.job(&waits).unwrap().status, JobStatus::Pending);
+    assert_eq!(c.job(&waits).unwrap().status, JobStatus::Pending);
     // The first machine is freed: it goes to the waiting job.
-    let p0 = c.state.job(&a).unwrap().attempts[0].prover;
+    let p0 = c.job(&a).unwrap().attempts[0].prover;
     let name = c.name_of(&p0.into()).unwrap();
     // Its commitment frees the machine: the proving is done.
     let commit = c.commit(&name, a, 0, &proof_files(true));
@@ -115,7 +115,7 @@ fn a_wake_up_before_the_draw_delay_does_not_open_the_race_early() {
     c.block(vec![tx]);
     let failing = Behaviour { program_error_pct: 100, race_pct: 0, ..Behaviour::HONEST };
     c.run_agent(failing, 100);
-    let j = c.state.job(&id).unwrap();
+    let j = c.job(&id).unwrap();
     assert_eq!(j.status, JobStatus::Failed(crate::FailReason::Program), "{j:#?}");
     assert_eq!(j.attempts.len(), 2);
 }

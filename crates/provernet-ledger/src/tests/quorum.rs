@@ -11,7 +11,7 @@ use crate::{BlockOutput, Tally};
 use provernet_types::{JobId, ProgramId, ProverId, TxBody, Verdict, VerifiedTx};
 
 fn job(c: &TestChain, id: &JobId) -> crate::Job {
-    c.state.job(id).expect("job exists").clone()
+    c.job(id).expect("job exists").clone()
 }
 
 fn conserved(c: &TestChain) {

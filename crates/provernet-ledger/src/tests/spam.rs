@@ -29,7 +29,7 @@ fn fee_paying_transactions_burn_the_fee_and_a_provers_duties_do_not() {
     let (id, tx) = c.submit("alice", c.spec(committee_program().id(), 60));
     let before = balance(&c, "alice");
     c.block(vec![tx]);
-    let job = c.state.job(&id).unwrap().clone();
+    let job = c.job(&id).unwrap().clone();
     assert_eq!(balance(&c, "alice"), before - job.escrow.0 - FEE.0);
     let burned = c.state.meta().burned.0;
     let provers: Vec<u64> = (0..4).map(|i| balance(&c, &format!("p{i}"))).collect();
@@ -53,7 +53,7 @@ fn fee_paying_transactions_burn_the_fee_and_a_provers_duties_do_not() {
             }
         }
     }
-    assert!(c.state.job(&id).unwrap().settled);
+    assert!(c.job(&id).unwrap().settled);
     for i in 0..4 {
         assert_eq!(balance(&c, &format!("p{i}")), provers[i] + paid[i], "p{i} paid no fee");
     }

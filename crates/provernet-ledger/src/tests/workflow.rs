@@ -31,7 +31,7 @@ fn conserved(c: &TestChain) {
 }
 
 fn wf(c: &TestChain, id: &WorkflowId) -> Workflow {
-    c.state.workflow(id).expect("workflow exists").clone()
+    c.workflow(id).expect("workflow exists")
 }
 
 fn node_job(id: &WorkflowId, node: &str) -> JobId {
@@ -70,7 +70,7 @@ fn paid_for(c: &TestChain, id: &WorkflowId) -> u64 {
     w.spec
         .nodes
         .iter()
-        .filter_map(|n| c.state.job(&node_job_id(id, &n.name)))
+        .filter_map(|n| c.job(&node_job_id(id, &n.name)))
         .map(|j| match j.status {
             JobStatus::Verified => {
                 j.fee_per_prover.0 * u64::from(j.redundancy) - j.fallback_refund.0
@@ -100,14 +100,14 @@ fn a_diamond_runs_each_node_once_its_sources_are_verified_and_feeds_it_their_pro
     assert_eq!(out.receipts[0].result, Ok(()));
     // The whole graph is escrowed at once; only the root is a job.
     let w = wf(&c, &id);
-    let quote = c.state.job(&node_job(&id, "split")).expect("the root is a job").escrow.0;
+    let quote = c.job(&node_job(&id, "split")).expect("the root is a job").escrow.0;
     assert_eq!(balance(&c, "alice"), before - 4 * quote, "four nodes escrowed");
     assert_eq!(w.escrow.0, 3 * quote, "three still held by the workflow");
     assert_eq!(open_jobs(&c, "alice"), 4);
     assert_eq!(status(&c, &id, "split"), NodeStatus::Job);
     for n in ["left", "right", "join"] {
         assert_eq!(status(&c, &id, n), NodeStatus::Waiting);
-        assert!(c.state.job(&node_job(&id, n)).is_none(), "{n} is not a job yet");
+        assert!(c.job(&node_job(&id, n)).is_none(), "{n} is not a job yet");
     }
     assert!(out
         .events
@@ -124,7 +124,7 @@ fn a_diamond_runs_each_node_once_its_sources_are_verified_and_feeds_it_their_pro
         assert_eq!(status(&c, &id, n), NodeStatus::Done(JobStatus::Verified), "{n}");
     }
     // Each node started only after its sources were verified, and read their winning proofs.
-    let job = |n: &str| c.state.job(&node_job(&id, n)).expect("a job").clone();
+    let job = |n: &str| c.job(&node_job(&id, n)).expect("a job").clone();
     let split = job("split");
     let join = job("join");
     for n in ["left", "right"] {
@@ -140,12 +140,18 @@ fn a_diamond_runs_each_node_once_its_sources_are_verified_and_feeds_it_their_pro
     assert_eq!(balance(&c, "alice"), before - paid_for(&c, &id), "charged only the jobs' fees");
     assert_eq!(open_jobs(&c, "alice"), 0);
     conserved(&c);
-    // The workflow survives a reload bit for bit.
+    // Finished and settled, the workflow and its jobs left the live state for the archive,
+    // and the state reloads to the same root without them.
+    assert!(c.state.workflow(&id).is_none(), "a finished workflow leaves the live state");
+    for n in ["split", "left", "right", "join"] {
+        assert!(c.state.job(&node_job(&id, n)).is_none(), "{n}'s job leaves with it");
+    }
+    let key = crate::StateKey { table: crate::Table::Workflow, id: id.0 };
+    assert!(c.archive.contains_key(&key), "the workflow is archived");
     let records = crate::state::records(&c.state);
     let loaded =
         crate::State::from_records(records.iter().map(|(k, v)| (&k[..], &v[..]))).expect("loads");
     assert_eq!(loaded.root(), c.state.root());
-    assert_eq!(loaded.workflow(&id), c.state.workflow(&id));
 }
 
 #[test]
@@ -170,7 +176,7 @@ fn a_failed_node_skips_its_descendants_returns_their_escrow_and_spares_other_bra
     assert_eq!(status(&c, &id, "b"), NodeStatus::Skipped { cause: Some(a) });
     assert_eq!(status(&c, &id, "c"), NodeStatus::Skipped { cause: Some(a) });
     assert_eq!(wf(&c, &id).failed, Some(a), "the workflow names the node that failed");
-    assert!(c.state.job(&node_job(&id, "b")).is_none());
+    assert!(c.job(&node_job(&id, "b")).is_none());
     conserved(&c);
     // The other branch goes on to the end.
     run_to_end(&mut c, &id);
@@ -220,7 +226,7 @@ fn cancel_mid_way_skips_what_has_not_started_and_lets_running_jobs_finish() {
     // One honest turn: a's prover accepts; a is running.
     let txs = c.agent_txs(Behaviour::HONEST);
     c.block(txs);
-    let a = c.state.job(&node_job(&id, "a")).expect("a job").clone();
+    let a = c.job(&node_job(&id, "a")).expect("a job").clone();
     assert_eq!(a.status, JobStatus::Running, "{a:#?}");
     // A stranger may not cancel it; the requester may.
     let stranger = c.tx("bob", TxBody::CancelWorkflow { workflow: id });
@@ -235,7 +241,7 @@ fn cancel_mid_way_skips_what_has_not_started_and_lets_running_jobs_finish() {
     assert_eq!(refused(&c.block(vec![again])).code(), "workflow_closed");
     run_to_end(&mut c, &id);
     assert_eq!(status(&c, &id, "a"), NodeStatus::Done(JobStatus::Verified));
-    assert!(c.state.job(&node_job(&id, "b")).is_none(), "nothing started after the cancel");
+    assert!(c.job(&node_job(&id, "b")).is_none(), "nothing started after the cancel");
     let w = wf(&c, &id);
     assert_eq!(
         crate::contract::workflow_status(&w),
@@ -360,7 +366,7 @@ fn a_prover_cannot_starve_a_workflow_by_leaving_out_a_wired_output() {
     let (id, tx) = c.submit_workflow("alice", spec);
     c.block(vec![tx]);
     let seg = node_job(&id, "seg");
-    let prover = c.state.job(&seg).expect("a job").attempts[0].prover;
+    let prover = c.job(&seg).expect("a job").attempts[0].prover;
     let who = c.name_of(&prover.into()).expect("a test prover");
     let accept = c.tx(&who, TxBody::AcceptJob { job: seg, attempt: 0 });
     c.block(vec![accept]);
@@ -389,7 +395,7 @@ fn a_lone_job_cannot_take_a_workflow_nodes_id_and_nodes_of_two_workflows_never_c
     let out = c.block(vec![t1, t2, t3]);
     assert!(out.receipts.iter().all(|r| r.result.is_ok()));
     let ids = [node_job(&w1, "a"), node_job(&w2, "a"), job];
-    assert!(ids.iter().all(|i| c.state.job(i).is_some()));
+    assert!(ids.iter().all(|i| c.job(i).is_some()));
     assert_ne!(ids[0], ids[1]);
     assert_ne!(ids[0], ids[2]);
 }
