@@ -24,7 +24,7 @@ use provernet_ledger::{
 };
 use provernet_store::{BlockRecord, Store, StoreError};
 use provernet_types::{
-    BlockHash, BoundedVec, Height, Millis, Nonce, StateRoot, TxHash, VerifiedTx,
+    BlockHash, BoundedVec, Height, Millis, Nonce, SignedTx, StateRoot, TxHash, VerifiedTx,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -303,22 +303,29 @@ impl Chain {
     }
 
     /// Admits an encoded signed transaction to the mempool. The caller holds the blobs it
-    /// names (see [`crate::blobnet`]).
+    /// names (see [`crate::blobnet`]). Decoding and the signature check come first, without the
+    /// lock.
     pub fn submit(&self, bytes: &[u8], source: Source) -> Result<(TxHash, Admitted), AdmitError> {
+        let tx = Mempool::verify(&self.chain_id, bytes)?;
         let mut g = self.lock();
         let Inner { mempool, state, .. } = &mut *g;
-        mempool.admit(state, &self.chain_id, bytes, source)
+        mempool.admit_verified(state, tx, bytes.len(), source)
     }
 
     /// Runs every admission check on an encoded transaction without admitting it: the verified
-    /// transaction, or `None` when it is already pending.
+    /// transaction, or `None` when it is already pending. The signature is checked without the
+    /// lock.
     pub fn check_admission(
         &self,
         bytes: &[u8],
         source: Source,
     ) -> Result<Option<VerifiedTx>, AdmitError> {
+        let tx = Mempool::verify(&self.chain_id, bytes)?;
         let g = self.lock();
-        g.mempool.check(&g.state, &self.chain_id, bytes, source).map(|(_, tx)| tx)
+        match g.mempool.check_verified(&g.state, &tx, bytes.len(), source)? {
+            Admitted::Known => Ok(None),
+            Admitted::Added => Ok(Some(tx)),
+        }
     }
 
     /// Lets blob availability decide which transactions are proposed, and hear of finalized
@@ -509,20 +516,30 @@ impl Chain {
         if (h.seed.is_none()) != (parent_height == 0) {
             return Err(CheckError::Seed);
         }
-        let txs = h
-            .txs
+        // The others are verified here, without the lock, in one batch (on several cores when
+        // there are many) in block order, so a failure names the first bad transaction.
+        let known: Vec<Option<VerifiedTx>> = known
+            .into_iter()
+            .zip(h.txs.iter())
+            .map(|(k, t)| k.filter(|v| v.signed() == t))
+            .collect();
+        let (fresh_at, fresh): (Vec<usize>, Vec<SignedTx>) = known
             .iter()
-            .zip(known)
+            .zip(h.txs.iter())
             .enumerate()
-            .map(|(index, (t, known))| match known {
-                Some(v) if v.signed() == t => Ok(v),
-                _ => t.clone().verify(&self.chain_id).map_err(|e| CheckError::Tx {
-                    height: h.height.0,
-                    index,
-                    reason: e.to_string(),
-                }),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter(|(_, (k, _))| k.is_none())
+            .map(|(index, (_, t))| (index, t.clone()))
+            .unzip();
+        let mut fresh = SignedTx::verify_batch(fresh, &self.chain_id)
+            .map_err(|(i, e)| CheckError::Tx {
+                height: h.height.0,
+                index: fresh_at.get(i).copied().unwrap_or(i),
+                reason: e.to_string(),
+            })?
+            .into_iter();
+        // `verify_batch` returns one transaction per one it was given, in order.
+        let txs: Vec<VerifiedTx> =
+            known.into_iter().filter_map(|k| k.or_else(|| fresh.next())).collect();
         let ctx = BlockContext { height: h.height, randomness: randomness(h), time: h.time };
         let output = apply_block(&mut state, &ctx, &txs)
             .map_err(|e| CheckError::Apply { height: h.height.0, reason: e.to_string() })?;
@@ -616,5 +633,86 @@ impl Chain {
         });
         subscribers.retain_mut(|s| s.try_send(note.clone()).is_ok());
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provernet_ledger::testkit::test_genesis;
+    use provernet_types::{Encode, Keypair, MicroCredits, Transaction, TxBody};
+
+    fn open(dir: &tempfile::TempDir, name: &str) -> Chain {
+        let genesis = test_genesis(0, |_| {});
+        Chain::open(&dir.path().join(name), &genesis, ChainConfig::default()).expect("open")
+    }
+
+    /// `n` transfers from alice, nonces from 0.
+    fn transfers(chain: &Chain, n: u64) -> Vec<SignedTx> {
+        let alice = Keypair::insecure_from_label("alice");
+        let bob = Keypair::insecure_from_label("bob").account();
+        (0..n)
+            .map(|nonce| {
+                let body = TxBody::Transfer { to: bob, amount: MicroCredits(1) };
+                Transaction { signer: alice.account(), nonce: Nonce(nonce), body }
+                    .sign(&alice, chain.chain_id())
+            })
+            .collect()
+    }
+
+    /// The child of genesis carrying `txs` (its root is not checked before the signatures).
+    fn child_of_genesis(chain: &Chain, txs: Vec<SignedTx>) -> Block {
+        Block::new(Header {
+            parent: chain.genesis_block().digest().0,
+            height: Height(1),
+            parent_view: 0,
+            time: Millis(1),
+            seed: None,
+            root: StateRoot([0; 32]),
+            txs: BoundedVec::try_from_vec(txs).expect("few"),
+        })
+        .expect("small")
+    }
+
+    #[test]
+    fn a_block_with_a_forged_signature_is_refused_naming_its_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = open(&dir, "v");
+        // The first 10 are pending here (verified on admission), the others are not; with 100,
+        // the others are verified on several threads.
+        let txs = transfers(&chain, 100);
+        for tx in &txs[..10] {
+            chain.submit(&tx.encode(), Source::Client).expect("admitted");
+        }
+        for (n, k) in [(5, 0), (5, 4), (100, 10), (100, 57), (100, 99)] {
+            let mut txs = txs[..n].to_vec();
+            txs[k].signature.0[9] ^= 1;
+            let block = child_of_genesis(&chain, txs);
+            let e = chain.check(&block, block.digest(), 0).expect_err("forged");
+            assert!(
+                matches!(&e, CheckError::Tx { height: 1, index, reason }
+                    if *index == k && reason.contains("does not verify")),
+                "{n} transactions, forged at {k}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_block_of_pending_and_unseen_transactions_verifies_in_block_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (proposer, verifier) = (open(&dir, "p"), open(&dir, "v"));
+        let txs = transfers(&proposer, 100);
+        for (i, tx) in txs.iter().enumerate() {
+            proposer.submit(&tx.encode(), Source::Client).expect("admitted");
+            // The verifier has seen the first 20 and every third of the next 40 (within its
+            // cap on gapped nonces).
+            if i < 20 || (i < 60 && i % 3 == 0) {
+                verifier.submit(&tx.encode(), Source::Peer).expect("admitted");
+            }
+        }
+        let genesis = proposer.genesis_block().digest();
+        let (block, digest) = proposer.build(genesis, 0, 1, None).expect("built");
+        assert_eq!(block.header().txs.len(), 100);
+        verifier.check(&block, digest, 0).expect("the block verifies");
     }
 }

@@ -175,6 +175,14 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// The checks of admission that need neither the pool nor the state: decodes `bytes`
+    /// within the codec's bounds and checks the signature for `chain_id`. The chain runs it
+    /// before taking its lock, so admissions check signatures in parallel and nothing waits on
+    /// them.
+    pub fn verify(chain_id: &str, bytes: &[u8]) -> Result<VerifiedTx, AdmitError> {
+        Ok(SignedTx::decode(bytes)?.verify(chain_id)?)
+    }
+
     /// Decodes, verifies and admits one encoded transaction against the finalized `state`.
     pub fn admit(
         &mut self,
@@ -183,34 +191,47 @@ impl Mempool {
         bytes: &[u8],
         source: Source,
     ) -> Result<(TxHash, Admitted), AdmitError> {
-        let (hash, tx) = self.check(state, chain_id, bytes, source)?;
-        let Some(tx) = tx else { return Ok((hash, Admitted::Known)) };
+        let tx = Self::verify(chain_id, bytes)?;
+        self.admit_verified(state, tx, bytes.len(), source)
+    }
+
+    /// Admits a transaction [`Mempool::verify`] checked, `bytes` long encoded, against the
+    /// finalized `state`.
+    pub fn admit_verified(
+        &mut self,
+        state: &State,
+        tx: VerifiedTx,
+        bytes: usize,
+        source: Source,
+    ) -> Result<(TxHash, Admitted), AdmitError> {
+        let hash = tx.hash();
+        if self.check_verified(state, &tx, bytes, source)? == Admitted::Known {
+            return Ok((hash, Admitted::Known));
+        }
         let (account, nonce) = (tx.tx().signer, tx.tx().nonce);
-        self.bytes += bytes.len();
+        self.bytes += bytes;
         *self.per_account.entry(account).or_default() += 1;
         self.by_hash.insert(hash, (account, nonce));
         let height = state.height().0;
-        let entry = Entry { tx, bytes: bytes.len(), gossiped: height, admitted: height };
+        let entry = Entry { tx, bytes, gossiped: height, admitted: height };
         self.by_nonce.insert((account, nonce), entry);
         Ok((hash, Admitted::Added))
     }
 
-    /// Every check [`Mempool::admit`] makes, without admitting: the verified transaction, or
-    /// `None` when it is already pending. Run before anything is fetched for a transaction, so
-    /// only one that could be admitted makes a validator fetch its blobs.
-    pub fn check(
+    /// Every check [`Mempool::admit_verified`] makes, without admitting: `Known` when the
+    /// transaction is already pending, `Added` when it would be admitted. With
+    /// [`Mempool::verify`] first, run before anything is fetched for a transaction, so only one
+    /// that could be admitted makes a validator fetch its blobs.
+    pub fn check_verified(
         &self,
         state: &State,
-        chain_id: &str,
-        bytes: &[u8],
+        tx: &VerifiedTx,
+        bytes: usize,
         source: Source,
-    ) -> Result<(TxHash, Option<VerifiedTx>), AdmitError> {
-        let signed = SignedTx::decode(bytes)?;
-        let hash = signed.hash();
-        if self.by_hash.contains_key(&hash) {
-            return Ok((hash, None));
+    ) -> Result<Admitted, AdmitError> {
+        if self.by_hash.contains_key(&tx.hash()) {
+            return Ok(Admitted::Known);
         }
-        let tx = signed.verify(chain_id)?;
         let (account, nonce) = (tx.tx().signer, tx.tx().nonce);
         let next = state
             .account(&account)
@@ -228,7 +249,7 @@ impl Mempool {
             });
         }
         if nonce == next && source == Source::Client {
-            check_tx(state, &tx).map_err(AdmitError::Ledger)?;
+            check_tx(state, tx).map_err(AdmitError::Ledger)?;
         }
         if self.by_nonce.contains_key(&(account, nonce)) {
             return Err(AdmitError::NonceTaken { account, nonce });
@@ -244,7 +265,7 @@ impl Mempool {
         } else {
             (self.cfg.max_txs / 4 * 3, self.cfg.max_bytes / 4 * 3)
         };
-        if self.by_nonce.len() >= max_txs || self.bytes + bytes.len() > max_bytes {
+        if self.by_nonce.len() >= max_txs || self.bytes + bytes > max_bytes {
             return Err(AdmitError::Full { txs: self.by_nonce.len(), bytes: self.bytes });
         }
         let run = self.run_from(account, next);
@@ -264,7 +285,7 @@ impl Mempool {
                 return Err(AdmitError::CannotPayFees { account, pending: paying, need, have });
             }
         }
-        Ok((hash, Some(tx)))
+        Ok(Admitted::Added)
     }
 
     /// How many of `account`'s pending transactions have consecutive nonces from `next`.
