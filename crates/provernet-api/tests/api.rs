@@ -807,6 +807,113 @@ async fn the_newest_jobs_come_first_and_page_on_from_the_cursor() {
     assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
 }
 
+/// Settled jobs leave the live state for the archive; the API serves them by id and pages them
+/// newest first (by requester too), and they read back byte for byte after the validator
+/// restarts.
+#[tokio::test]
+async fn an_archived_job_reads_back_identically_after_a_restart() {
+    let (dir, chain, router, mut keys) =
+        chain_with_provers(|p| p.draw_delay = provernet_types::Blocks(2)).await;
+    let program = provernet_ledger::testkit::committee_program().id();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (id, tx) = keys.submit("alice", keys.spec(program, 60));
+        assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
+        ids.push(id);
+    }
+    finalize_next(&chain);
+    for id in &ids {
+        let tx = keys.tx("alice", TxBody::CancelJob { job: *id });
+        assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
+    }
+    // Cancelled in this block, settled by the end-of-block rules when the jobs wake, the
+    // draw delay later.
+    for _ in 0..3 {
+        finalize_next(&chain);
+    }
+    let mut views = Vec::new();
+    for id in &ids {
+        let live = chain.with_state(|s| s.job(id).map(|j| (j.status, j.settled)));
+        assert!(live.is_none(), "a settled job leaves the live state: {live:?}");
+        let (s, v) = get(&router, &format!("/v1/jobs/{id}")).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("Cancelled")), "{v}");
+        assert_eq!(v["escrow_micro_credits"], 0, "{v}");
+        views.push(v);
+    }
+    // Newest first reaches the archive, page by page, by requester too.
+    let alice = keys.account("alice");
+    let (_, page) = get(&router, &format!("/v1/jobs?order=newest&limit=2&requester={alice}")).await;
+    let got: Vec<&str> =
+        page["items"].as_array().expect("items").iter().filter_map(|j| j["id"].as_str()).collect();
+    assert_eq!(got.len(), 2, "{page}");
+    let cursor = page["next_cursor"].as_str().expect("a cursor into the archive").to_owned();
+    assert!(cursor.starts_with("archive-"), "{cursor}");
+    let (_, rest) =
+        get(&router, &format!("/v1/jobs?order=newest&requester={alice}&cursor={cursor}")).await;
+    let mut all: Vec<String> = got.iter().map(|s| s.to_string()).collect();
+    all.extend(
+        rest["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|j| j["id"].as_str().map(String::from)),
+    );
+    let mut want: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    all.sort();
+    want.sort();
+    assert_eq!(all, want, "every archived job listed once: {rest}");
+    let (_, none) =
+        get(&router, &format!("/v1/jobs?order=newest&requester={}", "cd".repeat(32))).await;
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
+    assert_error(
+        get(&router, "/v1/jobs?order=newest&cursor=archive-x").await,
+        StatusCode::BAD_REQUEST,
+        "bad_id",
+    );
+    assert_error(
+        get(&router, "/v1/jobs?cursor=archive-3").await,
+        StatusCode::BAD_REQUEST,
+        "bad_id",
+    );
+    // The live listing by id has only live work.
+    let (_, live) = get(&router, "/v1/jobs").await;
+    assert_eq!(live["items"].as_array().map(Vec::len), Some(0), "{live}");
+
+    // A restart: the validator reopens its database and serves the same records.
+    let path = dir.path().join("ledger.redb");
+    let genesis =
+        provernet_ledger::testkit::test_genesis(2, |p| p.draw_delay = provernet_types::Blocks(2));
+    let root = chain.tip().root;
+    drop(router);
+    drop(chain);
+    let chain = Chain::open(&path, &genesis, ChainConfig::default()).expect("reopens");
+    assert_eq!(chain.tip().root, root);
+    let router = Api::new(Submitter::detached(chain.clone())).router();
+    for (id, before) in ids.iter().zip(&views) {
+        let (s, after) = get(&router, &format!("/v1/jobs/{id}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(&after, before, "job {id} reads back identically");
+    }
+}
+
+/// `/work` for a prover with no tasks, an id nobody holds and a malformed id: the first two
+/// answer alike (no tasks), read from the indexes; the last is refused before any lookup.
+#[tokio::test]
+async fn work_for_an_unknown_or_idle_prover_is_an_empty_listing() {
+    let (_dir, _chain, router, keys) = chain_with_provers(|_| {}).await;
+    let idle = keys.account("p0");
+    let (s, w) = get(&router, &format!("/v1/provers/{idle}/work")).await;
+    assert_eq!((s, w["tasks"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{w}");
+    let (s, w) = get(&router, &format!("/v1/provers/{}/work", "ef".repeat(32))).await;
+    assert_eq!((s, w["tasks"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)), "{w}");
+    assert!(w["prover"].is_null(), "{w}");
+    assert_error(
+        get(&router, "/v1/provers/not-an-id/work").await,
+        StatusCode::BAD_REQUEST,
+        "bad_id",
+    );
+}
+
 #[tokio::test]
 async fn jobs_provers_and_programs_with_data() {
     let (_dir, chain, router, job) = fixture_with_job().await;

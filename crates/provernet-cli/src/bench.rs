@@ -23,6 +23,9 @@ pub enum BenchCommand {
     /// Workflows: one long computation as one job on one node, against k segments and a tree
     /// of joins over k nodes, run by the chain.
     Workflow(crate::bench_workflow::WorkflowArgs),
+    /// Scale: a history of settled jobs built through the ledger (10,000 provers, 1,000,000
+    /// jobs by default) and what a block and a `/work` listing cost as it grows.
+    Scale(crate::bench_scale::ScaleArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -103,6 +106,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Chain(args) => crate::bench_chain::run(args),
         BenchCommand::Network(args) => crate::bench_network::run(args),
         BenchCommand::Workflow(args) => crate::bench_workflow::run(args),
+        BenchCommand::Scale(args) => crate::bench_scale::run(args),
     }
 }
 

@@ -173,6 +173,13 @@ async fn bench(args: ChainArgs) -> Result<()> {
     let sign = |key: &Keypair, nonce: u64, body: TxBody| {
         Transaction { signer: key.account(), nonce: Nonce(nonce), body }.sign(key, &chain_id)
     };
+    // Validators admit only transactions whose blobs they hold: the program's code and the
+    // jobs' input go to every validator first.
+    for bytes in testkit::TEST_BLOBS {
+        for c in &clients {
+            c.upload(&faucet, &chain_id, bytes.to_vec()).await.context("uploading a test blob")?;
+        }
+    }
     let mut nonce = 0;
     clients[0].submit(&sign(&faucet, nonce, TxBody::RegisterProgram { manifest })).await?;
     let prover = Keypair::generate();

@@ -6,6 +6,7 @@ mod bench;
 mod bench_chain;
 mod bench_network;
 mod bench_sandbox;
+mod bench_scale;
 mod bench_workflow;
 mod blob_cmd;
 mod chain_cmd;

@@ -189,6 +189,19 @@ async fn four_validators_prove_through_one_with_data_everywhere_and_real_quorums
         })
         .await;
         net.assert_conserved_on(&c, &accounts).await;
+        // Settled, the jobs left every validator's live state for its archive (the live
+        // listing no longer has them), and each validator serves them from there.
+        let ids: Vec<&str> = finals.iter().map(|(_, v)| v["id"].as_str().unwrap()).collect();
+        wait_until("the jobs to be archived", Duration::from_secs(60), || {
+            let (c, ids) = (c.clone(), ids.clone());
+            async move {
+                let live = c.jobs(&provernet_sdk::types::JobQuery::default()).await;
+                live.is_ok_and(|p| {
+                    p.items.iter().all(|j| !ids.contains(&j.id.to_string().as_str()))
+                })
+            }
+        })
+        .await;
         for (_, v) in &finals {
             let id = v["id"].as_str().unwrap();
             let there = c.job(&id.parse().unwrap()).await.unwrap().unwrap();

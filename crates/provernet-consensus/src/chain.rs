@@ -286,9 +286,17 @@ impl Chain {
         self.lock().tip
     }
 
-    /// Runs `f` on the last finalized state.
+    /// The last finalized state. The ledger's maps are persistent, so this copy shares their
+    /// nodes with the chain's and costs the same whatever the state holds: the lock is held only
+    /// to take it.
+    pub fn snapshot(&self) -> State {
+        self.lock().state.clone()
+    }
+
+    /// Runs `f` on the last finalized state, without holding the chain's lock while it runs
+    /// (see [`Chain::snapshot`]): API readers never hold up consensus.
     pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        f(&self.lock().state)
+        f(&self.snapshot())
     }
 
     /// Runs `f` on the store (blocks by height).
@@ -303,13 +311,41 @@ impl Chain {
     }
 
     /// Admits an encoded signed transaction to the mempool. The caller holds the blobs it
-    /// names (see [`crate::blobnet`]). Decoding and the signature check come first, without the
-    /// lock.
+    /// names (see [`crate::blobnet`]). The signature is checked without the lock.
     pub fn submit(&self, bytes: &[u8], source: Source) -> Result<(TxHash, Admitted), AdmitError> {
-        let tx = Mempool::verify(&self.chain_id, bytes)?;
+        let tx = self.verify(bytes)?;
+        self.submit_verified(tx, bytes.len(), source)
+    }
+
+    /// Decodes an encoded transaction against its bounds and checks its signature for this
+    /// chain, without taking the chain's lock: the stateless half of admission.
+    pub fn verify(&self, bytes: &[u8]) -> Result<VerifiedTx, AdmitError> {
+        Mempool::verify(&self.chain_id, bytes)
+    }
+
+    /// Admits a transaction [`Chain::verify`] checked (`len`: its encoded size): the stateful
+    /// checks and the insertion, under the lock.
+    pub fn submit_verified(
+        &self,
+        tx: VerifiedTx,
+        len: usize,
+        source: Source,
+    ) -> Result<(TxHash, Admitted), AdmitError> {
         let mut g = self.lock();
         let Inner { mempool, state, .. } = &mut *g;
-        mempool.admit_verified(state, tx, bytes.len(), source)
+        mempool.admit_verified(state, tx, len, source)
+    }
+
+    /// Runs every stateful admission check on a transaction [`Chain::verify`] checked,
+    /// without admitting it: `Known` when it is already pending.
+    pub fn check_verified(
+        &self,
+        tx: &VerifiedTx,
+        len: usize,
+        source: Source,
+    ) -> Result<Admitted, AdmitError> {
+        let g = self.lock();
+        g.mempool.check_verified(&g.state, tx, len, source)
     }
 
     /// Runs every admission check on an encoded transaction without admitting it: the verified
@@ -320,9 +356,8 @@ impl Chain {
         bytes: &[u8],
         source: Source,
     ) -> Result<Option<VerifiedTx>, AdmitError> {
-        let tx = Mempool::verify(&self.chain_id, bytes)?;
-        let g = self.lock();
-        match g.mempool.check_verified(&g.state, &tx, bytes.len(), source)? {
+        let tx = self.verify(bytes)?;
+        match self.check_verified(&tx, bytes.len(), source)? {
             Admitted::Known => Ok(None),
             Admitted::Added => Ok(Some(tx)),
         }
@@ -554,7 +589,8 @@ impl Chain {
     }
 
     /// Applies a finalized block: stores it with its state changes in one durable
-    /// transaction, then makes it the tip. Returns `false` for a block already applied.
+    /// transaction, then makes it the tip. Returns `false` for a block already applied. Called
+    /// by one executor, one block at a time.
     pub fn finalize(&self, block: &Block, digest: Digest) -> Result<bool, ExecError> {
         let height = block.header().height.0;
         let tip = self.tip();
@@ -590,8 +626,10 @@ impl Chain {
             txs: h.txs.clone(),
             root: spec.output.root,
         };
+        // The durable write (fsync included) runs without the lock: only the executor
+        // finalizes, one block at a time, and readers keep the old state until the swap below.
+        self.store().commit_block(&record, &spec.output.changes, &spec.output.archived)?;
         let mut g = self.lock();
-        g.store.commit_block(&record, &spec.output.changes, &spec.output.archived)?;
         let Speculative { state, output, txs, .. } = spec;
         g.state = state;
         g.tip = Tip { height, digest, time: h.time.0, root: output.root };

@@ -30,7 +30,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use provernet_types::codec::BoundedBytes;
 use provernet_types::limits::TX_BYTES_MAX;
-use provernet_types::{decode_exact, BoundedVec, Encode, TxHash};
+use provernet_types::{decode_exact, BoundedVec, Encode, TxHash, VerifiedTx};
 use rand_core::CryptoRng;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -138,10 +138,12 @@ impl Submitter {
     /// Every blob it names must be here, or be fetched from a peer first: a transaction naming
     /// a blob no validator provides in time is refused (`blob_unavailable`, naming the blob).
     pub async fn submit(&self, bytes: &[u8]) -> Result<(TxHash, Admitted), AdmitError> {
+        // The signature is checked once, off the chain's lock.
+        let tx = self.chain.verify(bytes)?;
         if let Some(net) = &self.blobs {
             // Only a transaction that passes every admission check may make this validator
             // fetch anything.
-            if let Some(tx) = self.chain.check_admission(bytes, Source::Client)? {
+            if self.chain.check_verified(&tx, bytes.len(), Source::Client)? == Admitted::Added {
                 let blobs = tx.tx().body.blobs();
                 if !blobs.is_empty() {
                     let charge =
@@ -153,7 +155,7 @@ impl Submitter {
                 }
             }
         }
-        let (hash, admitted) = self.chain.submit(bytes, Source::Client)?;
+        let (hash, admitted) = self.chain.submit_verified(tx, bytes.len(), Source::Client)?;
         if admitted == Admitted::Added {
             // A full gossip queue only delays the transaction until it is gossiped again.
             let _ = self.gossip.clone().try_send(bytes.to_vec());
@@ -495,26 +497,31 @@ fn admit_gossiped(
 ) {
     use std::sync::atomic::Ordering;
     // Only a transaction that passes every admission check may make this validator fetch.
-    let wanted: Vec<(provernet_types::BlobRef, Charge)> = match chain
-        .check_admission(bytes, Source::Peer)
-    {
-        Ok(Some(tx)) => {
+    // The signature is checked once, off the chain's lock.
+    let checked = chain.verify(bytes).and_then(|tx| {
+        let admitted = chain.check_verified(&tx, bytes.len(), Source::Peer)?;
+        Ok((tx, admitted))
+    });
+    let (tx, wanted): (VerifiedTx, Vec<(provernet_types::BlobRef, Charge)>) = match checked {
+        Ok((tx, Admitted::Added)) => {
             let charge = Charge { account: tx.tx().signer, quota: provernet_blobs::Quota::Enforce };
-            tx.tx().body.blobs().into_iter().map(|b| (b, charge)).collect()
+            let wanted = tx.tx().body.blobs().into_iter().map(|b| (b, charge)).collect();
+            (tx, wanted)
         }
-        Ok(None) => return,
+        Ok((_, Admitted::Known)) => return,
         Err(e) => {
             debug!(error = %e, "gossiped transaction not admitted");
             return;
         }
     };
-    let admit = |chain: &Chain, bytes: &[u8]| {
-        if let Err(e) = chain.submit(bytes, Source::Peer) {
+    let len = bytes.len();
+    let admit = move |chain: &Chain, tx: VerifiedTx| {
+        if let Err(e) = chain.submit_verified(tx, len, Source::Peer) {
             debug!(error = %e, "gossiped transaction not admitted");
         }
     };
     if wanted.iter().all(|(b, _)| blobs.holds(&b.hash)) {
-        admit(chain, bytes);
+        admit(chain, tx);
         return;
     }
     if parked.fetch_add(1, Ordering::Relaxed) >= PARKED_MAX {
@@ -524,11 +531,10 @@ fn admit_gossiped(
         );
         return;
     }
-    let (chain, net, parked, bytes) =
-        (chain.clone(), blobs.clone(), parked.clone(), bytes.to_vec());
+    let (chain, net, parked) = (chain.clone(), blobs.clone(), parked.clone());
     blobs.run(async move {
         match net.obtain_all(&wanted, PARKED_WITHIN, Want::Admit).await {
-            Ok(()) => admit(&chain, &bytes),
+            Ok(()) => admit(&chain, tx),
             Err(e) => debug!("a gossiped transaction's blobs did not arrive: {e}"),
         }
         parked.fetch_sub(1, Ordering::Relaxed);

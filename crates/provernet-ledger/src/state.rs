@@ -147,9 +147,15 @@ impl Commitment {
     fn new() -> Commitment {
         Commitment {
             leaves: OrdMap::new(),
-            nodes: std::iter::repeat_n([0; 32], 2 * BUCKETS).collect(),
+            nodes: Commitment::empty_tree(),
             dirty_buckets: BTreeSet::new(),
         }
+    }
+
+    /// The all-zero tree, built once and shared: a persistent vector's clone is constant.
+    fn empty_tree() -> Vector<[u8; 32]> {
+        static EMPTY: std::sync::OnceLock<Vector<[u8; 32]>> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| std::iter::repeat_n([0; 32], 2 * BUCKETS).collect()).clone()
     }
 
     fn bucket(key_hash: &[u8; 32]) -> usize {

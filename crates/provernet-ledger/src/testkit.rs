@@ -23,6 +23,11 @@ pub const GENESIS_BALANCE: MicroCredits = MicroCredits(1_000_000 * MicroCredits:
 /// What each test prover stakes.
 pub const PROVER_STAKE: MicroCredits = MicroCredits(100 * MicroCredits::PER_CREDIT);
 
+/// The contents of every blob the test programs and [`job_spec`] name, for benchmarks on a
+/// real network, where validators admit only transactions whose blobs they hold.
+pub const TEST_BLOBS: [&[u8]; 4] =
+    [b"hash-chain-prover-exe", b"verifier-exe", b"groth16-sha256-prover-exe", b"public statement"];
+
 /// A program whose proofs a committee of provers checks.
 pub fn committee_program() -> ProgramManifest {
     let limits = provernet_types::VerifierLimits::DEFAULT;
@@ -150,8 +155,11 @@ impl Behaviour {
 #[derive(Debug)]
 pub struct TestChain {
     pub state: State,
-    /// What left the live state, as a store keeps it: records by key, in archive order.
+    /// What left the live state, as a store keeps it: records by key.
     pub archive: BTreeMap<StateKey, crate::archive::Archived>,
+    /// Whether [`TestChain::block`] keeps archived records in `archive` (benchmarks that
+    /// archive millions of jobs turn it off).
+    pub keep_archive: bool,
     keys: BTreeMap<String, Keypair>,
     next_nonce: BTreeMap<AccountId, u64>,
     /// Mixed into block randomness so different test cases see different draws.
@@ -211,6 +219,7 @@ impl TestChain {
         TestChain {
             state,
             archive: BTreeMap::new(),
+            keep_archive: true,
             keys,
             next_nonce: BTreeMap::new(),
             salt: 0,
@@ -303,7 +312,7 @@ impl TestChain {
     pub fn block(&mut self, txs: Vec<VerifiedTx>) -> BlockOutput {
         let ctx = self.next_context();
         let out = apply_block(&mut self.state, &ctx, &txs).expect("test blocks are well formed");
-        for a in &out.archived {
+        for a in out.archived.iter().filter(|_| self.keep_archive) {
             let before = self.archive.insert(a.key, a.clone());
             assert!(before.is_none(), "{:?} archived twice", a.key);
         }

@@ -273,6 +273,7 @@ impl Client {
         add("requester", &query.requester);
         add("prover", &query.prover);
         add("state", &query.state);
+        add("order", &query.order);
         add("limit", &query.limit.map(|l| l.to_string()));
         let path = if params.is_empty() {
             "/v1/jobs".to_owned()
