@@ -954,6 +954,32 @@ fn tx_body(
     Ok(body)
 }
 
+/// An admission error as a client should see it. A transaction naming a job or workflow that
+/// ended and left the live state meets the ledger's `unknown_job` / `unknown_workflow`; the
+/// archive still knows it, so the answer is the one it got while the record was live: the job
+/// has ended (`wrong_job_state`, naming its status), the workflow is closed.
+fn refusal(api: &Api, e: AdmitError) -> ApiError {
+    use provernet_ledger::TxError;
+    let archived = |table, id: [u8; 32]| {
+        let record = api.submitter.chain().store().archived(&StateKey { table, id });
+        record.ok().flatten()
+    };
+    let known = match &e {
+        AdmitError::Ledger(TxError::UnknownJob(job)) => archived(Table::Job, job.0)
+            .and_then(|a| decode_exact::<provernet_ledger::Job>(&a.record, "job").ok())
+            .map(|j| TxError::WrongJobState {
+                job: *job,
+                status: j.status,
+                expected: "a job that has not ended",
+            }),
+        AdmitError::Ledger(TxError::UnknownWorkflow(w)) => {
+            archived(Table::Workflow, w.0).map(|_| TxError::WorkflowClosed(*w))
+        }
+        _ => None,
+    };
+    admit_error(known.map_or(e, AdmitError::Ledger))
+}
+
 fn admit_error(e: AdmitError) -> ApiError {
     let status = match &e {
         AdmitError::AccountFull { .. } | AdmitError::Full { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -999,7 +1025,7 @@ async fn submit_tx(
         }
         Err(e) => {
             api.counters.txs_rejected.fetch_add(1, Ordering::Relaxed);
-            Err(admit_error(e))
+            Err(refusal(&api, e))
         }
     }
 }
@@ -1029,7 +1055,7 @@ async fn check_tx(
     let chain = api.submitter.chain();
     chain
         .check_admission(&body, provernet_consensus::mempool::Source::Client)
-        .map_err(admit_error)?;
+        .map_err(|e| refusal(&api, e))?;
     // It decoded and verified above (a pending one is checked again by its signature only).
     let signed =
         provernet_types::SignedTx::decode(&body).map_err(|e| admit_error(AdmitError::Decode(e)))?;

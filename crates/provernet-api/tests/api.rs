@@ -875,6 +875,11 @@ async fn an_archived_job_reads_back_identically_after_a_restart() {
         StatusCode::BAD_REQUEST,
         "bad_id",
     );
+    // Cancelling a job that ended says so, as while it was live, not that it never existed.
+    let again = keys.tx("alice", TxBody::CancelJob { job: ids[0] });
+    let (s, v) = post(&router, "/v1/txs", again.signed().encode()).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_REQUEST, Some("wrong_job_state")), "{v}");
+    assert_eq!(v["fields"]["status"], "Cancelled", "{v}");
     // The live listing by id has only live work.
     let (_, live) = get(&router, "/v1/jobs").await;
     assert_eq!(live["items"].as_array().map(Vec::len), Some(0), "{live}");

@@ -101,6 +101,41 @@ fn bench_ledger_reports_what_it_measured() {
 }
 
 #[test]
+fn bench_scale_reports_checkpoints_and_draws_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("scale.svg");
+    let args = ["bench", "scale", "--provers", "20", "--settled", "300", "--block-txs", "400"];
+    let more = ["--blocks", "2", "--pollers", "50", "--json", "--svg", svg.to_str().unwrap()];
+    let (code, out, err) = provernet(&[&args[..], &more[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let points = v["checkpoints"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{v}");
+    assert!(points[0]["settled"].as_u64().unwrap() >= 300, "{v}");
+    assert_eq!(points[0]["work_polls"], 100);
+    assert!(points[0]["archived"].as_u64().unwrap() >= 300, "settled jobs are archived: {v}");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg") && drawn.contains("settled jobs"), "{drawn}");
+    // The plot can be drawn again from the JSON alone.
+    let json = dir.path().join("scale.json");
+    std::fs::write(&json, &out).unwrap();
+    let again = dir.path().join("again.svg");
+    let (code, _, err) = provernet(&[
+        "bench",
+        "scale",
+        "--replot",
+        json.to_str().unwrap(),
+        "--svg",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), drawn);
+    let (code, _, err) = provernet(&["bench", "scale", "--settled", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--settled must be at least 1"), "{err}");
+}
+
+#[test]
 fn program_run_refuses_a_non_elf_prover() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("prover.txt");
