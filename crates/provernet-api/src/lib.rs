@@ -1345,14 +1345,34 @@ async fn jobs(
         })));
     }
     // Newest first: the live jobs (latest submitted first, ties by id; the cursor job's place
-    // resumes the order), then the archive, latest archived first.
+    // resumes the order, read from the archive if it settled since), then the archive, latest
+    // archived first.
+    let key = |id: &JobId, j: &provernet_ledger::Job| {
+        (std::cmp::Reverse(j.submitted_at), std::cmp::Reverse(j.seq), *id)
+    };
+    let archived_cursor = match after {
+        Some(a) if chain.with_state(|s| s.job(&a).is_none()) => {
+            let record = chain
+                .store()
+                .archived(&StateKey { table: Table::Job, id: a.0 })
+                .map_err(storage_error)?;
+            match record {
+                Some(r) => {
+                    let j: provernet_ledger::Job =
+                        decode_exact(&r.record, "archived job").map_err(storage_error)?;
+                    Some((key(&a, &j), r.index))
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let mut items: Vec<t::Job> = match archive_from {
         Some(_) => Vec::new(),
         None => chain.with_state(|s| {
-            let key = |id: &JobId, j: &provernet_ledger::Job| {
-                (std::cmp::Reverse(j.submitted_at), std::cmp::Reverse(j.seq), *id)
-            };
-            let from = after.and_then(|a| s.job(&a).map(|j| key(&a, j)));
+            let from = after
+                .and_then(|a| s.job(&a).map(|j| key(&a, j)))
+                .or(archived_cursor.map(|(k, _)| k));
             let mut found: Vec<_> = s
                 .jobs()
                 .filter(|(_, j)| matches(j))
@@ -1371,11 +1391,20 @@ async fn jobs(
     if items.len() == limit {
         return Ok(Json(page_of(items, limit, |j| j.id.to_string())));
     }
+    // Archived jobs are final: a filter on a state they cannot be in ends the listing here.
+    if let Some(Some(want)) = state {
+        if !want.is_final() {
+            return Ok(Json(t::Page { items, next_cursor: None }));
+        }
+    }
     // The archive, a bounded slice per request: a page may come back short with a cursor.
+    // Without a filter the store holds (by requester, or not), the page is the next records.
+    let scan = if state.is_none() && prover.is_none() { limit - items.len() } else { ARCHIVE_SCAN };
     let store = chain.store();
-    let page = store
-        .archive_page(Table::Job, requester.as_ref(), archive_from, ARCHIVE_SCAN)
-        .map_err(storage_error)?;
+    // A cursor job archived since its page goes on in the archive from its place.
+    let before = archive_from.or(archived_cursor.map(|(_, place)| place));
+    let page =
+        store.archive_page(Table::Job, requester.as_ref(), before, scan).map_err(storage_error)?;
     let mut next = page.next;
     for a in &page.records {
         let job: provernet_ledger::Job =

@@ -822,6 +822,10 @@ async fn an_archived_job_reads_back_identically_after_a_restart() {
         ids.push(id);
     }
     finalize_next(&chain);
+    // A page taken while the jobs are live: its cursor is the newest job.
+    let (_, first) = get(&router, "/v1/jobs?order=newest&limit=1").await;
+    let live_cursor = first["next_cursor"].as_str().expect("a cursor").to_owned();
+    assert_eq!(live_cursor, ids[2].to_string(), "{first}");
     for id in &ids {
         let tx = keys.tx("alice", TxBody::CancelJob { job: *id });
         assert_eq!(post(&router, "/v1/txs", tx.signed().encode()).await.0, StatusCode::ACCEPTED);
@@ -875,6 +879,13 @@ async fn an_archived_job_reads_back_identically_after_a_restart() {
         StatusCode::BAD_REQUEST,
         "bad_id",
     );
+    // The cursor job settled and was archived since: the listing goes on after it, in the
+    // archive, and neither restarts nor lists the cursor job again.
+    let (_, next) = get(&router, &format!("/v1/jobs?order=newest&cursor={live_cursor}")).await;
+    let after: Vec<&str> =
+        next["items"].as_array().expect("items").iter().filter_map(|j| j["id"].as_str()).collect();
+    assert!(!after.contains(&live_cursor.as_str()), "{next}");
+    assert!(after.len() <= 2, "{next}");
     // Cancelling a job that ended says so, as while it was live, not that it never existed.
     let again = keys.tx("alice", TxBody::CancelJob { job: ids[0] });
     let (s, v) = post(&router, "/v1/txs", again.signed().encode()).await;

@@ -606,7 +606,9 @@ impl Chain {
                 source: CheckError::UnknownParent { height },
             });
         }
-        let cached = self.lock().pending.remove(&digest);
+        // The block stays among the pending ones until it becomes the tip below, so its
+        // children can be built and checked on it while it is written.
+        let cached = self.lock().pending.get(&digest).cloned();
         let spec = match cached {
             Some(s) => Arc::try_unwrap(s).unwrap_or_else(|s| Speculative {
                 height: s.height,

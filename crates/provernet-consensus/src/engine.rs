@@ -497,6 +497,10 @@ fn admit_gossiped(
 ) {
     use std::sync::atomic::Ordering;
     // Only a transaction that passes every admission check may make this validator fetch.
+    // A transaction already pending (gossip repeats itself) costs a hash, not a signature.
+    if provernet_types::SignedTx::decode(bytes).is_ok_and(|t| chain.mempool_contains(&t.hash())) {
+        return;
+    }
     // The signature is checked once, off the chain's lock.
     let checked = chain.verify(bytes).and_then(|tx| {
         let admitted = chain.check_verified(&tx, bytes.len(), Source::Peer)?;
