@@ -38,8 +38,7 @@ use futures::{Stream, StreamExt};
 use provernet_api_types as t;
 use provernet_blobs::{BlobError, BlobStore, Quota, Stored};
 use provernet_consensus::{AdmitError, Admitted, Finalized, Submitter};
-use provernet_ledger::{StateKey, Table};
-use provernet_types::decode_exact;
+use provernet_ledger::Table;
 use provernet_types::limits::TX_BYTES_MAX;
 use provernet_types::{
     AccountId, BlobHash, BlobRef, Bytes as ByteSize, GpuCount, Height, JobId, MilliCores,
@@ -960,20 +959,17 @@ fn tx_body(
 /// has ended (`wrong_job_state`, naming its status), the workflow is closed.
 fn refusal(api: &Api, e: AdmitError) -> ApiError {
     use provernet_ledger::TxError;
-    let archived = |table, id: [u8; 32]| {
-        let record = api.submitter.chain().store().archived(&StateKey { table, id });
-        record.ok().flatten()
-    };
+    let store = api.submitter.chain().store();
     let known = match &e {
-        AdmitError::Ledger(TxError::UnknownJob(job)) => archived(Table::Job, job.0)
-            .and_then(|a| decode_exact::<provernet_ledger::Job>(&a.record, "job").ok())
-            .map(|j| TxError::WrongJobState {
+        AdmitError::Ledger(TxError::UnknownJob(job)) => {
+            store.archived_job(job).ok().flatten().map(|(_, j)| TxError::WrongJobState {
                 job: *job,
                 status: j.status,
                 expected: "a job that has not ended",
-            }),
+            })
+        }
         AdmitError::Ledger(TxError::UnknownWorkflow(w)) => {
-            archived(Table::Workflow, w.0).map(|_| TxError::WorkflowClosed(*w))
+            store.archived_workflow(w).ok().flatten().map(|_| TxError::WorkflowClosed(*w))
         }
         _ => None,
     };
@@ -1352,18 +1348,8 @@ async fn jobs(
     };
     let archived_cursor = match after {
         Some(a) if chain.with_state(|s| s.job(&a).is_none()) => {
-            let record = chain
-                .store()
-                .archived(&StateKey { table: Table::Job, id: a.0 })
-                .map_err(storage_error)?;
-            match record {
-                Some(r) => {
-                    let j: provernet_ledger::Job =
-                        decode_exact(&r.record, "archived job").map_err(storage_error)?;
-                    Some((key(&a, &j), r.index))
-                }
-                None => None,
-            }
+            let archived = chain.store().archived_job(&a).map_err(storage_error)?;
+            archived.map(|(place, j)| (key(&a, &j), place))
         }
         _ => None,
     };
@@ -1407,8 +1393,7 @@ async fn jobs(
         store.archive_page(Table::Job, requester.as_ref(), before, scan).map_err(storage_error)?;
     let mut next = page.next;
     for a in &page.records {
-        let job: provernet_ledger::Job =
-            decode_exact(&a.record, "archived job").map_err(storage_error)?;
+        let job: provernet_ledger::Job = a.decode().map_err(storage_error)?;
         if !matches(&job) {
             continue;
         }
@@ -1436,11 +1421,8 @@ fn find_job(api: &Api, j: &JobId) -> Result<Option<t::Job>, ApiError> {
     if let Some(v) = chain.with_state(|s| s.job(j).map(|job| views::job(j, job))) {
         return Ok(Some(v));
     }
-    let key = StateKey { table: Table::Job, id: j.0 };
-    let Some(a) = chain.store().archived(&key).map_err(storage_error)? else { return Ok(None) };
-    let job: provernet_ledger::Job =
-        decode_exact(&a.record, "archived job").map_err(storage_error)?;
-    Ok(Some(views::job(j, &job)))
+    let archived = chain.store().archived_job(j).map_err(storage_error)?;
+    Ok(archived.map(|(_, job)| views::job(j, &job)))
 }
 
 /// A workflow from the live state, else from the archive (a finished workflow names its
@@ -1450,10 +1432,9 @@ fn find_workflow(api: &Api, w: &WorkflowId) -> Result<Option<t::Workflow>, ApiEr
     if let Some(v) = chain.with_state(|s| s.workflow(w).map(|wf| views::workflow(s, w, wf))) {
         return Ok(Some(v));
     }
-    let key = StateKey { table: Table::Workflow, id: w.0 };
-    let Some(a) = chain.store().archived(&key).map_err(storage_error)? else { return Ok(None) };
-    let wf: provernet_ledger::Workflow =
-        decode_exact(&a.record, "archived workflow").map_err(storage_error)?;
+    let Some(wf) = chain.store().archived_workflow(w).map_err(storage_error)? else {
+        return Ok(None);
+    };
     Ok(Some(chain.with_state(|s| views::workflow(s, w, &wf))))
 }
 

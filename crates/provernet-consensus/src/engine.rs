@@ -497,12 +497,19 @@ fn admit_gossiped(
 ) {
     use std::sync::atomic::Ordering;
     // Only a transaction that passes every admission check may make this validator fetch.
+    let signed = match provernet_types::SignedTx::decode(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            debug!(error = %e, "gossiped transaction not admitted");
+            return;
+        }
+    };
     // A transaction already pending (gossip repeats itself) costs a hash, not a signature.
-    if provernet_types::SignedTx::decode(bytes).is_ok_and(|t| chain.mempool_contains(&t.hash())) {
+    if chain.mempool_contains(&signed.hash()) {
         return;
     }
     // The signature is checked once, off the chain's lock.
-    let checked = chain.verify(bytes).and_then(|tx| {
+    let checked = signed.verify(chain.chain_id()).map_err(AdmitError::from).and_then(|tx| {
         let admitted = chain.check_verified(&tx, bytes.len(), Source::Peer)?;
         Ok((tx, admitted))
     });

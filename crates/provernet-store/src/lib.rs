@@ -17,13 +17,13 @@
 //! and checks each root.
 
 use provernet_ledger::{
-    apply_block, genesis, Archived, BlockContext, BlockOutput, ChangeSet, Genesis, LoadError,
-    State, StateKey, Table,
+    apply_block, genesis, Archived, BlockContext, BlockOutput, ChangeSet, Genesis, Job, LoadError,
+    State, StateKey, Table, Workflow,
 };
 use provernet_types::limits::BLOCK_TXS_MAX;
 use provernet_types::{
     codec_struct, decode_exact, AccountId, BlockHash, BoundedVec, CodecError, Encode, Height,
-    Millis, SignedTx, StateRoot, TxDecodeError, VerifiedTx,
+    JobId, Millis, SignedTx, StateRoot, TxDecodeError, VerifiedTx, WorkflowId,
 };
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -47,6 +47,14 @@ pub struct ArchivedRecord {
     pub height: Height,
     /// The record's canonical encoding, as the live state last held it.
     pub record: Vec<u8>,
+}
+
+impl ArchivedRecord {
+    /// The record as its type (a [`Job`] or a [`Workflow`], by `key.table`).
+    pub fn decode<T: provernet_types::Decode>(&self) -> Result<T, StoreError> {
+        decode_exact(&self.record, "archived record")
+            .map_err(|source| StoreError::Corrupt { what: "archived record".into(), source })
+    }
 }
 
 /// One page of the archive, newest first.
@@ -261,6 +269,18 @@ impl Store {
         w.commit().map_err(|e| self.db_err(e))
     }
 
+    /// An archived job and its place in the archive.
+    pub fn archived_job(&self, id: &JobId) -> Result<Option<(u64, Job)>, StoreError> {
+        let key = StateKey { table: Table::Job, id: id.0 };
+        self.archived(&key)?.map(|a| Ok((a.index, a.decode()?))).transpose()
+    }
+
+    /// An archived workflow.
+    pub fn archived_workflow(&self, id: &WorkflowId) -> Result<Option<Workflow>, StoreError> {
+        let key = StateKey { table: Table::Workflow, id: id.0 };
+        self.archived(&key)?.map(|a| a.decode()).transpose()
+    }
+
     /// An archived record by its state key.
     pub fn archived(&self, key: &StateKey) -> Result<Option<ArchivedRecord>, StoreError> {
         let r = self.db.begin_read().map_err(|e| self.db_err(e))?;
@@ -302,8 +322,11 @@ impl Store {
                     .take(scan)
                 {
                     let (by, k) = entry.map_err(|e| self.db_err(e))?;
-                    let mut place = [0u8; 8];
-                    place.copy_from_slice(&by.value()[32..]);
+                    let place = by.value().get(32..).and_then(|p| <[u8; 8]>::try_from(p).ok());
+                    let place = place.ok_or_else(|| StoreError::Corrupt {
+                        what: "archive index by requester".into(),
+                        source: CodecError::Invalid { what: "key", reason: "not 40 bytes" },
+                    })?;
                     keys.push((u64::from_be_bytes(place), k.value().to_vec()));
                 }
             }

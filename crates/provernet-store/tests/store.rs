@@ -181,3 +181,57 @@ fn sigkill_mid_run_loses_nothing_committed() {
     assert_eq!(store.replay().unwrap().root(), state.root());
     assert_eq!(state.total_credits(), u128::from(state.meta().supply.0));
 }
+
+/// Every record the ledger archived is in the store under its key, with its place; pages go
+/// newest first, bounded, and resume exactly where the last one stopped, for everyone or for
+/// one requester.
+#[test]
+fn the_archive_holds_every_settled_job_and_pages_through_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut chain) = chain_on(&dir.path().join("chain.redb"));
+    let mut archived = std::collections::BTreeMap::new();
+    for i in 0..80 {
+        let txs = workload(&mut chain, i);
+        let ctx = chain.next_context();
+        let out = store.apply_and_commit(&mut chain.state, &ctx, &txs).unwrap();
+        chain.reset_nonces();
+        archived.extend(out.archived.into_iter().map(|a| (a.key, a)));
+    }
+    assert!(archived.len() >= 10, "the workload settles jobs: {}", archived.len());
+    for (key, a) in &archived {
+        let got = store.archived(key).unwrap().expect("archived in the store");
+        assert_eq!((got.index, got.height, &got.record), (a.index, a.height, &a.record));
+        let (place, job) = store.archived_job(&provernet_types::JobId(key.id)).unwrap().unwrap();
+        assert_eq!(place, a.index);
+        assert!(job.settled && job.escrow.0 == 0, "{job:?}");
+    }
+    let page_all = |requester: Option<&provernet_types::AccountId>| {
+        let (mut seen, mut before) = (Vec::new(), None);
+        loop {
+            let page =
+                store.archive_page(provernet_ledger::Table::Job, requester, before, 3).unwrap();
+            assert!(page.records.len() <= 3);
+            let places: Vec<u64> = page.records.iter().map(|r| r.index).collect();
+            assert!(places.windows(2).all(|w| w[0] > w[1]), "newest first: {places:?}");
+            seen.extend(places);
+            match page.next {
+                Some(n) => before = Some(n),
+                None => break,
+            }
+        }
+        seen
+    };
+    let mut all = page_all(None);
+    all.sort();
+    let mut want: Vec<u64> = archived.values().map(|a| a.index).collect();
+    want.sort();
+    assert_eq!(all, want, "every archived job listed once");
+    let alice = chain.account("alice");
+    let mut mine = page_all(Some(&alice));
+    mine.sort();
+    let mut want: Vec<u64> =
+        archived.values().filter(|a| a.requester == alice).map(|a| a.index).collect();
+    want.sort();
+    assert!(!want.is_empty());
+    assert_eq!(mine, want, "alice's archived jobs, and only hers");
+}
